@@ -1,0 +1,316 @@
+/*
+ * dispatch.c - the dispatcher thread: ring records -> ngs_event -> sinks.
+ *
+ * Rows are the hot path: consecutive row records are gathered into one batch and
+ * handed over as a single NGS_EV_ROWS event. Several ngspice threads may produce
+ * (the background thread and the caller's), so producers take a mutex, which is
+ * uncontended in practice.
+ */
+#include "hooks/dispatch.h"
+#include "hooks/ring.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { REC_PLOT_BEGIN = 1, REC_ROW, REC_PLOT_END, REC_MESSAGE, REC_PROGRESS, REC_BARRIER };
+
+#define IDLE_MS 50 /* rows reach the sinks at least this often */
+#define BATCH_BYTES (1u << 20)
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+} barrier;
+
+struct ngs_dispatch {
+    ngs_ring *ring;
+    pthread_t thread;
+    pthread_mutex_t produce_lock;
+    ngs_sink *sinks;
+    size_t nsinks;
+    atomic_int error;
+    /* consumer-private */
+    ngs_plot_desc *plot;
+    uint64_t plot_rows;
+    double *batch;
+    size_t batch_rows, batch_cap_rows, batch_row_bytes;
+    pthread_mutex_t sinks_lock; /* set_sinks vs. the consumer */
+};
+
+static void deliver(ngs_dispatch *d, const ngs_event *ev)
+{
+    pthread_mutex_lock(&d->sinks_lock);
+    for (size_t i = 0; i < d->nsinks; i++) {
+        ngs_sink *s = &d->sinks[i];
+        int rc;
+        if (!(s->mask & ev->kind) || !s->on_event) continue;
+        rc = s->on_event(ev, s->user);
+        if (rc != 0) {
+            int expected = NGS_OK;
+            atomic_compare_exchange_strong(&d->error, &expected,
+                                           rc < 0 ? rc : NGS_ERR_INTERRUPTED);
+        }
+    }
+    pthread_mutex_unlock(&d->sinks_lock);
+}
+
+static void flush_batch(ngs_dispatch *d)
+{
+    ngs_event ev;
+    if (d->batch_rows == 0) return;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = NGS_EV_ROWS;
+    ev.plot = d->plot;
+    ev.rows = d->batch;
+    ev.nrows = d->batch_rows;
+    ev.first_row = d->plot_rows;
+    d->plot_rows += d->batch_rows;
+    d->batch_rows = 0;
+    deliver(d, &ev);
+}
+
+static void idle(ngs_dispatch *d)
+{
+    flush_batch(d);
+    pthread_mutex_lock(&d->sinks_lock);
+    for (size_t i = 0; i < d->nsinks; i++)
+        if (d->sinks[i].on_idle) d->sinks[i].on_idle(d->sinks[i].user);
+    pthread_mutex_unlock(&d->sinks_lock);
+}
+
+static void add_row(ngs_dispatch *d, const void *row, size_t size)
+{
+    if (!d->plot || size == 0) return;
+    if (size != d->batch_row_bytes) { /* first row of a plot: size the batch */
+        size_t cap = BATCH_BYTES / size ? BATCH_BYTES / size : 1;
+        double *b;
+        flush_batch(d);
+        b = realloc(d->batch, cap * size);
+        if (!b) {
+            int expected = NGS_OK;
+            atomic_compare_exchange_strong(&d->error, &expected, NGS_ERR_NOMEM);
+            return;
+        }
+        d->batch = b;
+        d->batch_cap_rows = cap;
+        d->batch_row_bytes = size;
+    } else if (d->batch_rows == d->batch_cap_rows) {
+        flush_batch(d);
+    }
+    memcpy((char *)d->batch + d->batch_rows * size, row, size);
+    d->batch_rows++;
+}
+
+static void handle(ngs_dispatch *d, uint32_t kind, const void *payload, size_t size)
+{
+    ngs_event ev;
+    memset(&ev, 0, sizeof ev);
+    if (kind != REC_ROW) flush_batch(d);
+    switch (kind) {
+    case REC_ROW:
+        add_row(d, payload, size);
+        return;
+    case REC_PLOT_BEGIN:
+        if (d->plot) ngs_plot_desc_free(d->plot); /* an end was lost: never leak */
+        memcpy(&d->plot, payload, sizeof d->plot);
+        d->plot_rows = 0;
+        d->batch_rows = 0;
+        d->batch_row_bytes = 0; /* row size changes with the plot */
+        ev.kind = NGS_EV_PLOT_BEGIN;
+        ev.plot = d->plot;
+        deliver(d, &ev);
+        return;
+    case REC_PLOT_END: {
+        int status;
+        memcpy(&status, payload, sizeof status);
+        if (!d->plot) return;
+        ev.kind = NGS_EV_PLOT_END;
+        ev.plot = d->plot;
+        ev.status = status;
+        ev.total_rows = d->plot_rows;
+        ev.text = size > sizeof(int) && ((const char *)payload)[sizeof(int)]
+                      ? (const char *)payload + sizeof(int) : NULL;
+        deliver(d, &ev);
+        ngs_plot_desc_free(d->plot);
+        d->plot = NULL;
+        return;
+    }
+    case REC_MESSAGE:
+        ev.kind = NGS_EV_MESSAGE;
+        memcpy(&ev.is_error, payload, sizeof(int));
+        ev.text = (const char *)payload + sizeof(int);
+        deliver(d, &ev);
+        return;
+    case REC_PROGRESS:
+        ev.kind = NGS_EV_PROGRESS;
+        memcpy(&ev.percent, payload, sizeof(double));
+        deliver(d, &ev);
+        return;
+    case REC_BARRIER: {
+        barrier *b;
+        memcpy(&b, payload, sizeof b);
+        idle(d);
+        pthread_mutex_lock(&b->lock);
+        b->done = 1;
+        pthread_cond_signal(&b->cond);
+        pthread_mutex_unlock(&b->lock);
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+static void *consumer(void *arg)
+{
+    ngs_dispatch *d = arg;
+    for (;;) {
+        uint32_t kind;
+        const void *payload;
+        size_t size;
+        int rc = ngs_ring_try_peek(d->ring, &kind, &payload, &size);
+        if (rc == 0) {
+            flush_batch(d); /* the ring ran dry: deliver what we have */
+            rc = ngs_ring_peek(d->ring, IDLE_MS, &kind, &payload, &size);
+        }
+        if (rc < 0) break;
+        if (rc == 0) {
+            idle(d);
+            continue;
+        }
+        handle(d, kind, payload, size);
+        ngs_ring_release(d->ring);
+    }
+    flush_batch(d);
+    return NULL;
+}
+
+int ngs_dispatch_create(ngs_dispatch **out, size_t ring_bytes)
+{
+    ngs_dispatch *d = calloc(1, sizeof *d);
+    int rc;
+    if (!d) return NGS_ERR_NOMEM;
+    rc = ngs_ring_create(&d->ring, ring_bytes ? ring_bytes : (8u << 20));
+    if (rc != NGS_OK) {
+        free(d);
+        return rc;
+    }
+    pthread_mutex_init(&d->produce_lock, NULL);
+    pthread_mutex_init(&d->sinks_lock, NULL);
+    atomic_init(&d->error, NGS_OK);
+    if (pthread_create(&d->thread, NULL, consumer, d) != 0) {
+        ngs_ring_destroy(d->ring);
+        free(d);
+        return NGS_ERR_NOMEM;
+    }
+    *out = d;
+    return NGS_OK;
+}
+
+void ngs_dispatch_destroy(ngs_dispatch *d)
+{
+    if (!d) return;
+    ngs_ring_close(d->ring);
+    pthread_join(d->thread, NULL);
+    ngs_plot_desc_free(d->plot);
+    ngs_ring_destroy(d->ring);
+    pthread_mutex_destroy(&d->produce_lock);
+    pthread_mutex_destroy(&d->sinks_lock);
+    free(d->sinks);
+    free(d->batch);
+    free(d);
+}
+
+int ngs_dispatch_set_sinks(ngs_dispatch *d, const ngs_sink *sinks, size_t n)
+{
+    ngs_sink *copy = NULL;
+    if (n) {
+        copy = malloc(n * sizeof *copy);
+        if (!copy) return NGS_ERR_NOMEM;
+        memcpy(copy, sinks, n * sizeof *copy);
+    }
+    ngs_dispatch_drain(d);
+    pthread_mutex_lock(&d->sinks_lock);
+    free(d->sinks);
+    d->sinks = copy;
+    d->nsinks = n;
+    pthread_mutex_unlock(&d->sinks_lock);
+    return NGS_OK;
+}
+
+/* Copies a small record in under the producer lock. */
+static void put(ngs_dispatch *d, uint32_t kind, const void *a, size_t alen, const void *b,
+                size_t blen)
+{
+    unsigned char *dst;
+    size_t max;
+    pthread_mutex_lock(&d->produce_lock);
+    max = ngs_ring_max_payload(d->ring);
+    if (alen + blen > max) blen = max - alen; /* truncate over-long text */
+    dst = ngs_ring_reserve(d->ring, kind, alen + blen);
+    if (dst) {
+        memcpy(dst, a, alen);
+        if (blen) memcpy(dst + alen, b, blen);
+        if (blen && (kind == REC_MESSAGE || kind == REC_PLOT_END)) dst[alen + blen - 1] = '\0';
+        ngs_ring_commit(d->ring, kind != REC_PROGRESS);
+    }
+    pthread_mutex_unlock(&d->produce_lock);
+}
+
+void ngs_dispatch_plot_begin(ngs_dispatch *d, ngs_plot_desc *plot)
+{
+    put(d, REC_PLOT_BEGIN, &plot, sizeof plot, NULL, 0);
+}
+
+double *ngs_dispatch_row_begin(ngs_dispatch *d, size_t ndoubles)
+{
+    double *row;
+    pthread_mutex_lock(&d->produce_lock);
+    row = ngs_ring_reserve(d->ring, REC_ROW, ndoubles * sizeof(double));
+    if (!row) pthread_mutex_unlock(&d->produce_lock);
+    return row;
+}
+
+void ngs_dispatch_row_commit(ngs_dispatch *d)
+{
+    ngs_ring_commit(d->ring, 0);
+    pthread_mutex_unlock(&d->produce_lock);
+}
+
+void ngs_dispatch_plot_end(ngs_dispatch *d, int status, const char *message)
+{
+    put(d, REC_PLOT_END, &status, sizeof status, message ? message : "",
+        message ? strlen(message) + 1 : 1);
+}
+
+void ngs_dispatch_message(ngs_dispatch *d, const char *text, int is_error)
+{
+    put(d, REC_MESSAGE, &is_error, sizeof is_error, text, strlen(text) + 1);
+}
+
+void ngs_dispatch_progress(ngs_dispatch *d, double percent)
+{
+    put(d, REC_PROGRESS, &percent, sizeof percent, NULL, 0);
+}
+
+int ngs_dispatch_drain(ngs_dispatch *d)
+{
+    barrier b = {.done = 0};
+    barrier *pb = &b;
+    pthread_mutex_init(&b.lock, NULL);
+    pthread_cond_init(&b.cond, NULL);
+    put(d, REC_BARRIER, &pb, sizeof pb, NULL, 0);
+    pthread_mutex_lock(&b.lock);
+    while (!b.done) pthread_cond_wait(&b.cond, &b.lock);
+    pthread_mutex_unlock(&b.lock);
+    pthread_mutex_destroy(&b.lock);
+    pthread_cond_destroy(&b.cond);
+    return atomic_load(&d->error);
+}
+
+int ngs_dispatch_error(const ngs_dispatch *d) { return atomic_load(&((ngs_dispatch *)d)->error); }
+
+void ngs_dispatch_reset_error(ngs_dispatch *d) { atomic_store(&d->error, NGS_OK); }

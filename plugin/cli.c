@@ -1,0 +1,392 @@
+/*
+ * cli.c - the `ngscale` command.
+ *
+ *   ngscale run circuit.cir -o out.h5 [options]   simulate, streaming into HDF5
+ *   ngscale info out.h5                           what a file holds
+ *
+ * Exit codes are documented in usage(); they let scripts tell a bad netlist from
+ * a full disk from an interrupted run.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ngscale.h"
+#include "storage/h5info.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_SIM = 1,      /* netlist rejected, analysis failed, ngspice exited */
+    EXIT_USAGE = 2,
+    EXIT_IO = 3,       /* file, HDF5 or compression error */
+    EXIT_NGSPICE = 4,  /* libngspice missing or unusable */
+    EXIT_TIMEOUT = 124,
+    EXIT_INTERRUPTED = 130
+};
+
+static void usage(FILE *f)
+{
+    fputs(
+        "usage: ngscale <command> [options]\n"
+        "\n"
+        "Commands:\n"
+        "  run NETLIST -o OUT.h5   run NETLIST with ngspice (its analysis cards, or its\n"
+        "                          .control block unchanged) and stream every analysis\n"
+        "                          into compressed HDF5 while it runs\n"
+        "  info FILE.h5            list runs, plots, vectors, points, stored size and\n"
+        "                          compression ratio of an ngscale HDF5 file\n"
+        "\n"
+        "Options of run:\n"
+        "  -o, --output FILE       HDF5 file to write (required)\n"
+        "      --codec NAME        zstd (default; shuffle + zstd, HDF5 filter 32015: readers\n"
+        "                          need the ngscale plugin in HDF5_PLUGIN_PATH), deflate\n"
+        "                          (shuffle + gzip: any HDF5 reader), none\n"
+        "      --level N           compression level (zstd 1..22, default 1; deflate 1..9,\n"
+        "                          default 4)\n"
+        "      --save 'V1 V2 ...'  keep only these vectors, named as in RAW files or in\n"
+        "                          ngspice (v(out) or out, i(vdd) or vdd#branch); the scale\n"
+        "                          (time, frequency, sweep) is always kept\n"
+        "      --memory MODE       auto (default): flat memory (`.save none`) unless the\n"
+        "                          netlist reads vectors after an analysis (.meas, .print,\n"
+        "                          let/print/meas/write in .control); flat; keep\n"
+        "      --timeout SECONDS   stop the run after this long (exit 124)\n"
+        "      --group NAME        group of this run in the file (default: run)\n"
+        "      --append            add the run to an existing ngscale file\n"
+        "      --chunk POINTS      points per HDF5 chunk (default: automatic)\n"
+        "      --flush SECONDS     data reach the file at least this often (default 1)\n"
+        "      --no-swmr           do not let readers follow the file live (SWMR)\n"
+        "      --log FILE          write ngspice's messages to FILE instead of the terminal\n"
+        "  -q, --quiet             do not show ngspice's standard output or progress\n"
+        "\n"
+        "Other options:\n"
+        "  -h, --help              this text\n"
+        "  -V, --version           versions of ngscale and ngspice\n"
+        "\n"
+        "Exit status: 0 success; 1 the netlist was rejected, an analysis failed or ngspice\n"
+        "exited with an error; 2 usage error; 3 file, HDF5 or compression error;\n"
+        "4 libngspice missing or unusable; 124 timeout; 130 interrupted (Ctrl-C).\n"
+        "An unfinished run leaves a readable file whose run status says 'incomplete'.\n"
+        "\n"
+        "Environment: NGSCALE_LIBNGSPICE (path of libngspice.so), HDF5_PLUGIN_PATH (for\n"
+        "other readers of zstd files: the directory holding libh5zzstd.so).\n",
+        f);
+}
+
+static int exit_code(int status)
+{
+    switch (status) {
+    case NGS_OK: return EXIT_OK;
+    case NGS_ERR_ARG: return EXIT_USAGE;
+    case NGS_ERR_IO: case NGS_ERR_HDF5: case NGS_ERR_CODEC: case NGS_ERR_NOMEM:
+    case NGS_ERR_FORMAT: return EXIT_IO;
+    case NGS_ERR_LIBNGSPICE: return EXIT_NGSPICE;
+    case NGS_ERR_TIMEOUT: return EXIT_TIMEOUT;
+    case NGS_ERR_INTERRUPTED: return EXIT_INTERRUPTED;
+    default: return EXIT_SIM;
+    }
+}
+
+/* ------------------------------------------------------------ progress -- */
+
+typedef struct {
+    int show_progress; /* stderr is a terminal */
+    int quiet;
+    FILE *log;
+    int line_shown;    /* a progress line is on the terminal */
+    double last_draw;
+    char plot[64];
+    double percent;
+    unsigned long long points;
+} cli_state;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void clear_progress(cli_state *s)
+{
+    if (s->line_shown) {
+        fputs("\r\033[K", stderr);
+        s->line_shown = 0;
+    }
+}
+
+static void draw_progress(cli_state *s, int force)
+{
+    double t = now_s();
+    if (!s->show_progress || (!force && t - s->last_draw < 0.1)) return;
+    s->last_draw = t;
+    if (s->percent >= 0)
+        fprintf(stderr, "\r\033[K%s %5.1f%%  %llu points", s->plot, s->percent, s->points);
+    else
+        fprintf(stderr, "\r\033[K%s  %llu points", s->plot, s->points);
+    s->line_shown = 1;
+}
+
+static int cli_hook(const ngs_event *ev, void *user)
+{
+    cli_state *s = user;
+    switch (ev->kind) {
+    case NGS_EV_MESSAGE:
+        if (s->log) {
+            fprintf(s->log, "%s\n", ev->text);
+        } else if (ev->is_error) {
+            clear_progress(s);
+            fprintf(stderr, "%s\n", ev->text);
+        } else if (!s->quiet) {
+            clear_progress(s);
+            fprintf(stdout, "%s\n", ev->text);
+            fflush(stdout);
+        }
+        break;
+    case NGS_EV_PLOT_BEGIN:
+        snprintf(s->plot, sizeof s->plot, "%s", ev->plot->name);
+        s->percent = -1;
+        s->points = 0;
+        draw_progress(s, 1);
+        break;
+    case NGS_EV_ROWS:
+        s->points = ev->first_row + ev->nrows;
+        draw_progress(s, 0);
+        break;
+    case NGS_EV_PROGRESS:
+        s->percent = ev->percent;
+        draw_progress(s, 0);
+        break;
+    case NGS_EV_PLOT_END:
+        s->points = ev->total_rows;
+        draw_progress(s, 1);
+        clear_progress(s);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ run -- */
+
+static ngs_engine *volatile g_engine;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (g_engine) ngs_engine_interrupt(g_engine); /* only atomic stores */
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    return errno == 0 && end != s && *end == '\0';
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"output", required_argument, 0, 'o'}, {"codec", required_argument, 0, 'c'},
+        {"level", required_argument, 0, 'l'},  {"save", required_argument, 0, 's'},
+        {"memory", required_argument, 0, 'm'}, {"timeout", required_argument, 0, 't'},
+        {"group", required_argument, 0, 'g'},  {"append", no_argument, 0, 'a'},
+        {"chunk", required_argument, 0, 'k'},  {"flush", required_argument, 0, 'f'},
+        {"no-swmr", no_argument, 0, 'n'},      {"log", required_argument, 0, 'L'},
+        {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    ngs_run_options o;
+    ngs_run_result res;
+    ngs_engine_config cfg;
+    ngs_engine *e = NULL;
+    cli_state st;
+    const char *log_path = NULL, *netlist;
+    struct sigaction sa;
+    int c, rc;
+    double d;
+
+    ngs_run_options_init(&o);
+    memset(&st, 0, sizeof st);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': o.output_path = optarg; break;
+        case 'c':
+            if (ngs_codec_from_name(optarg) < 0) {
+                fprintf(stderr, "ngscale: unknown codec '%s' (zstd, deflate or none)\n", optarg);
+                return EXIT_USAGE;
+            }
+            o.codec = (ngs_codec)ngs_codec_from_name(optarg);
+            break;
+        case 'l':
+            o.level = atoi(optarg);
+            if (o.level < 1 || o.level > 22) {
+                fprintf(stderr, "ngscale: --level must be 1..22 (deflate: 1..9)\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 's': o.save = optarg; break;
+        case 'm':
+            if (strcmp(optarg, "auto") == 0) o.memory = NGS_MEMORY_AUTO;
+            else if (strcmp(optarg, "flat") == 0) o.memory = NGS_MEMORY_FLAT;
+            else if (strcmp(optarg, "keep") == 0) o.memory = NGS_MEMORY_KEEP;
+            else {
+                fprintf(stderr, "ngscale: --memory must be auto, flat or keep\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 't':
+            if (!parse_double(optarg, &d) || d <= 0) {
+                fprintf(stderr, "ngscale: --timeout needs a positive number of seconds\n");
+                return EXIT_USAGE;
+            }
+            o.timeout_s = d;
+            break;
+        case 'g': o.group = optarg; break;
+        case 'a': o.append = 1; break;
+        case 'k':
+            if (!parse_double(optarg, &d) || d < 1 || d > 1 << 24) {
+                fprintf(stderr, "ngscale: --chunk needs a number of points (1..16777216)\n");
+                return EXIT_USAGE;
+            }
+            o.chunk_points = (size_t)d;
+            break;
+        case 'f':
+            if (!parse_double(optarg, &d) || d <= 0) {
+                fprintf(stderr, "ngscale: --flush needs a positive number of seconds\n");
+                return EXIT_USAGE;
+            }
+            o.flush_interval_s = d;
+            break;
+        case 'n': o.swmr = 0; break;
+        case 'L': log_path = optarg; break;
+        case 'q': st.quiet = 1; break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default:
+            fprintf(stderr, "Try 'ngscale --help'.\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "ngscale run: give exactly one netlist (see 'ngscale --help')\n");
+        return EXIT_USAGE;
+    }
+    netlist = argv[optind];
+    if (!o.output_path) {
+        fprintf(stderr, "ngscale run: -o OUT.h5 is required\n");
+        return EXIT_USAGE;
+    }
+    if (o.codec == NGS_CODEC_DEFLATE && o.level > 9) {
+        fprintf(stderr, "ngscale: deflate levels are 1..9\n");
+        return EXIT_USAGE;
+    }
+    if (access(netlist, R_OK) != 0) {
+        fprintf(stderr, "ngscale: cannot read %s: %s\n", netlist, strerror(errno));
+        return EXIT_IO;
+    }
+    if (log_path) {
+        st.log = fopen(log_path, "w");
+        if (!st.log) {
+            fprintf(stderr, "ngscale: cannot write log %s: %s\n", log_path, strerror(errno));
+            return EXIT_IO;
+        }
+    }
+    st.show_progress = !st.quiet && isatty(STDERR_FILENO);
+
+    ngs_engine_config_init(&cfg);
+    rc = ngs_engine_create(&e, &cfg);
+    if (rc != NGS_OK) {
+        fprintf(stderr, "ngscale: %s\n", e ? ngs_engine_last_error(e) : ngs_strerror(rc));
+        ngs_engine_destroy(e);
+        if (st.log) fclose(st.log);
+        return exit_code(rc);
+    }
+    ngs_engine_add_hook(e, NGS_EV_ALL, cli_hook, &st);
+
+    g_engine = e;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    rc = ngs_run_file(e, netlist, &o, &res);
+    clear_progress(&st);
+    g_engine = NULL;
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+
+    if (rc == NGS_OK) {
+        if (!st.quiet)
+            fprintf(stderr, "ngscale: %d plot%s, %llu points in %.2f s -> %s (%s)\n",
+                    res.nplots, res.nplots == 1 ? "" : "s", (unsigned long long)res.points,
+                    res.wall_s, o.output_path, res.memory_reason);
+        if (res.nplots == 0)
+            fprintf(stderr, "ngscale: warning: %s produced no analysis (no .tran/.ac/.dc/.op/... "
+                            "card, or a .control block without one)\n", netlist);
+    } else {
+        fprintf(stderr, "ngscale: %s: %s\n", netlist, ngs_engine_last_error(e)[0]
+                                                         ? ngs_engine_last_error(e)
+                                                         : ngs_strerror(rc));
+        if (res.nplots > 0)
+            fprintf(stderr, "ngscale: %s keeps the %d plot%s written so far (run status: %s)\n",
+                    o.output_path, res.nplots, res.nplots == 1 ? "" : "s",
+                    rc == NGS_ERR_INTERRUPTED || rc == NGS_ERR_TIMEOUT ? "incomplete" : "failed");
+    }
+    ngs_engine_destroy(e);
+    if (st.log) fclose(st.log);
+    return exit_code(rc);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    char err[512];
+    int rc;
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        if (argc < 2) {
+            fprintf(stderr, "usage: ngscale info FILE.h5 [FILE.h5 ...]\n");
+            return EXIT_USAGE;
+        }
+        printf("usage: ngscale info FILE.h5 [FILE.h5 ...]\n");
+        return EXIT_OK;
+    }
+    for (int i = 1; i < argc; i++) {
+        rc = ngs_h5_info_print(argv[i], stdout, err, sizeof err);
+        if (rc != NGS_OK) {
+            fprintf(stderr, "ngscale info: %s\n", err);
+            return exit_code(rc);
+        }
+    }
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+        ngs_engine *e = NULL;
+        printf("ngscale %s (HDF5 format version %d)\n", ngs_version(), NGSCALE_FORMAT_VERSION);
+        if (ngs_engine_create(&e, NULL) == NGS_OK) printf("%s\n", ngs_engine_ngspice_version(e));
+        else printf("libngspice: %s\n", e ? ngs_engine_last_error(e) : "not available");
+        ngs_engine_destroy(e);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
+    if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 1, argv + 1);
+    fprintf(stderr, "ngscale: unknown command '%s' (see 'ngscale --help')\n", argv[1]);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,246 @@
+/*
+ * deck.c - netlist reading and the flat-memory decision (see deck.h).
+ *
+ * The scan is conservative: a command we do not know to be harmless counts as
+ * reading vectors, so a script never silently sees empty vectors. The cost of a
+ * wrong "reads" is only memory; the cost of a wrong "harmless" is a broken script.
+ */
+#include "plugin/deck.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ngscale.h"
+
+/* .control commands that neither read vectors nor change what is saved. */
+static const char *const harmless_commands[] = {
+    "tran", "ac", "dc", "op", "noise", "tf", "sens", "pz", "disto", "sp", "pss", "run",
+    "set", "unset", "option", "options", "alter", "altermod", "alterparam", "reset",
+    "destroy", "remcirc", "setseed", "rusage", "quit", "exit", "listing", "show",
+    "showmod", "version", "status", "echo", "source", "bg_run", "end", "resume",
+    "unalias", "alias", "cd", "shell", "codemodel", "pre_osdi", "osdi", NULL};
+
+/* Dot cards (outside .control) that read vectors after the run or change saving. */
+static const char *const reading_cards[] = {
+    ".meas", ".measure", ".print", ".plot", ".four", ".save", ".probe", ".width", NULL};
+
+static const char *const analysis_cards[] = {
+    ".tran", ".ac", ".dc", ".op", ".noise", ".tf", ".sens", ".pz", ".disto", ".sp", ".pss", NULL};
+
+static int in_list(const char *word, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(word, *list) == 0) return 1;
+    return 0;
+}
+
+/* First word of a line, lower-cased, into buf. */
+static void first_word(const char *line, char *buf, size_t n)
+{
+    size_t i = 0;
+    while (*line && isspace((unsigned char)*line)) line++;
+    while (*line && !isspace((unsigned char)*line) && *line != '(' && i + 1 < n)
+        buf[i++] = (char)tolower((unsigned char)*line++);
+    buf[i] = '\0';
+}
+
+static int contains_word_ci(const char *line, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = line; *p; p++) {
+        if (strncasecmp(p, word, n) == 0 &&
+            (p == line || !isalnum((unsigned char)p[-1])) && !isalnum((unsigned char)p[n]))
+            return 1;
+    }
+    return 0;
+}
+
+static void mark_reads(ngs_deck *d, const char *fmt, const char *what)
+{
+    if (d->reads_vectors) return;
+    d->reads_vectors = 1;
+    snprintf(d->reason, sizeof d->reason, fmt, what);
+}
+
+static void analyze(ngs_deck *d)
+{
+    int in_control = 0;
+    d->has_control = d->reads_vectors = d->has_analysis = 0;
+    d->reason[0] = '\0';
+    for (size_t i = 1; i < d->nlines; i++) { /* line 0 is the title */
+        char w[64];
+        first_word(d->lines[i], w, sizeof w);
+        if (w[0] == '\0' || w[0] == '*' || w[0] == '+') {
+            continue;
+        } else if (strcmp(w, ".control") == 0) {
+            in_control = d->has_control = 1;
+        } else if (strcmp(w, ".endc") == 0) {
+            in_control = 0;
+        } else if (in_control) {
+            if (w[0] == '#' || w[0] == '*') continue;
+            if (!in_list(w, harmless_commands))
+                mark_reads(d, "the .control script uses '%s', which needs ngspice's vectors", w);
+            else if (strcmp(w, "echo") == 0 && strstr(d->lines[i], "$&"))
+                mark_reads(d, "the .control script %s-es a vector value", w);
+        } else if (in_list(w, reading_cards)) {
+            mark_reads(d, "the netlist has a %s card, which needs ngspice's vectors", w);
+        } else if (in_list(w, analysis_cards)) {
+            d->has_analysis = 1;
+        } else if ((strcmp(w, ".option") == 0 || strcmp(w, ".options") == 0 ||
+                    strcmp(w, ".opt") == 0) && contains_word_ci(d->lines[i], "interp")) {
+            mark_reads(d, "%s interp stores interpolated points, which need ngspice's vectors", w);
+        }
+    }
+}
+
+static int push_line(ngs_deck *d, const char *s, size_t len, size_t *cap)
+{
+    char *copy;
+    if (d->nlines == *cap) {
+        size_t nc = *cap ? 2 * *cap : 64;
+        char **nl = realloc(d->lines, nc * sizeof *nl);
+        if (!nl) return NGS_ERR_NOMEM;
+        d->lines = nl;
+        *cap = nc;
+    }
+    if (len && s[len - 1] == '\r') len--; /* DOS line ends */
+    copy = malloc(len + 1);
+    if (!copy) return NGS_ERR_NOMEM;
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    d->lines[d->nlines++] = copy;
+    return NGS_OK;
+}
+
+int ngs_deck_load_file(ngs_deck *d, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, linecap = 0;
+    int rc = NGS_OK;
+    memset(d, 0, sizeof *d);
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NGS_ERR_IO;
+    }
+    for (;;) {
+        size_t n;
+        if (len == cap) {
+            char *nb = realloc(buf, cap = cap ? 2 * cap : 65536);
+            if (!nb) { rc = NGS_ERR_NOMEM; break; }
+            buf = nb;
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0) {
+            if (ferror(f)) {
+                snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+                rc = NGS_ERR_IO;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    if (rc == NGS_OK && len == 0) {
+        snprintf(err, errlen, "%s: the netlist is empty", path);
+        rc = NGS_ERR_NETLIST;
+    }
+    if (rc == NGS_OK && memchr(buf, '\0', len)) {
+        snprintf(err, errlen, "%s: not a text netlist (contains NUL bytes)", path);
+        rc = NGS_ERR_NETLIST;
+    }
+    for (size_t start = 0; rc == NGS_OK && start < len;) {
+        char *nl = memchr(buf + start, '\n', len - start);
+        size_t end = nl ? (size_t)(nl - buf) : len;
+        rc = push_line(d, buf + start, end - start, &linecap);
+        start = end + 1;
+    }
+    free(buf);
+    if (rc != NGS_OK) {
+        if (rc == NGS_ERR_NOMEM) snprintf(err, errlen, "out of memory reading %s", path);
+        ngs_deck_free(d);
+        return rc;
+    }
+    analyze(d);
+    return NGS_OK;
+}
+
+int ngs_deck_from_lines(ngs_deck *d, const char *const *lines, size_t nlines)
+{
+    size_t cap = 0;
+    memset(d, 0, sizeof *d);
+    if (!lines || nlines == 0) return NGS_ERR_ARG;
+    for (size_t i = 0; i < nlines; i++) {
+        const char *s = lines[i] ? lines[i] : "";
+        /* a "line" may itself hold several lines */
+        for (;;) {
+            const char *nl = strchr(s, '\n');
+            size_t n = nl ? (size_t)(nl - s) : strlen(s);
+            if (push_line(d, s, n, &cap) != NGS_OK) {
+                ngs_deck_free(d);
+                return NGS_ERR_NOMEM;
+            }
+            if (!nl || nl[1] == '\0') break;
+            s = nl + 1;
+        }
+    }
+    analyze(d);
+    return NGS_OK;
+}
+
+void ngs_deck_free(ngs_deck *d)
+{
+    for (size_t i = 0; i < d->nlines; i++) free(d->lines[i]);
+    free(d->lines);
+    memset(d, 0, sizeof *d);
+}
+
+/* Index of the deck's `.end` card (not .endc/.ends/.endl), or nlines. Cards after
+ * .end are ignored by ngspice, and inserting before it keeps line numbers in
+ * ngspice's error messages equal to the user's file. */
+static size_t end_card(const ngs_deck *d)
+{
+    for (size_t i = 1; i < d->nlines; i++) {
+        char w[16];
+        first_word(d->lines[i], w, sizeof w);
+        if (strcmp(w, ".end") == 0) return i;
+    }
+    return d->nlines;
+}
+
+int ngs_deck_write(const ngs_deck *d, int save_none, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    size_t end = save_none ? end_card(d) : d->nlines + 1;
+    int ok;
+    if (!f) return NGS_ERR_IO;
+    for (size_t i = 0; i < d->nlines; i++) {
+        if (i == end) fputs(".save none\n", f);
+        fputs(d->lines[i], f);
+        fputc('\n', f);
+    }
+    if (end == d->nlines) fputs(".save none\n", f);
+    ok = !ferror(f);
+    if (fclose(f) != 0) ok = 0;
+    return ok ? NGS_OK : NGS_ERR_IO;
+}
+
+char *ngs_deck_text(const ngs_deck *d)
+{
+    size_t len = 1, o = 0;
+    char *t;
+    for (size_t i = 0; i < d->nlines; i++) len += strlen(d->lines[i]) + 1;
+    t = malloc(len);
+    if (!t) return NULL;
+    for (size_t i = 0; i < d->nlines; i++) {
+        size_t n = strlen(d->lines[i]);
+        memcpy(t + o, d->lines[i], n);
+        o += n;
+        t[o++] = '\n';
+    }
+    t[o] = '\0';
+    return t;
+}

@@ -1,0 +1,33 @@
+/*
+ * deck.h - a netlist as ngscale sees it before handing it to ngspice.
+ *
+ * Reading the deck ourselves lets us decide, per run, whether ngspice may drop its
+ * vectors (`.save none`, flat memory) or must keep them because something reads
+ * them after an analysis (.meas, a .control script that prints, lets, writes...).
+ */
+#ifndef NGS_PLUGIN_DECK_H
+#define NGS_PLUGIN_DECK_H
+
+#include <stddef.h>
+
+typedef struct ngs_deck {
+    char **lines;        /* the netlist as given, one string per line */
+    size_t nlines;
+    int has_control;     /* a .control block runs the analyses */
+    int reads_vectors;   /* something reads vectors after an analysis */
+    int has_analysis;    /* an analysis card (.tran, .ac, ...) outside .control */
+    char reason[200];    /* why reads_vectors is set */
+} ngs_deck;
+
+/* Loads a file; on failure err says why. */
+int ngs_deck_load_file(ngs_deck *deck, const char *path, char *err, size_t errlen);
+int ngs_deck_from_lines(ngs_deck *deck, const char *const *lines, size_t nlines);
+void ngs_deck_free(ngs_deck *deck);
+
+/* Writes the deck to path, with a `.save none` card before `.end` when save_none. */
+int ngs_deck_write(const ngs_deck *deck, int save_none, const char *path);
+
+/* The whole text, lines joined with '\n' (caller frees). */
+char *ngs_deck_text(const ngs_deck *deck);
+
+#endif

@@ -1,0 +1,564 @@
+/*
+ * engine.c - one private ngspice instance and its callbacks.
+ *
+ * All of ngspice's state is global, so every engine loads its own copy of
+ * libngspice: the .so is copied to a unique path and dlopen'ed RTLD_LOCAL (two
+ * engines on one handle would share, and abort). The copy is unlinked as soon as
+ * it is mapped. After ngspice exits (quit, fatal error) or is halted mid-run the
+ * copy is unusable, and the next run loads a fresh one.
+ *
+ * The callbacks run on ngspice's threads. SendData is the hot path: it copies one
+ * row into the dispatcher's ring and returns; everything else happens elsewhere.
+ */
+#include "plugin/engine_internal.h"
+
+#include <ctype.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *ngs_version(void) { return NGSCALE_VERSION; }
+
+const char *ngs_strerror(int status)
+{
+    switch (status) {
+    case NGS_OK: return "success";
+    case NGS_ERR_NOMEM: return "out of memory";
+    case NGS_ERR_ARG: return "invalid argument";
+    case NGS_ERR_IO: return "I/O error";
+    case NGS_ERR_LIBNGSPICE: return "libngspice could not be loaded";
+    case NGS_ERR_NETLIST: return "ngspice rejected the netlist";
+    case NGS_ERR_SIMULATION: return "the simulation failed";
+    case NGS_ERR_EXIT: return "ngspice exited";
+    case NGS_ERR_HDF5: return "HDF5 error";
+    case NGS_ERR_TIMEOUT: return "timed out";
+    case NGS_ERR_INTERRUPTED: return "interrupted";
+    case NGS_ERR_FORMAT: return "corrupt or unsupported file";
+    case NGS_ERR_STATE: return "operation not allowed now";
+    case NGS_ERR_CODEC: return "compression error";
+    default: return "unknown error";
+    }
+}
+
+void ngs_engine_set_error(ngs_engine *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->last_error, sizeof e->last_error, fmt, ap);
+    va_end(ap);
+}
+
+const char *ngs_engine_last_error(const ngs_engine *e) { return e ? e->last_error : ""; }
+
+const char *ngs_engine_ngspice_version(const ngs_engine *e) { return e->version; }
+
+/* ------------------------------------------------------------- callbacks -- */
+
+static int is_error_line(const char *s)
+{
+    return strstr(s, "rror") != NULL || strstr(s, "aborted") != NULL ||
+           strstr(s, "too small") != NULL || strstr(s, "not parsed") != NULL ||
+           strstr(s, "annot") != NULL; /* "Cannot", "cannot" */
+}
+
+static int cb_send_char(char *text, int id, void *user)
+{
+    ngs_engine *e = user;
+    int is_err = strncmp(text, "stderr", 6) == 0;
+    const char *msg = text;
+    (void)id;
+    if (strncmp(text, "stdout ", 7) == 0 || strncmp(text, "stderr ", 7) == 0) msg = text + 7;
+    else if (strcmp(text, "stdout") == 0 || strcmp(text, "stderr") == 0) msg = "";
+    if (e->capturing_version) {
+        const char *p = strstr(msg, "ngspice-");
+        if (p && !e->version[0]) {
+            size_t n = strcspn(p, " \t\r\n");
+            snprintf(e->version, sizeof e->version, "%.*s", (int)n, p);
+        } else if ((p = strstr(msg, "Creation Date:")) && e->version[0] &&
+                   !strstr(e->version, "created")) {
+            size_t len = strlen(e->version);
+            snprintf(e->version + len, sizeof e->version - len, " (shared library, created %s)",
+                     p + 15);
+        }
+    }
+    if (is_err && is_error_line(msg)) {
+        pthread_mutex_lock(&e->msg_lock);
+        if (e->nerror_lines < 16) {
+            size_t len = strlen(e->errors);
+            snprintf(e->errors + len, sizeof e->errors - len, "%s%s", len ? "\n" : "", msg);
+        }
+        e->nerror_lines++;
+        if (e->plot_open && !e->plot_errors) snprintf(e->plot_error, sizeof e->plot_error, "%s", msg);
+        if (e->plot_open) e->plot_errors++;
+        pthread_mutex_unlock(&e->msg_lock);
+    }
+    /* bookkeeping of ngspice's own thread, not something `ngspice -b` shows */
+    if (strncmp(msg, "Background thread stopped", 25) == 0) return 0;
+    if (e->dispatch) ngs_dispatch_message(e->dispatch, msg, is_err);
+    return 0;
+}
+
+static int cb_send_stat(char *text, int id, void *user)
+{
+    ngs_engine *e = user;
+    const char *colon = strrchr(text, ':');
+    double pct = -1;
+    (void)id;
+    if (colon) {
+        char *end;
+        double v = strtod(colon + 1, &end);
+        if (end != colon + 1 && *end == '%') pct = v;
+    }
+    if (strstr(text, "--ready--")) pct = 100;
+    if (e->dispatch && pct >= 0) ngs_dispatch_progress(e->dispatch, pct);
+    return 0;
+}
+
+static int cb_controlled_exit(int status, NG_BOOL immediate, NG_BOOL quit, int id, void *user)
+{
+    ngs_engine *e = user;
+    (void)immediate;
+    (void)id;
+    pthread_mutex_lock(&e->lock);
+    e->exited = 1;
+    e->exit_status = status;
+    e->exit_quit = quit;
+    e->needs_reload = 1;
+    pthread_cond_broadcast(&e->cond);
+    pthread_mutex_unlock(&e->lock);
+    return 0;
+}
+
+static int cb_bg_running(NG_BOOL finished, int id, void *user)
+{
+    ngs_engine *e = user;
+    (void)id;
+    /* Despite sharedspice.h's comment, true means the thread has finished. */
+    if (finished) {
+        pthread_mutex_lock(&e->lock);
+        e->bg_finished = 1;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+    }
+    return 0;
+}
+
+/* ngspice's internal name -> the name its RAW writer prints. */
+static void raw_name(char *out, size_t n, const char *name, int type)
+{
+    size_t len = strlen(name);
+    if (type == 4 /* SV_CURRENT */) {
+        if (len > 7 && strcmp(name + len - 7, "#branch") == 0)
+            snprintf(out, n, "i(%.*s)", (int)(len - 7), name);
+        else
+            snprintf(out, n, "i(%s)", name);
+    } else if (type == 3 /* SV_VOLTAGE */) {
+        snprintf(out, n, "v(%s)", name);
+    } else {
+        snprintf(out, n, "%s", name);
+    }
+}
+
+static int save_matches(const ngs_engine *e, const char *raw, const char *ngname)
+{
+    if (!e->save_names) return 1;
+    for (size_t i = 0; i < e->nsave; i++)
+        if (strcasecmp(e->save_names[i], raw) == 0 || strcasecmp(e->save_names[i], ngname) == 0)
+            return 1;
+    return 0;
+}
+
+void ngs_engine_close_plot(ngs_engine *e)
+{
+    int status = NGS_OK;
+    char msg[512] = "";
+    if (!e->plot_open) return;
+    pthread_mutex_lock(&e->msg_lock);
+    if (e->plot_errors) {
+        status = NGS_ERR_SIMULATION;
+        snprintf(msg, sizeof msg, "%s", e->plot_error);
+    }
+    e->plot_open = 0;
+    pthread_mutex_unlock(&e->msg_lock);
+    if (atomic_load(&e->stop_requested) && status == NGS_OK) {
+        status = NGS_ERR_INTERRUPTED;
+        snprintf(msg, sizeof msg, "the analysis was stopped before its end");
+    }
+    ngs_dispatch_plot_end(e->dispatch, status, msg[0] ? msg : NULL);
+}
+
+static int cb_send_init_data(pvecinfoall info, int id, void *user)
+{
+    ngs_engine *e = user;
+    int n = info->veccount, k = 0;
+    ngs_vector_desc *vd = calloc((size_t)(n ? n : 1), sizeof *vd);
+    char (*names)[256] = calloc((size_t)(n ? n : 1), sizeof *names);
+    char analysis[64];
+    ngs_plot_desc *plot;
+    size_t alen;
+    (void)id;
+
+    ngs_engine_close_plot(e); /* ngspice has no end-of-plot callback */
+    free(e->vec_map);
+    free(e->vec_cplx);
+    e->vec_map = malloc((size_t)(n ? n : 1) * sizeof *e->vec_map);
+    e->vec_cplx = malloc((size_t)(n ? n : 1) * sizeof *e->vec_cplx);
+    if (!vd || !names || !e->vec_map || !e->vec_cplx) {
+        free(vd);
+        free(names);
+        atomic_store(&e->stop_requested, 1);
+        return 0;
+    }
+    /* callback order is the reverse of the plot's (RAW) order, scale last */
+    for (int j = n - 1; j >= 0; j--) {
+        pvecinfo v = info->vecs[j];
+        char full[512];
+        pvector_info vi;
+        int type = 0, is_scale = 0;
+        snprintf(full, sizeof full, "%s.%s", info->type, v->vecname);
+        vi = e->api.GetVecInfo(full);
+        if (vi) type = vi->v_type;
+        /* the scale is the vector the others point to as their scale */
+        for (int x = 0; x < n && !is_scale; x++)
+            is_scale = x != j && info->vecs[x]->pdvecscale == v->pdvec && v->pdvec != NULL;
+        raw_name(names[k], sizeof names[k], v->vecname, type);
+        if (!is_scale && !save_matches(e, names[k], v->vecname)) continue;
+        vd[k].name = names[k];
+        vd[k].ngspice_name = v->vecname;
+        vd[k].type = type;
+        vd[k].type_name = ngs_vector_type_name(type);
+        vd[k].unit = ngs_vector_type_unit(type);
+        vd[k].is_complex = !v->is_real;
+        vd[k].is_scale = is_scale;
+        e->vec_map[k] = j;
+        e->vec_cplx[k] = !v->is_real;
+        k++;
+    }
+    snprintf(analysis, sizeof analysis, "%s", info->type);
+    alen = strlen(analysis);
+    while (alen > 0 && isdigit((unsigned char)analysis[alen - 1])) analysis[--alen] = '\0';
+    plot = ngs_plot_desc_new(info->type, info->name, analysis, info->title, info->date,
+                             e->plots_in_run, vd, k);
+    free(vd);
+    free(names);
+    if (!plot) {
+        atomic_store(&e->stop_requested, 1);
+        return 0;
+    }
+    e->nkept = k;
+    e->row_doubles = plot->row_doubles;
+    e->cb_count = n;
+    e->plot_points = 0;
+    e->map_checked = 0;
+    e->last_vecindex = -1;
+    pthread_mutex_lock(&e->msg_lock);
+    e->plot_open = 1;
+    e->plot_errors = 0;
+    e->plot_error[0] = '\0';
+    pthread_mutex_unlock(&e->msg_lock);
+    e->plots_in_run++;
+    ngs_dispatch_plot_begin(e->dispatch, plot);
+    return 0;
+}
+
+static int cb_send_data(pvecvaluesall all, int count, int id, void *user)
+{
+    ngs_engine *e = user;
+    double *row;
+    (void)count;
+    (void)id;
+    if (!e->plot_open || all->veccount != e->cb_count) return 0;
+    if (e->dedupe_by_index) {
+        /* .options interp: every step is sent, only grid points are stored */
+        if (all->vecindex == e->last_vecindex) return 0;
+        e->last_vecindex = all->vecindex;
+    }
+    if (!e->map_checked) { /* SendData's order is SendInitData's: check it once */
+        e->map_checked = 1;
+        if (e->nkept > 0 && all->vecsa[e->vec_map[0]]->is_complex != e->vec_cplx[0]) {
+            ngs_engine_set_error(e, "ngspice sent vectors in an unexpected order");
+            atomic_store(&e->stop_requested, 1);
+        }
+    }
+    row = ngs_dispatch_row_begin(e->dispatch, (size_t)e->row_doubles);
+    if (!row) return 0;
+    for (int k = 0, c = 0; k < e->nkept; k++) {
+        pvecvalues v = all->vecsa[e->vec_map[k]];
+        row[c++] = v->creal;
+        if (e->vec_cplx[k]) row[c++] = v->cimag;
+    }
+    ngs_dispatch_row_commit(e->dispatch);
+    e->plot_points++;
+    e->run_points++;
+    return 0;
+}
+
+/* ------------------------------------------------------ loading a copy -- */
+
+static int find_system_libngspice(ngs_engine *e)
+{
+    const char *env = getenv("NGSCALE_LIBNGSPICE");
+    void *h;
+    struct link_map *map = NULL;
+    if (e->config.libngspice_path) {
+        e->lib_source = strdup(e->config.libngspice_path);
+        return e->lib_source ? NGS_OK : NGS_ERR_NOMEM;
+    }
+    if (env && *env) {
+        e->lib_source = strdup(env);
+        return e->lib_source ? NGS_OK : NGS_ERR_NOMEM;
+    }
+    /* let the dynamic linker find it, then ask where; the probe handle is closed */
+    h = dlopen("libngspice.so.0", RTLD_LAZY | RTLD_LOCAL);
+    if (!h) h = dlopen("libngspice.so", RTLD_LAZY | RTLD_LOCAL);
+    if (!h) {
+        ngs_engine_set_error(e, "libngspice not found (%s); install libngspice0 or set "
+                                "NGSCALE_LIBNGSPICE to its path", dlerror());
+        return NGS_ERR_LIBNGSPICE;
+    }
+    if (dlinfo(h, RTLD_DI_LINKMAP, &map) == 0 && map && map->l_name && map->l_name[0])
+        e->lib_source = realpath(map->l_name, NULL);
+    dlclose(h);
+    if (!e->lib_source) {
+        ngs_engine_set_error(e, "cannot tell where libngspice is; set NGSCALE_LIBNGSPICE");
+        return NGS_ERR_LIBNGSPICE;
+    }
+    return NGS_OK;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    char buf[1 << 16];
+    int in = open(from, O_RDONLY | O_CLOEXEC), out;
+    ssize_t n;
+    if (in < 0) return -1;
+    out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    if (out < 0) {
+        close(in);
+        return -1;
+    }
+    while ((n = read(in, buf, sizeof buf)) > 0) {
+        for (ssize_t off = 0; off < n;) {
+            ssize_t m = write(out, buf + off, (size_t)(n - off));
+            if (m < 0) {
+                if (errno == EINTR) continue;
+                n = -1;
+                break;
+            }
+            off += m;
+        }
+        if (n < 0) break;
+    }
+    close(in);
+    if (close(out) != 0 || n < 0) return -1;
+    return 0;
+}
+
+#define LOAD_SYM(field, name, required)                                                  \
+    do {                                                                                 \
+        *(void **)&e->api.field = dlsym(e->handle, name);                                \
+        if (!e->api.field && (required)) {                                               \
+            ngs_engine_set_error(e, "%s lacks %s: not a usable libngspice", e->lib_source, name); \
+            ngs_engine_unload_copy(e);                                                   \
+            return NGS_ERR_LIBNGSPICE;                                                   \
+        }                                                                                \
+    } while (0)
+
+int ngs_engine_load_copy(ngs_engine *e)
+{
+    char path[4096];
+    int rc;
+    ngs_engine_unload_copy(e);
+    snprintf(path, sizeof path, "%s/libngspice-%d.so", e->work_dir, ++e->generation);
+    if (copy_file(e->lib_source, path) != 0) {
+        ngs_engine_set_error(e, "cannot copy %s to %s: %s", e->lib_source, path, strerror(errno));
+        unlink(path);
+        return NGS_ERR_LIBNGSPICE;
+    }
+    e->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    unlink(path); /* stays mapped; nothing is left behind */
+    if (!e->handle) {
+        ngs_engine_set_error(e, "cannot load %s: %s", e->lib_source, dlerror());
+        return NGS_ERR_LIBNGSPICE;
+    }
+    LOAD_SYM(Init, "ngSpice_Init", 1);
+    LOAD_SYM(Command, "ngSpice_Command", 1);
+    LOAD_SYM(Circ, "ngSpice_Circ", 1);
+    LOAD_SYM(GetVecInfo, "ngGet_Vec_Info", 1);
+    LOAD_SYM(CurPlot, "ngSpice_CurPlot", 1);
+    LOAD_SYM(Running, "ngSpice_running", 1);
+    LOAD_SYM(Reset, "ngSpice_Reset", 0);
+
+    pthread_mutex_lock(&e->lock);
+    e->exited = 0;
+    e->bg_finished = 0;
+    pthread_mutex_unlock(&e->lock);
+    e->save_none_sticky = 0;
+    e->needs_reload = 0;
+    e->capturing_version = 1;
+    e->version[0] = '\0';
+    rc = e->api.Init(cb_send_char, cb_send_stat, cb_controlled_exit, cb_send_data,
+                     cb_send_init_data, cb_bg_running, e);
+    e->capturing_version = 0;
+    if (rc != 0 || e->exited) {
+        ngs_engine_set_error(e, "ngSpice_Init failed for %s", e->lib_source);
+        ngs_engine_unload_copy(e);
+        return NGS_ERR_LIBNGSPICE;
+    }
+    if (!e->version[0]) snprintf(e->version, sizeof e->version, "ngspice (unknown version)");
+    if (e->config.num_threads > 0) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "set num_threads=%d", e->config.num_threads);
+        e->api.Command(cmd);
+    }
+    return NGS_OK;
+}
+
+void ngs_engine_unload_copy(ngs_engine *e)
+{
+    if (!e->handle) return;
+    /* A copy whose thread may still run (a halt failed) must stay mapped: leak it. */
+    if (!e->api.Running || !e->api.Running()) dlclose(e->handle);
+    e->handle = NULL;
+    memset(&e->api, 0, sizeof e->api);
+}
+
+int ngs_engine_command(ngs_engine *e, const char *cmd)
+{
+    char *copy = strdup(cmd);
+    int rc;
+    if (!copy) return NGS_ERR_NOMEM;
+    rc = e->api.Command(copy);
+    free(copy);
+    return rc;
+}
+
+int ngs_engine_wait_bg(ngs_engine *e, int timeout_ms)
+{
+    struct timespec deadline;
+    int done;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&e->lock);
+    while (!e->bg_finished && !e->exited)
+        if (pthread_cond_timedwait(&e->cond, &e->lock, &deadline) == ETIMEDOUT) break;
+    done = e->bg_finished || e->exited;
+    pthread_mutex_unlock(&e->lock);
+    return done;
+}
+
+void ngs_engine_reset_run_state(ngs_engine *e)
+{
+    pthread_mutex_lock(&e->msg_lock);
+    e->errors[0] = '\0';
+    e->nerror_lines = 0;
+    e->plot_open = 0;
+    pthread_mutex_unlock(&e->msg_lock);
+    e->plots_in_run = 0;
+    e->run_points = 0;
+    e->last_error[0] = '\0';
+    atomic_store(&e->stop_requested, 0);
+    atomic_store(&e->interrupted, 0);
+}
+
+/* ------------------------------------------------------------- public -- */
+
+void ngs_engine_config_init(ngs_engine_config *c)
+{
+    memset(c, 0, sizeof *c);
+}
+
+int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
+{
+    ngs_engine *e;
+    const char *tmp;
+    char *dir;
+    int rc;
+    if (!out) return NGS_ERR_ARG;
+    *out = NULL;
+    e = calloc(1, sizeof *e);
+    if (!e) return NGS_ERR_NOMEM;
+    if (config) e->config = *config; else ngs_engine_config_init(&e->config);
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->cond, NULL);
+    pthread_mutex_init(&e->msg_lock, NULL);
+    atomic_init(&e->stop_requested, 0);
+    atomic_init(&e->interrupted, 0);
+    tmp = e->config.tmp_dir ? e->config.tmp_dir : getenv("TMPDIR");
+    if (!tmp || !*tmp) tmp = "/tmp";
+    dir = malloc(strlen(tmp) + 32);
+    if (!dir) {
+        ngs_engine_destroy(e);
+        return NGS_ERR_NOMEM;
+    }
+    sprintf(dir, "%s/ngscale-XXXXXX", tmp);
+    if (!mkdtemp(dir)) {
+        ngs_engine_set_error(e, "cannot create a private directory in %s: %s", tmp, strerror(errno));
+        free(dir);
+        *out = e; /* so the caller can read the error */
+        return NGS_ERR_IO;
+    }
+    e->work_dir = dir;
+    if ((rc = ngs_dispatch_create(&e->dispatch, 0)) != NGS_OK ||
+        (rc = find_system_libngspice(e)) != NGS_OK || (rc = ngs_engine_load_copy(e)) != NGS_OK) {
+        *out = e;
+        return rc;
+    }
+    *out = e;
+    return NGS_OK;
+}
+
+void ngs_engine_destroy(ngs_engine *e)
+{
+    if (!e) return;
+    if (e->handle && e->api.Running && e->api.Running()) {
+        ngs_engine_command(e, "bg_halt");
+        ngs_engine_wait_bg(e, 5000);
+    }
+    ngs_engine_unload_copy(e);
+    if (e->dispatch) ngs_dispatch_destroy(e->dispatch);
+    if (e->work_dir) rmdir(e->work_dir);
+    free(e->work_dir);
+    free(e->lib_source);
+    free(e->hooks);
+    free(e->vec_map);
+    free(e->vec_cplx);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->cond);
+    pthread_mutex_destroy(&e->msg_lock);
+    free(e);
+}
+
+int ngs_engine_add_hook(ngs_engine *e, unsigned mask, ngs_hook_fn fn, void *user)
+{
+    user_hook *h;
+    if (!e || !fn) return NGS_ERR_ARG;
+    h = realloc(e->hooks, (e->nhooks + 1) * sizeof *h);
+    if (!h) return NGS_ERR_NOMEM;
+    e->hooks = h;
+    e->hooks[e->nhooks].fn = fn;
+    e->hooks[e->nhooks].user = user;
+    e->hooks[e->nhooks].mask = mask;
+    e->nhooks++;
+    return NGS_OK;
+}
+
+void ngs_engine_interrupt(ngs_engine *e)
+{
+    if (!e) return;
+    atomic_store(&e->interrupted, 1);
+    atomic_store(&e->stop_requested, 1);
+}

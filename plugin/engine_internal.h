@@ -1,0 +1,91 @@
+/*
+ * engine_internal.h - the engine's private state, shared by engine.c (one ngspice
+ * instance and its callbacks) and run.c (running a netlist into sinks).
+ */
+#ifndef NGS_PLUGIN_ENGINE_INTERNAL_H
+#define NGS_PLUGIN_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <ngspice/sharedspice.h>
+
+#include "ngscale.h"
+#include "hooks/dispatch.h"
+
+typedef struct {
+    int (*Init)(SendChar *, SendStat *, ControlledExit *, SendData *, SendInitData *,
+                BGThreadRunning *, void *);
+    int (*Command)(char *);
+    int (*Circ)(char **);
+    pvector_info (*GetVecInfo)(char *);
+    char *(*CurPlot)(void);
+    bool (*Running)(void);
+    int (*Reset)(void); /* optional (newer than ngspice 39) */
+} ngspice_api;
+
+typedef struct {
+    ngs_hook_fn fn;
+    void *user;
+    unsigned mask;
+} user_hook;
+
+struct ngs_engine {
+    ngs_engine_config config;
+    char *lib_source;   /* the libngspice we copy */
+    char *work_dir;     /* private directory: decks written for ngspice */
+    void *handle;       /* dlopen handle of our private copy */
+    ngspice_api api;
+    int generation;     /* how many copies were loaded */
+    int save_none_sticky;/* `.save none` was used: stays on for this copy */
+    int needs_reload;   /* exited, halted or broken: load a fresh copy first */
+    char version[160];
+
+    ngs_dispatch *dispatch;
+    user_hook *hooks;
+    size_t nhooks;
+
+    /* background thread state, guarded by lock */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int bg_finished;
+    int exited, exit_status, exit_quit;
+
+    /* simulation-thread state (one run at a time) */
+    const char *const *save_names; /* --save filter, NULL = all */
+    size_t nsave;
+    ngs_plot_desc *plot_template;  /* kept only while its plot is open (for counting) */
+    int *vec_map;                  /* kept vector k <- callback index vec_map[k] */
+    int *vec_cplx;
+    int nkept, row_doubles, cb_count;
+    int plot_open, plots_in_run, map_checked;
+    int dedupe_by_index;           /* keep mode: rows only when vecindex moves */
+    int last_vecindex;
+    uint64_t plot_points, run_points;
+    int plot_errors;               /* error lines while the current plot ran */
+    char plot_error[512];
+
+    atomic_int stop_requested;     /* interrupt, timeout or a hook asked to stop */
+    atomic_int interrupted;
+
+    /* messages: the run's error lines, for error reports */
+    pthread_mutex_t msg_lock;
+    char errors[2048];
+    int nerror_lines;
+    char last_error[2048];
+    int capturing_version;
+};
+
+/* engine.c */
+int ngs_engine_load_copy(ngs_engine *e);
+void ngs_engine_unload_copy(ngs_engine *e);
+int ngs_engine_command(ngs_engine *e, const char *cmd);
+/* Waits until the background thread finished or the engine exited; 1 if it finished,
+ * 0 on timeout. */
+int ngs_engine_wait_bg(ngs_engine *e, int timeout_ms);
+void ngs_engine_set_error(ngs_engine *e, const char *fmt, ...);
+void ngs_engine_reset_run_state(ngs_engine *e);
+void ngs_engine_close_plot(ngs_engine *e);
+
+#endif

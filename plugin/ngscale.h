@@ -1,0 +1,188 @@
+/*
+ * ngscale.h - public API of libngscale.
+ *
+ * ngscale drives ngspice through its shared library (libngspice) and streams every
+ * analysis into compressed HDF5 while the simulation runs. An embedding program
+ * creates an engine (one private copy of libngspice), optionally registers hooks
+ * for the typed events, and runs netlists.
+ *
+ * Conventions (after zstd's lib/): opaque contexts, explicit parameters, every
+ * function that can fail returns an int status: NGS_OK (0) or a negative
+ * ngs_status code. ngs_strerror() names a code; ngs_engine_last_error() gives the
+ * full message (ngspice's own text where it has one).
+ */
+#ifndef NGSCALE_H
+#define NGSCALE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NGSCALE_FORMAT_VERSION 1 /* HDF5 schema version, see storage/SCHEMA.md */
+
+const char *ngs_version(void);
+
+/* ---- status codes ------------------------------------------------------------ */
+typedef enum {
+    NGS_OK = 0,
+    NGS_ERR_NOMEM = -1,       /* out of memory */
+    NGS_ERR_ARG = -2,         /* invalid argument */
+    NGS_ERR_IO = -3,          /* file system error (message says which file) */
+    NGS_ERR_LIBNGSPICE = -4,  /* libngspice could not be found, copied or loaded */
+    NGS_ERR_NETLIST = -5,     /* ngspice rejected the netlist */
+    NGS_ERR_SIMULATION = -6,  /* an analysis failed (e.g. timestep too small) */
+    NGS_ERR_EXIT = -7,        /* ngspice quit or exited; the instance was replaced */
+    NGS_ERR_HDF5 = -8,        /* HDF5 library error */
+    NGS_ERR_TIMEOUT = -9,     /* the run went past its time limit */
+    NGS_ERR_INTERRUPTED = -10,/* stopped by ngs_engine_interrupt() (Ctrl-C) */
+    NGS_ERR_FORMAT = -11,     /* corrupt or unsupported input file */
+    NGS_ERR_STATE = -12,      /* call not allowed now (e.g. engine busy) */
+    NGS_ERR_CODEC = -13       /* compression error */
+} ngs_status;
+
+const char *ngs_strerror(int status);
+
+/* ---- compression codecs for HDF5 datasets --------------------------------------- */
+typedef enum {
+    NGS_CODEC_ZSTD = 0,    /* byte shuffle + zstd (HDF5 filter 32015): default */
+    NGS_CODEC_DEFLATE = 1, /* byte shuffle + deflate: stock HDF5, no plugin needed */
+    NGS_CODEC_NONE = 2     /* uncompressed */
+} ngs_codec;
+
+/* Parses "zstd", "deflate" or "none"; returns -1 when unknown. */
+int ngs_codec_from_name(const char *name);
+const char *ngs_codec_name(ngs_codec codec);
+
+/* ---- events ------------------------------------------------------------------------
+ * The ngspice callbacks become these events. They are delivered, in order, on the
+ * engine's dispatcher thread (never on ngspice's simulation thread, which only
+ * copies each row into a ring buffer). Pointers in an event are valid only during
+ * the hook call.
+ */
+typedef enum {
+    NGS_EV_PLOT_BEGIN = 1 << 0, /* an analysis starts: plot and vectors described */
+    NGS_EV_ROWS = 1 << 1,       /* a batch of accepted points */
+    NGS_EV_PLOT_END = 1 << 2,   /* the analysis ended (status says how) */
+    NGS_EV_MESSAGE = 1 << 3,    /* a line ngspice printed */
+    NGS_EV_PROGRESS = 1 << 4,   /* progress of the running analysis */
+    NGS_EV_ALL = 0x1f
+} ngs_event_kind;
+
+typedef struct ngs_vector_desc {
+    const char *name;         /* name as ngspice writes it in RAW files: "v(out)", "i(v1)", "time" */
+    const char *ngspice_name; /* name inside ngspice: "out", "v1#branch" */
+    int type;                 /* ngspice vector type (enum simulation_types) */
+    const char *type_name;    /* "time", "voltage", "current", ... as in RAW headers */
+    const char *unit;         /* "s", "V", "A", ... ("" when none) */
+    int is_complex;           /* 1: two doubles (re, im) per point */
+    int is_scale;             /* 1: the plot's scale (time, frequency, sweep) */
+    int column;               /* index of its first double in a row */
+} ngs_vector_desc;
+
+typedef struct ngs_plot_desc {
+    const char *name;        /* ngspice plot name: "tran1", "ac1", "op1", "noise2" ... */
+    const char *plotname;    /* "Transient Analysis", "AC Analysis", ... */
+    const char *analysis;    /* "tran", "ac", "op", "dc", "noise", ... */
+    const char *title;       /* circuit title */
+    const char *date;        /* ngspice's date string */
+    int index;               /* 0-based order of this plot within the run */
+    int nvectors;            /* vectors kept (after --save filtering), RAW order, scale first */
+    const ngs_vector_desc *vectors;
+    int scale_index;         /* index into vectors of the scale, -1 when none (op) */
+    int is_complex;          /* any complex vector ("Flags: complex") */
+    int row_doubles;         /* doubles per row (complex vectors count twice) */
+} ngs_plot_desc;
+
+typedef struct ngs_event {
+    ngs_event_kind kind;
+    const ngs_plot_desc *plot; /* PLOT_BEGIN, ROWS, PLOT_END */
+    const double *rows;        /* ROWS: nrows x plot->row_doubles, row-major */
+    size_t nrows;
+    uint64_t first_row;        /* ROWS: index of rows[0] within the plot */
+    uint64_t total_rows;       /* PLOT_END: points in the plot */
+    int status;                /* PLOT_END: NGS_OK or the failure code */
+    const char *text;          /* MESSAGE: the line; PLOT_END: failure message or NULL */
+    int is_error;              /* MESSAGE: 1 when ngspice wrote it to stderr */
+    double percent;            /* PROGRESS: 0..100, or -1 when unknown */
+} ngs_event;
+
+/* A hook returns 0 to continue; any other value stops the run (NGS_ERR_INTERRUPTED). */
+typedef int (*ngs_hook_fn)(const ngs_event *event, void *user);
+
+/* ---- engine: one private instance of ngspice ------------------------------------- */
+typedef struct ngs_engine ngs_engine;
+
+typedef struct ngs_engine_config {
+    const char *libngspice_path; /* NULL: $NGSCALE_LIBNGSPICE, else the system's libngspice.so.0 */
+    const char *tmp_dir;         /* where private copies go; NULL: $TMPDIR or /tmp */
+    int num_threads;             /* ngspice's OpenMP threads; 0 = ngspice default */
+    /* Where ngspice's messages go besides hooks: a FILE* (stderr, a log); NULL = nowhere. */
+    void *message_stream;
+} ngs_engine_config;
+
+void ngs_engine_config_init(ngs_engine_config *config);
+
+int ngs_engine_create(ngs_engine **engine, const ngs_engine_config *config);
+void ngs_engine_destroy(ngs_engine *engine);
+
+/* Hooks receive the events whose bits are in event_mask, for every later run. */
+int ngs_engine_add_hook(ngs_engine *engine, unsigned event_mask, ngs_hook_fn hook, void *user);
+
+/* Asks the running simulation to stop (safe from any thread and from a signal handler). */
+void ngs_engine_interrupt(ngs_engine *engine);
+
+/* Text of the last error, "" when none. Valid until the next call on this engine. */
+const char *ngs_engine_last_error(const ngs_engine *engine);
+
+/* "ngspice-39 (shared library, created ...)" */
+const char *ngs_engine_ngspice_version(const ngs_engine *engine);
+
+/* ---- runs --------------------------------------------------------------------------- */
+typedef enum {
+    NGS_MEMORY_AUTO = 0, /* flat unless the netlist reads vectors after an analysis */
+    NGS_MEMORY_FLAT = 1, /* always `.save none` (scripts reading vectors will see none) */
+    NGS_MEMORY_KEEP = 2  /* never: ngspice keeps its vectors, as `ngspice -b` would */
+} ngs_memory_mode;
+
+typedef struct ngs_run_options {
+    const char *output_path;  /* HDF5 file to write; NULL: events only */
+    const char *group;        /* group for this run in the file; NULL: "run" */
+    int append;               /* 1: add the group to an existing file */
+    ngs_codec codec;
+    int level;                /* codec level; 0 = codec default */
+    const char *save;         /* vectors to keep, space-separated ("v(out) i(vdd)"); NULL = all */
+    ngs_memory_mode memory;
+    int swmr;                 /* 1 (default): readers can follow the file live (HDF5 SWMR) */
+    double flush_interval_s;  /* data reaches the file at least this often (default 1 s) */
+    double timeout_s;         /* 0 = none */
+    size_t chunk_points;      /* points per HDF5 chunk; 0 = automatic */
+} ngs_run_options;
+
+void ngs_run_options_init(ngs_run_options *options);
+
+typedef struct ngs_run_result {
+    int status;              /* same as the run function's return value */
+    int nplots;
+    uint64_t points;         /* over all plots */
+    double wall_s;
+    int memory_flat;         /* 1 when `.save none` was used */
+    char memory_reason[256]; /* why memory was (not) kept flat */
+} ngs_run_result;
+
+/* Runs a netlist file: its analysis cards, or its .control blocks unchanged. */
+int ngs_run_file(ngs_engine *engine, const char *netlist_path,
+                 const ngs_run_options *options, ngs_run_result *result);
+
+/* Runs a netlist given as lines (first line is the title). Relative .include paths
+ * resolve against base_dir (NULL: the current directory). */
+int ngs_run_lines(ngs_engine *engine, const char *const *lines, size_t nlines,
+                  const char *base_dir, const ngs_run_options *options,
+                  ngs_run_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NGSCALE_H */

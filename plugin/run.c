@@ -1,0 +1,446 @@
+/*
+ * run.c - running one netlist on an engine, into sinks (HDF5 writer, hooks).
+ *
+ * Sequence: read the deck, decide flat memory (`.save none`) or not, write the
+ * prepared deck to the engine's private directory, `bg_source` it (a .control
+ * block runs right there, on ngspice's background thread), then `bg_run` if the
+ * deck has no .control block. The caller's thread only waits, and halts ngspice
+ * on interrupt, timeout or a failing sink. Every run ends with the dispatcher
+ * drained, so the file is complete when this returns.
+ */
+#include "plugin/engine_internal.h"
+#include "plugin/deck.h"
+#include "storage/h5writer.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void ngs_run_options_init(ngs_run_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->codec = NGS_CODEC_ZSTD;
+    o->memory = NGS_MEMORY_AUTO;
+    o->swmr = 1;
+    o->flush_interval_s = 1.0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---------------------------------------------------------------- sinks -- */
+
+typedef struct {
+    ngs_h5_writer *writer;
+    pthread_mutex_t lock; /* the dispatcher's idle ticks vs. the run's own calls */
+    int failed;
+    char error[512];
+} writer_sink;
+
+static int writer_fail(writer_sink *s, int rc)
+{
+    if (!s->failed) {
+        s->failed = rc;
+        snprintf(s->error, sizeof s->error, "%s", ngs_h5_error(s->writer));
+    }
+    return rc;
+}
+
+static int writer_on_event(const ngs_event *ev, void *user)
+{
+    writer_sink *s = user;
+    int rc = NGS_OK;
+    pthread_mutex_lock(&s->lock);
+    if (!s->failed) {
+        switch (ev->kind) {
+        case NGS_EV_PLOT_BEGIN: rc = ngs_h5_plot_begin(s->writer, ev->plot); break;
+        case NGS_EV_ROWS: /* a busy run is never idle: check the flush interval here too */
+            rc = ngs_h5_rows(s->writer, ev->rows, ev->nrows);
+            if (rc == NGS_OK) rc = ngs_h5_tick(s->writer);
+            break;
+        case NGS_EV_PLOT_END: rc = ngs_h5_plot_end(s->writer, ev->status, ev->text); break;
+        default: break;
+        }
+        if (rc != NGS_OK) writer_fail(s, rc);
+    }
+    rc = s->failed;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static void writer_on_idle(void *user)
+{
+    writer_sink *s = user;
+    pthread_mutex_lock(&s->lock);
+    if (!s->failed) {
+        int rc = ngs_h5_tick(s->writer);
+        if (rc != NGS_OK) writer_fail(s, rc);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int stream_on_event(const ngs_event *ev, void *user)
+{
+    FILE *f = user;
+    if (ev->kind == NGS_EV_MESSAGE) {
+        fputs(ev->text, f);
+        fputc('\n', f);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- helpers -- */
+
+static void sha256_hex(const char *text, char out[65])
+{
+    unsigned char md[32];
+    unsigned int len = 0;
+    EVP_Digest(text, strlen(text), md, &len, EVP_sha256(), NULL);
+    for (unsigned i = 0; i < 32; i++) sprintf(out + 2 * i, "%02x", md[i]);
+    out[64] = '\0';
+}
+
+/* Splits "v(out) i(vdd)" into words; returns a NULL-terminated array. */
+static char **split_words(const char *s, size_t *n)
+{
+    char *copy = strdup(s), *tok, *save = NULL;
+    char **words = NULL;
+    size_t cnt = 0;
+    if (!copy) return NULL;
+    for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+        char **nw = realloc(words, (cnt + 2) * sizeof *nw);
+        if (!nw) break;
+        words = nw;
+        words[cnt++] = strdup(tok);
+    }
+    if (words) words[cnt] = NULL;
+    free(copy);
+    *n = cnt;
+    return words;
+}
+
+static void free_words(char **w)
+{
+    for (size_t i = 0; w && w[i]; i++) free(w[i]);
+    free(w);
+}
+
+/* Composes the error text of a failed run from ngspice's own lines. */
+static void describe_failure(ngs_engine *e, int status, const char *fallback)
+{
+    pthread_mutex_lock(&e->msg_lock);
+    if (e->errors[0])
+        ngs_engine_set_error(e, "%s:\n%s", fallback, e->errors);
+    else
+        ngs_engine_set_error(e, "%s", fallback);
+    pthread_mutex_unlock(&e->msg_lock);
+    (void)status;
+}
+
+/* Sends a command to the background thread and waits for it to finish. Halts it on
+ * interrupt, timeout or a failing sink. Returns NGS_OK or the reason it stopped. */
+static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
+{
+    int halted = 0, rc = NGS_OK;
+    pthread_mutex_lock(&e->lock);
+    e->bg_finished = 0;
+    pthread_mutex_unlock(&e->lock);
+    if (ngs_engine_command(e, cmd) != 0 && !e->exited) {
+        ngs_engine_set_error(e, "ngspice refused '%s'", cmd);
+        return NGS_ERR_STATE;
+    }
+    while (!ngs_engine_wait_bg(e, 50)) {
+        int why = NGS_OK;
+        if (atomic_load(&e->interrupted)) why = NGS_ERR_INTERRUPTED;
+        else if (deadline > 0 && now_s() > deadline) why = NGS_ERR_TIMEOUT;
+        else if (atomic_load(&e->stop_requested)) why = NGS_ERR_INTERRUPTED;
+        else if (ngs_dispatch_error(e->dispatch) != NGS_OK) why = ngs_dispatch_error(e->dispatch);
+        if (why != NGS_OK && !halted) {
+            atomic_store(&e->stop_requested, 1);
+            /* bg_halt waits for the thread; the state it leaves is not reusable */
+            ngs_engine_command(e, "bg_halt");
+            e->needs_reload = 1;
+            halted = 1;
+            rc = why;
+        }
+    }
+    return rc;
+}
+
+static void build_sinks(ngs_engine *e, writer_sink *ws, ngs_sink *sinks, size_t *n)
+{
+    size_t k = 0;
+    if (ws) {
+        sinks[k].mask = NGS_EV_PLOT_BEGIN | NGS_EV_ROWS | NGS_EV_PLOT_END;
+        sinks[k].on_event = writer_on_event;
+        sinks[k].on_idle = writer_on_idle;
+        sinks[k].user = ws;
+        k++;
+    }
+    if (e->config.message_stream) {
+        sinks[k].mask = NGS_EV_MESSAGE;
+        sinks[k].on_event = stream_on_event;
+        sinks[k].on_idle = NULL;
+        sinks[k].user = e->config.message_stream;
+        k++;
+    }
+    for (size_t i = 0; i < e->nhooks; i++, k++) {
+        sinks[k].mask = e->hooks[i].mask;
+        sinks[k].on_event = e->hooks[i].fn;
+        sinks[k].on_idle = NULL;
+        sinks[k].user = e->hooks[i].user;
+    }
+    *n = k;
+}
+
+static int open_output(ngs_engine *e, const ngs_run_options *o, writer_sink *ws)
+{
+    ngs_h5_options ho;
+    char err[512] = "";
+    int rc;
+    ngs_h5_options_init(&ho);
+    ho.codec = o->codec;
+    ho.level = o->level;
+    ho.swmr = o->swmr;
+    ho.append = o->append;
+    ho.chunk_points = o->chunk_points;
+    ho.flush_interval_s = o->flush_interval_s;
+    rc = ngs_h5_open(&ws->writer, o->output_path, &ho, err, sizeof err);
+    if (rc != NGS_OK) {
+        ngs_engine_set_error(e, "%s", err);
+        return rc;
+    }
+    rc = ngs_h5_run_begin(ws->writer, o->group);
+    if (rc != NGS_OK) ngs_engine_set_error(e, "%s", ngs_h5_error(ws->writer));
+    return rc;
+}
+
+static void write_run_attributes(ngs_engine *e, writer_sink *ws, const ngs_deck *deck,
+                                 const char *source, const ngs_run_options *o,
+                                 int flat, const char *reason)
+{
+    char *text = ngs_deck_text(deck);
+    char hash[65];
+    if (!text) return;
+    sha256_hex(text, hash);
+    ngs_h5_run_attr_str(ws->writer, "netlist", text);
+    ngs_h5_run_attr_str(ws->writer, "netlist_sha256", hash);
+    ngs_h5_run_attr_str(ws->writer, "netlist_path", source ? source : "");
+    ngs_h5_run_attr_str(ws->writer, "title", deck->nlines ? deck->lines[0] : "");
+    ngs_h5_run_attr_str(ws->writer, "ngspice_version", e->version);
+    ngs_h5_run_attr_str(ws->writer, "memory_mode", flat ? "flat" : "keep");
+    ngs_h5_run_attr_str(ws->writer, "memory_reason", reason);
+    ngs_h5_run_attr_str(ws->writer, "save", o->save ? o->save : "");
+    free(text);
+}
+
+/* ------------------------------------------------------------------ run -- */
+
+static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const char *source,
+                    const ngs_run_options *opts, ngs_run_result *result)
+{
+    ngs_run_options o;
+    ngs_run_result res;
+    writer_sink ws;
+    ngs_sink *sinks = NULL;
+    size_t nsinks = 0;
+    char **save_words = NULL;
+    char deck_path[4096], cmd[4200];
+    double t0 = now_s(), deadline;
+    int flat, rc = NGS_OK, bg_rc = NGS_OK, wrc;
+
+    if (opts) o = *opts; else ngs_run_options_init(&o);
+    memset(&res, 0, sizeof res);
+    memset(&ws, 0, sizeof ws);
+    pthread_mutex_init(&ws.lock, NULL);
+    ngs_engine_reset_run_state(e);
+
+    /* flat memory: decided per run, and the reason is kept */
+    if (o.memory == NGS_MEMORY_FLAT) {
+        flat = 1;
+        snprintf(res.memory_reason, sizeof res.memory_reason, "flat memory requested (.save none)");
+    } else if (o.memory == NGS_MEMORY_KEEP) {
+        flat = 0;
+        snprintf(res.memory_reason, sizeof res.memory_reason, "vectors kept as requested");
+    } else if (deck->reads_vectors) {
+        flat = 0;
+        snprintf(res.memory_reason, sizeof res.memory_reason, "vectors kept: %s", deck->reason);
+    } else {
+        flat = 1;
+        snprintf(res.memory_reason, sizeof res.memory_reason,
+                 "flat memory: nothing reads ngspice's vectors, so `.save none` was added");
+    }
+    res.memory_flat = flat;
+
+    /* a copy that exited, was halted, or has `.save none` stuck on is replaced */
+    if (!e->handle || e->needs_reload || (!flat && e->save_none_sticky)) {
+        if ((rc = ngs_engine_load_copy(e)) != NGS_OK) goto done;
+    }
+    if (flat) e->save_none_sticky = 1;
+    e->dedupe_by_index = !flat;
+
+    if (o.save && *o.save) {
+        save_words = split_words(o.save, &e->nsave);
+        e->save_names = (const char *const *)save_words;
+    } else {
+        e->save_names = NULL;
+        e->nsave = 0;
+    }
+
+    sinks = calloc(e->nhooks + 2, sizeof *sinks);
+    if (!sinks) { rc = NGS_ERR_NOMEM; goto done; }
+    if (o.output_path) {
+        if ((rc = open_output(e, &o, &ws)) != NGS_OK) goto done;
+        write_run_attributes(e, &ws, deck, source, &o, flat, res.memory_reason);
+    }
+    build_sinks(e, o.output_path ? &ws : NULL, sinks, &nsinks);
+    if ((rc = ngs_dispatch_set_sinks(e->dispatch, sinks, nsinks)) != NGS_OK) goto done;
+    ngs_dispatch_reset_error(e->dispatch);
+
+    snprintf(deck_path, sizeof deck_path, "%s/deck.cir", e->work_dir);
+    if (ngs_deck_write(deck, flat, deck_path) != NGS_OK) {
+        ngs_engine_set_error(e, "cannot write %s: %s", deck_path, strerror(errno));
+        rc = NGS_ERR_IO;
+        goto done;
+    }
+    /* relative .include/.lib paths resolve against the netlist's directory */
+    snprintf(cmd, sizeof cmd, "set sourcepath = ( %s )", base_dir && *base_dir ? base_dir : ".");
+    ngs_engine_command(e, cmd);
+
+    deadline = o.timeout_s > 0 ? t0 + o.timeout_s : 0;
+    snprintf(cmd, sizeof cmd, "bg_source %s", deck_path);
+    bg_rc = run_in_background(e, cmd, deadline);
+    if (bg_rc == NGS_OK && !e->exited && !deck->has_control) {
+        pthread_mutex_lock(&e->msg_lock);
+        int load_errors = e->nerror_lines;
+        pthread_mutex_unlock(&e->msg_lock);
+        if (load_errors) {
+            rc = NGS_ERR_NETLIST;
+            describe_failure(e, rc, "ngspice rejected the netlist");
+        } else {
+            bg_rc = run_in_background(e, "bg_run", deadline);
+        }
+    }
+    unlink(deck_path);
+    ngs_engine_close_plot(e);
+    wrc = ngs_dispatch_drain(e->dispatch);
+
+    if (rc == NGS_OK && bg_rc != NGS_OK) {
+        rc = bg_rc;
+        if (rc == NGS_ERR_TIMEOUT)
+            ngs_engine_set_error(e, "the run went past its time limit of %g s", o.timeout_s);
+        else if (rc == NGS_ERR_INTERRUPTED && !e->last_error[0])
+            ngs_engine_set_error(e, "the run was interrupted");
+        else if (ws.failed)
+            ngs_engine_set_error(e, "%s", ws.error);
+    }
+    if (rc == NGS_OK && wrc != NGS_OK) {
+        rc = wrc;
+        ngs_engine_set_error(e, "%s", ws.failed ? ws.error : "a hook stopped the run");
+    }
+    if (rc == NGS_OK && e->exited && (e->exit_status != 0 || !e->exit_quit)) {
+        rc = NGS_ERR_EXIT;
+        describe_failure(e, rc, "ngspice exited");
+    }
+    if (rc == NGS_OK && e->plots_in_run == 0 && e->nerror_lines) {
+        rc = NGS_ERR_NETLIST;
+        describe_failure(e, rc, "ngspice rejected the netlist");
+    }
+    if (rc == NGS_OK && e->nerror_lines) {
+        /* a plot ran into trouble (e.g. timestep too small) */
+        pthread_mutex_lock(&e->msg_lock);
+        int sim_errors = strstr(e->errors, "aborted") || strstr(e->errors, "too small") ||
+                         strstr(e->errors, "rror");
+        pthread_mutex_unlock(&e->msg_lock);
+        if (sim_errors) {
+            rc = NGS_ERR_SIMULATION;
+            describe_failure(e, rc, "the simulation failed");
+        }
+    }
+    /* ngspice keeps circuits and plots: drop them so repeated runs stay flat */
+    if (e->handle && !e->exited && !e->needs_reload) {
+        ngs_engine_command(e, "destroy all");
+        ngs_engine_command(e, "remcirc");
+    }
+    if (e->exited) e->needs_reload = 1;
+
+done:
+    res.nplots = e->plots_in_run;
+    res.points = e->run_points;
+    /* detach (and drain) the sinks before the writer goes away */
+    ngs_dispatch_set_sinks(e->dispatch, NULL, 0);
+    if (ws.writer) {
+        int crc;
+        pthread_mutex_lock(&ws.lock);
+        ngs_h5_run_attr_str(ws.writer, "memory_reason", res.memory_reason);
+        ngs_h5_run_attr_f64(ws.writer, "wall_s", now_s() - t0);
+        ngs_h5_run_attr_i64(ws.writer, "points", (int64_t)res.points);
+        crc = ngs_h5_run_end(ws.writer, rc, rc == NGS_OK ? NULL : e->last_error);
+        if (crc == NGS_OK) crc = ngs_h5_close(ws.writer);
+        else ngs_h5_close(ws.writer);
+        ws.writer = NULL;
+        pthread_mutex_unlock(&ws.lock);
+        if (rc == NGS_OK && crc != NGS_OK) {
+            rc = crc;
+            ngs_engine_set_error(e, "cannot finish %s", o.output_path);
+        }
+    }
+    e->save_names = NULL;
+    e->nsave = 0;
+    free_words(save_words);
+    free(sinks);
+    pthread_mutex_destroy(&ws.lock);
+    res.status = rc;
+    res.wall_s = now_s() - t0;
+    if (result) *result = res;
+    return rc;
+}
+
+int ngs_run_file(ngs_engine *e, const char *path, const ngs_run_options *o, ngs_run_result *result)
+{
+    ngs_deck deck;
+    char err[512];
+    char *abs, *dir;
+    int rc;
+    if (!e || !path) return NGS_ERR_ARG;
+    if (!e->dispatch || !e->lib_source) return NGS_ERR_STATE;
+    rc = ngs_deck_load_file(&deck, path, err, sizeof err);
+    if (rc != NGS_OK) {
+        ngs_engine_set_error(e, "%s", err);
+        if (result) {
+            memset(result, 0, sizeof *result);
+            result->status = rc;
+        }
+        return rc;
+    }
+    abs = realpath(path, NULL);
+    dir = abs ? strdup(abs) : NULL;
+    rc = run_deck(e, &deck, dir ? dirname(dir) : ".", abs ? abs : path, o, result);
+    free(dir);
+    free(abs);
+    ngs_deck_free(&deck);
+    return rc;
+}
+
+int ngs_run_lines(ngs_engine *e, const char *const *lines, size_t n, const char *base_dir,
+                  const ngs_run_options *o, ngs_run_result *result)
+{
+    ngs_deck deck;
+    char cwd[4096];
+    int rc;
+    if (!e || !lines || n == 0) return NGS_ERR_ARG;
+    if (!e->dispatch || !e->lib_source) return NGS_ERR_STATE;
+    if ((rc = ngs_deck_from_lines(&deck, lines, n)) != NGS_OK) return rc;
+    if (!base_dir) base_dir = getcwd(cwd, sizeof cwd) ? cwd : ".";
+    rc = run_deck(e, &deck, base_dir, NULL, o, result);
+    ngs_deck_free(&deck);
+    return rc;
+}

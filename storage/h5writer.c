@@ -1,0 +1,732 @@
+/*
+ * h5writer.c - streaming HDF5 writer (see h5writer.h and SCHEMA.md).
+ *
+ * Data path: rows (row-major) -> transpose into per-vector column buffers (one
+ * "block" of chunk_points rows) -> encode each vector's chunk on all cores
+ * (storage/pool.c) -> H5Dwrite_chunk. Chunk encoding matches the dataset's filter
+ * pipeline, so stock readers decode it.
+ *
+ * SWMR: HDF5 1.10 forbids creating objects or attributes while a file is in SWMR
+ * write mode. The file therefore alternates between two modes: "structure"
+ * (plain read-write: groups, datasets and attributes are created) and "swmr"
+ * (only chunk writes and extents). Going back to structure mode means closing and
+ * reopening the file; it happens a few times per plot, never per row.
+ *
+ * Datasets are created lazily, at the first write of a plot: a plot that ends
+ * before its first chunk fills gets a chunk size equal to its length, so an
+ * operating point does not occupy a full chunk per vector.
+ */
+#include "storage/h5writer.h"
+#include "storage/codec.h"
+#include "storage/pool.h"
+
+#include <hdf5.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BLOCK_TARGET_BYTES (8u << 20) /* automatic chunking: a block of rows ~ 8 MiB */
+#define CHUNK_MIN 1024u
+#define CHUNK_MAX 65536u
+
+typedef struct {
+    char *dset_name; /* link name (RAW name, '/' escaped) */
+    char *name, *ngspice_name, *type_name, *unit;
+    int type, is_complex, is_scale, column;
+    size_t elem; /* 8 or 16 bytes */
+    hid_t dset;
+} vec_state;
+
+typedef struct {
+    char *group_path;
+    char *name, *plotname, *analysis, *title, *date;
+    int index, nvec, is_complex, row_doubles, scale_index;
+    vec_state *vecs;
+    size_t chunk_points;  /* fixed once datasets exist */
+    int created;
+    unsigned char *block; /* column buffers, vector i at block_offset[i] */
+    size_t *block_offset;
+    size_t block_rows;    /* rows in the current, unwritten block */
+    uint64_t done_rows;   /* rows in complete chunks already written */
+    int block_written;    /* the partial block is in the file as it is now */
+} plot_state;
+
+struct ngs_h5_writer {
+    char *path;
+    ngs_h5_options opt;
+    hid_t fapl, fcpl, file, run_group, complex_type;
+    int swmr_active;
+    char *run_path;
+    int run_open;
+    int plot_count;
+    plot_state *plot;
+    /* encoder slots: one per pool worker, each holding one encoded chunk and a
+     * shuffle scratch */
+    ngs_pool *pool;
+    int nthreads, nslots;
+    unsigned char **enc, **scratch;
+    size_t *enc_size;
+    int *enc_rc;
+    size_t slot_bytes;
+    double last_flush;
+    char err[512];
+};
+
+/* ---------------------------------------------------------------- helpers -- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int fail(ngs_h5_writer *w, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->err, sizeof w->err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static char *dup_str(const char *s) { return strdup(s ? s : ""); }
+
+/* HDF5 link names cannot contain '/', and "." is reserved. */
+static char *escape_link_name(const char *name)
+{
+    size_t n = strlen(name), o = 0;
+    char *out = malloc(3 * n + 2);
+    if (!out) return NULL;
+    if (n == 0 || strcmp(name, ".") == 0) out[o++] = '_';
+    for (size_t i = 0; i < n; i++) {
+        if (name[i] == '/' || name[i] == '%') {
+            o += (size_t)sprintf(out + o, "%%%02X", (unsigned char)name[i]);
+        } else {
+            out[o++] = name[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+const char *ngs_h5_status_name(int status)
+{
+    if (status == NGS_OK) return "complete";
+    if (status == NGS_ERR_INTERRUPTED || status == NGS_ERR_TIMEOUT) return "incomplete";
+    return "failed";
+}
+
+static int attr_write(hid_t obj, const char *key, hid_t type, const void *value)
+{
+    hid_t space = H5Screate(H5S_SCALAR), attr;
+    herr_t rc = -1;
+    if (space < 0) return -1;
+    if (H5Aexists(obj, key) > 0) H5Adelete(obj, key);
+    attr = H5Acreate2(obj, key, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr >= 0) {
+        rc = H5Awrite(attr, type, value);
+        H5Aclose(attr);
+    }
+    H5Sclose(space);
+    return rc < 0 ? -1 : 0;
+}
+
+static int attr_str(hid_t obj, const char *key, const char *value)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    const char *v = value ? value : "";
+    int rc;
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    rc = attr_write(obj, key, type, &v);
+    H5Tclose(type);
+    return rc;
+}
+
+static int attr_i64(hid_t obj, const char *key, int64_t v)
+{
+    return attr_write(obj, key, H5T_NATIVE_INT64, &v);
+}
+
+static int attr_f64(hid_t obj, const char *key, double v)
+{
+    return attr_write(obj, key, H5T_NATIVE_DOUBLE, &v);
+}
+
+static void iso_time(char *buf, size_t n)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ------------------------------------------------------------ file modes -- */
+
+static hid_t open_group(hid_t file, const char *path)
+{
+    return H5Gopen2(file, path, H5P_DEFAULT);
+}
+
+/* Back to plain read-write so objects and attributes can be created. */
+static int enter_structure_mode(ngs_h5_writer *w)
+{
+    plot_state *p = w->plot;
+    if (!w->swmr_active) return NGS_OK;
+    if (p && p->created)
+        for (int i = 0; i < p->nvec; i++) {
+            H5Dclose(p->vecs[i].dset);
+            p->vecs[i].dset = H5I_INVALID_HID;
+        }
+    if (w->run_group >= 0) H5Gclose(w->run_group);
+    w->run_group = H5I_INVALID_HID;
+    H5Fclose(w->file);
+    w->swmr_active = 0;
+    w->file = H5Fopen(w->path, H5F_ACC_RDWR, w->fapl);
+    if (w->file < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot reopen the file", w->path);
+    if (w->run_open) {
+        w->run_group = open_group(w->file, w->run_path);
+        if (w->run_group < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot reopen %s", w->path, w->run_path);
+    }
+    if (p && p->created)
+        for (int i = 0; i < p->nvec; i++) {
+            char *path = malloc(strlen(p->group_path) + strlen(p->vecs[i].dset_name) + 2);
+            if (!path) return NGS_ERR_NOMEM;
+            sprintf(path, "%s/%s", p->group_path, p->vecs[i].dset_name);
+            p->vecs[i].dset = H5Dopen2(w->file, path, H5P_DEFAULT);
+            free(path);
+            if (p->vecs[i].dset < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot reopen datasets", w->path);
+        }
+    return NGS_OK;
+}
+
+static int enter_swmr_mode(ngs_h5_writer *w)
+{
+    if (!w->opt.swmr || w->swmr_active) return NGS_OK;
+    if (H5Fstart_swmr_write(w->file) < 0)
+        return fail(w, NGS_ERR_HDF5, "%s: cannot start SWMR writing", w->path);
+    w->swmr_active = 1;
+    return NGS_OK;
+}
+
+/* ------------------------------------------------------------ open/close -- */
+
+void ngs_h5_options_init(ngs_h5_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->codec = NGS_CODEC_ZSTD;
+    o->swmr = 1;
+    o->flush_interval_s = 1.0;
+}
+
+static int check_ngscale_file(ngs_h5_writer *w)
+{
+    htri_t ok = H5Aexists(w->file, "ngscale_format");
+    if (ok <= 0)
+        return fail(w, NGS_ERR_FORMAT, "%s: not an ngscale file (no ngscale_format attribute)", w->path);
+    return NGS_OK;
+}
+
+int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *options,
+                char *err, size_t errlen)
+{
+    ngs_h5_writer *w;
+    int rc = NGS_OK;
+    if (!out || !path) return NGS_ERR_ARG;
+    *out = NULL;
+    w = calloc(1, sizeof *w);
+    if (!w) return NGS_ERR_NOMEM;
+    if (options) w->opt = *options; else ngs_h5_options_init(&w->opt);
+    if (w->opt.level == 0) w->opt.level = ngs_codec_default_level(w->opt.codec);
+    w->path = strdup(path);
+    w->file = w->run_group = w->complex_type = H5I_INVALID_HID;
+    w->last_flush = now_s();
+    ngs_codec_register_zstd();
+
+    w->fapl = H5Pcreate(H5P_FILE_ACCESS);
+    w->fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_link_creation_order(w->fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    /* SWMR needs the latest format; it also gives checksummed metadata. */
+    H5Pset_libver_bounds(w->fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    H5E_BEGIN_TRY {
+        if (w->opt.append) {
+            w->file = H5Fopen(path, H5F_ACC_RDWR, w->fapl);
+        } else {
+            w->file = H5Fcreate(path, H5F_ACC_TRUNC, w->fcpl, w->fapl);
+        }
+    } H5E_END_TRY;
+    if (w->file < 0) {
+        rc = fail(w, NGS_ERR_IO, "%s: cannot %s the HDF5 file", path,
+                  w->opt.append ? "open (for appending)" : "create");
+        goto out;
+    }
+    if (w->opt.append) {
+        rc = check_ngscale_file(w);
+    } else {
+        char created[32];
+        iso_time(created, sizeof created);
+        if (attr_str(w->file, "ngscale_format", "ngscale-hdf5") < 0 ||
+            attr_i64(w->file, "ngscale_format_version", NGSCALE_FORMAT_VERSION) < 0 ||
+            attr_str(w->file, "ngscale_version", NGSCALE_VERSION) < 0 ||
+            attr_str(w->file, "created", created) < 0)
+            rc = fail(w, NGS_ERR_HDF5, "%s: cannot write file attributes", path);
+    }
+    w->complex_type = H5Tcreate(H5T_COMPOUND, 2 * sizeof(double));
+    H5Tinsert(w->complex_type, "r", 0, H5T_NATIVE_DOUBLE);
+    H5Tinsert(w->complex_type, "i", sizeof(double), H5T_NATIVE_DOUBLE);
+    if (rc == NGS_OK && ngs_pool_create(&w->pool, 0) != NGS_OK)
+        rc = fail(w, NGS_ERR_NOMEM, "out of memory");
+    w->nthreads = w->pool ? ngs_pool_size(w->pool) : 1;
+out:
+    if (rc != NGS_OK) {
+        if (err) snprintf(err, errlen, "%s", w->err);
+        ngs_h5_close(w);
+        return rc;
+    }
+    *out = w;
+    return NGS_OK;
+}
+
+static void plot_free(plot_state *p)
+{
+    if (!p) return;
+    for (int i = 0; i < p->nvec; i++) {
+        vec_state *v = &p->vecs[i];
+        if (p->created && v->dset >= 0) H5Dclose(v->dset);
+        free(v->dset_name);
+        free(v->name);
+        free(v->ngspice_name);
+        free(v->type_name);
+        free(v->unit);
+    }
+    free(p->vecs);
+    free(p->block);
+    free(p->block_offset);
+    free(p->group_path);
+    free(p->name);
+    free(p->plotname);
+    free(p->analysis);
+    free(p->title);
+    free(p->date);
+    free(p);
+}
+
+static void free_slots(ngs_h5_writer *w)
+{
+    for (int i = 0; i < w->nslots; i++) {
+        free(w->enc[i]);
+        free(w->scratch[i]);
+    }
+    free(w->enc);
+    free(w->scratch);
+    free(w->enc_size);
+    free(w->enc_rc);
+    w->enc = w->scratch = NULL;
+    w->enc_size = NULL;
+    w->enc_rc = NULL;
+    w->nslots = 0;
+    w->slot_bytes = 0;
+}
+
+int ngs_h5_close(ngs_h5_writer *w)
+{
+    int rc = NGS_OK;
+    if (!w) return NGS_OK;
+    if (w->file >= 0) {
+        if (w->plot) rc = ngs_h5_plot_end(w, NGS_ERR_INTERRUPTED, "the file was closed during the analysis");
+        if (w->run_open) {
+            int r2 = ngs_h5_run_end(w, NGS_ERR_INTERRUPTED, "the file was closed during the run");
+            if (rc == NGS_OK) rc = r2;
+        }
+        if (w->run_group >= 0) H5Gclose(w->run_group);
+        if (H5Fclose(w->file) < 0 && rc == NGS_OK) rc = fail(w, NGS_ERR_HDF5, "%s: close failed", w->path);
+    }
+    plot_free(w->plot);
+    if (w->complex_type >= 0) H5Tclose(w->complex_type);
+    if (w->fapl >= 0) H5Pclose(w->fapl);
+    if (w->fcpl >= 0) H5Pclose(w->fcpl);
+    free_slots(w);
+    ngs_pool_destroy(w->pool);
+    free(w->run_path);
+    free(w->path);
+    free(w);
+    return rc;
+}
+
+const char *ngs_h5_error(const ngs_h5_writer *w) { return w ? w->err : ""; }
+
+/* ------------------------------------------------------------------ runs -- */
+
+int ngs_h5_run_begin(ngs_h5_writer *w, const char *group)
+{
+    char started[32];
+    hid_t gcpl;
+    int rc;
+    if (w->run_open) return fail(w, NGS_ERR_STATE, "a run is already open in %s", w->path);
+    if ((rc = enter_structure_mode(w)) != NGS_OK) return rc;
+    free(w->run_path);
+    w->run_path = escape_link_name(group && *group ? group : "run");
+    if (!w->run_path) return NGS_ERR_NOMEM;
+    if (H5Lexists(w->file, w->run_path, H5P_DEFAULT) > 0)
+        return fail(w, NGS_ERR_ARG, "%s: group '%s' already exists", w->path, w->run_path);
+    gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    w->run_group = H5Gcreate2(w->file, w->run_path, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    if (w->run_group < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot create group '%s'", w->path, w->run_path);
+    w->run_open = 1;
+    w->plot_count = 0;
+    iso_time(started, sizeof started);
+    if (attr_str(w->run_group, "status", "incomplete") < 0 ||
+        attr_str(w->run_group, "message", "the run has not finished (or was killed)") < 0 ||
+        attr_str(w->run_group, "started", started) < 0 ||
+        attr_str(w->run_group, "ngscale_version", NGSCALE_VERSION) < 0 ||
+        attr_str(w->run_group, "codec", ngs_codec_name(w->opt.codec)) < 0)
+        return fail(w, NGS_ERR_HDF5, "%s: cannot write run attributes", w->path);
+    H5Fflush(w->file, H5F_SCOPE_GLOBAL);
+    return NGS_OK;
+}
+
+static int run_attr_prepare(ngs_h5_writer *w)
+{
+    if (!w->run_open) return fail(w, NGS_ERR_STATE, "no run is open");
+    return enter_structure_mode(w);
+}
+
+int ngs_h5_run_attr_str(ngs_h5_writer *w, const char *key, const char *value)
+{
+    int rc = run_attr_prepare(w);
+    if (rc != NGS_OK) return rc;
+    return attr_str(w->run_group, key, value) < 0
+               ? fail(w, NGS_ERR_HDF5, "%s: cannot write attribute %s", w->path, key) : NGS_OK;
+}
+
+int ngs_h5_run_attr_f64(ngs_h5_writer *w, const char *key, double value)
+{
+    int rc = run_attr_prepare(w);
+    if (rc != NGS_OK) return rc;
+    return attr_f64(w->run_group, key, value) < 0
+               ? fail(w, NGS_ERR_HDF5, "%s: cannot write attribute %s", w->path, key) : NGS_OK;
+}
+
+int ngs_h5_run_attr_i64(ngs_h5_writer *w, const char *key, int64_t value)
+{
+    int rc = run_attr_prepare(w);
+    if (rc != NGS_OK) return rc;
+    return attr_i64(w->run_group, key, value) < 0
+               ? fail(w, NGS_ERR_HDF5, "%s: cannot write attribute %s", w->path, key) : NGS_OK;
+}
+
+int ngs_h5_run_end(ngs_h5_writer *w, int status, const char *message)
+{
+    char finished[32];
+    int rc;
+    if (!w->run_open) return fail(w, NGS_ERR_STATE, "no run is open");
+    if (w->plot) ngs_h5_plot_end(w, status == NGS_OK ? NGS_ERR_INTERRUPTED : status, message);
+    if ((rc = enter_structure_mode(w)) != NGS_OK) return rc;
+    iso_time(finished, sizeof finished);
+    if (attr_str(w->run_group, "status", ngs_h5_status_name(status)) < 0 ||
+        attr_str(w->run_group, "message", status == NGS_OK ? "" : (message ? message : ngs_strerror(status))) < 0 ||
+        attr_str(w->run_group, "finished", finished) < 0 ||
+        attr_i64(w->run_group, "plots", w->plot_count) < 0)
+        rc = fail(w, NGS_ERR_HDF5, "%s: cannot write run status", w->path);
+    H5Gclose(w->run_group);
+    w->run_group = H5I_INVALID_HID;
+    w->run_open = 0;
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0 && rc == NGS_OK)
+        rc = fail(w, NGS_ERR_IO, "%s: flush failed", w->path);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- plots -- */
+
+static size_t auto_chunk_points(const plot_state *p)
+{
+    size_t row_bytes = (size_t)p->row_doubles * sizeof(double), c = CHUNK_MAX;
+    if (row_bytes == 0) return CHUNK_MIN;
+    while (c > CHUNK_MIN && c * row_bytes > BLOCK_TARGET_BYTES) c >>= 1;
+    return c;
+}
+
+static int alloc_block(ngs_h5_writer *w, plot_state *p)
+{
+    size_t off = 0, chunk_bytes_max = 0;
+    p->block_offset = malloc((size_t)p->nvec * sizeof *p->block_offset);
+    if (!p->block_offset && p->nvec) return NGS_ERR_NOMEM;
+    for (int i = 0; i < p->nvec; i++) {
+        p->block_offset[i] = off;
+        off += p->chunk_points * p->vecs[i].elem;
+        if (p->chunk_points * p->vecs[i].elem > chunk_bytes_max)
+            chunk_bytes_max = p->chunk_points * p->vecs[i].elem;
+    }
+    p->block = calloc(1, off ? off : 1);
+    if (!p->block) return NGS_ERR_NOMEM;
+    /* encoder slots sized for the largest chunk of this plot */
+    if (chunk_bytes_max > w->slot_bytes) {
+        int n = w->nthreads;
+        free_slots(w);
+        w->enc = calloc((size_t)n, sizeof *w->enc);
+        w->scratch = calloc((size_t)n, sizeof *w->scratch);
+        w->enc_size = calloc((size_t)n, sizeof *w->enc_size);
+        w->enc_rc = calloc((size_t)n, sizeof *w->enc_rc);
+        if (!w->enc || !w->scratch || !w->enc_size || !w->enc_rc) return NGS_ERR_NOMEM;
+        w->nslots = n;
+        for (int i = 0; i < n; i++) {
+            w->enc[i] = malloc(ngs_codec_bound(w->opt.codec, chunk_bytes_max));
+            w->scratch[i] = malloc(chunk_bytes_max);
+            if (!w->enc[i] || !w->scratch[i]) return NGS_ERR_NOMEM;
+        }
+        w->slot_bytes = chunk_bytes_max;
+    }
+    return NGS_OK;
+}
+
+int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
+{
+    plot_state *p;
+    int rc;
+    char *leaf;
+    if (!w->run_open) return fail(w, NGS_ERR_STATE, "no run is open");
+    if (w->plot) ngs_h5_plot_end(w, NGS_ERR_SIMULATION, "the analysis ended without notice");
+    p = calloc(1, sizeof *p);
+    if (!p) return NGS_ERR_NOMEM;
+    w->plot = p;
+    p->name = dup_str(d->name);
+    p->plotname = dup_str(d->plotname);
+    p->analysis = dup_str(d->analysis);
+    p->title = dup_str(d->title);
+    p->date = dup_str(d->date);
+    p->index = d->index;
+    p->nvec = d->nvectors;
+    p->is_complex = d->is_complex;
+    p->row_doubles = d->row_doubles;
+    p->scale_index = d->scale_index;
+    leaf = escape_link_name(d->name && *d->name ? d->name : "plot");
+    p->group_path = leaf ? malloc(strlen(w->run_path) + strlen(leaf) + 2) : NULL;
+    if (p->group_path) sprintf(p->group_path, "%s/%s", w->run_path, leaf);
+    free(leaf);
+    p->vecs = calloc((size_t)(p->nvec ? p->nvec : 1), sizeof *p->vecs);
+    if (!p->name || !p->group_path || !p->vecs) return NGS_ERR_NOMEM;
+    for (int i = 0; i < p->nvec; i++) {
+        const ngs_vector_desc *src = &d->vectors[i];
+        vec_state *v = &p->vecs[i];
+        v->dset = H5I_INVALID_HID;
+        v->dset_name = escape_link_name(src->name);
+        v->name = dup_str(src->name);
+        v->ngspice_name = dup_str(src->ngspice_name);
+        v->type_name = dup_str(src->type_name);
+        v->unit = dup_str(src->unit);
+        v->type = src->type;
+        v->is_complex = src->is_complex;
+        v->is_scale = src->is_scale;
+        v->column = src->column;
+        v->elem = src->is_complex ? 16 : 8;
+        if (!v->dset_name || !v->name || !v->ngspice_name || !v->type_name || !v->unit)
+            return NGS_ERR_NOMEM;
+        for (int j = 0; j < i; j++) /* same RAW name twice: keep both */
+            if (strcmp(p->vecs[j].dset_name, v->dset_name) == 0) {
+                char *n = malloc(strlen(v->dset_name) + 16);
+                if (!n) return NGS_ERR_NOMEM;
+                sprintf(n, "%s#%d", v->dset_name, i);
+                free(v->dset_name);
+                v->dset_name = n;
+            }
+    }
+    p->chunk_points = w->opt.chunk_points ? w->opt.chunk_points : auto_chunk_points(p);
+    if ((rc = alloc_block(w, p)) != NGS_OK) return fail(w, rc, "out of memory for plot %s", d->name);
+    w->plot_count++;
+    return NGS_OK;
+}
+
+/* Creates the plot's group and datasets; chunk size is final from here on. */
+static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
+{
+    hid_t gcpl, group;
+    int rc = NGS_OK;
+    if ((rc = enter_structure_mode(w)) != NGS_OK) return rc;
+    if (plot_ended && p->block_rows < p->chunk_points && p->done_rows == 0)
+        p->chunk_points = p->block_rows ? p->block_rows : 1; /* small plot: one exact chunk */
+    gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    group = H5Gcreate2(w->file, p->group_path, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    if (group < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot create group %s", w->path, p->group_path);
+    if (attr_str(group, "plot_name", p->name) < 0 || attr_str(group, "plotname", p->plotname) < 0 ||
+        attr_str(group, "analysis", p->analysis) < 0 || attr_str(group, "title", p->title) < 0 ||
+        attr_str(group, "date", p->date) < 0 ||
+        attr_str(group, "flags", p->is_complex ? "complex" : "real") < 0 ||
+        attr_i64(group, "index", p->index) < 0 ||
+        attr_str(group, "scale", p->scale_index >= 0 ? p->vecs[p->scale_index].dset_name : "") < 0 ||
+        attr_str(group, "status", "incomplete") < 0 || attr_i64(group, "points", 0) < 0)
+        rc = fail(w, NGS_ERR_HDF5, "%s: cannot write attributes of %s", w->path, p->group_path);
+    for (int i = 0; rc == NGS_OK && i < p->nvec; i++) {
+        vec_state *v = &p->vecs[i];
+        hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = p->chunk_points;
+        hid_t space = H5Screate_simple(1, &dims, &maxdims);
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(dcpl, 1, &chunk);
+        H5Pset_attr_creation_order(dcpl, H5P_CRT_ORDER_TRACKED);
+        if (ngs_codec_set_filters(dcpl, w->opt.codec, w->opt.level, v->elem) != NGS_OK) {
+            rc = fail(w, NGS_ERR_CODEC, "cannot set up codec %s", ngs_codec_name(w->opt.codec));
+        } else {
+            v->dset = H5Dcreate2(group, v->dset_name, v->is_complex ? w->complex_type : H5T_NATIVE_DOUBLE,
+                                 space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+            if (v->dset < 0 || attr_str(v->dset, "name", v->name) < 0 ||
+                attr_str(v->dset, "ngspice_name", v->ngspice_name) < 0 ||
+                attr_str(v->dset, "type", v->type_name) < 0 || attr_str(v->dset, "unit", v->unit) < 0 ||
+                attr_i64(v->dset, "index", i) < 0 || attr_i64(v->dset, "is_scale", v->is_scale) < 0)
+                rc = fail(w, NGS_ERR_HDF5, "%s: cannot create dataset %s/%s", w->path, p->group_path, v->dset_name);
+        }
+        H5Pclose(dcpl);
+        H5Sclose(space);
+    }
+    H5Gclose(group);
+    if (rc == NGS_OK) p->created = 1;
+    return rc;
+}
+
+typedef struct {
+    ngs_h5_writer *w;
+    plot_state *p;
+    int first, count;
+} encode_batch;
+
+/* Pool task: vector first+k into slot k (slots are per task, not per worker). */
+static void encode_one(void *ctx, size_t k, int worker)
+{
+    encode_batch *b = ctx;
+    vec_state *v = &b->p->vecs[b->first + (int)k];
+    size_t bytes = b->p->chunk_points * v->elem;
+    (void)worker;
+    b->w->enc_rc[k] = ngs_codec_encode(b->w->opt.codec, b->w->opt.level, v->elem,
+                                       b->p->block + b->p->block_offset[b->first + (int)k], bytes,
+                                       b->w->enc[k], ngs_codec_bound(b->w->opt.codec, bytes),
+                                       &b->w->enc_size[k], b->w->scratch[k]);
+}
+
+/* Writes the current block (full or partial) as one chunk per vector. */
+static int write_block(ngs_h5_writer *w, plot_state *p, int plot_ended)
+{
+    int rc = NGS_OK;
+    hsize_t extent, offset;
+    size_t rows = p->block_rows;
+
+    if (rows == 0 || p->block_written) return NGS_OK;
+    if (!p->created && (rc = create_plot_objects(w, p, plot_ended)) != NGS_OK) return rc;
+    if ((rc = enter_swmr_mode(w)) != NGS_OK) return rc;
+    extent = p->done_rows + rows;
+    offset = p->done_rows;
+    for (int i = 0; i < p->nvec; i++) {
+        if (rows < p->chunk_points) /* zero the tail: deterministic, compresses to nothing */
+            memset(p->block + p->block_offset[i] + rows * p->vecs[i].elem, 0,
+                   (p->chunk_points - rows) * p->vecs[i].elem);
+        if (H5Dset_extent(p->vecs[i].dset, &extent) < 0)
+            return fail(w, NGS_ERR_HDF5, "%s: cannot extend %s", w->path, p->vecs[i].dset_name);
+    }
+    /* encode one vector per worker in parallel, then write them in order */
+    for (int first = 0; first < p->nvec && rc == NGS_OK; first += w->nslots) {
+        encode_batch b = {w, p, first, p->nvec - first < w->nslots ? p->nvec - first : w->nslots};
+        ngs_pool_run(w->pool, (size_t)b.count, encode_one, &b);
+        for (int k = 0; k < b.count && rc == NGS_OK; k++) {
+            vec_state *v = &p->vecs[first + k];
+            if (w->enc_rc[k] != NGS_OK)
+                rc = fail(w, NGS_ERR_CODEC, "cannot compress a chunk of %s", v->name);
+            else if (H5Dwrite_chunk(v->dset, H5P_DEFAULT, 0, &offset, w->enc_size[k], w->enc[k]) < 0)
+                rc = fail(w, NGS_ERR_IO, "%s: cannot write a chunk of %s (disk full?)", w->path, v->name);
+        }
+    }
+    if (rc != NGS_OK) return rc;
+    if (rows == p->chunk_points) {
+        p->done_rows += rows;
+        p->block_rows = 0;
+        p->block_written = 0;
+    } else {
+        p->block_written = 1;
+    }
+    return NGS_OK;
+}
+
+int ngs_h5_rows(ngs_h5_writer *w, const double *rows, size_t nrows)
+{
+    plot_state *p = w->plot;
+    size_t r = 0;
+    if (!p) return fail(w, NGS_ERR_STATE, "rows arrived outside a plot");
+    while (r < nrows) {
+        size_t take = p->chunk_points - p->block_rows;
+        if (take > nrows - r) take = nrows - r;
+        /* transpose: each vector's column is written sequentially */
+        for (int i = 0; i < p->nvec; i++) {
+            const vec_state *v = &p->vecs[i];
+            const double *src = rows + r * (size_t)p->row_doubles + v->column;
+            double *dst = (double *)(p->block + p->block_offset[i]) + p->block_rows * (v->elem / 8);
+            if (v->elem == 8) {
+                for (size_t k = 0; k < take; k++) dst[k] = src[k * (size_t)p->row_doubles];
+            } else {
+                for (size_t k = 0; k < take; k++) {
+                    dst[2 * k] = src[k * (size_t)p->row_doubles];
+                    dst[2 * k + 1] = src[k * (size_t)p->row_doubles + 1];
+                }
+            }
+        }
+        p->block_rows += take;
+        p->block_written = 0;
+        r += take;
+        if (p->block_rows == p->chunk_points) {
+            int rc = write_block(w, p, 0);
+            if (rc != NGS_OK) return rc;
+        }
+    }
+    return NGS_OK;
+}
+
+static int flush_file(ngs_h5_writer *w)
+{
+    w->last_flush = now_s();
+    if (H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0)
+        return fail(w, NGS_ERR_IO, "%s: flush failed (disk full?)", w->path);
+    return NGS_OK;
+}
+
+int ngs_h5_plot_end(ngs_h5_writer *w, int status, const char *message)
+{
+    plot_state *p = w->plot;
+    int rc = NGS_OK, r2;
+    hid_t group;
+    if (!p) return fail(w, NGS_ERR_STATE, "no plot is open");
+    if (p->block_rows > 0 || !p->created) {
+        if (!p->created && p->block_rows == 0) rc = create_plot_objects(w, p, 1); /* empty plot */
+        else rc = write_block(w, p, 1);
+    }
+    r2 = enter_structure_mode(w);
+    if (rc == NGS_OK) rc = r2;
+    if (rc == NGS_OK) {
+        group = open_group(w->file, p->group_path);
+        if (group < 0 ||
+            attr_str(group, "status", ngs_h5_status_name(status)) < 0 ||
+            attr_str(group, "message", status == NGS_OK ? "" : (message ? message : ngs_strerror(status))) < 0 ||
+            attr_i64(group, "points", (int64_t)(p->done_rows + p->block_rows)) < 0)
+            rc = fail(w, NGS_ERR_HDF5, "%s: cannot write the status of %s", w->path, p->group_path);
+        if (group >= 0) H5Gclose(group);
+    }
+    plot_free(p);
+    w->plot = NULL;
+    r2 = flush_file(w);
+    return rc != NGS_OK ? rc : r2;
+}
+
+int ngs_h5_flush(ngs_h5_writer *w)
+{
+    int rc;
+    if (w->plot && w->plot->block_rows > 0 && (rc = write_block(w, w->plot, 0)) != NGS_OK) return rc;
+    return flush_file(w);
+}
+
+int ngs_h5_tick(ngs_h5_writer *w)
+{
+    if (w->opt.flush_interval_s <= 0 || now_s() - w->last_flush < w->opt.flush_interval_s)
+        return NGS_OK;
+    return ngs_h5_flush(w);
+}

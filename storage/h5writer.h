@@ -1,0 +1,58 @@
+/*
+ * h5writer.h - streaming HDF5 writer for ngscale's schema (storage/SCHEMA.md).
+ *
+ * One writer per file. Calls come from one thread (the dispatcher). Rows arrive
+ * row-major, as ngspice produces them; the writer transposes them into one
+ * column buffer per vector, compresses full chunks on all cores and writes them
+ * with H5Dwrite_chunk. Data reach the file at least every flush interval, so a
+ * killed run leaves a file readable up to its last flush.
+ */
+#ifndef NGS_STORAGE_H5WRITER_H
+#define NGS_STORAGE_H5WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ngscale.h"
+
+typedef struct ngs_h5_writer ngs_h5_writer;
+
+typedef struct ngs_h5_options {
+    ngs_codec codec;
+    int level;               /* 0: codec default */
+    int swmr;                /* let readers follow the file live */
+    int append;              /* open an existing ngscale file and add runs */
+    size_t chunk_points;     /* 0: automatic */
+    double flush_interval_s; /* <= 0: only at plot end */
+} ngs_h5_options;
+
+void ngs_h5_options_init(ngs_h5_options *options);
+
+int ngs_h5_open(ngs_h5_writer **writer, const char *path, const ngs_h5_options *options,
+                char *err, size_t errlen);
+/* Finishes what is pending, marks an unfinished run incomplete, closes the file. */
+int ngs_h5_close(ngs_h5_writer *writer);
+
+/* A run is one group. Its status attribute says "incomplete" until run_end. */
+int ngs_h5_run_begin(ngs_h5_writer *writer, const char *group);
+int ngs_h5_run_attr_str(ngs_h5_writer *writer, const char *key, const char *value);
+int ngs_h5_run_attr_f64(ngs_h5_writer *writer, const char *key, double value);
+int ngs_h5_run_attr_i64(ngs_h5_writer *writer, const char *key, int64_t value);
+/* status: NGS_OK -> "complete", NGS_ERR_INTERRUPTED/TIMEOUT -> "incomplete", else "failed". */
+int ngs_h5_run_end(ngs_h5_writer *writer, int status, const char *message);
+
+/* One plot (analysis) of the current run; the descriptor is copied. */
+int ngs_h5_plot_begin(ngs_h5_writer *writer, const ngs_plot_desc *plot);
+int ngs_h5_rows(ngs_h5_writer *writer, const double *rows, size_t nrows);
+int ngs_h5_plot_end(ngs_h5_writer *writer, int status, const char *message);
+
+/* Writes buffered points and flushes the file now / if the interval has passed. */
+int ngs_h5_flush(ngs_h5_writer *writer);
+int ngs_h5_tick(ngs_h5_writer *writer);
+
+/* Last error text, "" when none. */
+const char *ngs_h5_error(const ngs_h5_writer *writer);
+
+/* Run status names used in the file. */
+const char *ngs_h5_status_name(int status);
+
+#endif

@@ -1,0 +1,161 @@
+"""The `ngscale` command: errors come back as exit codes with ngspice's message, and
+data already written is never lost."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+from ngstest import NGSCALE, SRC, TempDir, h5py, netlist, read_h5_plots, run
+
+sys.path.insert(0, os.path.join(SRC, "bench"))
+import gen_circuits  # noqa: E402
+
+
+class Cli(unittest.TestCase):
+    def test_help_and_version(self):
+        p = run([NGSCALE, "--help"])
+        for word in ("run NETLIST", "--codec", "--save", "--memory", "Exit status", "HDF5_PLUGIN_PATH"):
+            self.assertIn(word, p.stdout)
+        p = run([NGSCALE, "--version"])
+        self.assertRegex(p.stdout, r"ngscale \d+\.\d+\.\d+")
+        self.assertIn("ngspice-", p.stdout)
+
+    def test_usage_errors_exit_2(self):
+        for args in ([], ["run"], ["run", netlist("tran_rc.cir")], ["bogus"],
+                     ["run", "--codec", "lzma", netlist("tran_rc.cir"), "-o", "x.h5"],
+                     ["run", "--memory", "sometimes", netlist("tran_rc.cir"), "-o", "x.h5"]):
+            with self.subTest(args=args):
+                p = run([NGSCALE] + args, check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertTrue(p.stderr.strip())
+
+    def test_missing_netlist_exit_3(self):
+        with TempDir() as d:
+            p = run([NGSCALE, "run", os.path.join(d, "nope.cir"), "-o", os.path.join(d, "o.h5")],
+                    check=False)
+            self.assertEqual(p.returncode, 3)
+            self.assertIn("nope.cir", p.stderr)
+
+    def test_bad_netlist_reports_ngspice_message_with_user_line_number(self):
+        with TempDir() as d:
+            out = os.path.join(d, "o.h5")
+            p = run([NGSCALE, "run", "-q", netlist("bad_syntax.cir"), "-o", out], check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("rejected the netlist", p.stderr)
+            self.assertIn("line 4", p.stderr)  # the user's line, not ours
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "failed")
+                self.assertIn("line 4", f["run"].attrs["message"])
+
+    def test_failed_analysis_keeps_status_and_message(self):
+        with TempDir() as d:
+            out = os.path.join(d, "o.h5")
+            p = run([NGSCALE, "run", "-q", netlist("tran_fail.cir"), "-o", out], check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("too small", p.stderr)
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "failed")
+
+    def test_quit_in_control_block_is_a_clean_end(self):
+        with TempDir() as d:
+            out = os.path.join(d, "o.h5")
+            run([NGSCALE, "run", "-q", netlist("quit_ctrl.cir"), "-o", out])
+            plots, attrs = read_h5_plots(out)
+            self.assertEqual(attrs["status"], "complete")
+            self.assertEqual([p["attrs"]["analysis"] for p in plots], ["op"])
+
+    def test_save_keeps_only_named_vectors_and_the_scale(self):
+        with TempDir() as d:
+            out = os.path.join(d, "o.h5")
+            run([NGSCALE, "run", "-q", "--save", "v(out) i(v1)", netlist("multi.cir"), "-o", out])
+            plots, _ = read_h5_plots(out)
+            by = {p["attrs"]["analysis"]: p["names"] for p in plots}
+            self.assertEqual(by["tran"], ["time", "v(out)", "i(v1)"])
+            self.assertEqual(by["ac"], ["frequency", "v(out)", "i(v1)"])
+            out2 = os.path.join(d, "o2.h5")
+            run([NGSCALE, "run", "-q", "--save", "out", netlist("tran_rc.cir"), "-o", out2])
+            plots, _ = read_h5_plots(out2)
+            self.assertEqual(plots[0]["names"], ["time", "v(out)"])
+
+    def test_append_adds_runs_and_refuses_a_taken_group(self):
+        with TempDir() as d:
+            out = os.path.join(d, "o.h5")
+            run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", out, "--group", "first"])
+            run([NGSCALE, "run", "-q", netlist("ac_rlc.cir"), "-o", out, "--append", "--group", "second"])
+            with h5py.File(out, "r") as f:
+                self.assertEqual(sorted(f.keys()), ["first", "second"])
+            p = run([NGSCALE, "run", "-q", netlist("ac_rlc.cir"), "-o", out, "--append",
+                     "--group", "second"], check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("already exists", p.stderr)
+            with h5py.File(out, "r") as f:  # what was there is intact
+                self.assertEqual(f["second"].attrs["status"], "complete")
+            info = run([NGSCALE, "info", out]).stdout
+            self.assertIn("run first: complete", info)
+            self.assertIn("run second: complete", info)
+            self.assertIn("compression ratio", info)
+
+    def test_timeout_exit_124_keeps_data(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "long.cir")
+            with open(cir, "w") as f:
+                f.write(gen_circuits.rc_ladder(300, "5000u", "1n"))
+            out = os.path.join(d, "o.h5")
+            p = run([NGSCALE, "run", "-q", "--timeout", "2", cir, "-o", out], check=False)
+            self.assertEqual(p.returncode, 124, p.stderr)
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "incomplete")
+                self.assertEqual(f["run/tran1"].attrs["status"], "incomplete")
+                self.assertGreater(len(f["run/tran1/time"]), 100)
+
+    def test_ctrl_c_exit_130_leaves_valid_file(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "long.cir")
+            with open(cir, "w") as f:
+                f.write(gen_circuits.rc_ladder(300, "5000u", "1n"))
+            out = os.path.join(d, "o.h5")
+            proc = subprocess.Popen([NGSCALE, "run", "-q", cir, "-o", out],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(2)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+            self.assertEqual(proc.returncode, 130)
+            with h5py.File(out, "r") as f:  # opens without h5clear: closed properly
+                self.assertEqual(f["run"].attrs["status"], "incomplete")
+                n = len(f["run/tran1/time"])
+                self.assertGreater(n, 100)
+                self.assertEqual(f["run/tran1"].attrs["points"], n)
+
+    def test_info_rejects_foreign_files(self):
+        with TempDir() as d:
+            foreign = os.path.join(d, "foreign.h5")
+            with h5py.File(foreign, "w") as f:
+                f["x"] = [1, 2, 3]
+            p = run([NGSCALE, "info", foreign], check=False)
+            self.assertEqual(p.returncode, 3)
+            self.assertIn("not written by ngscale", p.stderr)
+            p = run([NGSCALE, "info", netlist("tran_rc.cir")], check=False)
+            self.assertEqual(p.returncode, 3)
+
+    def test_unwritable_output_exit_3(self):
+        p = run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", "/nonexistent/dir/o.h5"], check=False)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("/nonexistent/dir/o.h5", p.stderr)
+
+    def test_embedding_example(self):
+        embed = os.environ.get("NGSCALE_EMBED")
+        if not embed or not os.path.exists(embed):
+            self.skipTest("embed_example not built")
+        with TempDir() as d:
+            out = os.path.join(d, "embed.h5")
+            p = run([embed, out])
+            self.assertRegex(p.stdout, r"63\.2% reached at t = 0\.00099\d*|63\.2% reached at t = 0\.0010\d*")
+            rows = int(p.stdout.split("points seen by the hook")[0].split()[-1])
+            with h5py.File(out, "r") as f:
+                self.assertEqual(len(f["run/tran1/v(out)"]), rows)
+
+
+if __name__ == "__main__":
+    unittest.main()

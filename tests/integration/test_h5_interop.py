@@ -1,0 +1,140 @@
+"""Stock tools read our files: h5py and h5dump for every codec (zstd through the
+project's plugin, deflate and none without it); SWMR lets h5py follow a run live; a
+killed run leaves a file readable up to its last flush."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import numpy as np
+
+from ngstest import NGSCALE, PLUGIN_DIR, SRC, TempDir, h5py, netlist, run
+
+sys.path.insert(0, os.path.join(SRC, "bench"))
+import gen_circuits  # noqa: E402
+
+PY = sys.executable
+
+
+def env_without_plugin():
+    env = dict(os.environ)
+    env.pop("HDF5_PLUGIN_PATH", None)
+    return env
+
+
+def slow_ladder(path, stop="400u"):
+    with open(path, "w") as f:
+        f.write(gen_circuits.rc_ladder(300, stop, "1n"))
+
+
+class Interop(unittest.TestCase):
+    def test_h5py_and_h5dump_read_every_codec(self):
+        with TempDir() as d:
+            for codec in ("zstd", "deflate", "none"):
+                out = os.path.join(d, codec + ".h5")
+                run([NGSCALE, "run", "-q", "--codec", codec, netlist("multi.cir"), "-o", out])
+                script = ("import h5py,sys\n"
+                          "f=h5py.File(sys.argv[1],'r')\n"
+                          "x=f['run/tran1/v(out)'][()]\n"
+                          "print(len(x), x.dtype, abs(x).max())\n")
+                env = None if codec == "zstd" else env_without_plugin()
+                p = run([PY, "-c", script, out], env=env)
+                n, dtype, peak = p.stdout.split()
+                self.assertEqual(dtype, "float64")
+                self.assertGreater(int(n), 100)
+                self.assertGreater(float(peak), 0.1)
+                dump = run(["h5dump", "-d", "/run/tran1/v(out)", "-c", "3", out], env=env).stdout
+                self.assertIn("DATA", dump)
+                self.assertRegex(dump, r"\(0\): [-0-9.e]+")
+            # zstd without the plugin cannot be read by others: the reason to ship it
+            p = run([PY, "-c", "import h5py;h5py.File('%s','r')['run/tran1/v(out)'][()]"
+                     % os.path.join(d, "zstd.h5")], env=env_without_plugin(), check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("Can't read data", p.stderr)
+
+    def test_complex_reads_as_complex128(self):
+        with TempDir() as d:
+            out = os.path.join(d, "ac.h5")
+            run([NGSCALE, "run", "-q", netlist("ac_rlc.cir"), "-o", out])
+            with h5py.File(out, "r") as f:
+                v = f["run/ac1/v(out)"][()]
+                self.assertEqual(v.dtype, np.complex128)
+                self.assertEqual(f["run/ac1"].attrs["flags"], "complex")
+                self.assertEqual(f["run/ac1"].attrs["scale"], "frequency")
+                self.assertEqual(f["run/ac1/frequency"].attrs["is_scale"], 1)
+                self.assertEqual(f.attrs["ngscale_format_version"], 1)
+
+    def test_swmr_reader_follows_a_live_run(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "slow.cir")
+            slow_ladder(cir)
+            out = os.path.join(d, "live.h5")
+            proc = subprocess.Popen([NGSCALE, "run", "-q", "--flush", "0.2", cir, "-o", out],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            seen = []
+            try:
+                deadline = time.time() + 120
+                while proc.poll() is None and time.time() < deadline:
+                    time.sleep(0.3)
+                    try:
+                        with h5py.File(out, "r", libver="latest", swmr=True) as f:
+                            if "run/tran1/time" in f:
+                                ds = f["run/tran1/time"]
+                                ds.refresh()
+                                n = ds.shape[0]
+                                if n:
+                                    t = ds[:n]
+                                    self.assertTrue(np.all(np.diff(t) > 0), "time grows")
+                                seen.append(n)
+                    except (OSError, KeyError):
+                        pass  # between plots the file is briefly reopened
+            finally:
+                proc.wait(timeout=300)
+            self.assertEqual(proc.returncode, 0, proc.stderr.read().decode())
+            growing = sorted(set(n for n in seen if n > 0))
+            print("sizes seen live:", growing[:10], "...")
+            self.assertGreaterEqual(len(growing), 2, "the reader saw the dataset grow: %s" % seen)
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "complete")
+                self.assertGreater(f["run/tran1/time"].shape[0], growing[-1] - 1)
+
+    def test_killed_run_is_readable_up_to_last_flush(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "slow.cir")
+            slow_ladder(cir, "2000u")
+            out = os.path.join(d, "killed.h5")
+            proc = subprocess.Popen([NGSCALE, "run", "-q", "--flush", "0.2", cir, "-o", out],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # kill once a reader can see at least 1000 points (however loaded the machine)
+            deadline = time.time() + 120
+            while time.time() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+                try:
+                    with h5py.File(out, "r", libver="latest", swmr=True) as f:
+                        if "run/tran1/time" in f and f["run/tran1/time"].shape[0] > 1000:
+                            break
+                except (OSError, KeyError):
+                    pass
+            self.assertIsNone(proc.poll(), "the run should still be going")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            # a killed SWMR writer: readable in SWMR mode, and after h5clear by anything
+            with h5py.File(out, "r", libver="latest", swmr=True) as f:
+                self.assertEqual(f["run"].attrs["status"], "incomplete")
+                t = f["run/tran1/time"][()]
+                v = f["run/tran1/v(n1)"][()]
+            self.assertGreater(len(t), 1000)
+            self.assertEqual(len(t), len(v))
+            self.assertTrue(np.all(np.diff(t) > 0))
+            self.assertTrue(np.all(np.isfinite(v)))
+            run(["h5clear", "-s", out])
+            with h5py.File(out, "r") as f:
+                self.assertEqual(len(f["run/tran1/time"]), len(t))
+            info = run([NGSCALE, "info", out]).stdout
+            self.assertIn("incomplete", info)
+
+
+if __name__ == "__main__":
+    unittest.main()

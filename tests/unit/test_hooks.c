@@ -1,0 +1,244 @@
+/* Unit tests: the SPSC ring buffer, the dispatcher and plot descriptors. */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hooks/dispatch.h"
+#include "hooks/ring.h"
+
+START_TEST(ring_rejects_oversized_and_rounds_capacity)
+{
+    ngs_ring *r;
+    ck_assert_int_eq(ngs_ring_create(&r, 5000), NGS_OK);
+    ck_assert_uint_eq(ngs_ring_max_payload(r), 8192 / 4);
+    ck_assert_ptr_null(ngs_ring_reserve(r, 1, 8192));
+    ngs_ring_destroy(r);
+}
+END_TEST
+
+START_TEST(ring_fifo_with_wraparound)
+{
+    ngs_ring *r;
+    uint32_t kind;
+    const void *p;
+    size_t size;
+    ck_assert_int_eq(ngs_ring_create(&r, 4096), NGS_OK);
+    /* odd sizes force PAD records at the end of the buffer */
+    for (int round = 0; round < 1000; round++) {
+        size_t n = 1 + (size_t)(round * 37 % 900);
+        unsigned char *dst = ngs_ring_reserve(r, (uint32_t)round, n);
+        ck_assert_ptr_nonnull(dst);
+        memset(dst, round & 0xff, n);
+        ngs_ring_commit(r, 1);
+        ck_assert_int_eq(ngs_ring_try_peek(r, &kind, &p, &size), 1);
+        ck_assert_uint_eq(kind, (uint32_t)round);
+        ck_assert_uint_eq(size, n);
+        for (size_t i = 0; i < n; i++) ck_assert_uint_eq(((const unsigned char *)p)[i], (unsigned)(round & 0xff));
+        ngs_ring_release(r);
+    }
+    ck_assert_int_eq(ngs_ring_try_peek(r, &kind, &p, &size), 0);
+    ngs_ring_close(r);
+    ck_assert_int_eq(ngs_ring_peek(r, 10, &kind, &p, &size), -1);
+    ngs_ring_destroy(r);
+}
+END_TEST
+
+typedef struct {
+    ngs_ring *ring;
+    int count;
+} producer_arg;
+
+static void *producer(void *arg)
+{
+    producer_arg *a = arg;
+    for (int i = 0; i < a->count; i++) {
+        uint64_t *v = ngs_ring_reserve(a->ring, 7, sizeof(uint64_t) * (1 + (size_t)(i % 5)));
+        if (!v) return NULL;
+        for (int k = 0; k <= i % 5; k++) v[k] = (uint64_t)i * 10 + (uint64_t)k;
+        ngs_ring_commit(a->ring, 0); /* lazy wake-ups: the consumer must still see all */
+    }
+    ngs_ring_close(a->ring);
+    return NULL;
+}
+
+START_TEST(ring_threads_lose_nothing_and_keep_order)
+{
+    ngs_ring *r;
+    pthread_t t;
+    producer_arg a;
+    uint32_t kind;
+    const void *p;
+    size_t size;
+    int expect = 0, rc;
+    ck_assert_int_eq(ngs_ring_create(&r, 4096), NGS_OK); /* small: the producer must wait */
+    a.ring = r;
+    a.count = 200000;
+    pthread_create(&t, NULL, producer, &a);
+    while ((rc = ngs_ring_peek(r, 1000, &kind, &p, &size)) != -1) {
+        const uint64_t *v = p;
+        if (rc == 0) continue;
+        ck_assert_uint_eq(size, sizeof(uint64_t) * (1 + (size_t)(expect % 5)));
+        for (int k = 0; k <= expect % 5; k++) ck_assert_uint_eq(v[k], (uint64_t)expect * 10 + (uint64_t)k);
+        ngs_ring_release(r);
+        expect++;
+    }
+    pthread_join(t, NULL);
+    ck_assert_int_eq(expect, a.count);
+    ngs_ring_destroy(r);
+}
+END_TEST
+
+/* ---- dispatcher ---- */
+
+typedef struct {
+    int begins, ends, messages, progress;
+    uint64_t rows;
+    double sum;
+    int end_status;
+    char last_msg[64];
+    int stop_after_rows;
+} recorder;
+
+static int record(const ngs_event *ev, void *user)
+{
+    recorder *r = user;
+    switch (ev->kind) {
+    case NGS_EV_PLOT_BEGIN: r->begins++; break;
+    case NGS_EV_ROWS:
+        ck_assert_uint_eq(ev->first_row, r->rows);
+        for (size_t i = 0; i < ev->nrows; i++) r->sum += ev->rows[i * (size_t)ev->plot->row_doubles + 1];
+        r->rows += ev->nrows;
+        if (r->stop_after_rows && r->rows >= (uint64_t)r->stop_after_rows) return 1;
+        break;
+    case NGS_EV_PLOT_END:
+        r->ends++;
+        r->end_status = ev->status;
+        ck_assert_uint_eq(ev->total_rows, r->rows);
+        break;
+    case NGS_EV_MESSAGE:
+        r->messages++;
+        snprintf(r->last_msg, sizeof r->last_msg, "%s", ev->text);
+        break;
+    case NGS_EV_PROGRESS: r->progress++; break;
+    default: break;
+    }
+    return 0;
+}
+
+static ngs_plot_desc *two_vector_plot(void)
+{
+    ngs_vector_desc v[2];
+    memset(v, 0, sizeof v);
+    v[0].name = "time"; v[0].ngspice_name = "time"; v[0].type = 1;
+    v[0].type_name = "time"; v[0].unit = "s"; v[0].is_scale = 1;
+    v[1].name = "v(out)"; v[1].ngspice_name = "out"; v[1].type = 3;
+    v[1].type_name = "voltage"; v[1].unit = "V"; v[1].is_complex = 1;
+    return ngs_plot_desc_new("tran1", "Transient Analysis", "tran", "t", "d", 0, v, 2);
+}
+
+START_TEST(plot_desc_columns)
+{
+    ngs_plot_desc *p = two_vector_plot();
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(p->row_doubles, 3);
+    ck_assert_int_eq(p->vectors[1].column, 1);
+    ck_assert_int_eq(p->scale_index, 0);
+    ck_assert_int_eq(p->is_complex, 1);
+    ck_assert_str_eq(p->vectors[1].ngspice_name, "out");
+    ngs_plot_desc_free(p);
+    ck_assert_str_eq(ngs_vector_type_name(4), "current");
+    ck_assert_str_eq(ngs_vector_type_name(99), "notype");
+    ck_assert_int_eq(ngs_vector_type_from_name("temp-sweep"), 14);
+}
+END_TEST
+
+START_TEST(dispatch_delivers_everything_in_order)
+{
+    ngs_dispatch *d;
+    recorder rec;
+    ngs_sink sink = {NGS_EV_ALL, record, NULL, &rec};
+    double expect = 0;
+    memset(&rec, 0, sizeof rec);
+    ck_assert_int_eq(ngs_dispatch_create(&d, 1 << 16), NGS_OK);
+    ck_assert_int_eq(ngs_dispatch_set_sinks(d, &sink, 1), NGS_OK);
+    ngs_dispatch_message(d, "hello", 0);
+    ngs_dispatch_plot_begin(d, two_vector_plot());
+    for (int i = 0; i < 100000; i++) {
+        double *row = ngs_dispatch_row_begin(d, 3);
+        ck_assert_ptr_nonnull(row);
+        row[0] = i; row[1] = i * 0.5; row[2] = -i;
+        expect += i * 0.5;
+        ngs_dispatch_row_commit(d);
+        if (i % 10000 == 0) ngs_dispatch_progress(d, i / 1000.0);
+    }
+    ngs_dispatch_plot_end(d, NGS_OK, NULL);
+    ck_assert_int_eq(ngs_dispatch_drain(d), NGS_OK);
+    ck_assert_int_eq(rec.begins, 1);
+    ck_assert_int_eq(rec.ends, 1);
+    ck_assert_uint_eq(rec.rows, 100000);
+    ck_assert(rec.sum == expect);
+    ck_assert_int_eq(rec.messages, 1);
+    ck_assert_str_eq(rec.last_msg, "hello");
+    ck_assert_int_eq(rec.progress, 10);
+    ngs_dispatch_destroy(d);
+}
+END_TEST
+
+START_TEST(dispatch_reports_a_hook_that_stops)
+{
+    ngs_dispatch *d;
+    recorder rec;
+    ngs_sink sink = {NGS_EV_ALL, record, NULL, &rec};
+    memset(&rec, 0, sizeof rec);
+    rec.stop_after_rows = 10;
+    ck_assert_int_eq(ngs_dispatch_create(&d, 0), NGS_OK);
+    ngs_dispatch_set_sinks(d, &sink, 1);
+    ngs_dispatch_plot_begin(d, two_vector_plot());
+    for (int i = 0; i < 50; i++) {
+        double *row = ngs_dispatch_row_begin(d, 3);
+        row[0] = row[1] = row[2] = i;
+        ngs_dispatch_row_commit(d);
+    }
+    ngs_dispatch_plot_end(d, NGS_ERR_SIMULATION, "boom");
+    ck_assert_int_eq(ngs_dispatch_drain(d), NGS_ERR_INTERRUPTED);
+    ck_assert_int_eq(rec.end_status, NGS_ERR_SIMULATION);
+    ngs_dispatch_reset_error(d);
+    ck_assert_int_eq(ngs_dispatch_error(d), NGS_OK);
+    ngs_dispatch_destroy(d); /* frees nothing twice, leaks nothing (ASan) */
+}
+END_TEST
+
+START_TEST(dispatch_destroy_with_an_open_plot)
+{
+    ngs_dispatch *d;
+    ck_assert_int_eq(ngs_dispatch_create(&d, 0), NGS_OK);
+    ngs_dispatch_plot_begin(d, two_vector_plot());
+    ngs_dispatch_plot_begin(d, two_vector_plot()); /* an end was lost: no leak */
+    ngs_dispatch_drain(d);
+    ngs_dispatch_destroy(d);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("hooks");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, ring_rejects_oversized_and_rounds_capacity);
+    tcase_add_test(tc, ring_fifo_with_wraparound);
+    tcase_add_test(tc, ring_threads_lose_nothing_and_keep_order);
+    tcase_add_test(tc, plot_desc_columns);
+    tcase_add_test(tc, dispatch_delivers_everything_in_order);
+    tcase_add_test(tc, dispatch_reports_a_hook_that_stops);
+    tcase_add_test(tc, dispatch_destroy_with_an_open_plot);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
