@@ -54,7 +54,7 @@ test)
 asan)
     install_missing
     build build-asan -DNGSCALE_ASAN=ON -DCMAKE_BUILD_TYPE=Debug
-    cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2 --timeout 1800
+    cd build-asan && NGSCALE_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/../tests/lsan.supp:print_suppressions=0 ctest --output-on-failure -j 2 --timeout 1800
     ;;
 build)
     install_missing

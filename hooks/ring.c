@@ -8,6 +8,7 @@
  * it (waiting flag), so the fast path costs two atomic operations per record.
  */
 #include "hooks/ring.h"
+#include "hooks/clock.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -93,17 +94,8 @@ static void wake(ngs_ring *r, atomic_int *waiting)
 static int wait_until(ngs_ring *r, atomic_int *waiting, int (*ready)(ngs_ring *, size_t),
                       size_t arg, int timeout_ms)
 {
-    struct timespec deadline;
+    struct timespec deadline = ngs_deadline_ms(timeout_ms >= 0 ? timeout_ms : 0);
     int ok;
-    if (timeout_ms >= 0) {
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
     pthread_mutex_lock(&r->lock);
     atomic_store(waiting, 1);
     while (!(ok = ready(r, arg)) && !atomic_load(&r->closed)) {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ngscale.h"
+#include "hooks/clock.h"
 #include "storage/h5info.h"
 
 enum {
@@ -104,13 +105,6 @@ typedef struct {
     unsigned long long points;
 } cli_state;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void clear_progress(cli_state *s)
 {
     if (s->line_shown) {
@@ -121,7 +115,7 @@ static void clear_progress(cli_state *s)
 
 static void draw_progress(cli_state *s, int force)
 {
-    double t = now_s();
+    double t = ngs_now_s();
     if (!s->show_progress || (!force && t - s->last_draw < 0.1)) return;
     s->last_draw = t;
     if (s->percent >= 0)

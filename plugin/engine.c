@@ -11,6 +11,7 @@
  * row into the dispatcher's ring and returns; everything else happens elsewhere.
  */
 #include "plugin/engine_internal.h"
+#include "hooks/clock.h"
 
 #include <ctype.h>
 #include <dlfcn.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,6 +130,7 @@ static int cb_controlled_exit(int status, NG_BOOL immediate, NG_BOOL quit, int i
     (void)immediate;
     (void)id;
     pthread_mutex_lock(&e->lock);
+    e->last_thread = gettid();
     e->exited = 1;
     e->exit_status = status;
     e->exit_quit = quit;
@@ -144,6 +147,7 @@ static int cb_bg_running(NG_BOOL finished, int id, void *user)
     /* Despite sharedspice.h's comment, true means the thread has finished. */
     if (finished) {
         pthread_mutex_lock(&e->lock);
+        e->last_thread = gettid();
         e->bg_finished = 1;
         pthread_cond_broadcast(&e->cond);
         pthread_mutex_unlock(&e->lock);
@@ -422,12 +426,30 @@ int ngs_engine_load_copy(ngs_engine *e)
     return NGS_OK;
 }
 
+/* ngspice detaches its threads, so they cannot be joined: poll until the last one
+ * is gone (tgkill with signal 0 only checks existence). */
+static int thread_gone(pid_t tid, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited++) {
+        if (syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH) return 1;
+        usleep(1000);
+    }
+    return 0;
+}
+
 void ngs_engine_unload_copy(ngs_engine *e)
 {
+    int safe;
     if (!e->handle) return;
-    /* A copy whose thread may still run (a halt failed) must stay mapped: leak it. */
-    if (!e->api.Running || !e->api.Running()) dlclose(e->handle);
+    safe = !e->api.Running || !e->api.Running();
+    if (safe && e->last_thread > 0) safe = thread_gone(e->last_thread, 5000);
+#ifdef __SANITIZE_ADDRESS__
+    safe = 0; /* keep ngspice mapped so leak reports from inside it name the library */
+#endif
+    /* A copy whose thread may still run must stay mapped: leaking it beats a crash. */
+    if (safe) dlclose(e->handle);
     e->handle = NULL;
+    e->last_thread = 0;
     memset(&e->api, 0, sizeof e->api);
 }
 
@@ -443,15 +465,8 @@ int ngs_engine_command(ngs_engine *e, const char *cmd)
 
 int ngs_engine_wait_bg(ngs_engine *e, int timeout_ms)
 {
-    struct timespec deadline;
+    struct timespec deadline = ngs_deadline_ms(timeout_ms);
     int done;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&e->lock);
     while (!e->bg_finished && !e->exited)
         if (pthread_cond_timedwait(&e->cond, &e->lock, &deadline) == ETIMEDOUT) break;

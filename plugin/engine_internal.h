@@ -6,6 +6,7 @@
 #define NGS_PLUGIN_ENGINE_INTERNAL_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -51,6 +52,8 @@ struct ngs_engine {
     pthread_cond_t cond;
     int bg_finished;
     int exited, exit_status, exit_quit;
+    pid_t last_thread;  /* ngspice thread that last reported its end: it is still
+                           returning through the copy's code, so unloading waits for it */
 
     /* simulation-thread state (one run at a time) */
     const char *const *save_names; /* --save filter, NULL = all */

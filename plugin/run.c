@@ -10,6 +10,7 @@
  */
 #include "plugin/engine_internal.h"
 #include "plugin/deck.h"
+#include "hooks/clock.h"
 #include "storage/h5writer.h"
 
 #include <errno.h>
@@ -27,13 +28,6 @@ void ngs_run_options_init(ngs_run_options *o)
     o->memory = NGS_MEMORY_AUTO;
     o->swmr = 1;
     o->flush_interval_s = 1.0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ---------------------------------------------------------------- sinks -- */
@@ -160,7 +154,7 @@ static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
     while (!ngs_engine_wait_bg(e, 50)) {
         int why = NGS_OK;
         if (atomic_load(&e->interrupted)) why = NGS_ERR_INTERRUPTED;
-        else if (deadline > 0 && now_s() > deadline) why = NGS_ERR_TIMEOUT;
+        else if (deadline > 0 && ngs_now_s() > deadline) why = NGS_ERR_TIMEOUT;
         else if (atomic_load(&e->stop_requested)) why = NGS_ERR_INTERRUPTED;
         else if (ngs_dispatch_error(e->dispatch) != NGS_OK) why = ngs_dispatch_error(e->dispatch);
         if (why != NGS_OK && !halted) {
@@ -254,7 +248,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     size_t nsinks = 0;
     char **save_words = NULL;
     char deck_path[4096], cmd[4200];
-    double t0 = now_s(), deadline;
+    double t0 = ngs_now_s(), deadline;
     int flat, rc = NGS_OK, bg_rc = NGS_OK, wrc;
 
     if (opts) o = *opts; else ngs_run_options_init(&o);
@@ -312,7 +306,11 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
         goto done;
     }
     /* relative .include/.lib paths resolve against the netlist's directory */
-    snprintf(cmd, sizeof cmd, "set sourcepath = ( %s )", base_dir && *base_dir ? base_dir : ".");
+    { /* quoted: directories may contain spaces */
+        const char *dir = base_dir && *base_dir ? base_dir : ".";
+        char q = strchr(dir, '"') ? '\'' : '"';
+        snprintf(cmd, sizeof cmd, "set sourcepath = ( %c%s%c )", q, dir, q);
+    }
     ngs_engine_command(e, cmd);
 
     deadline = o.timeout_s > 0 ? t0 + o.timeout_s : 0;
@@ -381,7 +379,7 @@ done:
         int crc;
         pthread_mutex_lock(&ws.lock);
         ngs_h5_run_attr_str(ws.writer, "memory_reason", res.memory_reason);
-        ngs_h5_run_attr_f64(ws.writer, "wall_s", now_s() - t0);
+        ngs_h5_run_attr_f64(ws.writer, "wall_s", ngs_now_s() - t0);
         ngs_h5_run_attr_i64(ws.writer, "points", (int64_t)res.points);
         crc = ngs_h5_run_end(ws.writer, rc, rc == NGS_OK ? NULL : e->last_error);
         if (crc == NGS_OK) crc = ngs_h5_close(ws.writer);
@@ -399,7 +397,7 @@ done:
     free(sinks);
     pthread_mutex_destroy(&ws.lock);
     res.status = rc;
-    res.wall_s = now_s() - t0;
+    res.wall_s = ngs_now_s() - t0;
     if (result) *result = res;
     return rc;
 }

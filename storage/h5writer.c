@@ -19,6 +19,7 @@
 #include "storage/h5writer.h"
 #include "storage/codec.h"
 #include "storage/pool.h"
+#include "hooks/clock.h"
 
 #include <hdf5.h>
 #include <stdarg.h>
@@ -75,13 +76,6 @@ struct ngs_h5_writer {
 };
 
 /* ---------------------------------------------------------------- helpers -- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int fail(ngs_h5_writer *w, int code, const char *fmt, ...)
 {
@@ -243,7 +237,7 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
     if (w->opt.level == 0) w->opt.level = ngs_codec_default_level(w->opt.codec);
     w->path = strdup(path);
     w->file = w->run_group = w->complex_type = H5I_INVALID_HID;
-    w->last_flush = now_s();
+    w->last_flush = ngs_now_s();
     ngs_codec_register_zstd();
 
     w->fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -684,7 +678,7 @@ int ngs_h5_rows(ngs_h5_writer *w, const double *rows, size_t nrows)
 
 static int flush_file(ngs_h5_writer *w)
 {
-    w->last_flush = now_s();
+    w->last_flush = ngs_now_s();
     if (H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0)
         return fail(w, NGS_ERR_IO, "%s: flush failed (disk full?)", w->path);
     return NGS_OK;
@@ -726,7 +720,7 @@ int ngs_h5_flush(ngs_h5_writer *w)
 
 int ngs_h5_tick(ngs_h5_writer *w)
 {
-    if (w->opt.flush_interval_s <= 0 || now_s() - w->last_flush < w->opt.flush_interval_s)
+    if (w->opt.flush_interval_s <= 0 || ngs_now_s() - w->last_flush < w->opt.flush_interval_s)
         return NGS_OK;
     return ngs_h5_flush(w);
 }

@@ -61,7 +61,8 @@ def peak_rss_kib(args, cwd=None):
 def read_raw(path):
     """Parses an ngspice RAW file (binary or ASCII, several plots) into a list of
     dicts: {plotname, flags, names, types, data: {name: ndarray}}."""
-    blob = open(path, "rb").read()
+    with open(path, "rb") as fh:
+        blob = fh.read()
     plots, pos = [], 0
     while pos < len(blob):
         m = re.compile(rb"(Binary|Values):\n").search(blob, pos)

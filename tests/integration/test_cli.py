@@ -128,6 +128,19 @@ class Cli(unittest.TestCase):
                 self.assertGreater(n, 100)
                 self.assertEqual(f["run/tran1"].attrs["points"], n)
 
+    def test_relative_include_from_another_directory_with_spaces(self):
+        with TempDir() as d:
+            sub = os.path.join(d, "my circuits")
+            os.mkdir(sub)
+            with open(os.path.join(sub, "load.inc"), "w") as f:
+                f.write("R2 out 0 3k\n")
+            with open(os.path.join(sub, "top.cir"), "w") as f:
+                f.write("include test\nV1 in 0 DC 4\nR1 in out 1k\n.include load.inc\n.op\n.end\n")
+            out = os.path.join(d, "o.h5")
+            run([NGSCALE, "run", "-q", os.path.join(sub, "top.cir"), "-o", out], cwd="/")
+            plots, _ = read_h5_plots(out)
+            self.assertAlmostEqual(float(plots[0]["data"]["v(out)"][0]), 3.0, places=9)
+
     def test_info_rejects_foreign_files(self):
         with TempDir() as d:
             foreign = os.path.join(d, "foreign.h5")

@@ -10,14 +10,16 @@ import unittest
 from ngstest import NGSCALE, TempDir, bits_equal, netlist, read_h5_plots, read_raw, run
 
 CARD_NETLISTS = ["tran_rc.cir", "ac_rlc.cir", "dc_sweep.cir", "op_divider.cir",
-                 "noise_amp.cir", "multi.cir"]
+                 "noise_amp.cir", "multi.cir", "small_signal.cir"]
 ANALYSIS_CMDS = ("tran", "ac", "dc", "op", "noise", "tf", "sens", "pz")
 
 
 def control_reference(src_path, dst_path, raw_path):
     """Copy of a .control netlist with `write raw` after each analysis command."""
     out, in_control = [], False
-    for line in open(src_path).read().splitlines():
+    with open(src_path) as fh:
+        src_lines = fh.read().splitlines()
+    for line in src_lines:
         word = line.strip().split(" ")[0].lower()
         if word == ".control":
             in_control = True
@@ -29,7 +31,8 @@ def control_reference(src_path, dst_path, raw_path):
         out.append(line)
         if in_control and word in ANALYSIS_CMDS:
             out.append("write %s" % raw_path)
-    open(dst_path, "w").write("\n".join(out) + "\n")
+    with open(dst_path, "w") as fh:
+        fh.write("\n".join(out) + "\n")
 
 
 class RunMatchesRaw(unittest.TestCase):

@@ -1,5 +1,6 @@
 /* Unit tests: the SPSC ring buffer, the dispatcher and plot descriptors. */
 #include <check.h>
+#include "tests/unit/ngs_check.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,8 +226,6 @@ int main(void)
 {
     Suite *s = suite_create("hooks");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, ring_rejects_oversized_and_rounds_capacity);
     tcase_add_test(tc, ring_fifo_with_wraparound);
@@ -236,9 +235,5 @@ int main(void)
     tcase_add_test(tc, dispatch_reports_a_hook_that_stops);
     tcase_add_test(tc, dispatch_destroy_with_an_open_plot);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ngs_run_suite(s);
 }

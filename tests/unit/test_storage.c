@@ -1,5 +1,6 @@
 /* Unit tests: the streaming HDF5 writer and its schema (read back with the C API). */
 #include <check.h>
+#include "tests/unit/ngs_check.h"
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,8 +252,6 @@ int main(void)
 {
     Suite *s = suite_create("storage");
     TCase *tc = tcase_create("writer");
-    SRunner *sr;
-    int failed;
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, roundtrip_zstd);
@@ -262,9 +261,5 @@ int main(void)
     tcase_add_test(tc, closing_mid_plot_marks_incomplete_and_keeps_data);
     tcase_add_test(tc, status_names);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ngs_run_suite(s);
 }

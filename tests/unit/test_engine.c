@@ -1,0 +1,189 @@
+/* Unit tests of the engine through the public API, with the real libngspice:
+ * hooks see what the file gets, a copy that quit or failed is replaced, a hook can
+ * stop a run, and the flat-memory decision follows the deck. */
+#include <check.h>
+#include "tests/unit/ngs_check.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ngscale.h"
+#include "plugin/deck.h"
+
+static const char *const rc_deck[] = {
+    "rc", "V1 in 0 PULSE(0 1 0 1n 1n 5u 10u)", "R1 in out 1k", "C1 out 0 1n",
+    ".tran 10n 20u", ".end"};
+static const char *const quit_deck[] = {
+    "quits", "V1 in 0 DC 1", "R1 in 0 1k", ".control", "op", "quit", ".endc", ".end"};
+static const char *const broken_deck[] = {
+    "broken", "V1 in 0 DC 1", "Q1 a b c nosuchmodel", ".op", ".end"};
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef struct {
+    int begins, ends, messages;
+    unsigned long long rows;
+    int columns;
+    double last_time;
+    int stop_after;
+} counter;
+
+static int count(const ngs_event *ev, void *user)
+{
+    counter *c = user;
+    switch (ev->kind) {
+    case NGS_EV_PLOT_BEGIN: c->begins++; c->columns = ev->plot->row_doubles; break;
+    case NGS_EV_ROWS:
+        c->rows += ev->nrows;
+        c->last_time = ev->rows[(ev->nrows - 1) * (size_t)ev->plot->row_doubles];
+        if (c->stop_after && c->rows >= (unsigned long long)c->stop_after) return 1;
+        break;
+    case NGS_EV_PLOT_END: c->ends++; break;
+    case NGS_EV_MESSAGE: c->messages++; break;
+    default: break;
+    }
+    return 0;
+}
+
+static ngs_engine *engine(void)
+{
+    ngs_engine *e = NULL;
+    int rc = ngs_engine_create(&e, NULL);
+    ck_assert_msg(rc == NGS_OK, "engine: %s", e ? ngs_engine_last_error(e) : "?");
+    return e;
+}
+
+START_TEST(hooks_see_every_point)
+{
+    ngs_engine *e = engine();
+    counter c = {0};
+    ngs_run_result res;
+    ck_assert_int_eq(ngs_engine_add_hook(e, NGS_EV_ALL, count, &c), NGS_OK);
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK);
+    ck_assert_int_eq(c.begins, 1);
+    ck_assert_int_eq(c.ends, 1);
+    ck_assert_uint_eq(c.rows, res.points);
+    ck_assert_uint_gt(c.rows, 1000);
+    ck_assert_int_eq(c.columns, 4); /* time, v(in), v(out), i(v1) */
+    ck_assert(c.last_time > 19.9e-6 && c.last_time <= 20e-6);
+    ck_assert_int_eq(res.memory_flat, 1);
+    ck_assert_ptr_nonnull(strstr(ngs_engine_ngspice_version(e), "ngspice-"));
+    ngs_engine_destroy(e);
+}
+END_TEST
+
+START_TEST(quit_replaces_the_copy)
+{
+    ngs_engine *e = engine();
+    counter c = {0};
+    ngs_run_result res;
+    ngs_engine_add_hook(e, NGS_EV_ALL, count, &c);
+    ck_assert_int_eq(ngs_run_lines(e, quit_deck, N(quit_deck), NULL, NULL, &res), NGS_OK);
+    ck_assert_int_eq(res.nplots, 1);
+    /* the copy that quit is unusable: the next run must still work */
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK);
+    ck_assert_int_eq(res.nplots, 1);
+    ck_assert_int_eq(c.begins, 2);
+    ngs_engine_destroy(e);
+}
+END_TEST
+
+START_TEST(broken_netlist_then_good_run)
+{
+    ngs_engine *e = engine();
+    ngs_run_result res;
+    ck_assert_int_eq(ngs_run_lines(e, broken_deck, N(broken_deck), NULL, NULL, &res), NGS_ERR_NETLIST);
+    ck_assert_ptr_nonnull(strstr(ngs_engine_last_error(e), "rejected"));
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK);
+    ck_assert_int_eq(ngs_run_file(e, "/nonexistent.cir", NULL, &res), NGS_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ngs_engine_last_error(e), "/nonexistent.cir"));
+    ngs_engine_destroy(e);
+}
+END_TEST
+
+START_TEST(hook_can_stop_a_run)
+{
+    ngs_engine *e = engine();
+    counter c = {0};
+    ngs_run_result res;
+    static const char *const long_deck[] = {
+        "long", "V1 in 0 SIN(0 1 1meg)", "R1 in out 1k", "C1 out 0 1n", ".tran 1n 10m", ".end"};
+    c.stop_after = 500;
+    ngs_engine_add_hook(e, NGS_EV_ROWS, count, &c);
+    ck_assert_int_eq(ngs_run_lines(e, long_deck, N(long_deck), NULL, NULL, &res), NGS_ERR_INTERRUPTED);
+    ck_assert(c.last_time < 5e-3); /* stopped well before the end */
+    c.stop_after = 0;
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK);
+    ngs_engine_destroy(e);
+}
+END_TEST
+
+START_TEST(bad_library_path_is_an_error)
+{
+    ngs_engine *e = NULL;
+    ngs_engine_config cfg;
+    ngs_engine_config_init(&cfg);
+    cfg.libngspice_path = "/nonexistent/libngspice.so";
+    ck_assert_int_eq(ngs_engine_create(&e, &cfg), NGS_ERR_LIBNGSPICE);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_ptr_nonnull(strstr(ngs_engine_last_error(e), "/nonexistent/libngspice.so"));
+    ngs_engine_destroy(e);
+}
+END_TEST
+
+static int decide(const char *const *lines, size_t n, char *reason, size_t len)
+{
+    ngs_deck d;
+    int reads;
+    ck_assert_int_eq(ngs_deck_from_lines(&d, lines, n), NGS_OK);
+    reads = d.reads_vectors;
+    snprintf(reason, len, "%s", d.reason);
+    ngs_deck_free(&d);
+    return reads;
+}
+
+START_TEST(memory_decision_follows_the_deck)
+{
+    char why[256];
+    static const char *const plain[] = {"t", "R1 a 0 1", ".tran 1n 1u", ".end"};
+    static const char *const meas[] = {"t", "R1 a 0 1", ".tran 1n 1u", ".meas tran x max v(a)", ".end"};
+    static const char *const ctl_ok[] = {"t", "R1 a 0 1", ".control", "set x=1", "tran 1n 1u", "quit", ".endc", ".end"};
+    static const char *const ctl_let[] = {"t", "R1 a 0 1", ".control", "tran 1n 1u", "let y = v(a)*2", ".endc", ".end"};
+    static const char *const interp[] = {"t", "R1 a 0 1", ".options reltol=1e-4 INTERP", ".tran 1n 1u", ".end"};
+    static const char *const echo_vec[] = {"t", ".control", "op", "echo $&v(a)", ".endc", ".end"};
+    ck_assert_int_eq(decide(plain, N(plain), why, sizeof why), 0);
+    ck_assert_int_eq(decide(ctl_ok, N(ctl_ok), why, sizeof why), 0);
+    ck_assert_int_eq(decide(meas, N(meas), why, sizeof why), 1);
+    ck_assert_ptr_nonnull(strstr(why, ".meas"));
+    ck_assert_int_eq(decide(ctl_let, N(ctl_let), why, sizeof why), 1);
+    ck_assert_ptr_nonnull(strstr(why, "'let'"));
+    ck_assert_int_eq(decide(interp, N(interp), why, sizeof why), 1);
+    ck_assert_ptr_nonnull(strstr(why, "interp"));
+    ck_assert_int_eq(decide(echo_vec, N(echo_vec), why, sizeof why), 1);
+}
+END_TEST
+
+START_TEST(strerror_names_every_code)
+{
+    for (int c = NGS_OK; c >= NGS_ERR_CODEC; c--)
+        ck_assert_str_ne(ngs_strerror(c), "unknown error");
+    ck_assert_str_eq(ngs_strerror(42), "unknown error");
+    ck_assert_int_eq(ngs_codec_from_name("deflate"), NGS_CODEC_DEFLATE);
+    ck_assert_int_eq(ngs_codec_from_name("lz4"), -1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("engine");
+    TCase *tc = tcase_create("libngspice");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, hooks_see_every_point);
+    tcase_add_test(tc, quit_replaces_the_copy);
+    tcase_add_test(tc, broken_netlist_then_good_run);
+    tcase_add_test(tc, hook_can_stop_a_run);
+    tcase_add_test(tc, bad_library_path_is_an_error);
+    tcase_add_test(tc, memory_decision_follows_the_deck);
+    tcase_add_test(tc, strerror_names_every_code);
+    suite_add_tcase(s, tc);
+    return ngs_run_suite(s);
+}
