@@ -64,6 +64,20 @@ const char *ngs_engine_ngspice_version(const ngs_engine *e) { return e->version;
 
 /* ------------------------------------------------------------- callbacks -- */
 
+/* Each loaded copy gets its own callback context. A copy abandoned while its
+ * thread still runs keeps its context forever (never freed), marked dead, so a late
+ * callback from it touches neither freed memory nor the engine's next copy. */
+struct copy_ctx {
+    ngs_engine *e;
+    atomic_int dead;
+};
+
+static ngs_engine *live(void *user)
+{
+    struct copy_ctx *c = user;
+    return atomic_load_explicit(&c->dead, memory_order_acquire) ? NULL : c->e;
+}
+
 static int is_error_line(const char *s)
 {
     return strstr(s, "rror") != NULL || strstr(s, "aborted") != NULL ||
@@ -73,9 +87,10 @@ static int is_error_line(const char *s)
 
 static int cb_send_char(char *text, int id, void *user)
 {
-    ngs_engine *e = user;
+    ngs_engine *e = live(user);
     int is_err = strncmp(text, "stderr", 6) == 0;
     const char *msg = text;
+    if (!e) return 0;
     (void)id;
     if (strncmp(text, "stdout ", 7) == 0 || strncmp(text, "stderr ", 7) == 0) msg = text + 7;
     else if (strcmp(text, "stdout") == 0 || strcmp(text, "stderr") == 0) msg = "";
@@ -110,9 +125,10 @@ static int cb_send_char(char *text, int id, void *user)
 
 static int cb_send_stat(char *text, int id, void *user)
 {
-    ngs_engine *e = user;
+    ngs_engine *e = live(user);
     const char *colon = strrchr(text, ':');
     double pct = -1;
+    if (!e) return 0;
     (void)id;
     if (colon) {
         char *end;
@@ -126,7 +142,8 @@ static int cb_send_stat(char *text, int id, void *user)
 
 static int cb_controlled_exit(int status, NG_BOOL immediate, NG_BOOL quit, int id, void *user)
 {
-    ngs_engine *e = user;
+    ngs_engine *e = live(user);
+    if (!e) return 0;
     (void)immediate;
     (void)id;
     pthread_mutex_lock(&e->lock);
@@ -142,7 +159,8 @@ static int cb_controlled_exit(int status, NG_BOOL immediate, NG_BOOL quit, int i
 
 static int cb_bg_running(NG_BOOL finished, int id, void *user)
 {
-    ngs_engine *e = user;
+    ngs_engine *e = live(user);
+    if (!e) return 0;
     (void)id;
     /* Despite sharedspice.h's comment, true means the thread has finished. */
     if (finished) {
@@ -201,14 +219,17 @@ void ngs_engine_close_plot(ngs_engine *e)
 
 static int cb_send_init_data(pvecinfoall info, int id, void *user)
 {
-    ngs_engine *e = user;
+    ngs_engine *e = live(user);
     int n = info->veccount, k = 0;
-    ngs_vector_desc *vd = calloc((size_t)(n ? n : 1), sizeof *vd);
-    char (*names)[256] = calloc((size_t)(n ? n : 1), sizeof *names);
+    ngs_vector_desc *vd;
+    char(*names)[256];
     char analysis[64];
     ngs_plot_desc *plot;
     size_t alen;
     (void)id;
+    if (!e) return 0;
+    vd = calloc((size_t)(n ? n : 1), sizeof *vd);
+    names = calloc((size_t)(n ? n : 1), sizeof *names);
 
     ngs_engine_close_plot(e); /* ngspice has no end-of-plot callback */
     free(e->vec_map);
@@ -275,8 +296,9 @@ static int cb_send_init_data(pvecinfoall info, int id, void *user)
 
 static int cb_send_data(pvecvaluesall all, int count, int id, void *user)
 {
-    ngs_engine *e = user;
+    ngs_engine *e = live(user);
     double *row;
+    if (!e) return 0;
     (void)count;
     (void)id;
     if (!e->plot_open || all->veccount != e->cb_count) return 0;
@@ -307,35 +329,53 @@ static int cb_send_data(pvecvaluesall all, int count, int id, void *user)
 
 /* ------------------------------------------------------ loading a copy -- */
 
+/* Where the system's libngspice is. Found once per process, before any private copy
+ * exists: afterwards dlopen("libngspice.so.0") would match a loaded copy by its
+ * SONAME and name the copy's (deleted) file instead. */
+static char system_lib[4096];
+static char system_lib_error[512];
+static pthread_once_t system_lib_once = PTHREAD_ONCE_INIT;
+
+static void locate_system_libngspice(void)
+{
+    static const char *const dirs[] = {"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+                                       "/usr/lib64", "/usr/lib", "/usr/local/lib", NULL};
+    struct link_map *map = NULL;
+    void *h = dlopen("libngspice.so.0", RTLD_LAZY | RTLD_LOCAL);
+    if (!h) h = dlopen("libngspice.so", RTLD_LAZY | RTLD_LOCAL);
+    if (h) {
+        char *real = NULL;
+        if (dlinfo(h, RTLD_DI_LINKMAP, &map) == 0 && map && map->l_name && map->l_name[0])
+            real = realpath(map->l_name, NULL);
+        if (real) snprintf(system_lib, sizeof system_lib, "%s", real);
+        free(real);
+        dlclose(h);
+    }
+    for (int i = 0; !system_lib[0] && dirs[i]; i++) { /* the linker said nothing usable */
+        char path[512];
+        snprintf(path, sizeof path, "%s/libngspice.so.0", dirs[i]);
+        if (access(path, R_OK) == 0) snprintf(system_lib, sizeof system_lib, "%s", path);
+    }
+    if (!system_lib[0])
+        snprintf(system_lib_error, sizeof system_lib_error,
+                 "libngspice not found; install libngspice0 or set NGSCALE_LIBNGSPICE to its path");
+}
+
 static int find_system_libngspice(ngs_engine *e)
 {
     const char *env = getenv("NGSCALE_LIBNGSPICE");
-    void *h;
-    struct link_map *map = NULL;
-    if (e->config.libngspice_path) {
-        e->lib_source = strdup(e->config.libngspice_path);
-        return e->lib_source ? NGS_OK : NGS_ERR_NOMEM;
+    const char *path = e->config.libngspice_path ? e->config.libngspice_path
+                       : (env && *env) ? env : NULL;
+    if (!path) {
+        pthread_once(&system_lib_once, locate_system_libngspice);
+        if (!system_lib[0]) {
+            ngs_engine_set_error(e, "%s", system_lib_error);
+            return NGS_ERR_LIBNGSPICE;
+        }
+        path = system_lib;
     }
-    if (env && *env) {
-        e->lib_source = strdup(env);
-        return e->lib_source ? NGS_OK : NGS_ERR_NOMEM;
-    }
-    /* let the dynamic linker find it, then ask where; the probe handle is closed */
-    h = dlopen("libngspice.so.0", RTLD_LAZY | RTLD_LOCAL);
-    if (!h) h = dlopen("libngspice.so", RTLD_LAZY | RTLD_LOCAL);
-    if (!h) {
-        ngs_engine_set_error(e, "libngspice not found (%s); install libngspice0 or set "
-                                "NGSCALE_LIBNGSPICE to its path", dlerror());
-        return NGS_ERR_LIBNGSPICE;
-    }
-    if (dlinfo(h, RTLD_DI_LINKMAP, &map) == 0 && map && map->l_name && map->l_name[0])
-        e->lib_source = realpath(map->l_name, NULL);
-    dlclose(h);
-    if (!e->lib_source) {
-        ngs_engine_set_error(e, "cannot tell where libngspice is; set NGSCALE_LIBNGSPICE");
-        return NGS_ERR_LIBNGSPICE;
-    }
-    return NGS_OK;
+    e->lib_source = strdup(path);
+    return e->lib_source ? NGS_OK : NGS_ERR_NOMEM;
 }
 
 static int copy_file(const char *from, const char *to)
@@ -409,8 +449,15 @@ int ngs_engine_load_copy(ngs_engine *e)
     e->needs_reload = 0;
     e->capturing_version = 1;
     e->version[0] = '\0';
+    e->ctx = calloc(1, sizeof *e->ctx);
+    if (!e->ctx) {
+        ngs_engine_unload_copy(e);
+        return NGS_ERR_NOMEM;
+    }
+    e->ctx->e = e;
+    atomic_init(&e->ctx->dead, 0);
     rc = e->api.Init(cb_send_char, cb_send_stat, cb_controlled_exit, cb_send_data,
-                     cb_send_init_data, cb_bg_running, e);
+                     cb_send_init_data, cb_bg_running, e->ctx);
     e->capturing_version = 0;
     if (rc != 0 || e->exited) {
         ngs_engine_set_error(e, "ngSpice_Init failed for %s", e->lib_source);
@@ -439,15 +486,24 @@ static int thread_gone(pid_t tid, int timeout_ms)
 
 void ngs_engine_unload_copy(ngs_engine *e)
 {
-    int safe;
+    int quiet, unload;
     if (!e->handle) return;
-    safe = !e->api.Running || !e->api.Running();
-    if (safe && e->last_thread > 0) safe = thread_gone(e->last_thread, 5000);
+    quiet = !e->api.Running || !e->api.Running();
+    /* the thread usually ends within microseconds; valgrind can make it seconds */
+    if (quiet && e->last_thread > 0) quiet = thread_gone(e->last_thread, 60000);
+    unload = quiet;
 #ifdef __SANITIZE_ADDRESS__
-    safe = 0; /* keep ngspice mapped so leak reports from inside it name the library */
+    unload = 0; /* keep ngspice mapped so leak reports from inside it name the library */
 #endif
-    /* A copy whose thread may still run must stay mapped: leaking it beats a crash. */
-    if (safe) dlclose(e->handle);
+    if (quiet) {
+        if (unload) dlclose(e->handle);
+        free(e->ctx);
+    } else {
+        /* A thread of this copy may still call back: keep the copy mapped and its
+         * context alive, but dead, so those calls do nothing. */
+        if (e->ctx) atomic_store_explicit(&e->ctx->dead, 1, memory_order_release);
+    }
+    e->ctx = NULL;
     e->handle = NULL;
     e->last_thread = 0;
     memset(&e->api, 0, sizeof e->api);

@@ -37,6 +37,7 @@ struct ngs_engine {
     char *lib_source;   /* the libngspice we copy */
     char *work_dir;     /* private directory: decks written for ngspice */
     void *handle;       /* dlopen handle of our private copy */
+    struct copy_ctx *ctx; /* what that copy's callbacks receive (engine.c) */
     ngspice_api api;
     int generation;     /* how many copies were loaded */
     int save_none_sticky;/* `.save none` was used: stays on for this copy */

@@ -255,7 +255,6 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     memset(&res, 0, sizeof res);
     memset(&ws, 0, sizeof ws);
     pthread_mutex_init(&ws.lock, NULL);
-    ngs_engine_reset_run_state(e);
 
     /* flat memory: decided per run, and the reason is kept */
     if (o.memory == NGS_MEMORY_FLAT) {
@@ -278,6 +277,8 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     if (!e->handle || e->needs_reload || (!flat && e->save_none_sticky)) {
         if ((rc = ngs_engine_load_copy(e)) != NGS_OK) goto done;
     }
+    /* only now: a replaced copy may have printed its last lines until it was gone */
+    ngs_engine_reset_run_state(e);
     if (flat) e->save_none_sticky = 1;
     e->dedupe_by_index = !flat;
 
