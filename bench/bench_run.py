@@ -49,7 +49,7 @@ def main():
     ngscale = os.path.abspath(a.ngscale)
     circuits = [
         ("rc-ladder-300", gen_circuits.rc_ladder(300, "20u" if a.quick else "100u", "1n")),
-        ("ring-osc-101", gen_circuits.ring_osc(101, "20n" if a.quick else "200n", "10p")),
+        ("ring-osc-101", gen_circuits.ring_osc(101, "20n" if a.quick else "50n", "10p")),
     ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="ngscale-bench-") as d:

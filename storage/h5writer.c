@@ -30,6 +30,7 @@
 
 #define BLOCK_TARGET_BYTES (8u << 20) /* automatic chunking: a block of rows ~ 8 MiB */
 #define CHUNK_MIN 1024u
+#define PARTIAL_AGE 10 /* flush intervals a point may wait in a partial chunk */
 #define CHUNK_MAX 65536u
 
 typedef struct {
@@ -46,7 +47,13 @@ typedef struct {
     int index, nvec, is_complex, row_doubles, scale_index;
     vec_state *vecs;
     size_t chunk_points;  /* fixed once datasets exist */
+    size_t block_capacity;/* rows the column buffers hold (>= chunk_points) */
     int created;
+    double started;       /* when the plot began, to estimate its data rate */
+    uint64_t chunks_done; /* complete chunks written */
+    double partial_gap;   /* time between rewrites of a partial chunk (backs off) */
+    double last_partial;
+    double block_started; /* when the first row of the unwritten block arrived */
     unsigned char *block; /* column buffers, vector i at block_offset[i] */
     size_t *block_offset;
     size_t block_rows;    /* rows in the current, unwritten block */
@@ -243,6 +250,9 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
     w->fapl = H5Pcreate(H5P_FILE_ACCESS);
     w->fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_link_creation_order(w->fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    /* periodic flushes rewrite the last, partial chunk: keep track of the space the
+     * old copies free, across reopenings, so it is reused instead of lost */
+    H5Pset_file_space_strategy(w->fcpl, H5F_FSPACE_STRATEGY_FSM_AGGR, 1, 1);
     /* SWMR needs the latest format; it also gives checksummed metadata. */
     H5Pset_libver_bounds(w->fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
     H5E_BEGIN_TRY {
@@ -271,7 +281,9 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
     w->complex_type = H5Tcreate(H5T_COMPOUND, 2 * sizeof(double));
     H5Tinsert(w->complex_type, "r", 0, H5T_NATIVE_DOUBLE);
     H5Tinsert(w->complex_type, "i", sizeof(double), H5T_NATIVE_DOUBLE);
-    if (rc == NGS_OK && ngs_pool_create(&w->pool, 0) != NGS_OK)
+    /* one core stays with ngspice's simulation thread: encoding on every core
+     * would preempt it and slow the run down more than compression gains */
+    if (rc == NGS_OK && ngs_pool_create(&w->pool, ngs_cpu_count() > 1 ? ngs_cpu_count() - 1 : 1) != NGS_OK)
         rc = fail(w, NGS_ERR_NOMEM, "out of memory");
     w->nthreads = w->pool ? ngs_pool_size(w->pool) : 1;
 out:
@@ -448,6 +460,7 @@ static size_t auto_chunk_points(const plot_state *p)
 static int alloc_block(ngs_h5_writer *w, plot_state *p)
 {
     size_t off = 0, chunk_bytes_max = 0;
+    p->block_capacity = p->chunk_points;
     p->block_offset = malloc((size_t)p->nvec * sizeof *p->block_offset);
     if (!p->block_offset && p->nvec) return NGS_ERR_NOMEM;
     for (int i = 0; i < p->nvec; i++) {
@@ -531,6 +544,8 @@ int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
     }
     p->chunk_points = w->opt.chunk_points ? w->opt.chunk_points : auto_chunk_points(p);
     if ((rc = alloc_block(w, p)) != NGS_OK) return fail(w, rc, "out of memory for plot %s", d->name);
+    p->started = p->last_partial = ngs_now_s();
+    p->partial_gap = w->opt.flush_interval_s * PARTIAL_AGE;
     w->plot_count++;
     return NGS_OK;
 }
@@ -541,8 +556,21 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
     hid_t gcpl, group;
     int rc = NGS_OK;
     if ((rc = enter_structure_mode(w)) != NGS_OK) return rc;
-    if (plot_ended && p->block_rows < p->chunk_points && p->done_rows == 0)
+    if (plot_ended && p->block_rows < p->chunk_points && p->done_rows == 0) {
         p->chunk_points = p->block_rows ? p->block_rows : 1; /* small plot: one exact chunk */
+    } else if (!w->opt.chunk_points && p->block_rows < p->chunk_points &&
+               w->opt.flush_interval_s > 0) {
+        /* A slow run had to write before its first chunk filled. Chunks that fill
+         * within PARTIAL_AGE intervals are rarely rewritten half-full, and each
+         * rewrite wastes file space (SWMR does not reuse the old copy's space). */
+        double elapsed = ngs_now_s() - p->started;
+        double per_age = (double)p->block_rows / (elapsed > 0.05 ? elapsed : 0.05) *
+                         w->opt.flush_interval_s * PARTIAL_AGE;
+        size_t c = CHUNK_MIN;
+        while (c * 2 <= p->chunk_points && (double)(c * 2) <= per_age) c *= 2;
+        while (c < p->block_rows) c *= 2; /* the rows already buffered fit one chunk */
+        if (c < p->chunk_points) p->chunk_points = c;
+    }
     gcpl = H5Pcreate(H5P_GROUP_CREATE);
     H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     group = H5Gcreate2(w->file, p->group_path, H5P_DEFAULT, gcpl, H5P_DEFAULT);
@@ -637,8 +665,11 @@ static int write_block(ngs_h5_writer *w, plot_state *p, int plot_ended)
         p->done_rows += rows;
         p->block_rows = 0;
         p->block_written = 0;
+        p->chunks_done++;
+        p->partial_gap = w->opt.flush_interval_s * PARTIAL_AGE;
     } else {
         p->block_written = 1;
+        p->last_partial = ngs_now_s();
     }
     return NGS_OK;
 }
@@ -665,6 +696,7 @@ int ngs_h5_rows(ngs_h5_writer *w, const double *rows, size_t nrows)
                 }
             }
         }
+        if (p->block_rows == 0) p->block_started = ngs_now_s();
         p->block_rows += take;
         p->block_written = 0;
         r += take;
@@ -718,9 +750,23 @@ int ngs_h5_flush(ngs_h5_writer *w)
     return flush_file(w);
 }
 
+/* Called often. Every flush interval the file is flushed: complete chunks are on
+ * disk within an interval. A partial chunk costs file space each time it is
+ * rewritten (SWMR never reuses the old copy), so it is written only once its
+ * oldest point has waited PARTIAL_AGE intervals, then with a gap that doubles (up
+ * to 64 times that) while it stays partial: a slow run rewrites a chunk a few
+ * times, a steady one (chunks sized from its data rate) almost never. */
 int ngs_h5_tick(ngs_h5_writer *w)
 {
-    if (w->opt.flush_interval_s <= 0 || ngs_now_s() - w->last_flush < w->opt.flush_interval_s)
-        return NGS_OK;
-    return ngs_h5_flush(w);
+    plot_state *p = w->plot;
+    double now = ngs_now_s(), interval = w->opt.flush_interval_s;
+    int rc;
+    if (interval <= 0 || now - w->last_flush < interval) return NGS_OK;
+    if (p && p->block_rows > 0 && !p->block_written &&
+        now - p->block_started >= PARTIAL_AGE * interval &&
+        (!p->created || now - p->last_partial >= p->partial_gap)) {
+        if ((rc = write_block(w, p, 0)) != NGS_OK) return rc;
+        if (p->block_written && p->partial_gap < 64 * PARTIAL_AGE * interval) p->partial_gap *= 2;
+    }
+    return flush_file(w);
 }

@@ -53,13 +53,16 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+int ngs_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 int ngs_pool_create(ngs_pool **out, int nthreads)
 {
     ngs_pool *p;
-    if (nthreads <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        nthreads = n > 0 ? (int)n : 1;
-    }
+    if (nthreads <= 0) nthreads = ngs_cpu_count();
     p = calloc(1, sizeof *p);
     if (!p) return NGS_ERR_NOMEM;
     p->threads = calloc((size_t)nthreads, sizeof *p->threads);

@@ -17,6 +17,8 @@ typedef void (*ngs_pool_task)(void *ctx, size_t index, int worker);
 int ngs_pool_create(ngs_pool **pool, int nthreads);
 void ngs_pool_destroy(ngs_pool *pool);
 int ngs_pool_size(const ngs_pool *pool);
+/* Online CPUs (at least 1). */
+int ngs_cpu_count(void);
 
 /* Runs task(ctx, i, worker) for every i < n on the pool and the calling thread;
  * returns when all are done. worker is in [0, size) and unique among concurrent
