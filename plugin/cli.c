@@ -39,6 +39,9 @@ static void usage(FILE *f)
         "  run NETLIST -o OUT.h5   run NETLIST with ngspice (its analysis cards, or its\n"
         "                          .control block unchanged) and stream every analysis\n"
         "                          into compressed HDF5 while it runs\n"
+        "  batch NETLIST... -o OUT.h5   run many jobs on parallel ngspice instances:\n"
+        "                          one per netlist given, or one per row of --params, or\n"
+        "                          --monte-carlo N runs; one group per job plus /summary\n"
         "  info FILE.h5            list runs, plots, vectors, points, stored size and\n"
         "                          compression ratio of an ngscale HDF5 file\n"
         "\n"
@@ -66,6 +69,13 @@ static void usage(FILE *f)
         "      --log FILE          write ngspice's messages to FILE instead of the terminal\n"
         "  -q, --quiet             do not show ngspice's standard output or progress\n"
         "\n"
+        "Options of batch (and --codec, --level, --save, --memory, --timeout per job):\n"
+        "  -j, --jobs N            parallel ngspice instances (default: number of cores)\n"
+        "      --params FILE.csv   one job per row; the header names .param parameters,\n"
+        "                          and the columns temp, seed and label are special\n"
+        "      --monte-carlo N     N jobs of the netlist, job i with `.options seed=S+i`\n"
+        "      --seed S            first seed (default 1)\n"
+        "\n"
         "Other options:\n"
         "  -h, --help              this text\n"
         "  -V, --version           versions of ngscale and ngspice\n"
@@ -73,6 +83,7 @@ static void usage(FILE *f)
         "Exit status: 0 success; 1 the netlist was rejected, an analysis failed or ngspice\n"
         "exited with an error; 2 usage error; 3 file, HDF5 or compression error;\n"
         "4 libngspice missing or unusable; 124 timeout; 130 interrupted (Ctrl-C).\n"
+        "batch exits 1 when any job failed; every job's status is in /summary.\n"
         "An unfinished run leaves a readable file whose run status says 'incomplete'.\n"
         "\n"
         "Environment: NGSCALE_LIBNGSPICE (path of libngspice.so), HDF5_PLUGIN_PATH (for\n"
@@ -340,6 +351,264 @@ static int cmd_run(int argc, char **argv)
     return exit_code(rc);
 }
 
+/* ---------------------------------------------------------------- batch -- */
+
+typedef struct {
+    char **cells; /* rows x cols, row-major; row 0 is the header */
+    size_t rows, cols;
+} csv_table;
+
+static char *trim(char *s)
+{
+    char *e;
+    while (*s == ' ' || *s == '\t') s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n')) *--e = '\0';
+    if (e - s >= 2 && *s == '"' && e[-1] == '"') {
+        e[-1] = '\0';
+        s++;
+    }
+    return s;
+}
+
+/* A small CSV reader: comma-separated, optional double quotes around a cell, '#'
+ * comment lines and blank lines skipped. Errors name the file and line. */
+static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    size_t lineno = 0;
+    memset(t, 0, sizeof *t);
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof line, f)) {
+        char *p = trim(line), *cell, *save = NULL;
+        size_t n = 0;
+        lineno++;
+        if (!*p || *p == '#') continue;
+        if (t->rows == 0) { /* header: count columns */
+            for (char *c = p; *c; c++) n += *c == ',';
+            t->cols = n + 1;
+        }
+        t->cells = realloc(t->cells, (t->rows + 1) * t->cols * sizeof *t->cells);
+        n = 0;
+        for (cell = strtok_r(p, ",", &save); cell; cell = strtok_r(NULL, ",", &save)) {
+            if (n == t->cols) break;
+            t->cells[t->rows * t->cols + n++] = strdup(trim(cell));
+        }
+        if (n != t->cols) {
+            snprintf(err, errlen, "%s: line %zu has %zu values, the header has %zu", path, lineno,
+                     n, t->cols);
+            for (; n < t->cols; n++) t->cells[t->rows * t->cols + n] = NULL;
+            t->rows++;
+            fclose(f);
+            return -1;
+        }
+        t->rows++;
+    }
+    fclose(f);
+    if (t->rows < 2) {
+        snprintf(err, errlen, "%s: needs a header line and at least one row", path);
+        return -1;
+    }
+    return 0;
+}
+
+static void free_csv(csv_table *t)
+{
+    for (size_t i = 0; i < t->rows * t->cols; i++) free(t->cells[i]);
+    free(t->cells);
+}
+
+static ngs_batch *volatile g_batch;
+
+static void on_sigint_batch(int sig)
+{
+    (void)sig;
+    if (g_batch) ngs_batch_interrupt(g_batch);
+}
+
+typedef struct {
+    int tty;
+    int quiet;
+} batch_view;
+
+static void batch_progress(const ngs_batch_progress *p, void *user)
+{
+    batch_view *v = user;
+    char eta[32] = "?";
+    if (v->quiet || !v->tty) return;
+    if (p->eta_s >= 0) snprintf(eta, sizeof eta, "%.0fs", p->eta_s);
+    fprintf(stderr, "\r\033[K[%zu/%zu] %zu failed, %zu cache hits, %.1f jobs/s, ETA %s",
+            p->done, p->total, p->failed, p->cache_hits,
+            p->elapsed_s > 0 ? (double)p->done / p->elapsed_s : 0.0, eta);
+}
+
+static int cmd_batch(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"output", required_argument, 0, 'o'}, {"jobs", required_argument, 0, 'j'},
+        {"params", required_argument, 0, 'p'}, {"monte-carlo", required_argument, 0, 'M'},
+        {"seed", required_argument, 0, 'S'},   {"codec", required_argument, 0, 'c'},
+        {"level", required_argument, 0, 'l'},  {"save", required_argument, 0, 's'},
+        {"memory", required_argument, 0, 'm'}, {"timeout", required_argument, 0, 't'},
+        {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    ngs_batch_options o;
+    ngs_batch *b = NULL;
+    ngs_batch_progress fin;
+    batch_view view = {0, 0};
+    csv_table csv = {0};
+    const char *params = NULL;
+    long long mc = 0, seed0 = 1;
+    ngs_job *jobs = NULL;
+    const char **names = NULL;
+    char **values = NULL, err[512];
+    size_t njobs = 0, nparams = 0;
+    int c, rc, temp_col = -1, seed_col = -1, label_col = -1;
+    double d;
+    struct sigaction sa;
+
+    ngs_batch_options_init(&o);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:j:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': o.output_path = optarg; break;
+        case 'j':
+            o.jobs = atoi(optarg);
+            if (o.jobs < 1 || o.jobs > 1024) {
+                fprintf(stderr, "ngscale batch: -j needs 1..1024 instances\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'p': params = optarg; break;
+        case 'M':
+            mc = atoll(optarg);
+            if (mc < 1) {
+                fprintf(stderr, "ngscale batch: --monte-carlo needs a positive count\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'S': seed0 = atoll(optarg); break;
+        case 'c':
+            if (ngs_codec_from_name(optarg) < 0) {
+                fprintf(stderr, "ngscale: unknown codec '%s' (zstd, deflate or none)\n", optarg);
+                return EXIT_USAGE;
+            }
+            o.codec = (ngs_codec)ngs_codec_from_name(optarg);
+            break;
+        case 'l': o.level = atoi(optarg); break;
+        case 's': o.save = optarg; break;
+        case 'm':
+            o.memory = strcmp(optarg, "flat") == 0 ? NGS_MEMORY_FLAT
+                       : strcmp(optarg, "keep") == 0 ? NGS_MEMORY_KEEP : NGS_MEMORY_AUTO;
+            break;
+        case 't':
+            if (!parse_double(optarg, &d) || d <= 0) {
+                fprintf(stderr, "ngscale: --timeout needs a positive number of seconds\n");
+                return EXIT_USAGE;
+            }
+            o.timeout_s = d;
+            break;
+        case 'q': view.quiet = 1; break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default: fprintf(stderr, "Try 'ngscale --help'.\n"); return EXIT_USAGE;
+        }
+    }
+    if (!o.output_path || optind >= argc) {
+        fprintf(stderr, "ngscale batch: give NETLIST... and -o OUT.h5 (see 'ngscale --help')\n");
+        return EXIT_USAGE;
+    }
+    if ((params || mc) && argc - optind != 1) {
+        fprintf(stderr, "ngscale batch: --params and --monte-carlo take exactly one netlist\n");
+        return EXIT_USAGE;
+    }
+    for (int i = optind; i < argc; i++)
+        if (access(argv[i], R_OK) != 0) {
+            fprintf(stderr, "ngscale batch: cannot read %s: %s\n", argv[i], strerror(errno));
+            return EXIT_IO;
+        }
+    if (params) {
+        if (read_csv(params, &csv, err, sizeof err) != 0) {
+            fprintf(stderr, "ngscale batch: %s\n", err);
+            free_csv(&csv);
+            return EXIT_USAGE;
+        }
+        names = calloc(csv.cols, sizeof *names);
+        for (size_t k = 0; k < csv.cols; k++) {
+            const char *h = csv.cells[k];
+            if (strcasecmp(h, "temp") == 0) temp_col = (int)k;
+            else if (strcasecmp(h, "seed") == 0) seed_col = (int)k;
+            else if (strcasecmp(h, "label") == 0) label_col = (int)k;
+            else names[nparams++] = h;
+        }
+        njobs = csv.rows - 1;
+    } else if (mc) {
+        njobs = (size_t)mc;
+    } else {
+        njobs = (size_t)(argc - optind);
+    }
+    jobs = calloc(njobs, sizeof *jobs);
+    values = calloc(njobs * (nparams ? nparams : 1), sizeof *values);
+    for (size_t i = 0; i < njobs; i++) {
+        ngs_job *j = &jobs[i];
+        j->seed = -1;
+        if (params) {
+            char **row = &csv.cells[(i + 1) * csv.cols];
+            size_t k2 = 0;
+            j->netlist = argv[optind];
+            j->param_names = names;
+            j->nparams = nparams;
+            for (size_t k = 0; k < csv.cols; k++) {
+                if ((int)k == temp_col) j->temp = row[k];
+                else if ((int)k == seed_col) j->seed = atoll(row[k]);
+                else if ((int)k == label_col) j->label = row[k];
+                else values[i * nparams + k2++] = row[k];
+            }
+            j->param_values = (const char *const *)&values[i * nparams];
+        } else if (mc) {
+            j->netlist = argv[optind];
+            j->seed = seed0 + (long long)i;
+        } else {
+            j->netlist = argv[optind + (int)i];
+            j->label = argv[optind + (int)i];
+        }
+    }
+    view.tty = isatty(STDERR_FILENO);
+    rc = ngs_batch_create(&b, &o);
+    if (rc == NGS_OK) {
+        g_batch = b;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigint_batch;
+        sa.sa_flags = SA_RESETHAND;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        rc = ngs_batch_run(b, jobs, njobs, batch_progress, &view, &fin);
+        g_batch = NULL;
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (view.tty && !view.quiet) fputs("\r\033[K", stderr);
+        if (!view.quiet || rc != NGS_OK)
+            fprintf(stderr, "ngscale batch: %zu/%zu jobs done, %zu failed, in %.2f s (%.2f jobs/s) -> %s\n",
+                    fin.done, fin.total, fin.failed, fin.elapsed_s,
+                    fin.elapsed_s > 0 ? (double)fin.done / fin.elapsed_s : 0.0, o.output_path);
+        if (rc != NGS_OK && rc != NGS_ERR_SIMULATION && ngs_batch_last_error(b)[0])
+            fprintf(stderr, "ngscale batch: %s\n", ngs_batch_last_error(b));
+        if (rc == NGS_ERR_SIMULATION)
+            fprintf(stderr, "ngscale batch: see /summary in %s for each failure's message\n", o.output_path);
+    } else {
+        fprintf(stderr, "ngscale batch: %s\n", b ? ngs_batch_last_error(b) : ngs_strerror(rc));
+    }
+    ngs_batch_destroy(b);
+    free(jobs);
+    free(values);
+    free(names);
+    free_csv(&csv);
+    return exit_code(rc);
+}
+
 static int cmd_info(int argc, char **argv)
 {
     char err[512];
@@ -383,6 +652,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
     if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 1, argv + 1);
+    if (strcmp(argv[1], "batch") == 0) return cmd_batch(argc - 1, argv + 1);
     fprintf(stderr, "ngscale: unknown command '%s' (see 'ngscale --help')\n", argv[1]);
     return EXIT_USAGE;
 }

@@ -211,6 +211,27 @@ static size_t end_card(const ngs_deck *d)
     return d->nlines;
 }
 
+int ngs_deck_insert_before_end(ngs_deck *d, const char *const *lines, size_t n)
+{
+    size_t at = end_card(d), i;
+    char **copies, **nl;
+    if (n == 0) return NGS_OK;
+    copies = calloc(n, sizeof *copies);
+    for (i = 0; copies && i < n && (copies[i] = strdup(lines[i])); i++) {}
+    if (!copies || i < n || !(nl = realloc(d->lines, (d->nlines + n) * sizeof *nl))) {
+        for (size_t j = 0; copies && j < n; j++) free(copies[j]);
+        free(copies);
+        return NGS_ERR_NOMEM;
+    }
+    d->lines = nl;
+    memmove(nl + at + n, nl + at, (d->nlines - at) * sizeof *nl);
+    memcpy(nl + at, copies, n * sizeof *nl);
+    d->nlines += n;
+    free(copies);
+    analyze(d);
+    return NGS_OK;
+}
+
 int ngs_deck_write(const ngs_deck *d, int save_none, const char *path)
 {
     FILE *f = fopen(path, "w");

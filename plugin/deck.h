@@ -24,6 +24,9 @@ int ngs_deck_load_file(ngs_deck *deck, const char *path, char *err, size_t errle
 int ngs_deck_from_lines(ngs_deck *deck, const char *const *lines, size_t nlines);
 void ngs_deck_free(ngs_deck *deck);
 
+/* Inserts lines before the deck's `.end` card (or at the end when it has none). */
+int ngs_deck_insert_before_end(ngs_deck *deck, const char *const *lines, size_t n);
+
 /* Writes the deck to path, with a `.save none` card before `.end` when save_none. */
 int ngs_deck_write(const ngs_deck *deck, int save_none, const char *path);
 

@@ -12,6 +12,7 @@
  */
 #include "plugin/engine_internal.h"
 #include "hooks/clock.h"
+#include "codemodels/codemodels.h"
 
 #include <ctype.h>
 #include <dlfcn.h>
@@ -162,14 +163,18 @@ static int cb_bg_running(NG_BOOL finished, int id, void *user)
     ngs_engine *e = live(user);
     if (!e) return 0;
     (void)id;
-    /* Despite sharedspice.h's comment, true means the thread has finished. */
-    if (finished) {
-        pthread_mutex_lock(&e->lock);
-        e->last_thread = gettid();
+    /* Despite sharedspice.h's comment, true means the thread has finished. Both
+     * calls come from the background thread itself; only the thread that started
+     * the current command may end it (a late call from an older one is ignored). */
+    pthread_mutex_lock(&e->lock);
+    if (!finished) {
+        e->bg_thread = gettid();
+    } else if (gettid() == e->bg_thread) {
+        e->last_thread = e->bg_thread;
         e->bg_finished = 1;
         pthread_cond_broadcast(&e->cond);
-        pthread_mutex_unlock(&e->lock);
     }
+    pthread_mutex_unlock(&e->lock);
     return 0;
 }
 
@@ -416,6 +421,32 @@ static int copy_file(const char *from, const char *to)
         }                                                                                \
     } while (0)
 
+/* ngspice reads its spinit (which loads the code models) during Init, from
+ * SPICE_LIB_DIR: a process-wide variable, so Inits happen one at a time. */
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int init_copy(ngs_engine *e)
+{
+    char *saved = NULL;
+    const char *old;
+    int rc;
+    pthread_mutex_lock(&init_lock);
+    if (e->has_private_codemodels) {
+        old = getenv("SPICE_LIB_DIR");
+        saved = old ? strdup(old) : NULL;
+        setenv("SPICE_LIB_DIR", e->work_dir, 1);
+    }
+    rc = e->api.Init(cb_send_char, cb_send_stat, cb_controlled_exit, cb_send_data,
+                     cb_send_init_data, cb_bg_running, e->ctx);
+    if (e->has_private_codemodels) {
+        if (saved) setenv("SPICE_LIB_DIR", saved, 1);
+        else unsetenv("SPICE_LIB_DIR");
+        free(saved);
+    }
+    pthread_mutex_unlock(&init_lock);
+    return rc;
+}
+
 int ngs_engine_load_copy(ngs_engine *e)
 {
     char path[4096];
@@ -456,8 +487,7 @@ int ngs_engine_load_copy(ngs_engine *e)
     }
     e->ctx->e = e;
     atomic_init(&e->ctx->dead, 0);
-    rc = e->api.Init(cb_send_char, cb_send_stat, cb_controlled_exit, cb_send_data,
-                     cb_send_init_data, cb_bg_running, e->ctx);
+    rc = init_copy(e);
     e->capturing_version = 0;
     if (rc != 0 || e->exited) {
         ngs_engine_set_error(e, "ngSpice_Init failed for %s", e->lib_source);
@@ -482,6 +512,15 @@ static int thread_gone(pid_t tid, int timeout_ms)
         usleep(1000);
     }
     return 0;
+}
+
+void ngs_engine_wait_thread_exit(ngs_engine *e)
+{
+    pid_t tid;
+    pthread_mutex_lock(&e->lock);
+    tid = e->last_thread;
+    pthread_mutex_unlock(&e->lock);
+    if (tid > 0) thread_gone(tid, 60000);
 }
 
 void ngs_engine_unload_copy(ngs_engine *e)
@@ -583,6 +622,15 @@ int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
         return NGS_ERR_IO;
     }
     e->work_dir = dir;
+    if (e->config.private_codemodels) {
+        char err[512];
+        if ((rc = ngs_codemodels_prepare(dir, err, sizeof err)) != NGS_OK) {
+            ngs_engine_set_error(e, "cannot prepare private code models: %s", err);
+            *out = e;
+            return rc;
+        }
+        e->has_private_codemodels = 1;
+    }
     if ((rc = ngs_dispatch_create(&e->dispatch, 0)) != NGS_OK ||
         (rc = find_system_libngspice(e)) != NGS_OK || (rc = ngs_engine_load_copy(e)) != NGS_OK) {
         *out = e;
@@ -601,6 +649,7 @@ void ngs_engine_destroy(ngs_engine *e)
     }
     ngs_engine_unload_copy(e);
     if (e->dispatch) ngs_dispatch_destroy(e->dispatch);
+    if (e->work_dir && e->has_private_codemodels) ngs_codemodels_remove(e->work_dir);
     if (e->work_dir) rmdir(e->work_dir);
     free(e->work_dir);
     free(e->lib_source);

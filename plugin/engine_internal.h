@@ -36,6 +36,7 @@ struct ngs_engine {
     ngs_engine_config config;
     char *lib_source;   /* the libngspice we copy */
     char *work_dir;     /* private directory: decks written for ngspice */
+    int has_private_codemodels; /* work_dir holds scripts/spinit and cm/ copies */
     void *handle;       /* dlopen handle of our private copy */
     struct copy_ctx *ctx; /* what that copy's callbacks receive (engine.c) */
     ngspice_api api;
@@ -53,6 +54,7 @@ struct ngs_engine {
     pthread_cond_t cond;
     int bg_finished;
     int exited, exit_status, exit_quit;
+    pid_t bg_thread;    /* the background thread that reported its start last */
     pid_t last_thread;  /* ngspice thread that last reported its end: it is still
                            returning through the copy's code, so unloading waits for it */
 
@@ -84,6 +86,8 @@ struct ngs_engine {
 /* engine.c */
 int ngs_engine_load_copy(ngs_engine *e);
 void ngs_engine_unload_copy(ngs_engine *e);
+/* Waits until the thread that last reported its end is gone. */
+void ngs_engine_wait_thread_exit(ngs_engine *e);
 int ngs_engine_command(ngs_engine *e, const char *cmd);
 /* Waits until the background thread finished or the engine exited; 1 if it finished,
  * 0 on timeout. */

@@ -121,6 +121,9 @@ typedef struct ngs_engine_config {
     int num_threads;             /* ngspice's OpenMP threads; 0 = ngspice default */
     /* Where ngspice's messages go besides hooks: a FILE* (stderr, a log); NULL = nowhere. */
     void *message_stream;
+    /* 1: load private copies of the XSPICE code models (needed when several engines
+     * run in one process: instances sharing a .cm file compute wrong results). */
+    int private_codemodels;
 } ngs_engine_config;
 
 void ngs_engine_config_init(ngs_engine_config *config);
@@ -159,6 +162,7 @@ typedef struct ngs_run_options {
     double flush_interval_s;  /* data reaches the file at least this often (default 1 s) */
     double timeout_s;         /* 0 = none */
     size_t chunk_points;      /* points per HDF5 chunk; 0 = automatic */
+    int encoder_threads;      /* threads compressing chunks; 0 = cores - 1 */
 } ngs_run_options;
 
 void ngs_run_options_init(ngs_run_options *options);
@@ -181,6 +185,49 @@ int ngs_run_file(ngs_engine *engine, const char *netlist_path,
 int ngs_run_lines(ngs_engine *engine, const char *const *lines, size_t nlines,
                   const char *base_dir, const ngs_run_options *options,
                   ngs_run_result *result);
+
+/* ---- batches: many jobs on a pool of engines ------------------------------------- */
+typedef struct ngs_job {
+    const char *netlist;                /* netlist file */
+    const char *label;                  /* name in the summary; NULL: derived */
+    size_t nparams;                     /* .param overrides, values as SPICE text ("1k") */
+    const char *const *param_names;
+    const char *const *param_values;
+    const char *temp;                   /* NULL: the netlist's own temperature */
+    long long seed;                     /* < 0: the netlist's own; else `.options seed=` */
+} ngs_job;
+
+typedef struct ngs_batch_options {
+    int jobs;                 /* parallel instances; 0 = number of cores */
+    const char *output_path;  /* required: one HDF5 file, one group per job + /summary */
+    ngs_codec codec;
+    int level;
+    const char *save;
+    ngs_memory_mode memory;
+    double timeout_s;         /* per job; 0 = none */
+} ngs_batch_options;
+
+typedef struct ngs_batch_progress {
+    size_t total, done, failed, cache_hits, running;
+    double elapsed_s, eta_s;  /* eta_s < 0: unknown yet */
+} ngs_batch_progress;
+
+typedef void (*ngs_batch_progress_fn)(const ngs_batch_progress *progress, void *user);
+
+typedef struct ngs_batch ngs_batch;
+
+void ngs_batch_options_init(ngs_batch_options *options);
+int ngs_batch_create(ngs_batch **batch, const ngs_batch_options *options);
+void ngs_batch_destroy(ngs_batch *batch);
+/* Runs every job; returns NGS_OK when all succeeded, NGS_ERR_SIMULATION when some
+ * failed (each recorded in /summary with its message), NGS_ERR_INTERRUPTED after
+ * ngs_batch_interrupt (finished jobs kept, the rest marked "not run"), or an I/O
+ * error for the output file. */
+int ngs_batch_run(ngs_batch *batch, const ngs_job *jobs, size_t njobs,
+                  ngs_batch_progress_fn progress, void *user, ngs_batch_progress *final);
+/* Safe from any thread and from a signal handler. */
+void ngs_batch_interrupt(ngs_batch *batch);
+const char *ngs_batch_last_error(const ngs_batch *batch);
 
 #ifdef __cplusplus
 }

@@ -144,8 +144,10 @@ static void describe_failure(ngs_engine *e, int status, const char *fallback)
 static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
 {
     int halted = 0, rc = NGS_OK;
+    ngs_engine_wait_thread_exit(e); /* ngspice refuses a command while one still runs */
     pthread_mutex_lock(&e->lock);
     e->bg_finished = 0;
+    e->bg_thread = 0;
     pthread_mutex_unlock(&e->lock);
     if (ngs_engine_command(e, cmd) != 0 && !e->exited) {
         ngs_engine_set_error(e, "ngspice refused '%s'", cmd);
@@ -166,6 +168,9 @@ static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
             rc = why;
         }
     }
+    /* The thread reports its end before its last callbacks (after `quit`, ngspice
+     * calls ControlledExit only then): once it is gone, everything it said is in. */
+    ngs_engine_wait_thread_exit(e);
     return rc;
 }
 
@@ -207,6 +212,7 @@ static int open_output(ngs_engine *e, const ngs_run_options *o, writer_sink *ws)
     ho.append = o->append;
     ho.chunk_points = o->chunk_points;
     ho.flush_interval_s = o->flush_interval_s;
+    ho.encoder_threads = o->encoder_threads;
     rc = ngs_h5_open(&ws->writer, o->output_path, &ho, err, sizeof err);
     if (rc != NGS_OK) {
         ngs_engine_set_error(e, "%s", err);

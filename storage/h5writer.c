@@ -283,7 +283,8 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
     H5Tinsert(w->complex_type, "i", sizeof(double), H5T_NATIVE_DOUBLE);
     /* one core stays with ngspice's simulation thread: encoding on every core
      * would preempt it and slow the run down more than compression gains */
-    if (rc == NGS_OK && ngs_pool_create(&w->pool, ngs_cpu_count() > 1 ? ngs_cpu_count() - 1 : 1) != NGS_OK)
+    if (rc == NGS_OK && ngs_pool_create(&w->pool, w->opt.encoder_threads > 0 ? w->opt.encoder_threads
+                                                  : ngs_cpu_count() > 1 ? ngs_cpu_count() - 1 : 1) != NGS_OK)
         rc = fail(w, NGS_ERR_NOMEM, "out of memory");
     w->nthreads = w->pool ? ngs_pool_size(w->pool) : 1;
 out:

@@ -1,0 +1,121 @@
+/*
+ * codemodels.c - per-instance copies of the XSPICE code models (see codemodels.h).
+ */
+#include "codemodels/codemodels.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ngscale.h"
+
+static const char *const default_lib_dirs[] = {"/usr/share/ngspice", "/usr/local/share/ngspice", NULL};
+
+static int copy_file(const char *from, const char *to)
+{
+    char buf[1 << 16];
+    int in = open(from, O_RDONLY | O_CLOEXEC), out;
+    ssize_t n = 0;
+    if (in < 0) return -1;
+    out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700);
+    if (out < 0) {
+        close(in);
+        return -1;
+    }
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n) {
+            n = -1;
+            break;
+        }
+    close(in);
+    if (close(out) != 0 || n < 0) return -1;
+    return 0;
+}
+
+static FILE *open_system_spinit(char *path, size_t n)
+{
+    const char *env = getenv("SPICE_LIB_DIR");
+    FILE *f;
+    if (env && *env) {
+        snprintf(path, n, "%s/scripts/spinit", env);
+        if ((f = fopen(path, "r"))) return f;
+    }
+    for (int i = 0; default_lib_dirs[i]; i++) {
+        snprintf(path, n, "%s/scripts/spinit", default_lib_dirs[i]);
+        if ((f = fopen(path, "r"))) return f;
+    }
+    return NULL;
+}
+
+int ngs_codemodels_prepare(const char *dir, char *err, size_t errlen)
+{
+    char src[4096], path[4096], line[4096];
+    FILE *in, *out;
+    int rc = NGS_OK, n = 0;
+
+    in = open_system_spinit(src, sizeof src);
+    snprintf(path, sizeof path, "%s/scripts", dir);
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) goto io_error;
+    snprintf(path, sizeof path, "%s/cm", dir);
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) goto io_error;
+    snprintf(path, sizeof path, "%s/scripts/spinit", dir);
+    out = fopen(path, "w");
+    if (!out) goto io_error;
+    fputs("* spinit of one ngscale instance: private copies of the code models\n", out);
+    while (in && fgets(line, sizeof line, in)) {
+        char *p = line;
+        while (isspace((unsigned char)*p)) p++;
+        if (strncmp(p, "codemodel", 9) == 0 && isspace((unsigned char)p[9])) {
+            char file[2048], copy[4096 + 2048];
+            const char *base;
+            if (sscanf(p + 9, " %2047s", file) != 1) continue;
+            base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+            snprintf(copy, sizeof copy, "%s/cm/%d-%s", dir, n++, base);
+            if (copy_file(file, copy) != 0) {
+                /* a missing library is ngspice's own warning to give, as it would */
+                fprintf(out, "codemodel %s\n", file);
+                continue;
+            }
+            fprintf(out, " codemodel %s\n", copy);
+        } else {
+            fputs(line, out);
+        }
+    }
+    if (in) fclose(in);
+    if (ferror(out)) rc = NGS_ERR_IO;
+    if (fclose(out) != 0) rc = NGS_ERR_IO;
+    if (rc != NGS_OK) snprintf(err, errlen, "%s: write error", path);
+    return rc;
+io_error:
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    if (in) fclose(in);
+    return NGS_ERR_IO;
+}
+
+void ngs_codemodels_remove(const char *dir)
+{
+    char path[4096];
+    DIR *d;
+    struct dirent *ent;
+    snprintf(path, sizeof path, "%s/cm", dir);
+    if ((d = opendir(path))) {
+        while ((ent = readdir(d))) {
+            char file[4096 + 256];
+            if (ent->d_name[0] == '.') continue;
+            snprintf(file, sizeof file, "%s/%s", path, ent->d_name);
+            unlink(file);
+        }
+        closedir(d);
+        rmdir(path);
+    }
+    snprintf(path, sizeof path, "%s/scripts/spinit", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/scripts", dir);
+    rmdir(path);
+}

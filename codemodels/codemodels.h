@@ -1,0 +1,21 @@
+/*
+ * codemodels.h - private XSPICE code-model libraries for one ngspice instance.
+ *
+ * ngspice loads `.cm` libraries with dlopen by path, so instances that load the
+ * same file share its global state and silently compute wrong results. Each
+ * instance gets its own copies and its own spinit that loads them; ngspice reads
+ * that spinit when SPICE_LIB_DIR points at the directory prepared here.
+ */
+#ifndef NGS_CODEMODELS_H
+#define NGS_CODEMODELS_H
+#include <stddef.h>
+
+/* Prepares dir/scripts/spinit and dir/cm/<copies of the system's .cm files>, from
+ * the system spinit ($SPICE_LIB_DIR/scripts/spinit, else ngspice's default). Its
+ * other lines are kept. Returns NGS_OK; err says what failed otherwise. */
+int ngs_codemodels_prepare(const char *dir, char *err, size_t errlen);
+
+/* Removes what ngs_codemodels_prepare created (not dir itself). */
+void ngs_codemodels_remove(const char *dir);
+
+#endif

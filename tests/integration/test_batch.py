@@ -1,0 +1,165 @@
+"""`ngscale batch`: parameter sweeps, Monte Carlo and netlist lists on parallel ngspice
+instances, one HDF5 file with a group per job and /summary."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import numpy as np
+
+from ngstest import NGSCALE, SRC, TempDir, bits_equal, h5py, netlist, run
+
+sys.path.insert(0, os.path.join(SRC, "bench"))
+import gen_circuits  # noqa: E402
+
+
+def jobs_of(path):
+    """{label: {vector path: array}} and the summary rows, from a batch file."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        summary = f["summary"][()]
+        for name, g in f.items():
+            if not name.startswith("job_"):
+                continue
+            data = {}
+            g.visititems(lambda n, o: data.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+            out[g.attrs["job_label"]] = (dict(g.attrs), data)
+    return out, summary
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class Batch(unittest.TestCase):
+    def test_param_sweep_with_temp_and_summary(self):
+        with TempDir() as d:
+            csv = os.path.join(d, "sweep.csv")
+            write(csv, "# a comment\nR1val,temp,label\n1k,27,a\n2k,85,b\n500,-40,c\n")
+            cir = os.path.join(d, "div.cir")
+            write(cir, "divider\n.param R1val=10k\nV1 in 0 DC 1\nR1 in out {R1val}\nR2 out 0 1k tc1=0.01\n.op\n.end\n")
+            out = os.path.join(d, "b.h5")
+            run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out, "-j", "2"])
+            jobs, summary = jobs_of(out)
+            self.assertEqual(sorted(jobs), ["a", "b", "c"])
+            self.assertEqual(len(summary), 3)
+            self.assertTrue(all(s == b"complete" for s in summary["status"]))
+            self.assertEqual(sorted(summary["R1val"]), [500.0, 1000.0, 2000.0])
+            for label, r1, t in (("a", 1e3, 27), ("b", 2e3, 85), ("c", 500, -40)):
+                attrs, data = jobs[label]
+                r2 = 1e3 * (1 + 0.01 * (t - 27))   # tc1 makes .temp visible in the result
+                self.assertAlmostEqual(float(data["op1/v(out)"][0]), r2 / (r1 + r2), places=9)
+                self.assertEqual(attrs["status"], "complete")
+
+    def test_parallel_equals_serial_bit_for_bit(self):
+        with TempDir() as d:
+            csv = os.path.join(d, "sweep.csv")
+            write(csv, "rval\n" + "\n".join("%dk" % (i + 1) for i in range(8)) + "\n")
+            cir = os.path.join(d, "rc.cir")
+            write(cir, "rc\n.param rval=1k\nV1 in 0 PULSE(0 1 0 1n 1n 5u 10u)\nR1 in out {rval}\n"
+                       "C1 out 0 1n\n.tran 10n 40u\n.ac dec 10 1k 1meg\n.end\n")
+            one, many = os.path.join(d, "j1.h5"), os.path.join(d, "j2.h5")
+            run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", one, "-j", "1"])
+            run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", many, "-j", "2"])
+            a, _ = jobs_of(one)
+            b, _ = jobs_of(many)
+            self.assertEqual(sorted(a), sorted(b))
+            for label in a:
+                self.assertEqual(sorted(a[label][1]), sorted(b[label][1]))
+                for vec in a[label][1]:
+                    self.assertTrue(bits_equal(a[label][1][vec], b[label][1][vec]), (label, vec))
+
+    def test_xspice_code_models_in_concurrent_instances(self):
+        with TempDir() as d:
+            csv = os.path.join(d, "gains.csv")
+            write(csv, "g\n" + "\n".join(str(g) for g in (1, 2, 3, 5, 8, 13, 21, 34)) + "\n")
+            out = os.path.join(d, "x.h5")
+            run([NGSCALE, "batch", "-q", netlist("xspice_gain.cir"), "--params", csv, "-o", out, "-j", "2"])
+            jobs, _ = jobs_of(out)
+            self.assertEqual(len(jobs), 8)
+            for attrs, data in jobs.values():
+                g = float(attrs["param.g"])
+                vin, vout = data["tran1/v(in)"], data["tran1/v(out)"]
+                self.assertGreater(np.abs(vin).max(), 0.9)
+                np.testing.assert_allclose(vout, g * vin, rtol=0, atol=1e-12 * g)
+
+    def test_monte_carlo_is_reproducible_per_seed(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "mc.cir")
+            write(cir, "mc\n.param rv = agauss(1k, 100, 1)\nV1 in 0 DC 1\nR1 in out {rv}\nR2 out 0 1k\n.op\n.end\n")
+            runs = []
+            for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+                out = os.path.join(d, name + ".h5")
+                run([NGSCALE, "batch", "-q", cir, "--monte-carlo", "4", "--seed", seed, "-o", out])
+                jobs, summary = jobs_of(out)
+                runs.append({int(s["seed"]): float(jobs[s["label"].decode()][1]["op1/v(out)"][0])
+                             for s in summary})
+            self.assertEqual(runs[0], runs[1])                   # same seeds, same results
+            self.assertEqual(sorted(runs[0]), [7, 8, 9, 10])
+            self.assertEqual(len(set(runs[0].values())), 4)     # each job its own draw
+            self.assertEqual(runs[0][8], runs[2][8])             # seed 8 in both batches
+            self.assertNotEqual(runs[0][7], runs[2][11])
+
+    def test_failing_jobs_are_recorded_and_the_rest_complete(self):
+        with TempDir() as d:
+            long_cir = os.path.join(d, "long.cir")
+            write(long_cir, gen_circuits.rc_ladder(300, "5000u", "1n"))
+            files = [netlist("tran_rc.cir"), netlist("bad_syntax.cir"), netlist("quit_ctrl.cir"),
+                     long_cir, netlist("tran_fail.cir"), netlist("ac_rlc.cir")]
+            out = os.path.join(d, "f.h5")
+            p = run([NGSCALE, "batch", "-q", "--timeout", "3", "-j", "2"] + files + ["-o", out], check=False)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            _, summary = jobs_of(out)
+            status = {os.path.basename(s["label"].decode()): (s["status"].decode(), s["message"].decode())
+                      for s in summary}
+            self.assertEqual(status["tran_rc.cir"][0], "complete")
+            self.assertEqual(status["ac_rlc.cir"][0], "complete")
+            self.assertEqual(status["quit_ctrl.cir"][0], "complete")
+            self.assertEqual(status["bad_syntax.cir"][0], "failed")
+            self.assertIn("line 4", status["bad_syntax.cir"][1])
+            self.assertEqual(status["tran_fail.cir"][0], "failed")
+            self.assertIn("too small", status["tran_fail.cir"][1])
+            self.assertEqual(status["long.cir"][0], "timeout")
+
+    def test_ctrl_c_keeps_finished_jobs_in_a_valid_file(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "long.cir")
+            write(cir, gen_circuits.rc_ladder(100, "40u", "1n"))
+            out = os.path.join(d, "i.h5")
+            t0 = time.time()  # one job's length, to interrupt after a few have finished
+            run([NGSCALE, "batch", "-q", "-j", "1", cir, "-o", os.path.join(d, "one.h5")])
+            one_job = time.time() - t0
+            proc = subprocess.Popen([NGSCALE, "batch", "-q", "-j", "2", "--monte-carlo", "40", cir, "-o", out],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(4 * one_job + 0.5)
+            self.assertIsNone(proc.poll(), "the batch should still be running")
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
+            self.assertEqual(proc.returncode, 130, proc.stderr.read().decode())
+            jobs, summary = jobs_of(out)  # opens: the file was closed properly
+            status = [s.decode() for s in summary["status"]]
+            self.assertEqual(len(status), 40)
+            self.assertIn("not run", status)
+            self.assertGreaterEqual(status.count("complete"), 1)
+            complete = [s["label"].decode() for s in summary if s["status"] == b"complete"]
+            for label in complete:
+                self.assertEqual(jobs[label][0]["status"], "complete")
+            self.assertFalse([n for n in os.listdir(d) if ".parts-" in n], "temporary parts removed")
+
+    def test_usage_errors(self):
+        p = run([NGSCALE, "batch", netlist("tran_rc.cir")], check=False)
+        self.assertEqual(p.returncode, 2)
+        with TempDir() as d:
+            bad = os.path.join(d, "bad.csv")
+            write(bad, "a,b\n1,2\n3\n")
+            p = run([NGSCALE, "batch", netlist("tran_rc.cir"), "--params", bad, "-o", os.path.join(d, "o.h5")],
+                    check=False)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("line 3", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
