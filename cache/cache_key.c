@@ -1,0 +1,909 @@
+/*
+ * cache_key.c - SHA-256 key of a run, and the checks that make a run uncacheable.
+ *
+ * We read the netlist roughly the way ngspice's front end (inpcom.c) does: the first
+ * line of a netlist is its title, '*' starts a comment line, '+' continues the
+ * previous card, ';' and a free-standing '$' start inline comments, dot cards are
+ * case-insensitive, `.lib file section` pulls in one `.lib section` ... `.endl`
+ * block, and relative names resolve against the including file's directory, then
+ * the current directory, then `sourcepath` (search_dirs). Lines of .control blocks
+ * (and "*#" lines, which ngspice runs as commands) are scanned as commands.
+ *
+ * The hash is over normalized text (trailing blanks and CR stripped, trailing empty
+ * lines dropped, case kept) framed as tagged, length-prefixed records, so that no
+ * two different inputs can produce the same byte stream.
+ *
+ * When unsure we err on the side of "uncacheable" (a needless miss) rather than
+ * "cacheable" (a possibly stale hit): e.g. in .control lines ';' is treated as a
+ * command separator, never as the start of a comment.
+ */
+#include "cache/cache_key.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#define KEY_VERSION "ngscale-cache-key 1"
+#define MAX_DEPTH 32                          /* nested include/lib/source levels */
+#define MAX_INCLUSIONS 4096                   /* files pulled in, in all (include loops fan out) */
+#define MAX_TEXT_BYTES ((size_t)1 << 30)      /* a netlist or model file larger than this is refused */
+#define TOKEN_MAX 4096
+
+typedef struct {
+    char *s;  /* NUL-terminated (trailing blanks removed) */
+    size_t n;
+} line_t;
+
+/* A text file split into normalized lines, loaded once per run even when several
+ * sections of it are pulled in. */
+typedef struct {
+    char *real; /* realpath: identity in the list of loaded documents */
+    char *buf;
+    line_t *lines;
+    size_t nlines;
+} doc_t;
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+} strbuf;
+
+typedef struct {
+    EVP_MD_CTX *md;
+    ngs_cache_key *key;
+    const char *const *search;
+    char cwd[PATH_MAX];
+    int status;          /* NGS_OK or the first hard error (NOMEM) */
+    int random_used;     /* a random function or source was seen */
+    char random_what[64];
+    int seed_fixed;      /* .options seed=N, setseed N, set rndseed=N */
+    int sourcepath;      /* the deck sets `sourcepath` */
+    int inclusions;      /* files pulled in so far */
+    doc_t **docs;
+    size_t ndocs, capdocs;
+} kctx;
+
+static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *dir, int has_title,
+                       int depth);
+
+/* ------------------------------------------------------------------ helpers -- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || !errlen) return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Only the first cause is kept: it is the one a user should fix first. */
+static void uncacheable(kctx *k, const char *fmt, ...)
+{
+    va_list ap;
+    if (!k->key->cacheable) return;
+    k->key->cacheable = 0;
+    va_start(ap, fmt);
+    vsnprintf(k->key->reason, sizeof k->key->reason, fmt, ap);
+    va_end(ap);
+}
+
+static void hash_bytes(kctx *k, const void *p, size_t n)
+{
+    if (n && EVP_DigestUpdate(k->md, p, n) != 1) k->status = NGS_ERR_NOMEM;
+}
+
+static void hash_u64(kctx *k, uint64_t v)
+{
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
+    hash_bytes(k, b, 8);
+}
+
+/* tag byte, length, bytes */
+static void hash_rec(kctx *k, char tag, const void *p, size_t n)
+{
+    hash_bytes(k, &tag, 1);
+    hash_u64(k, n);
+    hash_bytes(k, p, n);
+}
+
+static int sb_append(kctx *k, strbuf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        char *p;
+        while (cap < b->n + n + 1) cap *= 2;
+        p = realloc(b->s, cap);
+        if (!p) { k->status = NGS_ERR_NOMEM; return -1; }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = '\0';
+    return 0;
+}
+
+static const char *skip_ws(const char *p)
+{
+    while (*p && isspace((unsigned char)*p)) p++;
+    return p;
+}
+
+static int is_ident(int c) { return isalnum(c) || c == '_'; }
+
+/* Next whitespace-separated token; quotes ("..." or '...') are removed and may hold
+ * blanks. Returns 0 at the end of the line, -1 when the token does not fit. */
+static int next_token(const char **pp, char *out, size_t outlen)
+{
+    const char *p = skip_ws(*pp);
+    size_t n = 0;
+    int trunc = 0;
+    if (!*p) { *pp = p; return 0; }
+    if (*p == '"' || *p == '\'') {
+        char q = *p++;
+        while (*p && *p != q) {
+            if (n + 1 < outlen) out[n++] = *p; else trunc = 1;
+            p++;
+        }
+        if (*p == q) p++;
+    } else {
+        while (*p && !isspace((unsigned char)*p)) {
+            if (n + 1 < outlen) out[n++] = *p; else trunc = 1;
+            p++;
+        }
+    }
+    out[n] = '\0';
+    *pp = p;
+    return trunc ? -1 : 1;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++) *s = (char)tolower((unsigned char)*s);
+}
+
+/* First token of a card, lowercased. */
+static void card_name(const char *line, char *out, size_t outlen)
+{
+    const char *p = line;
+    if (next_token(&p, out, outlen) == 0) out[0] = '\0';
+    lower(out);
+}
+
+static int starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Removes the inline comments of a netlist card: ';' anywhere, '$' standing alone
+ * (ngspice's "$ comment"), neither inside quotes. */
+static void strip_inline_comment(char *s)
+{
+    char q = 0;
+    for (char *p = s; *p; p++) {
+        if (q) { if (*p == q) q = 0; continue; }
+        if (*p == '"' || *p == '\'') { q = *p; continue; }
+        if (*p == ';' ||
+            (*p == '$' && (p == s || isspace((unsigned char)p[-1])) &&
+             (p[1] == '\0' || isspace((unsigned char)p[1])))) {
+            *p = '\0';
+            break;
+        }
+    }
+}
+
+static int is_regular(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static void dir_of(const char *path, char *out, size_t outlen)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, outlen, ".");
+    else if (slash == path) snprintf(out, outlen, "/");
+    else snprintf(out, outlen, "%.*s", (int)(slash - path), path);
+}
+
+/* Candidate i for a relative name, in ngspice's order: the including file's
+ * directory, the current directory, then the search directories. Returns 0 past
+ * the last candidate. */
+static int candidate(const kctx *k, const char *name, const char *dir, int i, char *out, size_t outlen)
+{
+    int n;
+    if (name[0] == '/') {
+        if (i) return 0;
+        n = snprintf(out, outlen, "%s", name);
+    } else if (name[0] == '~' && name[1] == '/') {
+        const char *home = getenv("HOME");
+        if (i || !home) return 0;
+        n = snprintf(out, outlen, "%s%s", home, name + 1);
+    } else if (i == 0) {
+        n = snprintf(out, outlen, "%s/%s", dir && dir[0] ? dir : k->cwd, name);
+    } else if (i == 1) {
+        n = snprintf(out, outlen, "%s/%s", k->cwd, name);
+    } else {
+        int j = 0;
+        if (!k->search) return 0;
+        while (j < i - 2 && k->search[j]) j++;
+        if (!k->search[j]) return 0;
+        n = snprintf(out, outlen, "%s/%s", k->search[j], name);
+    }
+    if (n < 0 || (size_t)n >= outlen) out[0] = '\0'; /* too long: never exists */
+    return 1;
+}
+
+/* Counts a file pulled in; 0 when there have been too many (an include loop). */
+static int one_more_inclusion(kctx *k, const char *name)
+{
+    if (++k->inclusions <= MAX_INCLUSIONS) return 1;
+    uncacheable(k, "'%s': more than %d files pulled in (an include loop?)", name, MAX_INCLUSIONS);
+    return 0;
+}
+
+/* Every candidate that exists, once each (by realpath), in candidate order. We
+ * hash them all, not only the one ngspice would pick first: the embedding engine
+ * may run the deck from another directory (its private copy) with `sourcepath`
+ * set, which changes ngspice's order; hashing all of them keeps the key right
+ * whatever the order. Returns the count (0: none; -1: out of memory). */
+static int existing_candidates(kctx *k, const char *name, const char *dir, char (**out)[PATH_MAX])
+{
+    char path[PATH_MAX], real[PATH_MAX];
+    char (*v)[PATH_MAX] = NULL, (*reals)[PATH_MAX] = NULL;
+    int n = 0, cap = 0;
+    *out = NULL;
+    for (int i = 0; candidate(k, name, dir, i, path, sizeof path); i++) {
+        int dup = 0;
+        if (!path[0] || !is_regular(path) || !realpath(path, real)) continue;
+        for (int j = 0; j < n; j++) dup |= strcmp(reals[j], real) == 0;
+        if (dup) continue;
+        if (n == cap) {
+            int ncap = cap ? 2 * cap : 4;
+            void *a = realloc(v, (size_t)ncap * sizeof *v), *b;
+            if (a) v = a;
+            b = a ? realloc(reals, (size_t)ncap * sizeof *reals) : NULL;
+            if (!a || !b) {
+                free(v);
+                free(reals);
+                k->status = NGS_ERR_NOMEM;
+                return -1;
+            }
+            reals = b;
+            cap = ncap;
+        }
+        memcpy(v[n], path, sizeof path);
+        memcpy(reals[n], real, sizeof real);
+        n++;
+    }
+    free(reals);
+    *out = v;
+    return n;
+}
+
+/* A file name ngspice would only know at run time (variables, expressions). */
+static int computed_name(const char *name)
+{
+    return !name[0] || strpbrk(name, "${}`") != NULL;
+}
+
+static const char *sourcepath_hint(const kctx *k)
+{
+    return k->sourcepath ? " (the deck sets sourcepath; pass its directories as search dirs)" : "";
+}
+
+/* ---------------------------------------------------------------- documents -- */
+
+static void doc_free(doc_t *d)
+{
+    if (!d) return;
+    free(d->real);
+    free(d->buf);
+    free(d->lines);
+    free(d);
+}
+
+/* Splits text into lines with trailing blanks and CR removed; trailing empty lines
+ * are dropped (they change nothing for ngspice). Takes ownership of buf (len+1 bytes). */
+static doc_t *doc_from_buf(kctx *k, char *buf, size_t len)
+{
+    doc_t *d = calloc(1, sizeof *d);
+    size_t cap = 64, start = 0;
+    if (!d) { free(buf); k->status = NGS_ERR_NOMEM; return NULL; }
+    d->buf = buf;
+    buf[len] = '\0';
+    d->lines = malloc(cap * sizeof *d->lines);
+    if (!d->lines) goto nomem;
+    while (start <= len) {
+        char *nl = memchr(buf + start, '\n', len - start);
+        size_t end = nl ? (size_t)(nl - buf) : len;
+        size_t e = end;
+        if (!nl && start == len) break; /* no partial last line */
+        while (e > start && isspace((unsigned char)buf[e - 1])) e--;
+        buf[e] = '\0';
+        if (d->nlines == cap) {
+            line_t *p = realloc(d->lines, 2 * cap * sizeof *p);
+            if (!p) goto nomem;
+            d->lines = p;
+            cap *= 2;
+        }
+        d->lines[d->nlines].s = buf + start;
+        d->lines[d->nlines].n = e - start;
+        d->nlines++;
+        start = end + 1;
+    }
+    while (d->nlines && d->lines[d->nlines - 1].n == 0) d->nlines--;
+    return d;
+nomem:
+    doc_free(d);
+    k->status = NGS_ERR_NOMEM;
+    return NULL;
+}
+
+static int read_all(const char *path, char **out, size_t *outlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    char *buf;
+    size_t n = 0;
+    if (fd < 0) return -errno;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_TEXT_BYTES) {
+        int e = S_ISREG(st.st_mode) ? EFBIG : EISDIR;
+        close(fd);
+        return -e;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf) { close(fd); return -ENOMEM; }
+    while (n < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (n != (size_t)st.st_size) { free(buf); return -EIO; } /* changed while read */
+    *out = buf;
+    *outlen = n;
+    return 0;
+}
+
+/* Loads (once) the document at path. NULL: the run becomes uncacheable (or NOMEM). */
+static const doc_t *load_doc(kctx *k, const char *path, const char *what)
+{
+    char real[PATH_MAX];
+    char *buf;
+    size_t len;
+    doc_t *d;
+    int rc;
+    if (!realpath(path, real)) {
+        uncacheable(k, "%s '%s': %s", what, path, strerror(errno));
+        return NULL;
+    }
+    for (size_t i = 0; i < k->ndocs; i++)
+        if (strcmp(k->docs[i]->real, real) == 0) return k->docs[i];
+    rc = read_all(real, &buf, &len);
+    if (rc == -ENOMEM) { k->status = NGS_ERR_NOMEM; return NULL; }
+    if (rc) { uncacheable(k, "%s '%s': %s", what, path, strerror(-rc)); return NULL; }
+    d = doc_from_buf(k, buf, len);
+    if (!d) return NULL;
+    d->real = strdup(real);
+    if (!d->real) { doc_free(d); k->status = NGS_ERR_NOMEM; return NULL; }
+    if (k->ndocs == k->capdocs) {
+        size_t cap = k->capdocs ? 2 * k->capdocs : 16;
+        doc_t **p = realloc(k->docs, cap * sizeof *p);
+        if (!p) { doc_free(d); k->status = NGS_ERR_NOMEM; return NULL; }
+        k->docs = p;
+        k->capdocs = cap;
+    }
+    k->docs[k->ndocs++] = d;
+    return d;
+}
+
+/* Record: tag, label, number of lines, then each line with its length. */
+static void hash_lines(kctx *k, char tag, const char *label, const doc_t *d, size_t a, size_t b)
+{
+    hash_rec(k, tag, label, strlen(label));
+    hash_u64(k, b - a);
+    for (size_t i = a; i < b; i++) {
+        hash_u64(k, d->lines[i].n);
+        hash_bytes(k, d->lines[i].s, d->lines[i].n);
+    }
+}
+
+/* A binary file (library, data) by content, streamed. */
+static void hash_file(kctx *k, char tag, const char *path, const char *what)
+{
+    unsigned char buf[65536];
+    struct stat st;
+    uint64_t total = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        uncacheable(k, "%s '%s': %s", what, path, fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0) close(fd);
+        return;
+    }
+    hash_bytes(k, &tag, 1);
+    hash_u64(k, (uint64_t)st.st_size);
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) { uncacheable(k, "%s '%s': %s", what, path, strerror(errno)); break; }
+        if (r == 0) break;
+        hash_bytes(k, buf, (size_t)r);
+        total += (uint64_t)r;
+    }
+    close(fd);
+    if (total != (uint64_t)st.st_size) uncacheable(k, "%s '%s' changed while it was read", what, path);
+    k->key->nfiles++;
+}
+
+/* ------------------------------------------------------------ file readers -- */
+
+/* .include: the file(s) ngspice may open, by content, and what they pull in. */
+static void do_include(kctx *k, const char *name, const char *dir, int depth)
+{
+    char (*paths)[PATH_MAX], sub[PATH_MAX];
+    int n;
+    if (depth >= MAX_DEPTH) { uncacheable(k, ".include '%s': nested more than %d levels", name, MAX_DEPTH); return; }
+    if ((n = existing_candidates(k, name, dir, &paths)) < 0) return;
+    if (n == 0) uncacheable(k, ".include '%s': file not found%s", name, sourcepath_hint(k));
+    for (int i = 0; i < n && k->status == NGS_OK; i++) {
+        const doc_t *d;
+        if (!one_more_inclusion(k, name) || !(d = load_doc(k, paths[i], ".include"))) break;
+        k->key->nfiles++;
+        hash_lines(k, 'I', "", d, 0, d->nlines);
+        dir_of(paths[i], sub, sizeof sub);
+        scan_range(k, d, 0, d->nlines, sub, 0, depth + 1);
+    }
+    free(paths);
+}
+
+/* `.lib section` start line: returns 1 and the section name. */
+static int lib_section_start(const char *line, char *sec, size_t seclen)
+{
+    char buf[TOKEN_MAX], tok[TOKEN_MAX], extra[TOKEN_MAX];
+    const char *p;
+    snprintf(buf, sizeof buf, "%s", skip_ws(line));
+    strip_inline_comment(buf);
+    p = buf;
+    if (next_token(&p, tok, sizeof tok) <= 0) return 0;
+    lower(tok);
+    if (!starts_with(tok, ".lib")) return 0;
+    if (next_token(&p, sec, seclen) <= 0) return 0;
+    return next_token(&p, extra, sizeof extra) == 0;
+}
+
+static int is_endl(const char *line)
+{
+    char tok[64];
+    card_name(skip_ws(line), tok, sizeof tok);
+    return starts_with(tok, ".endl");
+}
+
+/* .lib file section: only that section's text (every block of that name, to be
+ * safe), and what it pulls in. */
+static void do_lib_file(kctx *k, const char *name, const char *path, const char *section, int depth)
+{
+    char sub[PATH_MAX], sec[TOKEN_MAX], label[TOKEN_MAX];
+    const doc_t *d;
+    int found = 0;
+    if (!(d = load_doc(k, path, ".lib"))) return;
+    dir_of(path, sub, sizeof sub);
+    snprintf(label, sizeof label, "%s", section);
+    lower(label);
+    for (size_t i = 0; i < d->nlines && k->status == NGS_OK; i++) {
+        size_t end;
+        if (!lib_section_start(d->lines[i].s, sec, sizeof sec) || strcasecmp(sec, section) != 0) continue;
+        for (end = i + 1; end < d->nlines && !is_endl(d->lines[end].s); end++) {}
+        found = 1;
+        k->key->nfiles++;
+        hash_lines(k, 'L', label, d, i, end < d->nlines ? end + 1 : end);
+        scan_range(k, d, i + 1, end, sub, 0, depth + 1);
+        i = end;
+    }
+    if (!found) uncacheable(k, ".lib '%s': section '%s' not found", name, section);
+}
+
+static void do_lib(kctx *k, const char *name, const char *section, const char *dir, int depth)
+{
+    char (*paths)[PATH_MAX];
+    int n;
+    if (depth >= MAX_DEPTH) { uncacheable(k, ".lib '%s': nested more than %d levels", name, MAX_DEPTH); return; }
+    if ((n = existing_candidates(k, name, dir, &paths)) < 0) return;
+    if (n == 0) uncacheable(k, ".lib '%s': file not found%s", name, sourcepath_hint(k));
+    for (int i = 0; i < n && k->status == NGS_OK && one_more_inclusion(k, name); i++)
+        do_lib_file(k, name, paths[i], section, depth);
+    free(paths);
+}
+
+/* A file read by a command or a model parameter, by content; `source`d scripts
+ * are also scanned. */
+static void do_data_file(kctx *k, const char *name, const char *dir, int depth, int is_netlist,
+                         const char *what)
+{
+    char (*paths)[PATH_MAX], sub[PATH_MAX];
+    int n;
+    if (computed_name(name)) {
+        uncacheable(k, "%s '%s': the file name is only known at run time", what, name);
+        return;
+    }
+    if (depth >= MAX_DEPTH) { uncacheable(k, "%s '%s': nested more than %d levels", what, name, MAX_DEPTH); return; }
+    if ((n = existing_candidates(k, name, dir, &paths)) < 0) return;
+    if (n == 0) uncacheable(k, "%s '%s': file not found%s", what, name, sourcepath_hint(k));
+    for (int i = 0; i < n && k->status == NGS_OK; i++) {
+        hash_rec(k, 'D', what, strlen(what));
+        if (is_netlist) {
+            const doc_t *d;
+            if (!one_more_inclusion(k, name) || !(d = load_doc(k, paths[i], what))) break;
+            k->key->nfiles++;
+            hash_lines(k, 'T', "", d, 0, d->nlines);
+            dir_of(paths[i], sub, sizeof sub);
+            scan_range(k, d, 0, d->nlines, sub, 1, depth + 1);
+        } else {
+            hash_file(k, 'B', paths[i], what);
+        }
+    }
+    free(paths);
+}
+
+/* ------------------------------------------------------------- detections -- */
+
+/* Random functions and sources (numparam, B-sources, nutmeg, sources). The value
+ * says whether a '(' must follow. */
+static const struct { const char *name; int call; } random_names[] = {
+    {"agauss", 1}, {"aunif", 1}, {"gauss", 1}, {"unif", 1}, {"limit", 1}, {"rand", 1},
+    {"rnd", 1}, {"sgauss", 1}, {"sunif", 1}, {"poisson", 1}, {"exponential", 1},
+    {"trnoise", 0}, {"trrandom", 0},
+};
+
+static void scan_random(kctx *k, const char *line)
+{
+    char *buf;
+    if (k->random_used) return;
+    if (!(buf = strdup(line))) { k->status = NGS_ERR_NOMEM; return; }
+    lower(buf);
+    for (size_t i = 0; i < sizeof random_names / sizeof random_names[0]; i++) {
+        const char *name = random_names[i].name;
+        size_t n = strlen(name);
+        for (const char *p = buf; (p = strstr(p, name)) != NULL; p += n) {
+            const char *q = skip_ws(p + n);
+            if (p > buf && is_ident((unsigned char)p[-1])) continue;
+            if (is_ident((unsigned char)p[n])) continue;
+            if (random_names[i].call && *q != '(') continue;
+            k->random_used = 1;
+            snprintf(k->random_what, sizeof k->random_what, "%s", name);
+            free(buf);
+            return;
+        }
+    }
+    free(buf);
+}
+
+/* Finds `name = value` (name not part of a longer identifier) from *pp on.
+ * Returns 1 with the value, and moves *pp past it. */
+static int next_assignment(const char **pp, const char *name, char *val, size_t vallen)
+{
+    size_t n = strlen(name);
+    for (const char *p = *pp; (p = strcasestr(p, name)) != NULL; p += n) {
+        const char *q = p + n, *v;
+        size_t m = 0;
+        if (p > *pp && is_ident((unsigned char)p[-1])) continue;
+        q = skip_ws(q);
+        if (*q != '=') continue;
+        v = skip_ws(q + 1);
+        if (*v == '"' || *v == '\'') {
+            char quote = *v++;
+            while (v[m] && v[m] != quote) m++;
+            snprintf(val, vallen, "%.*s", (int)m, v);
+            *pp = v + m + (v[m] ? 1 : 0);
+        } else {
+            while (v[m] && !isspace((unsigned char)v[m]) && v[m] != ',' && v[m] != ')' && v[m] != ';') m++;
+            snprintf(val, vallen, "%.*s", (int)m, v);
+            *pp = v + m;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* .options / option: seed=N fixes the random generator, seed=random does not. */
+static void scan_options(kctx *k, const char *rest)
+{
+    char val[TOKEN_MAX];
+    const char *p = rest;
+    while (next_assignment(&p, "seed", val, sizeof val)) {
+        if (strcasecmp(val, "random") == 0) uncacheable(k, "'seed=random' seeds the random generator from the clock");
+        else if (val[0]) k->seed_fixed = 1;
+    }
+}
+
+/* file=, input_file=, state_file=... (XSPICE filesource, d_source, d_state, table
+ * models, PWL file=, altermod file=): data the run reads. */
+static void scan_file_params(kctx *k, const char *line, const char *dir, int depth)
+{
+    char val[TOKEN_MAX];
+    for (const char *p = line; (p = strcasestr(p, "file")) != NULL;) {
+        const char *q = p;
+        if (p > line && isalnum((unsigned char)p[-1])) { p += 4; continue; } /* profile= */
+        if (is_ident((unsigned char)p[4])) { p += 4; continue; }             /* filesource */
+        if (!next_assignment(&q, "file", val, sizeof val) || q == p) { p += 4; continue; }
+        do_data_file(k, val, dir, depth, 0, "file=");
+        p = q;
+    }
+}
+
+/* Commands that write files a cached replay would not recreate. */
+static const char *const writing_commands[] = {
+    "write", "wrdata", "wrs2p", "hardcopy", "wrnodev", "snsave", "eprvcd", "eprint", NULL};
+/* Commands that run an external program. */
+static const char *const external_commands[] = {"shell", "gnuplot", "xgraph", NULL};
+/* Control-flow commands whose '<' / '>' are comparisons, not redirections. */
+static const char *const flow_commands[] = {
+    "if", "else", "elseif", "while", "dowhile", "until", "let", "set", "repeat", "foreach",
+    "alias", "define", "unlet", "unset", NULL};
+
+static int in_list(const char *const *list, const char *s)
+{
+    for (; *list; list++)
+        if (strcmp(*list, s) == 0) return 1;
+    return 0;
+}
+
+/* One command of a .control block (or a "*#" line). */
+static void control_command(kctx *k, const char *cmdline, const char *dir, int depth)
+{
+    char name[TOKEN_MAX], tok[TOKEN_MAX], val[TOKEN_MAX];
+    const char *p = cmdline, *rest, *cmd;
+    if (next_token(&p, name, sizeof name) <= 0) return;
+    lower(name);
+    cmd = starts_with(name, "pre_") ? name + 4 : name; /* pre_osdi, pre_set... run before parsing */
+    rest = p;
+    if (in_list(external_commands, cmd)) {
+        uncacheable(k, "'%s' in a .control block runs an external program", cmd);
+    } else if (in_list(writing_commands, cmd)) {
+        uncacheable(k, "'%s' in a .control block writes a file that a cached replay would not recreate", cmd);
+    } else if (strcmp(cmd, "cd") == 0) {
+        uncacheable(k, "'cd' in a .control block changes where files are read and written");
+    } else if (strcmp(cmd, "set") == 0 || strcmp(cmd, "setcs") == 0) {
+        const char *q = rest;
+        if (strcasestr(rest, "unixcom")) uncacheable(k, "'set unixcom' runs unknown commands in the shell");
+        if (strcasestr(rest, "sourcepath")) k->sourcepath = 1;
+        while (next_assignment(&q, "rndseed", val, sizeof val))
+            if (val[0]) k->seed_fixed = 1;
+    } else if (strcmp(cmd, "setseed") == 0) {
+        if (next_token(&p, tok, sizeof tok) > 0) k->seed_fixed = 1;
+    } else if (strcmp(cmd, "option") == 0 || strcmp(cmd, "options") == 0 || strcmp(cmd, "opt") == 0) {
+        scan_options(k, rest);
+    } else if (strcmp(cmd, "source") == 0) {
+        if (next_token(&p, tok, sizeof tok) > 0) do_data_file(k, tok, dir, depth, 1, "source");
+    } else if (strcmp(cmd, "load") == 0 || strcmp(cmd, "osdi") == 0 || strcmp(cmd, "codemodel") == 0) {
+        int rc;
+        while ((rc = next_token(&p, tok, sizeof tok)) != 0) {
+            if (rc < 0) { uncacheable(k, "'%s': file name too long", cmd); break; }
+            do_data_file(k, tok, dir, depth, 0, cmd);
+        }
+    }
+    if (!in_list(flow_commands, cmd)) {
+        const char *q = rest;
+        while (next_token(&q, tok, sizeof tok) > 0)
+            if (tok[0] == '>' || tok[0] == '<') {
+                uncacheable(k, "'%s ... %s' redirects output or input to a file", cmd, tok);
+                break;
+            }
+    }
+    scan_random(k, cmdline);
+    if (strcmp(cmd, "source") != 0) scan_file_params(k, rest, dir, depth);
+}
+
+/* A .control line: backquotes run a shell; ';' separates commands (outside quotes). */
+static void control_line(kctx *k, const char *line, const char *dir, int depth)
+{
+    char *buf, *start, q = 0;
+    if (strchr(line, '`')) { uncacheable(k, "backquotes in a .control block run a shell command"); return; }
+    if (!(buf = strdup(line))) { k->status = NGS_ERR_NOMEM; return; }
+    start = buf;
+    for (char *p = buf;; p++) {
+        if (q && *p) { if (*p == q) q = 0; continue; }
+        if (*p == '"' || *p == '\'') { q = *p; continue; }
+        if (*p == ';' || *p == '\0') {
+            int end = *p == '\0';
+            *p = '\0';
+            control_command(k, start, dir, depth);
+            if (end) break;
+            start = p + 1;
+        }
+    }
+    free(buf);
+}
+
+/* One netlist card (continuations joined, comments stripped). *skip is set when
+ * the card opens a `.lib section` definition, which only counts when referenced. */
+static void netlist_card(kctx *k, char *card, const char *dir, int depth, int *skip)
+{
+    char name[64], a1[TOKEN_MAX], a2[TOKEN_MAX];
+    const char *p = card;
+    card_name(card, name, sizeof name);
+    next_token(&p, a1, sizeof a1); /* skip the card name */
+    if (starts_with(name, ".inc")) {
+        int rc = next_token(&p, a1, sizeof a1);
+        if (rc > 0) do_include(k, a1, dir, depth);
+        else uncacheable(k, ".include without a usable file name");
+        return;
+    }
+    if (starts_with(name, ".lib")) {
+        int r1 = next_token(&p, a1, sizeof a1), r2 = r1 > 0 ? next_token(&p, a2, sizeof a2) : 0;
+        if (r1 < 0 || r2 < 0) uncacheable(k, ".lib: name too long");
+        else if (r1 > 0 && r2 == 0) *skip = 1;
+        else if (r1 > 0) do_lib(k, a1, a2, dir, depth);
+        return;
+    }
+    if (starts_with(name, ".endl") || starts_with(name, ".control") || starts_with(name, ".endc")) return;
+    if (starts_with(name, ".opt")) scan_options(k, p);
+    if (strcmp(name, ".model") == 0) {
+        /* the model type (e.g. XSPICE `limit`) is not a function call */
+        const char *q = p;
+        char tmp[TOKEN_MAX];
+        if (next_token(&q, tmp, sizeof tmp) > 0) { /* q: after the model name */
+            char *t = card + (skip_ws(q) - card);
+            while (*t && !isspace((unsigned char)*t) && *t != '(') *t++ = ' ';
+        }
+    }
+    scan_random(k, card);
+    scan_file_params(k, card, dir, depth);
+}
+
+/* Scans lines [a, b) of a document. */
+static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *dir, int has_title,
+                       int depth)
+{
+    strbuf cur = {0};
+    int have = 0, in_control = 0, skip = 0;
+    char name[64];
+    /* once uncacheable, the rest does not matter: the first cause is reported */
+    for (size_t i = a; i < b && k->status == NGS_OK && k->key->cacheable; i++) {
+        const char *p = skip_ws(d->lines[i].s);
+        if (has_title && i == a) continue;
+        if (!*p) continue;
+        if (in_control) {
+            card_name(p, name, sizeof name);
+            if (starts_with(name, ".endc")) { in_control = 0; continue; }
+            if (p[0] == '*' && p[1] != '#') continue;
+            control_line(k, p[0] == '*' ? p + 2 : p, dir, depth);
+            continue;
+        }
+        if (p[0] == '+') {
+            if (have) {
+                size_t at = cur.n;
+                if (sb_append(k, &cur, " ", 1) || sb_append(k, &cur, p + 1, strlen(p + 1))) break;
+                strip_inline_comment(cur.s + at);
+                cur.n = strlen(cur.s);
+            }
+            continue;
+        }
+        if (p[0] == '*' && p[1] != '#') continue;
+        if (have) { netlist_card(k, cur.s, dir, depth, &skip); have = 0; }
+        if (skip) {
+            if (is_endl(p)) skip = 0;
+            continue;
+        }
+        if (p[0] == '*') { control_line(k, p + 2, dir, depth); continue; } /* "*#" command */
+        card_name(p, name, sizeof name);
+        if (starts_with(name, ".control")) { in_control = 1; continue; }
+        cur.n = 0;
+        if (sb_append(k, &cur, p, strlen(p))) break;
+        strip_inline_comment(cur.s);
+        cur.n = strlen(cur.s);
+        have = 1;
+    }
+    if (have && k->status == NGS_OK && k->key->cacheable) netlist_card(k, cur.s, dir, depth, &skip);
+    free(cur.s);
+}
+
+/* ------------------------------------------------------------------ public -- */
+
+int ngs_cache_key_valid_hex(const char *s)
+{
+    if (!s) return 0;
+    for (int i = 0; i < 64; i++)
+        if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) return 0;
+    return s[64] == '\0';
+}
+
+int ngs_cache_key_compute(ngs_cache_key *key, const char *netlist_path, const char *netlist_text,
+                          const char *base_dir, const char *const *search_dirs,
+                          const char *const *extra_strings, const char *const *extra_files,
+                          char *err, size_t errlen)
+{
+    kctx k;
+    char dir[PATH_MAX];
+    char *text = NULL;
+    size_t len;
+    doc_t *top = NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int rc;
+
+    if (err && errlen) err[0] = '\0';
+    if (!key || (!netlist_path && !netlist_text)) {
+        set_err(err, errlen, "no netlist given");
+        return NGS_ERR_ARG;
+    }
+    memset(key, 0, sizeof *key);
+    key->cacheable = 1;
+    memset(&k, 0, sizeof k);
+    k.key = key;
+    k.search = search_dirs;
+    if (!getcwd(k.cwd, sizeof k.cwd)) snprintf(k.cwd, sizeof k.cwd, ".");
+
+    if (netlist_text) {
+        len = strlen(netlist_text);
+        text = malloc(len + 1);
+        if (!text) return NGS_ERR_NOMEM;
+        memcpy(text, netlist_text, len);
+    } else if ((rc = read_all(netlist_path, &text, &len)) != 0) {
+        set_err(err, errlen, "%s: %s", netlist_path, strerror(-rc));
+        return rc == -ENOMEM ? NGS_ERR_NOMEM : NGS_ERR_IO;
+    }
+    if (netlist_path) dir_of(netlist_path, dir, sizeof dir);
+    else snprintf(dir, sizeof dir, "%s", base_dir && base_dir[0] ? base_dir : k.cwd);
+
+    if (!(k.md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(k.md, EVP_sha256(), NULL) != 1) {
+        free(text);
+        EVP_MD_CTX_free(k.md);
+        return NGS_ERR_NOMEM;
+    }
+    hash_rec(&k, 'V', KEY_VERSION, strlen(KEY_VERSION));
+    top = doc_from_buf(&k, text, len); /* owns text now */
+    if (top) {
+        hash_lines(&k, 'N', "", top, 0, top->nlines);
+        scan_range(&k, top, 0, top->nlines, dir, 1, 0);
+    }
+    /* caller's strings and files: counted, so moving one from a list to the other,
+     * or splitting a string, changes the key */
+    {
+        uint64_t n = 0;
+        for (const char *const *s = extra_strings; s && *s; s++) n++;
+        hash_rec(&k, 'S', "", 0);
+        hash_u64(&k, n);
+        for (const char *const *s = extra_strings; s && *s; s++) hash_rec(&k, 's', *s, strlen(*s));
+        n = 0;
+        for (const char *const *f = extra_files; f && *f; f++) n++;
+        hash_rec(&k, 'F', "", 0);
+        hash_u64(&k, n);
+        for (const char *const *f = extra_files; f && *f; f++) {
+            struct stat st;
+            if (stat(*f, &st) != 0 && errno == ENOENT) hash_rec(&k, 'A', "", 0); /* absent */
+            else hash_file(&k, 'f', *f, "extra file");
+        }
+    }
+    if (k.random_used && !k.seed_fixed)
+        uncacheable(&k, "'%s' draws random numbers without a fixed seed (add `.options seed=N` or `setseed N`)",
+                    k.random_what);
+
+    rc = k.status;
+    if (rc == NGS_OK && EVP_DigestFinal_ex(k.md, md, &mdlen) != 1) rc = NGS_ERR_NOMEM;
+    if (rc == NGS_OK && key->cacheable) {
+        for (unsigned i = 0; i < mdlen && i < 32; i++) snprintf(key->hex + 2 * i, 3, "%02x", md[i]);
+    } else {
+        key->hex[0] = '\0';
+    }
+    if (rc != NGS_OK) set_err(err, errlen, "out of memory while computing the cache key");
+    EVP_MD_CTX_free(k.md);
+    doc_free(top);
+    for (size_t i = 0; i < k.ndocs; i++) doc_free(k.docs[i]);
+    free(k.docs);
+    return rc;
+}

@@ -1,0 +1,60 @@
+/*
+ * cache_key.h - the result-cache key of one run.
+ *
+ * The key is a SHA-256 over everything that can change a run's result: the
+ * netlist text, every file it pulls in by content (.include/.lib recursively,
+ * `source`d scripts, `load`ed data, file= model parameters, osdi/codemodel
+ * libraries), and what the caller says matters (ngspice version and build,
+ * HDF5 format version, --save filter, memory mode, parameters, .cm/OSDI/spinit
+ * files). What the key cannot account for (a shell command, a file that cannot be
+ * found, random numbers without a fixed seed, files the run writes that a replay
+ * would not recreate) makes the run uncacheable: a stale hit is worse than a miss.
+ *
+ * Paths never enter the key, only contents, so two checkouts of the same design
+ * on two machines share entries (the Redis tier).
+ */
+#ifndef NGS_CACHE_KEY_H
+#define NGS_CACHE_KEY_H
+
+#include <stddef.h>
+#include "ngscale.h"
+
+typedef struct ngs_cache_key {
+    char hex[65];      /* lowercase SHA-256; "" when not cacheable */
+    int cacheable;     /* 1: hex identifies the result; 0: see reason */
+    char reason[256];  /* why the run is not cacheable (the first cause found) */
+    int nfiles;        /* files read by content into the key (netlist excluded) */
+} ngs_cache_key;
+
+/*
+ * Computes the key of a run.
+ *   netlist_path  the netlist file, or NULL when the netlist is given as text;
+ *   netlist_text  the netlist text (first line is the title); NULL: read netlist_path;
+ *   base_dir      directory relative names resolve against when netlist_path is NULL
+ *                 (NULL: the current directory); with a path, the path's directory is
+ *                 used, as ngspice does;
+ *   search_dirs   NULL-terminated extra directories tried after the including file's
+ *                 directory and the current directory (ngspice's `sourcepath`); may be NULL;
+ *   extra_strings NULL-terminated strings that affect the result; may be NULL;
+ *   extra_files   NULL-terminated files hashed by content (.cm, .osdi, .spiceinit...);
+ *                 a missing file is hashed as "absent" (creating it changes the key);
+ *                 may be NULL.
+ * A relative name may resolve against the including file's directory, the current
+ * directory, or search_dirs (ngspice's order depends on where the deck is run from
+ * and on `sourcepath`): every one of those files that exists is hashed, so the key
+ * is right whichever ngspice opens. Compute the key in the working directory the
+ * run will use, and put in search_dirs every directory the run gives ngspice as
+ * `sourcepath` or where it places the deck it runs.
+ * Returns NGS_OK (then key->cacheable says whether key->hex may be used),
+ * NGS_ERR_ARG (key or both netlist arguments NULL), NGS_ERR_IO (netlist_path
+ * unreadable; err says why) or NGS_ERR_NOMEM. err may be NULL.
+ */
+int ngs_cache_key_compute(ngs_cache_key *key, const char *netlist_path, const char *netlist_text,
+                          const char *base_dir, const char *const *search_dirs,
+                          const char *const *extra_strings, const char *const *extra_files,
+                          char *err, size_t errlen);
+
+/* 1 when s is 64 lowercase hex digits (a key or an entry name), else 0. */
+int ngs_cache_key_valid_hex(const char *s);
+
+#endif
