@@ -98,6 +98,35 @@ io_error:
     return NGS_ERR_IO;
 }
 
+int ngs_codemodels_files(char ***out)
+{
+    char path[4096], line[4096];
+    size_t n = 0, cap = 8;
+    char **files = calloc(cap, sizeof *files);
+    FILE *in = open_system_spinit(path, sizeof path);
+    if (!files) {
+        if (in) fclose(in);
+        return NGS_ERR_NOMEM;
+    }
+    if (in) files[n++] = strdup(path);
+    while (in && fgets(line, sizeof line, in)) {
+        char file[2048], *p = line;
+        while (isspace((unsigned char)*p)) p++;
+        if (strncmp(p, "codemodel", 9) != 0 || !isspace((unsigned char)p[9])) continue;
+        if (sscanf(p + 9, " %2047s", file) != 1) continue;
+        if (n + 2 > cap) {
+            char **g = realloc(files, (cap *= 2) * sizeof *g);
+            if (!g) break;
+            files = g;
+        }
+        files[n++] = strdup(file);
+    }
+    if (in) fclose(in);
+    files[n] = NULL;
+    *out = files;
+    return NGS_OK;
+}
+
 void ngs_codemodels_remove(const char *dir)
 {
     char path[4096];

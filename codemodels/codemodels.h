@@ -15,6 +15,11 @@
  * other lines are kept. Returns NGS_OK; err says what failed otherwise. */
 int ngs_codemodels_prepare(const char *dir, char *err, size_t errlen);
 
+/* The system spinit and the code-model libraries it loads (what a run's result
+ * depends on besides the netlist): a NULL-terminated malloc'ed array of malloc'ed
+ * paths. NGS_OK, or NGS_ERR_NOMEM. */
+int ngs_codemodels_files(char ***files);
+
 /* Removes what ngs_codemodels_prepare created (not dir itself). */
 void ngs_codemodels_remove(const char *dir);
 

@@ -19,6 +19,7 @@
 #include "ngscale.h"
 #include "hooks/clock.h"
 #include "storage/h5info.h"
+#include "cache/cache.h"
 
 enum {
     EXIT_OK = 0,
@@ -42,6 +43,7 @@ static void usage(FILE *f)
         "  batch NETLIST... -o OUT.h5   run many jobs on parallel ngspice instances:\n"
         "                          one per netlist given, or one per row of --params, or\n"
         "                          --monte-carlo N runs; one group per job plus /summary\n"
+        "  cache stats|list|clear|gc [--cache SPEC]   inspect or tidy the result cache\n"
         "  info FILE.h5            list runs, plots, vectors, points, stored size and\n"
         "                          compression ratio of an ngscale HDF5 file\n"
         "\n"
@@ -67,6 +69,10 @@ static void usage(FILE *f)
         "                          most 10 times as long\n"
         "      --no-swmr           do not let readers follow the file live (SWMR)\n"
         "      --log FILE          write ngspice's messages to FILE instead of the terminal\n"
+        "      --cache SPEC        consult a result cache before simulating and store\n"
+        "                          complete runs: DIR, redis://[user:pass@]host:port/db\n"
+        "                          (after the local store ~/.cache/ngscale), or\n"
+        "                          DIR,redis://...; a hit writes the same file\n"
         "  -q, --quiet             do not show ngspice's standard output or progress\n"
         "\n"
         "Options of batch (and --codec, --level, --save, --memory, --timeout per job):\n"
@@ -207,7 +213,7 @@ static int cmd_run(int argc, char **argv)
         {"chunk", required_argument, 0, 'k'},  {"flush", required_argument, 0, 'f'},
         {"no-swmr", no_argument, 0, 'n'},      {"log", required_argument, 0, 'L'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"cache", required_argument, 0, 'C'},  {0, 0, 0, 0}};
     ngs_run_options o;
     ngs_run_result res;
     ngs_engine_config cfg;
@@ -273,6 +279,7 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'n': o.swmr = 0; break;
         case 'L': log_path = optarg; break;
+        case 'C': o.cache = optarg; break;
         case 'q': st.quiet = 1; break;
         case 'h': usage(stdout); return EXIT_OK;
         default:
@@ -329,11 +336,13 @@ static int cmd_run(int argc, char **argv)
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
 
+    if (res.cache_note[0] && (!st.quiet || strstr(res.cache_note, "warning")))
+        fprintf(stderr, "ngscale: %s\n", res.cache_note);
     if (rc == NGS_OK) {
         if (!st.quiet)
             fprintf(stderr, "ngscale: %d plot%s, %llu points in %.2f s -> %s (%s)\n",
                     res.nplots, res.nplots == 1 ? "" : "s", (unsigned long long)res.points,
-                    res.wall_s, o.output_path, res.memory_reason);
+                    res.wall_s, o.output_path, res.cache_hit ? "replayed from the cache" : res.memory_reason);
         if (res.nplots == 0)
             fprintf(stderr, "ngscale: warning: %s produced no analysis (no .tran/.ac/.dc/.op/... "
                             "card, or a .control block without one)\n", netlist);
@@ -455,7 +464,7 @@ static int cmd_batch(int argc, char **argv)
         {"level", required_argument, 0, 'l'},  {"save", required_argument, 0, 's'},
         {"memory", required_argument, 0, 'm'}, {"timeout", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"cache", required_argument, 0, 'C'},  {0, 0, 0, 0}};
     ngs_batch_options o;
     ngs_batch *b = NULL;
     ngs_batch_progress fin;
@@ -513,6 +522,7 @@ static int cmd_batch(int argc, char **argv)
             o.timeout_s = d;
             break;
         case 'q': view.quiet = 1; break;
+        case 'C': o.cache = optarg; break;
         case 'h': usage(stdout); return EXIT_OK;
         default: fprintf(stderr, "Try 'ngscale --help'.\n"); return EXIT_USAGE;
         }
@@ -609,6 +619,88 @@ static int cmd_batch(int argc, char **argv)
     return exit_code(rc);
 }
 
+/* ---------------------------------------------------------------- cache -- */
+
+static int print_entry(const ngs_cache_entry *en, void *user)
+{
+    char when[32];
+    time_t t = (time_t)en->last_used;
+    struct tm tm;
+    (void)user;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    printf("%.16s  %10llu bytes  last used %s UTC  saves %.3g s  %s\n", en->key,
+           (unsigned long long)en->bytes, when, en->sim_seconds, en->ngspice_version);
+    return 0;
+}
+
+static int cmd_cache(int argc, char **argv)
+{
+    const char *spec = NULL, *what = argc > 1 ? argv[1] : NULL;
+    char dir[4096], url[1024] = "", err[512];
+    ngs_cache *c;
+    ngs_cache_options copt;
+    int rc;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc) spec = argv[++i];
+        else if (strncmp(argv[i], "--cache=", 8) == 0) spec = argv[i] + 8;
+        else {
+            fprintf(stderr, "ngscale cache: unknown option %s\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!what || (strcmp(what, "stats") && strcmp(what, "list") && strcmp(what, "clear") && strcmp(what, "gc"))) {
+        fprintf(stderr, "usage: ngscale cache stats|list|clear|gc [--cache DIR|redis://...|DIR,redis://...]\n");
+        return EXIT_USAGE;
+    }
+    dir[0] = '\0';
+    if (spec) {
+        const char *comma = strchr(spec, ',');
+        if (strncmp(spec, "redis://", 8) == 0) snprintf(url, sizeof url, "%s", spec);
+        else if (comma) {
+            snprintf(dir, sizeof dir, "%.*s", (int)(comma - spec), spec);
+            snprintf(url, sizeof url, "%s", comma + 1);
+        } else snprintf(dir, sizeof dir, "%s", spec);
+    }
+    ngs_cache_options_init(&copt);
+    rc = ngs_cache_open(&c, dir[0] ? dir : NULL, url[0] ? url : NULL, &copt, err, sizeof err);
+    if (rc != NGS_OK) {
+        fprintf(stderr, "ngscale cache: %s\n", err);
+        return exit_code(rc);
+    }
+    if (strcmp(what, "stats") == 0) {
+        ngs_cache_stats s;
+        rc = ngs_cache_get_stats(c, &s);
+        if (rc == NGS_OK)
+            printf("cache %s\n  entries %llu, %llu bytes (cap %llu)\n  hits %llu (redis %llu), misses %llu, "
+                   "hit rate %.1f%%\n  stored %llu, evicted %llu, corrupt %llu\n  served %llu bytes, "
+                   "simulation time saved %.2f s\n",
+                   ngs_cache_dir(c), (unsigned long long)s.entries, (unsigned long long)s.bytes,
+                   (unsigned long long)s.max_bytes, (unsigned long long)s.hits,
+                   (unsigned long long)s.redis_hits, (unsigned long long)s.misses,
+                   s.hits + s.misses ? 100.0 * (double)s.hits / (double)(s.hits + s.misses) : 0.0,
+                   (unsigned long long)s.stores, (unsigned long long)s.evictions,
+                   (unsigned long long)s.corrupt, (unsigned long long)s.bytes_served, s.sim_seconds_saved);
+    } else if (strcmp(what, "list") == 0) {
+        rc = ngs_cache_list(c, print_entry, NULL);
+    } else if (strcmp(what, "clear") == 0) {
+        uint64_t removed = 0;
+        rc = ngs_cache_clear(c, 1, &removed);
+        if (rc == NGS_OK) printf("removed %llu entries from %s\n", (unsigned long long)removed, ngs_cache_dir(c));
+    } else {
+        ngs_cache_gc_result g;
+        rc = ngs_cache_gc(c, 1, &g);
+        if (rc == NGS_OK)
+            printf("removed %llu temporary files and %llu corrupt entries, evicted %llu; %llu entries, "
+                   "%llu bytes left\n", (unsigned long long)g.temp_removed,
+                   (unsigned long long)g.corrupt_removed, (unsigned long long)g.evicted,
+                   (unsigned long long)g.entries, (unsigned long long)g.bytes);
+    }
+    if (rc != NGS_OK) fprintf(stderr, "ngscale cache %s: %s\n", what, ngs_strerror(rc));
+    ngs_cache_close(c);
+    return exit_code(rc);
+}
+
 static int cmd_info(int argc, char **argv)
 {
     char err[512];
@@ -653,6 +745,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 1, argv + 1);
     if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 1, argv + 1);
     if (strcmp(argv[1], "batch") == 0) return cmd_batch(argc - 1, argv + 1);
+    if (strcmp(argv[1], "cache") == 0) return cmd_cache(argc - 1, argv + 1);
     fprintf(stderr, "ngscale: unknown command '%s' (see 'ngscale --help')\n", argv[1]);
     return EXIT_USAGE;
 }

@@ -163,6 +163,10 @@ typedef struct ngs_run_options {
     double timeout_s;         /* 0 = none */
     size_t chunk_points;      /* points per HDF5 chunk; 0 = automatic */
     int encoder_threads;      /* threads compressing chunks; 0 = cores - 1 */
+    /* Result cache: NULL = none; "DIR" (local store); "redis://[user:pass@]host:port/db"
+     * (the default local store $XDG_CACHE_HOME/ngscale first, then Redis); or
+     * "DIR,redis://...". Looked up before ngspice runs; complete runs are stored. */
+    const char *cache;
 } ngs_run_options;
 
 void ngs_run_options_init(ngs_run_options *options);
@@ -174,6 +178,8 @@ typedef struct ngs_run_result {
     double wall_s;
     int memory_flat;         /* 1 when `.save none` was used */
     char memory_reason[256]; /* why memory was (not) kept flat */
+    int cache_hit;           /* 1: replayed from the cache, nothing simulated */
+    char cache_note[384];    /* what the cache did ("cache hit (local...)", "not cached: ...") */
 } ngs_run_result;
 
 /* Runs a netlist file: its analysis cards, or its .control blocks unchanged. */
@@ -205,6 +211,7 @@ typedef struct ngs_batch_options {
     const char *save;
     ngs_memory_mode memory;
     double timeout_s;         /* per job; 0 = none */
+    const char *cache;        /* as in ngs_run_options; consulted per job */
 } ngs_batch_options;
 
 typedef struct ngs_batch_progress {

@@ -10,6 +10,7 @@
  */
 #include "plugin/engine_internal.h"
 #include "plugin/deck.h"
+#include "plugin/runcache.h"
 #include "hooks/clock.h"
 #include "storage/h5writer.h"
 
@@ -253,6 +254,8 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     ngs_sink *sinks = NULL;
     size_t nsinks = 0;
     char **save_words = NULL;
+    ngs_run_cache *cache = NULL;
+    int cache_hit = 0;
     char deck_path[4096], cmd[4200];
     double t0 = ngs_now_s(), deadline;
     int flat, rc = NGS_OK, bg_rc = NGS_OK, wrc;
@@ -296,13 +299,38 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
         e->nsave = 0;
     }
 
-    sinks = calloc(e->nhooks + 2, sizeof *sinks);
+    sinks = calloc(e->nhooks + 3, sizeof *sinks);
     if (!sinks) { rc = NGS_ERR_NOMEM; goto done; }
     if (o.output_path) {
         if ((rc = open_output(e, &o, &ws)) != NGS_OK) goto done;
         write_run_attributes(e, &ws, deck, source, &o, flat, res.memory_reason);
     }
     build_sinks(e, o.output_path ? &ws : NULL, sinks, &nsinks);
+
+    /* the cache is consulted before ngspice runs anything */
+    if (o.cache) {
+        rc = ngs_run_cache_begin(&cache, e, o.cache, deck, source, base_dir, &o, flat, &cache_hit,
+                                 res.cache_note, sizeof res.cache_note);
+        if (rc != NGS_OK) {
+            ngs_engine_set_error(e, "%s", res.cache_note);
+            goto done;
+        }
+        if (cache_hit) {
+            int nplots = 0;
+            uint64_t points = 0;
+            rc = ngs_run_cache_replay(cache, sinks, nsinks, &nplots, &points, res.cache_note,
+                                      sizeof res.cache_note);
+            e->plots_in_run = nplots;
+            e->run_points = points;
+            if (rc == NGS_OK || nplots > 0) {
+                res.cache_hit = rc == NGS_OK;
+                if (rc != NGS_OK) ngs_engine_set_error(e, "replaying the cache entry failed");
+                goto done;
+            }
+            rc = NGS_OK; /* the entry was refused before any event: simulate */
+        }
+        if (cache && ngs_run_cache_sink(cache, &sinks[nsinks]) == NGS_OK) nsinks++;
+    }
     if ((rc = ngs_dispatch_set_sinks(e->dispatch, sinks, nsinks)) != NGS_OK) goto done;
     ngs_dispatch_reset_error(e->dispatch);
 
@@ -382,6 +410,19 @@ done:
     res.points = e->run_points;
     /* detach (and drain) the sinks before the writer goes away */
     ngs_dispatch_set_sinks(e->dispatch, NULL, 0);
+    if (cache) {
+        char key[65];
+        snprintf(key, sizeof key, "%s", ngs_run_cache_key(cache));
+        ngs_run_cache_end(cache, res.cache_hit ? NGS_ERR_STATE /* nothing to store */ : rc,
+                          ngs_now_s() - t0, res.cache_note, sizeof res.cache_note);
+        if (ws.writer) {
+            ngs_h5_run_attr_str(ws.writer, "cache", res.cache_note);
+            ngs_h5_run_attr_str(ws.writer, "cache_key", key);
+            ngs_h5_run_attr_i64(ws.writer, "cache_hit", res.cache_hit);
+        }
+    } else if (ws.writer && o.cache) {
+        ngs_h5_run_attr_str(ws.writer, "cache", res.cache_note);
+    }
     if (ws.writer) {
         int crc;
         pthread_mutex_lock(&ws.lock);

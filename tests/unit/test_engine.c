@@ -117,6 +117,39 @@ START_TEST(hook_can_stop_a_run)
 }
 END_TEST
 
+START_TEST(cache_hit_replays_the_same_events)
+{
+    ngs_engine *e = engine();
+    counter first = {0}, second = {0};
+    ngs_run_options o;
+    ngs_run_result res;
+    char dir[] = "/tmp/ngs-cache-test-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ngs_run_options_init(&o);
+    o.cache = dir;
+    ngs_engine_add_hook(e, NGS_EV_ALL, count, &first);
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, &o, &res), NGS_OK);
+    ck_assert_int_eq(res.cache_hit, 0);
+    ngs_engine_destroy(e);
+    e = engine();
+    ngs_engine_add_hook(e, NGS_EV_ALL, count, &second);
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, &o, &res), NGS_OK);
+    ck_assert_int_eq(res.cache_hit, 1);
+    ck_assert_ptr_nonnull(strstr(res.cache_note, "hit"));
+    ck_assert_int_eq(second.begins, first.begins);
+    ck_assert_int_eq(second.ends, first.ends);
+    ck_assert_uint_eq(second.rows, first.rows);
+    ck_assert(second.last_time == first.last_time);
+    ck_assert_int_eq(second.messages, first.messages);
+    ngs_engine_destroy(e);
+    {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+}
+END_TEST
+
 START_TEST(bad_library_path_is_an_error)
 {
     ngs_engine *e = NULL;
@@ -182,6 +215,7 @@ int main(void)
     tcase_add_test(tc, broken_netlist_then_good_run);
     tcase_add_test(tc, hook_can_stop_a_run);
     tcase_add_test(tc, bad_library_path_is_an_error);
+    tcase_add_test(tc, cache_hit_replays_the_same_events);
     tcase_add_test(tc, memory_decision_follows_the_deck);
     tcase_add_test(tc, strerror_names_every_code);
     suite_add_tcase(s, tc);

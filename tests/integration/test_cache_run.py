@@ -1,0 +1,192 @@
+"""The result cache around `ngscale run` and `ngscale batch`: hits replay the same
+HDF5 content, any edit that can change the result is a miss, Redis shares entries
+between machines, and a dead Redis or a corrupt entry never fails a run."""
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import time
+import unittest
+
+from ngstest import NGSCALE, TempDir, bits_equal, h5py, read_h5_plots, run
+
+REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_design(d):
+    write(os.path.join(d, "models.inc"), ".model dmod d(is=1e-14 n=1.05)\n")
+    write(os.path.join(d, "top.cir"), "cached design\n.include models.inc\n.param rl=1k\n"
+          "V1 in 0 SIN(0 1 10k)\nR1 in a {rl}\nD1 a 0 dmod\n.tran 1u 200u\n.end\n")
+    return os.path.join(d, "top.cir")
+
+
+def cached_run(cir, out, cache, cwd=None, check=True):
+    p = run([NGSCALE, "run", cir, "-o", out, "--cache", cache], cwd=cwd, check=check)
+    return p, p.stderr
+
+
+class CacheRuns(unittest.TestCase):
+    def test_hit_replays_identical_content(self):
+        with TempDir() as d:
+            cir, cache = make_design(d), os.path.join(d, "cache")
+            _, err1 = cached_run(cir, os.path.join(d, "a.h5"), cache)
+            _, err2 = cached_run(cir, os.path.join(d, "b.h5"), cache)
+            self.assertIn("cache miss, stored", err1)
+            self.assertIn("cache hit (local", err2)
+            a, attrs_a = read_h5_plots(os.path.join(d, "a.h5"))
+            b, attrs_b = read_h5_plots(os.path.join(d, "b.h5"))
+            self.assertEqual(attrs_b["cache_hit"], 1)
+            self.assertEqual(attrs_a["cache_hit"], 0)
+            self.assertEqual(attrs_a["cache_key"], attrs_b["cache_key"])
+            self.assertEqual(len(a), len(b))
+            for pa, pb in zip(a, b):
+                self.assertEqual(pa["names"], pb["names"])
+                for k in ("plotname", "analysis", "points", "status", "flags", "scale"):
+                    self.assertEqual(pa["attrs"][k], pb["attrs"][k])
+                for n in pa["names"]:
+                    self.assertTrue(bits_equal(pa["data"][n], pb["data"][n]), n)
+            stats = run([NGSCALE, "cache", "stats", "--cache", cache]).stdout
+            self.assertIn("hits 1", stats)
+            self.assertIn("misses 1", stats)
+
+    def test_edits_that_change_the_result_are_misses(self):
+        with TempDir() as d:
+            cir, cache = make_design(d), os.path.join(d, "cache")
+            out = os.path.join(d, "o.h5")
+            self.assertIn("miss", cached_run(cir, out, cache)[1])
+            self.assertIn("hit", cached_run(cir, out, cache)[1])
+            with open(cir) as f:
+                text = f.read()
+            edits = [
+                ("included model file", lambda: write(os.path.join(d, "models.inc"),
+                                                      ".model dmod d(is=2e-14 n=1.05)\n")),
+                ("parameter", lambda: write(cir, text.replace("rl=1k", "rl=2k"))),
+                ("analysis", lambda: write(cir, text.replace(".tran 1u 200u", ".tran 1u 300u"))),
+                ("option", lambda: write(cir, text.replace(".end", ".options reltol=1e-4\n.end"))),
+            ]
+            for what, edit in edits:
+                with self.subTest(edit=what):
+                    edit()
+                    self.assertIn("cache miss", cached_run(cir, out, cache)[1], what)
+                    self.assertIn("cache hit", cached_run(cir, out, cache)[1], what)
+            # and --save changes the result too
+            p = run([NGSCALE, "run", cir, "-o", out, "--cache", cache, "--save", "v(a)"])
+            self.assertIn("cache miss", p.stderr)
+
+    def test_what_the_key_cannot_cover_disables_the_cache(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "rand.cir")
+            write(cir, "random\n.param r = agauss(1k, 100, 1)\nV1 in 0 DC 1\nR1 in 0 {r}\n.op\n.end\n")
+            _, err = cached_run(cir, os.path.join(d, "o.h5"), os.path.join(d, "cache"))
+            self.assertIn("not cached", err)
+            self.assertIn("seed", err)
+            with h5py.File(os.path.join(d, "o.h5"), "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "complete")
+
+    def test_corrupt_entry_is_a_miss_not_a_crash(self):
+        with TempDir() as d:
+            cir, cache = make_design(d), os.path.join(d, "cache")
+            out = os.path.join(d, "o.h5")
+            cached_run(cir, out, cache)
+            entries = glob.glob(os.path.join(cache, "*", "*.ngsc"))
+            self.assertEqual(len(entries), 1)
+            with open(entries[0], "r+b") as f:
+                f.seek(200)
+                f.write(b"\xff" * 16)
+            p, err = cached_run(cir, out, cache)
+            self.assertIn("cache miss", err)
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "complete")
+            self.assertIn("cache hit", cached_run(cir, out, cache)[1])  # stored again
+            stats = run([NGSCALE, "cache", "stats", "--cache", cache]).stdout
+            self.assertIn("corrupt 1", stats)
+
+    def test_two_processes_at_once_leave_one_valid_entry(self):
+        with TempDir() as d:
+            cir, cache = make_design(d), os.path.join(d, "cache")
+            procs = [subprocess.Popen([NGSCALE, "run", "-q", cir, "-o", os.path.join(d, "p%d.h5" % i),
+                                       "--cache", cache]) for i in range(2)]
+            self.assertEqual([p.wait(timeout=120) for p in procs], [0, 0])
+            self.assertEqual(len(glob.glob(os.path.join(cache, "*", "*.ngsc"))), 1)
+            run([NGSCALE, "cache", "gc", "--cache", cache])
+            self.assertIn("hit", cached_run(cir, os.path.join(d, "o.h5"), cache)[1])
+            self.assertIn("entries 1", run([NGSCALE, "cache", "stats", "--cache", cache]).stdout)
+            run([NGSCALE, "cache", "clear", "--cache", cache])
+            self.assertIn("miss", cached_run(cir, os.path.join(d, "o.h5"), cache)[1])
+
+    def test_batch_consults_the_cache_per_job(self):
+        with TempDir() as d:
+            cir, cache = make_design(d), os.path.join(d, "cache")
+            csv = os.path.join(d, "p.csv")
+            write(csv, "rl\n1k\n2k\n3k\n")
+            for name in ("b1.h5", "b2.h5"):
+                run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", os.path.join(d, name),
+                     "--cache", cache, "-j", "2"])
+            with h5py.File(os.path.join(d, "b2.h5"), "r") as f:
+                hits = [f[k].attrs["cache_hit"] for k in f if k.startswith("job_")]
+            self.assertEqual(hits, [1, 1, 1])
+
+
+@unittest.skipUnless(os.path.exists(REDIS), "redis-server not installed")
+class RedisTier(unittest.TestCase):
+    def setUp(self):
+        self.dir = TempDir().__enter__()
+        self.port = free_port()
+        self.redis = subprocess.Popen([REDIS, "--port", str(self.port), "--bind", "127.0.0.1",
+                                       "--save", "", "--appendonly", "no", "--dir", self.dir],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+    def tearDown(self):
+        self.redis.kill()
+        self.redis.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_second_machine_hits_through_redis(self):
+        d = self.dir
+        cir = make_design(d)
+        url = "redis://127.0.0.1:%d/0" % self.port
+        machine_a, machine_b = os.path.join(d, "a-cache"), os.path.join(d, "b-cache")
+        _, err = cached_run(cir, os.path.join(d, "a.h5"), machine_a + "," + url)
+        self.assertIn("stored", err)
+        _, err = cached_run(cir, os.path.join(d, "b.h5"), machine_b + "," + url)
+        self.assertIn("cache hit (redis", err)
+        a, _ = read_h5_plots(os.path.join(d, "a.h5"))
+        b, _ = read_h5_plots(os.path.join(d, "b.h5"))
+        for n in a[0]["names"]:
+            self.assertTrue(bits_equal(a[0]["data"][n], b[0]["data"][n]))
+        _, err = cached_run(cir, os.path.join(d, "c.h5"), machine_b + "," + url)
+        self.assertIn("cache hit (local", err)   # now also in B's local store
+
+    def test_dead_redis_is_a_warning_and_the_run_goes_on(self):
+        d = self.dir
+        cir = make_design(d)
+        dead = "redis://127.0.0.1:%d/0" % free_port()
+        t0 = time.time()
+        p, err = cached_run(cir, os.path.join(d, "o.h5"), os.path.join(d, "c") + "," + dead)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("warning", err)
+        self.assertLess(time.time() - t0, 30)
+        _, err = cached_run(cir, os.path.join(d, "o.h5"), os.path.join(d, "c") + "," + dead)
+        self.assertIn("cache hit (local", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
