@@ -203,6 +203,57 @@ static int parse_double(const char *s, double *out)
     return errno == 0 && end != s && *end == '\0';
 }
 
+/* Options run and batch share (same letters in both getopt tables). Returns 1 when
+ * c was one of them, 0 when not, -1 on a bad value (message printed). */
+typedef struct {
+    ngs_codec *codec;
+    int *level;
+    const char **save, **cache;
+    ngs_memory_mode *memory;
+    double *timeout_s;
+} shared_options;
+
+static int parse_shared(int c, const char *arg, const shared_options *so)
+{
+    double d;
+    switch (c) {
+    case 'c':
+        if (ngs_codec_from_name(arg) < 0) {
+            fprintf(stderr, "ngscale: unknown codec '%s' (zstd, deflate or none)\n", arg);
+            return -1;
+        }
+        *so->codec = (ngs_codec)ngs_codec_from_name(arg);
+        return 1;
+    case 'l':
+        *so->level = atoi(arg);
+        if (*so->level < 1 || *so->level > 22) {
+            fprintf(stderr, "ngscale: --level must be 1..22 (deflate: 1..9)\n");
+            return -1;
+        }
+        return 1;
+    case 's': *so->save = arg; return 1;
+    case 'C': *so->cache = arg; return 1;
+    case 'm':
+        if (strcmp(arg, "auto") == 0) *so->memory = NGS_MEMORY_AUTO;
+        else if (strcmp(arg, "flat") == 0) *so->memory = NGS_MEMORY_FLAT;
+        else if (strcmp(arg, "keep") == 0) *so->memory = NGS_MEMORY_KEEP;
+        else {
+            fprintf(stderr, "ngscale: --memory must be auto, flat or keep\n");
+            return -1;
+        }
+        return 1;
+    case 't':
+        if (!parse_double(arg, &d) || d <= 0) {
+            fprintf(stderr, "ngscale: --timeout needs a positive number of seconds\n");
+            return -1;
+        }
+        *so->timeout_s = d;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int cmd_run(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -226,41 +277,11 @@ static int cmd_run(int argc, char **argv)
 
     ngs_run_options_init(&o);
     memset(&st, 0, sizeof st);
+    shared_options shared = {&o.codec, &o.level, &o.save, &o.cache, &o.memory, &o.timeout_s};
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
         switch (c) {
         case 'o': o.output_path = optarg; break;
-        case 'c':
-            if (ngs_codec_from_name(optarg) < 0) {
-                fprintf(stderr, "ngscale: unknown codec '%s' (zstd, deflate or none)\n", optarg);
-                return EXIT_USAGE;
-            }
-            o.codec = (ngs_codec)ngs_codec_from_name(optarg);
-            break;
-        case 'l':
-            o.level = atoi(optarg);
-            if (o.level < 1 || o.level > 22) {
-                fprintf(stderr, "ngscale: --level must be 1..22 (deflate: 1..9)\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 's': o.save = optarg; break;
-        case 'm':
-            if (strcmp(optarg, "auto") == 0) o.memory = NGS_MEMORY_AUTO;
-            else if (strcmp(optarg, "flat") == 0) o.memory = NGS_MEMORY_FLAT;
-            else if (strcmp(optarg, "keep") == 0) o.memory = NGS_MEMORY_KEEP;
-            else {
-                fprintf(stderr, "ngscale: --memory must be auto, flat or keep\n");
-                return EXIT_USAGE;
-            }
-            break;
-        case 't':
-            if (!parse_double(optarg, &d) || d <= 0) {
-                fprintf(stderr, "ngscale: --timeout needs a positive number of seconds\n");
-                return EXIT_USAGE;
-            }
-            o.timeout_s = d;
-            break;
         case 'g': o.group = optarg; break;
         case 'a': o.append = 1; break;
         case 'k':
@@ -279,12 +300,14 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'n': o.swmr = 0; break;
         case 'L': log_path = optarg; break;
-        case 'C': o.cache = optarg; break;
         case 'q': st.quiet = 1; break;
         case 'h': usage(stdout); return EXIT_OK;
-        default:
-            fprintf(stderr, "Try 'ngscale --help'.\n");
+        default: {
+            int r = parse_shared(c, optarg, &shared);
+            if (r == 1) break;
+            if (r == 0) fprintf(stderr, "Try 'ngscale --help'.\n");
             return EXIT_USAGE;
+        }
         }
     }
     if (optind != argc - 1) {
@@ -477,10 +500,10 @@ static int cmd_batch(int argc, char **argv)
     char **values = NULL, err[512];
     size_t njobs = 0, nparams = 0;
     int c, rc, temp_col = -1, seed_col = -1, label_col = -1;
-    double d;
     struct sigaction sa;
 
     ngs_batch_options_init(&o);
+    shared_options shared = {&o.codec, &o.level, &o.save, &o.cache, &o.memory, &o.timeout_s};
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:j:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -501,30 +524,14 @@ static int cmd_batch(int argc, char **argv)
             }
             break;
         case 'S': seed0 = atoll(optarg); break;
-        case 'c':
-            if (ngs_codec_from_name(optarg) < 0) {
-                fprintf(stderr, "ngscale: unknown codec '%s' (zstd, deflate or none)\n", optarg);
-                return EXIT_USAGE;
-            }
-            o.codec = (ngs_codec)ngs_codec_from_name(optarg);
-            break;
-        case 'l': o.level = atoi(optarg); break;
-        case 's': o.save = optarg; break;
-        case 'm':
-            o.memory = strcmp(optarg, "flat") == 0 ? NGS_MEMORY_FLAT
-                       : strcmp(optarg, "keep") == 0 ? NGS_MEMORY_KEEP : NGS_MEMORY_AUTO;
-            break;
-        case 't':
-            if (!parse_double(optarg, &d) || d <= 0) {
-                fprintf(stderr, "ngscale: --timeout needs a positive number of seconds\n");
-                return EXIT_USAGE;
-            }
-            o.timeout_s = d;
-            break;
         case 'q': view.quiet = 1; break;
-        case 'C': o.cache = optarg; break;
         case 'h': usage(stdout); return EXIT_OK;
-        default: fprintf(stderr, "Try 'ngscale --help'.\n"); return EXIT_USAGE;
+        default: {
+            int r = parse_shared(c, optarg, &shared);
+            if (r == 1) break;
+            if (r == 0) fprintf(stderr, "Try 'ngscale --help'.\n");
+            return EXIT_USAGE;
+        }
         }
     }
     if (!o.output_path || optind >= argc) {

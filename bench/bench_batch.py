@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""ngscale batch vs xargs -P of ngspice -b -r, on the same jobs, in one run.
+
+  200 tiny jobs  (an RC filter, a short transient each)
+  16 medium jobs (the 300-node RC ladder)
+Each set runs with `ngscale batch -j 1`, `ngscale batch -j <cores>` and
+`xargs -P <cores> ngspice -b -r`; reported: jobs/s (median of REPEAT runs), parallel
+efficiency = (jobs/s at -j N) / (N x jobs/s at -j 1), and ngscale/xargs throughput.
+Targets: efficiency >= 0.9; throughput >= 1.5x xargs on tiny jobs, >= 1.0x on medium.
+--rss-jobs N also runs N medium-small jobs and reports ngscale's peak RSS
+(target: 1,000 medium jobs under 500 MB).
+
+usage: bench_batch.py [--ngscale build/ngscale] [--repeat 3] [--rss-jobs 1000] [--quick]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import gen_circuits  # noqa: E402
+
+
+def timed(args, cwd, stdin=None):
+    code = ("import resource,subprocess,sys,time\n"
+            "t=time.perf_counter()\n"
+            "r=subprocess.run(sys.argv[2:],input=open(sys.argv[1]).read() if sys.argv[1] else None,"
+            "text=True,stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL)\n"
+            "t=time.perf_counter()-t\n"
+            "print(r.returncode,t,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", code, stdin or ""] + args, cwd=cwd,
+                         stdout=subprocess.PIPE, text=True, check=True).stdout.split()
+    return int(out[0]), float(out[1]), int(out[2])
+
+
+def tiny(i):
+    return ("tiny job %d\n.param rval=%dk\nV1 in 0 PULSE(0 1 0 1n 1n 5u 10u)\nR1 in out {rval}\n"
+            "C1 out 0 1n\n.tran 50n 20u\n.end\n" % (i, 1 + i % 50))
+
+
+def run_set(name, texts, d, ngscale, cores, repeat):
+    files = []
+    for i, t in enumerate(texts):
+        p = os.path.join(d, "%s-%04d.cir" % (name, i))
+        with open(p, "w") as f:
+            f.write(t)
+        files.append(p)
+    listing = os.path.join(d, name + ".list")
+    with open(listing, "w") as f:
+        f.write("\n".join(os.path.basename(p) for p in files) + "\n")
+    cmds = {
+        "ngscale -j 1": [ngscale, "batch", "-q", "-j", "1", "-o", os.path.join(d, name + "-1.h5")] + files,
+        "ngscale -j %d" % cores: [ngscale, "batch", "-q", "-j", str(cores), "-o",
+                                  os.path.join(d, name + "-n.h5")] + files,
+        "xargs -P %d" % cores: ["xargs", "-P", str(cores), "-I{}", "ngspice", "-b", "-r", "{}.raw", "{}"],
+    }
+    times = {k: [] for k in cmds}
+    for _ in range(repeat):
+        for k, c in cmds.items():
+            rc, t, _ = timed(c, d, listing if k.startswith("xargs") else None)
+            if rc != 0 and not k.startswith("xargs"):
+                raise SystemExit("%s failed" % k)
+            times[k].append(t)
+    n = len(texts)
+    rates = {k: n / statistics.median(v) for k, v in times.items()}
+    keys = list(cmds)
+    eff = rates[keys[1]] / (cores * rates[keys[0]])
+    print("%-14s %4d jobs: %s" % (name, n, ", ".join("%s %.2f jobs/s" % (k, r) for k, r in rates.items())))
+    print("%-14s parallel efficiency %.2f, ngscale -j %d / xargs -P %d = %.2f" % (
+        "", eff, cores, cores, rates[keys[1]] / rates[keys[2]]))
+    return eff, rates[keys[1]] / rates[keys[2]]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ngscale", default=os.path.join(HERE, "..", "build", "ngscale"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rss-jobs", type=int, default=0)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    ngscale = os.path.abspath(a.ngscale)
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="ngscale-bench-batch-") as d:
+        ntiny, nmed = (40, 4) if a.quick else (200, 16)
+        run_set("tiny", [tiny(i) for i in range(ntiny)], d, ngscale, cores, a.repeat)
+        run_set("medium", [gen_circuits.rc_ladder(300, "10u" if a.quick else "40u", "1n") for _ in range(nmed)],
+                d, ngscale, cores, a.repeat)
+        if a.rss_jobs:
+            cir = os.path.join(d, "rss.cir")
+            with open(cir, "w") as f:
+                f.write("rss job\n.param rval=1k\nV1 in 0 PULSE(0 1 0 1n 1n 5u 10u)\nR1 in n1 {rval}\n"
+                        "C1 n1 0 1n\nR2 n1 out 1k\nC2 out 0 1n\n.tran 10n 200u\n.end\n")
+            csv = os.path.join(d, "rss.csv")
+            with open(csv, "w") as f:
+                f.write("rval\n" + "\n".join("%dk" % (1 + i % 97) for i in range(a.rss_jobs)) + "\n")
+            rc, t, rss = timed([ngscale, "batch", "-q", "-j", str(cores), cir, "--params", csv,
+                                "-o", os.path.join(d, "rss.h5")], d)
+            size = os.path.getsize(os.path.join(d, "rss.h5"))
+            print("%d jobs (20k points each): %.1f s, peak RSS %.1f MB, output %.1f MB (target < 500 MB RSS)"
+                  % (a.rss_jobs, t, rss / 1024, rss / 1024 and size / 1e6))
+    print("targets: efficiency >= 0.9; ngscale/xargs >= 1.5 (tiny), >= 1.0 (medium)")
+
+
+if __name__ == "__main__":
+    main()
