@@ -196,6 +196,7 @@ static void *worker_main(void *arg)
             o.swmr = 0;            /* nobody follows a part file */
             o.encoder_threads = 1; /* the workers already use every core */
             o.cache = b->opt.cache;
+            o.lossy = b->opt.lossy;
             rc = ngs_run_lines(e, (const char *const *)deck.lines, deck.nlines,
                                dir ? dirname(dir) : NULL, &o, &res);
             snprintf(err, sizeof err, "%s", rc == NGS_OK ? "" : ngs_engine_last_error(e));

@@ -51,7 +51,15 @@ static void usage(FILE *f)
         "  -o, --output FILE       HDF5 file to write (required)\n"
         "      --codec NAME        zstd (default; shuffle + zstd, HDF5 filter 32015: readers\n"
         "                          need the ngscale plugin in HDF5_PLUGIN_PATH), deflate\n"
-        "                          (shuffle + gzip: any HDF5 reader), none\n"
+        "                          (shuffle + gzip: any HDF5 reader), none; lossy with a\n"
+        "                          guaranteed error: bounded (filter 52807, plugin\n"
+        "                          libh5zbounded.so) or bitround (no plugin needed)\n"
+        "      --abs-err E         bounded: every sample within E of the simulated value\n"
+        "      --rel-err R         bounded: within R x the range of each chunk; bitround:\n"
+        "                          keep enough bits for a relative error R\n"
+        "      --bits N            bitround: mantissa bits kept (default 24)\n"
+        "                          (bounded without --abs-err/--rel-err: a default far\n"
+        "                          below ngspice's vntol/abstol; time/frequency stay exact)\n"
         "      --level N           compression level (zstd 1..22, default 1; deflate 1..9,\n"
         "                          default 4)\n"
         "      --save 'V1 V2 ...'  keep only these vectors, named as in RAW files or in\n"
@@ -211,6 +219,7 @@ typedef struct {
     const char **save, **cache;
     ngs_memory_mode *memory;
     double *timeout_s;
+    ngs_lossy_options *lossy;
 } shared_options;
 
 static int parse_shared(int c, const char *arg, const shared_options *so)
@@ -219,7 +228,7 @@ static int parse_shared(int c, const char *arg, const shared_options *so)
     switch (c) {
     case 'c':
         if (ngs_codec_from_name(arg) < 0) {
-            fprintf(stderr, "ngscale: unknown codec '%s' (zstd, deflate or none)\n", arg);
+            fprintf(stderr, "ngscale: unknown codec '%s' (zstd, deflate, none, bounded or bitround)\n", arg);
             return -1;
         }
         *so->codec = (ngs_codec)ngs_codec_from_name(arg);
@@ -233,6 +242,21 @@ static int parse_shared(int c, const char *arg, const shared_options *so)
         return 1;
     case 's': *so->save = arg; return 1;
     case 'C': *so->cache = arg; return 1;
+    case 'A':
+    case 'R':
+        if (!parse_double(arg, &d) || d <= 0) {
+            fprintf(stderr, "ngscale: --%s needs a positive number\n", c == 'A' ? "abs-err" : "rel-err");
+            return -1;
+        }
+        if (c == 'A') so->lossy->abs_err = d; else so->lossy->rel_err = d;
+        return 1;
+    case 'B':
+        so->lossy->bits = atoi(arg);
+        if (so->lossy->bits < 1 || so->lossy->bits > 52) {
+            fprintf(stderr, "ngscale: --bits must be 1..52 mantissa bits\n");
+            return -1;
+        }
+        return 1;
     case 'm':
         if (strcmp(arg, "auto") == 0) *so->memory = NGS_MEMORY_AUTO;
         else if (strcmp(arg, "flat") == 0) *so->memory = NGS_MEMORY_FLAT;
@@ -264,7 +288,9 @@ static int cmd_run(int argc, char **argv)
         {"chunk", required_argument, 0, 'k'},  {"flush", required_argument, 0, 'f'},
         {"no-swmr", no_argument, 0, 'n'},      {"log", required_argument, 0, 'L'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-        {"cache", required_argument, 0, 'C'},  {0, 0, 0, 0}};
+        {"cache", required_argument, 0, 'C'},  {"abs-err", required_argument, 0, 'A'},
+        {"rel-err", required_argument, 0, 'R'}, {"bits", required_argument, 0, 'B'},
+        {0, 0, 0, 0}};
     ngs_run_options o;
     ngs_run_result res;
     ngs_engine_config cfg;
@@ -277,7 +303,7 @@ static int cmd_run(int argc, char **argv)
 
     ngs_run_options_init(&o);
     memset(&st, 0, sizeof st);
-    shared_options shared = {&o.codec, &o.level, &o.save, &o.cache, &o.memory, &o.timeout_s};
+    shared_options shared = {&o.codec, &o.level, &o.save, &o.cache, &o.memory, &o.timeout_s, &o.lossy};
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -487,7 +513,9 @@ static int cmd_batch(int argc, char **argv)
         {"level", required_argument, 0, 'l'},  {"save", required_argument, 0, 's'},
         {"memory", required_argument, 0, 'm'}, {"timeout", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-        {"cache", required_argument, 0, 'C'},  {0, 0, 0, 0}};
+        {"cache", required_argument, 0, 'C'},  {"abs-err", required_argument, 0, 'A'},
+        {"rel-err", required_argument, 0, 'R'}, {"bits", required_argument, 0, 'B'},
+        {0, 0, 0, 0}};
     ngs_batch_options o;
     ngs_batch *b = NULL;
     ngs_batch_progress fin;
@@ -503,7 +531,7 @@ static int cmd_batch(int argc, char **argv)
     struct sigaction sa;
 
     ngs_batch_options_init(&o);
-    shared_options shared = {&o.codec, &o.level, &o.save, &o.cache, &o.memory, &o.timeout_s};
+    shared_options shared = {&o.codec, &o.level, &o.save, &o.cache, &o.memory, &o.timeout_s, &o.lossy};
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:j:qh", longopts, NULL)) != -1) {
         switch (c) {

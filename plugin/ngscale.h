@@ -49,8 +49,22 @@ const char *ngs_strerror(int status);
 typedef enum {
     NGS_CODEC_ZSTD = 0,    /* byte shuffle + zstd (HDF5 filter 32015): default */
     NGS_CODEC_DEFLATE = 1, /* byte shuffle + deflate: stock HDF5, no plugin needed */
-    NGS_CODEC_NONE = 2     /* uncompressed */
+    NGS_CODEC_NONE = 2,    /* uncompressed */
+    /* lossy, with a guaranteed bound: every sample within abs_err (or rel_err x the
+     * chunk's range) of the original; filter 52807, readers need ngscale's plugin */
+    NGS_CODEC_BOUNDED = 3,
+    /* lossy, no plugin: keep `bits` mantissa bits, then shuffle + deflate */
+    NGS_CODEC_BITROUND = 4
 } ngs_codec;
+
+/* Parameters of the lossy codecs (0 = unset). The scale vector (time, frequency,
+ * sweep) always stays lossless. With neither abs_err nor rel_err, bounded uses a
+ * default far below the simulator's tolerances (storage/bounded.h). */
+typedef struct ngs_lossy_options {
+    double abs_err;
+    double rel_err;
+    int bits;        /* bitround: mantissa bits kept; 0: from rel_err, else 24 */
+} ngs_lossy_options;
 
 /* Parses "zstd", "deflate" or "none"; returns -1 when unknown. */
 int ngs_codec_from_name(const char *name);
@@ -163,6 +177,7 @@ typedef struct ngs_run_options {
     double timeout_s;         /* 0 = none */
     size_t chunk_points;      /* points per HDF5 chunk; 0 = automatic */
     int encoder_threads;      /* threads compressing chunks; 0 = cores - 1 */
+    ngs_lossy_options lossy;  /* codec bounded / bitround */
     /* Result cache: NULL = none; "DIR" (local store); "redis://[user:pass@]host:port/db"
      * (the default local store $XDG_CACHE_HOME/ngscale first, then Redis); or
      * "DIR,redis://...". Looked up before ngspice runs; complete runs are stored. */
@@ -212,6 +227,7 @@ typedef struct ngs_batch_options {
     ngs_memory_mode memory;
     double timeout_s;         /* per job; 0 = none */
     const char *cache;        /* as in ngs_run_options; consulted per job */
+    ngs_lossy_options lossy;
 } ngs_batch_options;
 
 typedef struct ngs_batch_progress {

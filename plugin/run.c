@@ -214,6 +214,7 @@ static int open_output(ngs_engine *e, const ngs_run_options *o, writer_sink *ws)
     ho.chunk_points = o->chunk_points;
     ho.flush_interval_s = o->flush_interval_s;
     ho.encoder_threads = o->encoder_threads;
+    ho.lossy = o->lossy;
     rc = ngs_h5_open(&ws->writer, o->output_path, &ho, err, sizeof err);
     if (rc != NGS_OK) {
         ngs_engine_set_error(e, "%s", err);

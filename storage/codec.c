@@ -38,6 +38,8 @@ static const struct {
     {NGS_CODEC_ZSTD, "zstd"},
     {NGS_CODEC_DEFLATE, "deflate"},
     {NGS_CODEC_NONE, "none"},
+    {NGS_CODEC_BOUNDED, "bounded"},   /* encoded by storage/bounded.c */
+    {NGS_CODEC_BITROUND, "bitround"}, /* storage/bitround.c, on deflate's filters */
 };
 
 int ngs_codec_from_name(const char *name)
@@ -69,6 +71,8 @@ int ngs_codec_default_level(ngs_codec codec)
         return DEFAULT_LEVEL_DEFLATE;
     case NGS_CODEC_NONE:
         return 0;
+    default:
+        break;
     }
     return NGS_ERR_ARG;
 }
@@ -115,6 +119,8 @@ size_t ngs_codec_bound(ngs_codec codec, size_t nbytes)
         return nbytes > ULONG_MAX / 2 ? 0 : (size_t)compressBound((uLong)nbytes);
     case NGS_CODEC_NONE:
         return nbytes;
+    default:
+        break;
     }
     return 0;
 }

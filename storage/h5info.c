@@ -6,6 +6,7 @@
  */
 #include "storage/h5info.h"
 #include "storage/codec.h"
+#include "storage/bounded.h"
 
 #include <hdf5.h>
 #include <stdlib.h>
@@ -175,6 +176,7 @@ int ngs_h5_info_print(const char *path, FILE *out, char *err, size_t errlen)
     hsize_t idx = 0;
     int live = 0;
     ngs_codec_register_zstd();
+    ngs_bounded_register();
     H5E_BEGIN_TRY {
         f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
         if (f < 0) {

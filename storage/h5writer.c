@@ -18,6 +18,7 @@
  */
 #include "storage/h5writer.h"
 #include "storage/codec.h"
+#include "storage/bounded.h"
 #include "storage/pool.h"
 #include "hooks/clock.h"
 
@@ -39,6 +40,9 @@ typedef struct {
     int type, is_complex, is_scale, column;
     size_t elem; /* 8 or 16 bytes */
     hid_t dset;
+    ngs_codec codec;         /* what this vector uses: a scale stays lossless */
+    ngs_bounded_params bp;   /* codec bounded */
+    double max_err;          /* largest error bound used by its chunks (lossy) */
 } vec_state;
 
 typedef struct {
@@ -74,6 +78,8 @@ struct ngs_h5_writer {
      * shuffle scratch */
     ngs_pool *pool;
     int nthreads, nslots;
+    ngs_bounded_ctx **bctx; /* one per slot, for codec bounded */
+    int bits;               /* codec bitround */
     unsigned char **enc, **scratch;
     size_t *enc_size;
     int *enc_rc;
@@ -241,11 +247,20 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
     w = calloc(1, sizeof *w);
     if (!w) return NGS_ERR_NOMEM;
     if (options) w->opt = *options; else ngs_h5_options_init(&w->opt);
-    if (w->opt.level == 0) w->opt.level = ngs_codec_default_level(w->opt.codec);
+    if (w->opt.level == 0)
+        w->opt.level = ngs_codec_default_level(w->opt.codec == NGS_CODEC_BITROUND ? NGS_CODEC_DEFLATE
+                                               : w->opt.codec == NGS_CODEC_BOUNDED ? NGS_CODEC_ZSTD
+                                               : w->opt.codec);
+    if (w->opt.codec == NGS_CODEC_BITROUND) {
+        w->bits = w->opt.lossy.bits;
+        if (!w->bits && w->opt.lossy.rel_err > 0) ngs_bitround_bits_for_rel_err(w->opt.lossy.rel_err, &w->bits);
+        if (!w->bits) w->bits = 24;
+    }
     w->path = strdup(path);
     w->file = w->run_group = w->complex_type = H5I_INVALID_HID;
     w->last_flush = ngs_now_s();
     ngs_codec_register_zstd();
+    ngs_bounded_register();
 
     w->fapl = H5Pcreate(H5P_FILE_ACCESS);
     w->fcpl = H5Pcreate(H5P_FILE_CREATE);
@@ -326,7 +341,10 @@ static void free_slots(ngs_h5_writer *w)
     for (int i = 0; i < w->nslots; i++) {
         free(w->enc[i]);
         free(w->scratch[i]);
+        if (w->bctx) ngs_bounded_ctx_free(w->bctx[i]);
     }
+    free(w->bctx);
+    w->bctx = NULL;
     free(w->enc);
     free(w->scratch);
     free(w->enc_size);
@@ -480,12 +498,20 @@ static int alloc_block(ngs_h5_writer *w, plot_state *p)
         w->scratch = calloc((size_t)n, sizeof *w->scratch);
         w->enc_size = calloc((size_t)n, sizeof *w->enc_size);
         w->enc_rc = calloc((size_t)n, sizeof *w->enc_rc);
-        if (!w->enc || !w->scratch || !w->enc_size || !w->enc_rc) return NGS_ERR_NOMEM;
+        w->bctx = calloc((size_t)n, sizeof *w->bctx);
+        if (!w->enc || !w->scratch || !w->enc_size || !w->enc_rc || !w->bctx) return NGS_ERR_NOMEM;
         w->nslots = n;
         for (int i = 0; i < n; i++) {
-            w->enc[i] = malloc(ngs_codec_bound(w->opt.codec, chunk_bytes_max));
-            w->scratch[i] = malloc(chunk_bytes_max);
+            /* room for whichever codec a vector uses (a scale stays on zstd) */
+            size_t bound = ngs_codec_bound(NGS_CODEC_ZSTD, chunk_bytes_max);
+            if (ngs_codec_bound(NGS_CODEC_DEFLATE, chunk_bytes_max) > bound)
+                bound = ngs_codec_bound(NGS_CODEC_DEFLATE, chunk_bytes_max);
+            if (ngs_bounded_bound(chunk_bytes_max) > bound) bound = ngs_bounded_bound(chunk_bytes_max);
+            w->enc[i] = malloc(bound);
+            w->scratch[i] = malloc(2 * chunk_bytes_max); /* bitround needs two */
             if (!w->enc[i] || !w->scratch[i]) return NGS_ERR_NOMEM;
+            if (w->opt.codec == NGS_CODEC_BOUNDED && ngs_bounded_ctx_create(&w->bctx[i]) != NGS_OK)
+                return NGS_ERR_NOMEM;
         }
         w->slot_bytes = chunk_bytes_max;
     }
@@ -532,6 +558,16 @@ int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
         v->is_scale = src->is_scale;
         v->column = src->column;
         v->elem = src->is_complex ? 16 : 8;
+        v->codec = w->opt.codec;
+        if ((v->codec == NGS_CODEC_BOUNDED || v->codec == NGS_CODEC_BITROUND) && src->is_scale)
+            v->codec = NGS_CODEC_ZSTD; /* time and frequency stay exact */
+        if (v->codec == NGS_CODEC_BOUNDED) {
+            memset(&v->bp, 0, sizeof v->bp);
+            v->bp.abs_err = w->opt.lossy.abs_err;
+            v->bp.rel_err = w->opt.lossy.rel_err;
+            if (v->bp.abs_err <= 0 && v->bp.rel_err <= 0)
+                ngs_bounded_default_params(src->type_name, &v->bp);
+        }
         if (!v->dset_name || !v->name || !v->ngspice_name || !v->type_name || !v->unit)
             return NGS_ERR_NOMEM;
         for (int j = 0; j < i; j++) /* same RAW name twice: keep both */
@@ -592,15 +628,31 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
         H5Pset_chunk(dcpl, 1, &chunk);
         H5Pset_attr_creation_order(dcpl, H5P_CRT_ORDER_TRACKED);
-        if (ngs_codec_set_filters(dcpl, w->opt.codec, w->opt.level, v->elem) != NGS_OK) {
-            rc = fail(w, NGS_ERR_CODEC, "cannot set up codec %s", ngs_codec_name(w->opt.codec));
+        /* keep the few, small attributes compact: HDF5 1.10.8's H5Ocopy (used to merge
+         * batch jobs) crashes on dense variable-length string attributes */
+        H5Pset_attr_phase_change(dcpl, 32, 24);
+        int frc = v->codec == NGS_CODEC_BOUNDED ? ngs_bounded_set_filters(dcpl, &v->bp, v->elem)
+                  : ngs_codec_set_filters(dcpl, v->codec == NGS_CODEC_BITROUND ? NGS_CODEC_DEFLATE : v->codec,
+                                          v->codec == NGS_CODEC_ZSTD && w->opt.codec != NGS_CODEC_ZSTD
+                                              ? ngs_codec_default_level(NGS_CODEC_ZSTD) : w->opt.level,
+                                          v->elem);
+        if (frc != NGS_OK) {
+            rc = fail(w, NGS_ERR_CODEC, "cannot set up codec %s", ngs_codec_name(v->codec));
         } else {
             v->dset = H5Dcreate2(group, v->dset_name, v->is_complex ? w->complex_type : H5T_NATIVE_DOUBLE,
                                  space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
             if (v->dset < 0 || attr_str(v->dset, "name", v->name) < 0 ||
                 attr_str(v->dset, "ngspice_name", v->ngspice_name) < 0 ||
                 attr_str(v->dset, "type", v->type_name) < 0 || attr_str(v->dset, "unit", v->unit) < 0 ||
-                attr_i64(v->dset, "index", i) < 0 || attr_i64(v->dset, "is_scale", v->is_scale) < 0)
+                attr_i64(v->dset, "index", i) < 0 || attr_i64(v->dset, "is_scale", v->is_scale) < 0 ||
+                (v->codec == NGS_CODEC_BOUNDED &&
+                 (attr_str(v->dset, "lossy_codec", "bounded") < 0 ||
+                  attr_f64(v->dset, "lossy_abs_err", v->bp.abs_err) < 0 ||
+                  attr_f64(v->dset, "lossy_rel_err", v->bp.rel_err) < 0)) ||
+                (v->codec == NGS_CODEC_BITROUND &&
+                 (attr_str(v->dset, "lossy_codec", "bitround") < 0 ||
+                  attr_i64(v->dset, "lossy_bits", w->bits) < 0 ||
+                  attr_f64(v->dset, "lossy_rel_err", ngs_bitround_max_rel_err(w->bits)) < 0)))
                 rc = fail(w, NGS_ERR_HDF5, "%s: cannot create dataset %s/%s", w->path, p->group_path, v->dset_name);
         }
         H5Pclose(dcpl);
@@ -621,13 +673,31 @@ typedef struct {
 static void encode_one(void *ctx, size_t k, int worker)
 {
     encode_batch *b = ctx;
+    ngs_h5_writer *w = b->w;
     vec_state *v = &b->p->vecs[b->first + (int)k];
     size_t bytes = b->p->chunk_points * v->elem;
+    const void *src = b->p->block + b->p->block_offset[b->first + (int)k];
+    double used = 0;
     (void)worker;
-    b->w->enc_rc[k] = ngs_codec_encode(b->w->opt.codec, b->w->opt.level, v->elem,
-                                       b->p->block + b->p->block_offset[b->first + (int)k], bytes,
-                                       b->w->enc[k], ngs_codec_bound(b->w->opt.codec, bytes),
-                                       &b->w->enc_size[k], b->w->scratch[k]);
+    switch (v->codec) {
+    case NGS_CODEC_BOUNDED:
+        /* only the valid rows: the zeroed tail of a partial chunk must not widen its range */
+        w->enc_rc[k] = ngs_bounded_encode(w->bctx[k], &v->bp, v->elem, src, bytes, b->p->block_rows,
+                                          w->enc[k], ngs_bounded_bound(bytes), &w->enc_size[k], &used);
+        if (w->enc_rc[k] == NGS_OK && used > v->max_err) v->max_err = used;
+        break;
+    case NGS_CODEC_BITROUND:
+        w->enc_rc[k] = ngs_bitround_encode(w->bits, w->opt.level, v->elem, src, bytes, w->enc[k],
+                                           ngs_codec_bound(NGS_CODEC_DEFLATE, bytes), &w->enc_size[k],
+                                           w->scratch[k]);
+        break;
+    default:
+        w->enc_rc[k] = ngs_codec_encode(v->codec, v->codec == w->opt.codec ? w->opt.level
+                                                  : ngs_codec_default_level(v->codec),
+                                        v->elem, src, bytes, w->enc[k], ngs_codec_bound(v->codec, bytes),
+                                        &w->enc_size[k], w->scratch[k]);
+        break;
+    }
 }
 
 /* Writes the current block (full or partial) as one chunk per vector. */
@@ -737,6 +807,11 @@ int ngs_h5_plot_end(ngs_h5_writer *w, int status, const char *message)
             attr_i64(group, "points", (int64_t)(p->done_rows + p->block_rows)) < 0)
             rc = fail(w, NGS_ERR_HDF5, "%s: cannot write the status of %s", w->path, p->group_path);
         if (group >= 0) H5Gclose(group);
+        for (int i = 0; rc == NGS_OK && p->created && i < p->nvec; i++)
+            if (p->vecs[i].codec == NGS_CODEC_BOUNDED &&
+                attr_f64(p->vecs[i].dset, "lossy_max_abs_err", p->vecs[i].max_err) < 0)
+                rc = fail(w, NGS_ERR_HDF5, "%s: cannot write the error bound of %s", w->path,
+                          p->vecs[i].name);
     }
     plot_free(p);
     w->plot = NULL;

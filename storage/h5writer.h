@@ -24,6 +24,7 @@ typedef struct ngs_h5_options {
     size_t chunk_points;     /* 0: automatic */
     double flush_interval_s; /* <= 0: only at plot end */
     int encoder_threads;     /* 0: cores - 1 (one core stays with the simulation) */
+    ngs_lossy_options lossy; /* codec bounded / bitround */
 } ngs_h5_options;
 
 void ngs_h5_options_init(ngs_h5_options *options);
