@@ -24,6 +24,7 @@
 #include "ngscale.h"
 #include "hooks/clock.h"
 #include "plugin/deck.h"
+#include "storage/h5attr.h"
 #include "storage/h5writer.h"
 #include "storage/pool.h"
 
@@ -242,14 +243,6 @@ typedef struct {
     unsigned char *row;
 } output;
 
-static hid_t vlen_str(void)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
 /* SPICE number ("1k", "2.2u", "3meg") to double; NAN when it is not one. */
 static double spice_number(const char *s)
 {
@@ -304,7 +297,7 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
     out->row_size = sizeof(summary_fixed) + out->nparams * sizeof(double);
     out->row = calloc(1, out->row_size);
     if (!out->row) return NGS_ERR_NOMEM;
-    str = vlen_str();
+    str = ngs_h5_vlen_str_type();
     out->row_type = H5Tcreate(H5T_COMPOUND, out->row_size);
     H5Tinsert(out->row_type, "job", HOFFSET(summary_fixed, job), H5T_NATIVE_INT64);
     H5Tinsert(out->row_type, "label", HOFFSET(summary_fixed, label), str);
@@ -383,18 +376,6 @@ static int append_summary(ngs_batch *b, output *out, size_t i, const finished *f
     H5Sclose(fspace);
     out->rows++;
     return rc < 0 ? NGS_ERR_HDF5 : NGS_OK;
-}
-
-static void attr_str(hid_t obj, const char *key, const char *value)
-{
-    hid_t t = vlen_str(), s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, key, t, s, H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0) {
-        H5Awrite(a, t, &value);
-        H5Aclose(a);
-    }
-    H5Sclose(s);
-    H5Tclose(t);
 }
 
 /* Group copying. H5Ocopy of a group crashes in HDF5 1.10.8 when the group keeps
@@ -486,18 +467,18 @@ static int merge_job(ngs_batch *b, output *out, size_t i, const finished *f)
     g = H5Gopen2(out->file, name, H5P_DEFAULT);
     if (g >= 0) {
         default_label(job, i, label, sizeof label);
-        attr_str(g, "job_label", label);
-        attr_str(g, "job_netlist", job->netlist);
+        ngs_h5_attr_write_str(g, "job_label", label);
+        ngs_h5_attr_write_str(g, "job_netlist", job->netlist);
         for (size_t k = 0; k < job->nparams; k++) {
             char key[300];
             snprintf(key, sizeof key, "param.%s", job->param_names[k]);
-            attr_str(g, key, job->param_values[k]);
+            ngs_h5_attr_write_str(g, key, job->param_values[k]);
         }
-        if (job->temp) attr_str(g, "param.temp", job->temp);
+        if (job->temp) ngs_h5_attr_write_str(g, "param.temp", job->temp);
         if (job->seed >= 0) {
             char seed[32];
             snprintf(seed, sizeof seed, "%lld", job->seed);
-            attr_str(g, "param.seed", seed);
+            ngs_h5_attr_write_str(g, "param.seed", seed);
         }
         H5Gclose(g);
     }

@@ -6,6 +6,7 @@
  */
 #include "storage/h5info.h"
 #include "storage/codec.h"
+#include "storage/h5attr.h"
 #include "storage/bounded.h"
 
 #include <hdf5.h>
@@ -20,48 +21,6 @@ typedef struct {
     hid_t file;
     const char *run;
 } info_ctx;
-
-static void read_str_attr(hid_t obj, const char *name, char *buf, size_t n)
-{
-    hid_t a, t, mt;
-    buf[0] = '\0';
-    if (H5Aexists(obj, name) <= 0) return;
-    a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return;
-    t = H5Aget_type(a);
-    if (H5Tget_class(t) == H5T_STRING) {
-        if (H5Tis_variable_str(t) > 0) {
-            char *s = NULL;
-            mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(t));
-            if (H5Aread(a, mt, &s) >= 0 && s) {
-                snprintf(buf, n, "%s", s);
-                H5free_memory(s);
-            }
-            H5Tclose(mt);
-        } else {
-            size_t sz = H5Tget_size(t);
-            char *tmp = calloc(1, sz + 1);
-            if (tmp && H5Aread(a, t, tmp) >= 0) snprintf(buf, n, "%s", tmp);
-            free(tmp);
-        }
-    }
-    H5Tclose(t);
-    H5Aclose(a);
-}
-
-static long long read_int_attr(hid_t obj, const char *name, long long dflt)
-{
-    long long v = dflt;
-    hid_t a;
-    if (H5Aexists(obj, name) <= 0) return dflt;
-    a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return dflt;
-    if (H5Aread(a, H5T_NATIVE_LLONG, &v) < 0) v = dflt;
-    H5Aclose(a);
-    return v;
-}
 
 static void human(char *buf, size_t n, double bytes)
 {
@@ -90,9 +49,9 @@ static herr_t visit_vector(hid_t group, const char *name, const H5L_info_t *li, 
     stored = H5Dget_storage_size(d);
     c->stored += stored;
     c->logical += dims * H5Tget_size(t);
-    read_str_attr(d, "type", type, sizeof type);
-    read_str_attr(d, "unit", unit, sizeof unit);
-    is_scale = read_int_attr(d, "is_scale", 0);
+    ngs_h5_attr_read_str(d, "type", type, sizeof type);
+    ngs_h5_attr_read_str(d, "unit", unit, sizeof unit);
+    is_scale = ngs_h5_attr_read_i64(d, "is_scale", 0);
     fprintf(c->out, "      %-28s %-16s %-6s %-7s%s\n", name, type, unit,
             H5Tget_class(t) == H5T_COMPOUND ? "complex" : "real", is_scale ? "  (scale)" : "");
     H5Tclose(t);
@@ -112,10 +71,10 @@ static herr_t visit_plot(hid_t run, const char *name, const H5L_info_t *li, void
     (void)li;
     g = H5Gopen2(run, name, H5P_DEFAULT);
     if (g < 0) return 0;
-    read_str_attr(g, "plotname", plotname, sizeof plotname);
-    read_str_attr(g, "status", status, sizeof status);
-    read_str_attr(g, "message", msg, sizeof msg);
-    points = read_int_attr(g, "points", -1);
+    ngs_h5_attr_read_str(g, "plotname", plotname, sizeof plotname);
+    ngs_h5_attr_read_str(g, "status", status, sizeof status);
+    ngs_h5_attr_read_str(g, "message", msg, sizeof msg);
+    points = ngs_h5_attr_read_i64(g, "points", -1);
     H5Gget_info(g, &gi);
     nvec = (long long)gi.nlinks;
     if (strcmp(status, "complete") != 0) { /* points attribute is final only at the end */
@@ -150,13 +109,13 @@ static herr_t visit_run(hid_t file, const char *name, const H5L_info_t *li, void
     if (H5Oget_info_by_name(file, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP) return 0;
     g = H5Gopen2(file, name, H5P_DEFAULT);
     if (g < 0) return 0;
-    read_str_attr(g, "status", status, sizeof status);
-    read_str_attr(g, "message", msg, sizeof msg);
-    read_str_attr(g, "netlist_path", path, sizeof path);
-    read_str_attr(g, "ngspice_version", ver, sizeof ver);
-    read_str_attr(g, "memory_reason", mem, sizeof mem);
-    read_str_attr(g, "codec", codec, sizeof codec);
-    plots = read_int_attr(g, "plots", -1);
+    ngs_h5_attr_read_str(g, "status", status, sizeof status);
+    ngs_h5_attr_read_str(g, "message", msg, sizeof msg);
+    ngs_h5_attr_read_str(g, "netlist_path", path, sizeof path);
+    ngs_h5_attr_read_str(g, "ngspice_version", ver, sizeof ver);
+    ngs_h5_attr_read_str(g, "memory_reason", mem, sizeof mem);
+    ngs_h5_attr_read_str(g, "codec", codec, sizeof codec);
+    plots = ngs_h5_attr_read_i64(g, "plots", -1);
     fprintf(c->out, "  run %s: %s%s%s\n", name, status, msg[0] ? " - " : "", msg);
     if (path[0]) fprintf(c->out, "    netlist: %s\n", path);
     if (ver[0]) fprintf(c->out, "    ngspice: %s\n", ver);
@@ -189,15 +148,15 @@ int ngs_h5_info_print(const char *path, FILE *out, char *err, size_t errlen)
                               "writer: try 'h5clear -s %s')", path, path);
         return NGS_ERR_IO;
     }
-    read_str_attr(f, "ngscale_format", fmt, sizeof fmt);
+    ngs_h5_attr_read_str(f, "ngscale_format", fmt, sizeof fmt);
     if (!fmt[0]) {
         H5Fclose(f);
         snprintf(err, errlen, "%s: an HDF5 file, but not written by ngscale", path);
         return NGS_ERR_FORMAT;
     }
-    read_str_attr(f, "ngscale_version", ver, sizeof ver);
+    ngs_h5_attr_read_str(f, "ngscale_version", ver, sizeof ver);
     fprintf(out, "%s: ngscale format %lld, written by ngscale %s%s\n", path,
-            read_int_attr(f, "ngscale_format_version", 0), ver,
+            ngs_h5_attr_read_i64(f, "ngscale_format_version", 0), ver,
             live ? " (still being written, or its writer was killed)" : "");
     c.file = f;
     H5E_BEGIN_TRY {

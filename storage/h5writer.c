@@ -20,6 +20,7 @@
 #include "storage/codec.h"
 #include "storage/bounded.h"
 #include "storage/pool.h"
+#include "storage/h5attr.h"
 #include "hooks/clock.h"
 
 #include <hdf5.h>
@@ -124,43 +125,6 @@ const char *ngs_h5_status_name(int status)
     if (status == NGS_OK) return "complete";
     if (status == NGS_ERR_INTERRUPTED || status == NGS_ERR_TIMEOUT) return "incomplete";
     return "failed";
-}
-
-static int attr_write(hid_t obj, const char *key, hid_t type, const void *value)
-{
-    hid_t space = H5Screate(H5S_SCALAR), attr;
-    herr_t rc = -1;
-    if (space < 0) return -1;
-    if (H5Aexists(obj, key) > 0) H5Adelete(obj, key);
-    attr = H5Acreate2(obj, key, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (attr >= 0) {
-        rc = H5Awrite(attr, type, value);
-        H5Aclose(attr);
-    }
-    H5Sclose(space);
-    return rc < 0 ? -1 : 0;
-}
-
-static int attr_str(hid_t obj, const char *key, const char *value)
-{
-    hid_t type = H5Tcopy(H5T_C_S1);
-    const char *v = value ? value : "";
-    int rc;
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5T_CSET_UTF8);
-    rc = attr_write(obj, key, type, &v);
-    H5Tclose(type);
-    return rc;
-}
-
-static int attr_i64(hid_t obj, const char *key, int64_t v)
-{
-    return attr_write(obj, key, H5T_NATIVE_INT64, &v);
-}
-
-static int attr_f64(hid_t obj, const char *key, double v)
-{
-    return attr_write(obj, key, H5T_NATIVE_DOUBLE, &v);
 }
 
 static void iso_time(char *buf, size_t n)
@@ -287,10 +251,10 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
     } else {
         char created[32];
         iso_time(created, sizeof created);
-        if (attr_str(w->file, "ngscale_format", "ngscale-hdf5") < 0 ||
-            attr_i64(w->file, "ngscale_format_version", NGSCALE_FORMAT_VERSION) < 0 ||
-            attr_str(w->file, "ngscale_version", NGSCALE_VERSION) < 0 ||
-            attr_str(w->file, "created", created) < 0)
+        if (ngs_h5_attr_write_str(w->file, "ngscale_format", "ngscale-hdf5") < 0 ||
+            ngs_h5_attr_write_i64(w->file, "ngscale_format_version", NGSCALE_FORMAT_VERSION) < 0 ||
+            ngs_h5_attr_write_str(w->file, "ngscale_version", NGSCALE_VERSION) < 0 ||
+            ngs_h5_attr_write_str(w->file, "created", created) < 0)
             rc = fail(w, NGS_ERR_HDF5, "%s: cannot write file attributes", path);
     }
     w->complex_type = H5Tcreate(H5T_COMPOUND, 2 * sizeof(double));
@@ -405,11 +369,11 @@ int ngs_h5_run_begin(ngs_h5_writer *w, const char *group)
     w->run_open = 1;
     w->plot_count = 0;
     iso_time(started, sizeof started);
-    if (attr_str(w->run_group, "status", "incomplete") < 0 ||
-        attr_str(w->run_group, "message", "the run has not finished (or was killed)") < 0 ||
-        attr_str(w->run_group, "started", started) < 0 ||
-        attr_str(w->run_group, "ngscale_version", NGSCALE_VERSION) < 0 ||
-        attr_str(w->run_group, "codec", ngs_codec_name(w->opt.codec)) < 0)
+    if (ngs_h5_attr_write_str(w->run_group, "status", "incomplete") < 0 ||
+        ngs_h5_attr_write_str(w->run_group, "message", "the run has not finished (or was killed)") < 0 ||
+        ngs_h5_attr_write_str(w->run_group, "started", started) < 0 ||
+        ngs_h5_attr_write_str(w->run_group, "ngscale_version", NGSCALE_VERSION) < 0 ||
+        ngs_h5_attr_write_str(w->run_group, "codec", ngs_codec_name(w->opt.codec)) < 0)
         return fail(w, NGS_ERR_HDF5, "%s: cannot write run attributes", w->path);
     H5Fflush(w->file, H5F_SCOPE_GLOBAL);
     return NGS_OK;
@@ -425,7 +389,7 @@ int ngs_h5_run_attr_str(ngs_h5_writer *w, const char *key, const char *value)
 {
     int rc = run_attr_prepare(w);
     if (rc != NGS_OK) return rc;
-    return attr_str(w->run_group, key, value) < 0
+    return ngs_h5_attr_write_str(w->run_group, key, value) < 0
                ? fail(w, NGS_ERR_HDF5, "%s: cannot write attribute %s", w->path, key) : NGS_OK;
 }
 
@@ -433,7 +397,7 @@ int ngs_h5_run_attr_f64(ngs_h5_writer *w, const char *key, double value)
 {
     int rc = run_attr_prepare(w);
     if (rc != NGS_OK) return rc;
-    return attr_f64(w->run_group, key, value) < 0
+    return ngs_h5_attr_write_f64(w->run_group, key, value) < 0
                ? fail(w, NGS_ERR_HDF5, "%s: cannot write attribute %s", w->path, key) : NGS_OK;
 }
 
@@ -441,7 +405,7 @@ int ngs_h5_run_attr_i64(ngs_h5_writer *w, const char *key, int64_t value)
 {
     int rc = run_attr_prepare(w);
     if (rc != NGS_OK) return rc;
-    return attr_i64(w->run_group, key, value) < 0
+    return ngs_h5_attr_write_i64(w->run_group, key, value) < 0
                ? fail(w, NGS_ERR_HDF5, "%s: cannot write attribute %s", w->path, key) : NGS_OK;
 }
 
@@ -453,10 +417,10 @@ int ngs_h5_run_end(ngs_h5_writer *w, int status, const char *message)
     if (w->plot) ngs_h5_plot_end(w, status == NGS_OK ? NGS_ERR_INTERRUPTED : status, message);
     if ((rc = enter_structure_mode(w)) != NGS_OK) return rc;
     iso_time(finished, sizeof finished);
-    if (attr_str(w->run_group, "status", ngs_h5_status_name(status)) < 0 ||
-        attr_str(w->run_group, "message", status == NGS_OK ? "" : (message ? message : ngs_strerror(status))) < 0 ||
-        attr_str(w->run_group, "finished", finished) < 0 ||
-        attr_i64(w->run_group, "plots", w->plot_count) < 0)
+    if (ngs_h5_attr_write_str(w->run_group, "status", ngs_h5_status_name(status)) < 0 ||
+        ngs_h5_attr_write_str(w->run_group, "message", status == NGS_OK ? "" : (message ? message : ngs_strerror(status))) < 0 ||
+        ngs_h5_attr_write_str(w->run_group, "finished", finished) < 0 ||
+        ngs_h5_attr_write_i64(w->run_group, "plots", w->plot_count) < 0)
         rc = fail(w, NGS_ERR_HDF5, "%s: cannot write run status", w->path);
     H5Gclose(w->run_group);
     w->run_group = H5I_INVALID_HID;
@@ -613,13 +577,13 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
     group = H5Gcreate2(w->file, p->group_path, H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     if (group < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot create group %s", w->path, p->group_path);
-    if (attr_str(group, "plot_name", p->name) < 0 || attr_str(group, "plotname", p->plotname) < 0 ||
-        attr_str(group, "analysis", p->analysis) < 0 || attr_str(group, "title", p->title) < 0 ||
-        attr_str(group, "date", p->date) < 0 ||
-        attr_str(group, "flags", p->is_complex ? "complex" : "real") < 0 ||
-        attr_i64(group, "index", p->index) < 0 ||
-        attr_str(group, "scale", p->scale_index >= 0 ? p->vecs[p->scale_index].dset_name : "") < 0 ||
-        attr_str(group, "status", "incomplete") < 0 || attr_i64(group, "points", 0) < 0)
+    if (ngs_h5_attr_write_str(group, "plot_name", p->name) < 0 || ngs_h5_attr_write_str(group, "plotname", p->plotname) < 0 ||
+        ngs_h5_attr_write_str(group, "analysis", p->analysis) < 0 || ngs_h5_attr_write_str(group, "title", p->title) < 0 ||
+        ngs_h5_attr_write_str(group, "date", p->date) < 0 ||
+        ngs_h5_attr_write_str(group, "flags", p->is_complex ? "complex" : "real") < 0 ||
+        ngs_h5_attr_write_i64(group, "index", p->index) < 0 ||
+        ngs_h5_attr_write_str(group, "scale", p->scale_index >= 0 ? p->vecs[p->scale_index].dset_name : "") < 0 ||
+        ngs_h5_attr_write_str(group, "status", "incomplete") < 0 || ngs_h5_attr_write_i64(group, "points", 0) < 0)
         rc = fail(w, NGS_ERR_HDF5, "%s: cannot write attributes of %s", w->path, p->group_path);
     for (int i = 0; rc == NGS_OK && i < p->nvec; i++) {
         vec_state *v = &p->vecs[i];
@@ -641,18 +605,18 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
         } else {
             v->dset = H5Dcreate2(group, v->dset_name, v->is_complex ? w->complex_type : H5T_NATIVE_DOUBLE,
                                  space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-            if (v->dset < 0 || attr_str(v->dset, "name", v->name) < 0 ||
-                attr_str(v->dset, "ngspice_name", v->ngspice_name) < 0 ||
-                attr_str(v->dset, "type", v->type_name) < 0 || attr_str(v->dset, "unit", v->unit) < 0 ||
-                attr_i64(v->dset, "index", i) < 0 || attr_i64(v->dset, "is_scale", v->is_scale) < 0 ||
+            if (v->dset < 0 || ngs_h5_attr_write_str(v->dset, "name", v->name) < 0 ||
+                ngs_h5_attr_write_str(v->dset, "ngspice_name", v->ngspice_name) < 0 ||
+                ngs_h5_attr_write_str(v->dset, "type", v->type_name) < 0 || ngs_h5_attr_write_str(v->dset, "unit", v->unit) < 0 ||
+                ngs_h5_attr_write_i64(v->dset, "index", i) < 0 || ngs_h5_attr_write_i64(v->dset, "is_scale", v->is_scale) < 0 ||
                 (v->codec == NGS_CODEC_BOUNDED &&
-                 (attr_str(v->dset, "lossy_codec", "bounded") < 0 ||
-                  attr_f64(v->dset, "lossy_abs_err", v->bp.abs_err) < 0 ||
-                  attr_f64(v->dset, "lossy_rel_err", v->bp.rel_err) < 0)) ||
+                 (ngs_h5_attr_write_str(v->dset, "lossy_codec", "bounded") < 0 ||
+                  ngs_h5_attr_write_f64(v->dset, "lossy_abs_err", v->bp.abs_err) < 0 ||
+                  ngs_h5_attr_write_f64(v->dset, "lossy_rel_err", v->bp.rel_err) < 0)) ||
                 (v->codec == NGS_CODEC_BITROUND &&
-                 (attr_str(v->dset, "lossy_codec", "bitround") < 0 ||
-                  attr_i64(v->dset, "lossy_bits", w->bits) < 0 ||
-                  attr_f64(v->dset, "lossy_rel_err", ngs_bitround_max_rel_err(w->bits)) < 0)))
+                 (ngs_h5_attr_write_str(v->dset, "lossy_codec", "bitround") < 0 ||
+                  ngs_h5_attr_write_i64(v->dset, "lossy_bits", w->bits) < 0 ||
+                  ngs_h5_attr_write_f64(v->dset, "lossy_rel_err", ngs_bitround_max_rel_err(w->bits)) < 0)))
                 rc = fail(w, NGS_ERR_HDF5, "%s: cannot create dataset %s/%s", w->path, p->group_path, v->dset_name);
         }
         H5Pclose(dcpl);
@@ -802,14 +766,14 @@ int ngs_h5_plot_end(ngs_h5_writer *w, int status, const char *message)
     if (rc == NGS_OK) {
         group = open_group(w->file, p->group_path);
         if (group < 0 ||
-            attr_str(group, "status", ngs_h5_status_name(status)) < 0 ||
-            attr_str(group, "message", status == NGS_OK ? "" : (message ? message : ngs_strerror(status))) < 0 ||
-            attr_i64(group, "points", (int64_t)(p->done_rows + p->block_rows)) < 0)
+            ngs_h5_attr_write_str(group, "status", ngs_h5_status_name(status)) < 0 ||
+            ngs_h5_attr_write_str(group, "message", status == NGS_OK ? "" : (message ? message : ngs_strerror(status))) < 0 ||
+            ngs_h5_attr_write_i64(group, "points", (int64_t)(p->done_rows + p->block_rows)) < 0)
             rc = fail(w, NGS_ERR_HDF5, "%s: cannot write the status of %s", w->path, p->group_path);
         if (group >= 0) H5Gclose(group);
         for (int i = 0; rc == NGS_OK && p->created && i < p->nvec; i++)
             if (p->vecs[i].codec == NGS_CODEC_BOUNDED &&
-                attr_f64(p->vecs[i].dset, "lossy_max_abs_err", p->vecs[i].max_err) < 0)
+                ngs_h5_attr_write_f64(p->vecs[i].dset, "lossy_max_abs_err", p->vecs[i].max_err) < 0)
                 rc = fail(w, NGS_ERR_HDF5, "%s: cannot write the error bound of %s", w->path,
                           p->vecs[i].name);
     }

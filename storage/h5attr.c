@@ -1,0 +1,94 @@
+/* h5attr.c - scalar attributes of ngscale's schema (see h5attr.h). */
+#include "storage/h5attr.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+hid_t ngs_h5_vlen_str_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+static int write_scalar(hid_t obj, const char *key, hid_t type, const void *value)
+{
+    hid_t space = H5Screate(H5S_SCALAR), attr;
+    herr_t rc = -1;
+    if (space < 0) return -1;
+    if (H5Aexists(obj, key) > 0) H5Adelete(obj, key);
+    attr = H5Acreate2(obj, key, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr >= 0) {
+        rc = H5Awrite(attr, type, value);
+        H5Aclose(attr);
+    }
+    H5Sclose(space);
+    return rc < 0 ? -1 : 0;
+}
+
+int ngs_h5_attr_write_str(hid_t obj, const char *key, const char *value)
+{
+    hid_t type = ngs_h5_vlen_str_type();
+    const char *v = value ? value : "";
+    int rc = write_scalar(obj, key, type, &v);
+    H5Tclose(type);
+    return rc;
+}
+
+int ngs_h5_attr_write_i64(hid_t obj, const char *key, int64_t value)
+{
+    return write_scalar(obj, key, H5T_NATIVE_INT64, &value);
+}
+
+int ngs_h5_attr_write_f64(hid_t obj, const char *key, double value)
+{
+    return write_scalar(obj, key, H5T_NATIVE_DOUBLE, &value);
+}
+
+void ngs_h5_attr_read_str(hid_t obj, const char *key, char *buf, size_t n)
+{
+    hid_t a, t;
+    buf[0] = '\0';
+    if (H5Aexists(obj, key) <= 0 || (a = H5Aopen(obj, key, H5P_DEFAULT)) < 0) return;
+    t = H5Aget_type(a);
+    if (H5Tget_class(t) == H5T_STRING) {
+        if (H5Tis_variable_str(t) > 0) {
+            char *s = NULL;
+            hid_t mt = ngs_h5_vlen_str_type();
+            H5Tset_cset(mt, H5Tget_cset(t));
+            if (H5Aread(a, mt, &s) >= 0 && s) {
+                snprintf(buf, n, "%s", s);
+                H5free_memory(s);
+            }
+            H5Tclose(mt);
+        } else {
+            size_t sz = H5Tget_size(t);
+            char *tmp = calloc(1, sz + 1);
+            if (tmp && H5Aread(a, t, tmp) >= 0) snprintf(buf, n, "%s", tmp);
+            free(tmp);
+        }
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+}
+
+long long ngs_h5_attr_read_i64(hid_t obj, const char *key, long long dflt)
+{
+    long long v = dflt;
+    hid_t a;
+    if (H5Aexists(obj, key) <= 0 || (a = H5Aopen(obj, key, H5P_DEFAULT)) < 0) return dflt;
+    if (H5Aread(a, H5T_NATIVE_LLONG, &v) < 0) v = dflt;
+    H5Aclose(a);
+    return v;
+}
+
+double ngs_h5_attr_read_f64(hid_t obj, const char *key, double dflt)
+{
+    double v = dflt;
+    hid_t a;
+    if (H5Aexists(obj, key) <= 0 || (a = H5Aopen(obj, key, H5P_DEFAULT)) < 0) return dflt;
+    if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) v = dflt;
+    H5Aclose(a);
+    return v;
+}

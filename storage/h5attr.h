@@ -1,0 +1,22 @@
+/* h5attr.h - reading and writing the scalar attributes of ngscale's schema.
+ * Strings are variable-length UTF-8. Writers replace an existing attribute. */
+#ifndef NGS_STORAGE_H5ATTR_H
+#define NGS_STORAGE_H5ATTR_H
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* 0 on success, -1 on an HDF5 error (as HDF5 itself returns). */
+int ngs_h5_attr_write_str(hid_t obj, const char *key, const char *value);
+int ngs_h5_attr_write_i64(hid_t obj, const char *key, int64_t value);
+int ngs_h5_attr_write_f64(hid_t obj, const char *key, double value);
+
+/* buf receives the string ("" when absent or not a string). */
+void ngs_h5_attr_read_str(hid_t obj, const char *key, char *buf, size_t n);
+/* dflt when absent or unreadable. */
+long long ngs_h5_attr_read_i64(hid_t obj, const char *key, long long dflt);
+double ngs_h5_attr_read_f64(hid_t obj, const char *key, double dflt);
+
+/* A variable-length UTF-8 string type (caller closes it). */
+hid_t ngs_h5_vlen_str_type(void);
+#endif
