@@ -243,28 +243,6 @@ typedef struct {
     unsigned char *row;
 } output;
 
-/* SPICE number ("1k", "2.2u", "3meg") to double; NAN when it is not one. */
-static double spice_number(const char *s)
-{
-    char *end;
-    double v = strtod(s, &end), scale = 1;
-    if (end == s) return NAN;
-    if (strncasecmp(end, "meg", 3) == 0) scale = 1e6;
-    else if (strncasecmp(end, "mil", 3) == 0) scale = 25.4e-6;
-    else switch (*end | 0x20) {
-        case 't': scale = 1e12; break;
-        case 'g': scale = 1e9; break;
-        case 'k': scale = 1e3; break;
-        case 'm': scale = 1e-3; break;
-        case 'u': scale = 1e-6; break;
-        case 'n': scale = 1e-9; break;
-        case 'p': scale = 1e-12; break;
-        case 'f': scale = 1e-15; break;
-        default: break;
-        }
-    return v * scale;
-}
-
 static int output_open(ngs_batch *b, output *out, const ngs_job *first)
 {
     ngs_h5_writer *w;
@@ -361,10 +339,10 @@ static int append_summary(ngs_batch *b, output *out, size_t i, const finished *f
     row->netlist = job->netlist;
     row->wall_s = f ? f->wall_s : 0;
     row->points = f ? (int64_t)f->points : 0;
-    row->temp = job->temp ? spice_number(job->temp) : NAN;
+    row->temp = job->temp ? ngs_spice_number(job->temp) : NAN;
     row->seed = job->seed;
     for (size_t k = 0; k < out->nparams; k++) {
-        double v = k < job->nparams ? spice_number(job->param_values[k]) : NAN;
+        double v = k < job->nparams ? ngs_spice_number(job->param_values[k]) : NAN;
         memcpy(out->row + sizeof(summary_fixed) + k * sizeof(double), &v, sizeof v);
     }
     if (H5Dset_extent(out->summary, &size) < 0) return NGS_ERR_HDF5;

@@ -20,6 +20,8 @@
 #include "hooks/clock.h"
 #include "storage/h5info.h"
 #include "cache/cache.h"
+#include "gpu/spectrum_h5.h"
+#include "plugin/deck.h"
 
 enum {
     EXIT_OK = 0,
@@ -43,6 +45,9 @@ static void usage(FILE *f)
         "  batch NETLIST... -o OUT.h5   run many jobs on parallel ngspice instances:\n"
         "                          one per netlist given, or one per row of --params, or\n"
         "                          --monte-carlo N runs; one group per job plus /summary\n"
+        "  spectrum FILE.h5 --vector V   spectra and THD/SNR/SINAD/SFDR/ENOB of a transient\n"
+        "                          vector of every run (or batch job) in FILE; written\n"
+        "                          back into FILE and printed as a table\n"
         "  cache stats|list|clear|gc [--cache SPEC]   inspect or tidy the result cache\n"
         "  info FILE.h5            list runs, plots, vectors, points, stored size and\n"
         "                          compression ratio of an ngscale HDF5 file\n"
@@ -89,6 +94,20 @@ static void usage(FILE *f)
         "                          and the columns temp, seed and label are special\n"
         "      --monte-carlo N     N jobs of the netlist, job i with `.options seed=S+i`\n"
         "      --seed S            first seed (default 1)\n"
+        "\n"
+        "      --spectrum V        batch: run `spectrum --vector V` on the output at the end\n"
+        "\n"
+        "Options of spectrum:\n"
+        "      --vector V          v(out), out, i(vdd), vdd#branch... (required)\n"
+        "      --window W          rect, hann, hamming, blackman, blackman-harris (default),\n"
+        "                          flattop, kaiser[:beta]\n"
+        "      --fund F            fundamental in Hz (default: the largest tone)\n"
+        "      --periods P         analyse the last P whole periods of the fundamental\n"
+        "      --harmonics N       harmonics 2..N count as distortion (default 9)\n"
+        "      --points N          uniform points after resampling (default: automatic)\n"
+        "      --resample M        cubic (default) or linear\n"
+        "      --backend B         auto (default), cpu (FFTW) or gpu (cuFFT)\n"
+        "      --run GROUP         only this run or job (repeatable)\n"
         "\n"
         "Other options:\n"
         "  -h, --help              this text\n"
@@ -409,6 +428,16 @@ static int cmd_run(int argc, char **argv)
     return exit_code(rc);
 }
 
+/* ------------------------------------------------------------- spectrum -- */
+
+static int spectrum_of(const char *path, const ngs_spectrum_file_options *so)
+{
+    char err[1024];
+    int rc = ngs_spectrum_file(path, so, stdout, err, sizeof err);
+    if (rc != NGS_OK) fprintf(stderr, "ngscale spectrum: %s\n", err);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- batch -- */
 
 typedef struct {
@@ -515,7 +544,7 @@ static int cmd_batch(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
         {"cache", required_argument, 0, 'C'},  {"abs-err", required_argument, 0, 'A'},
         {"rel-err", required_argument, 0, 'R'}, {"bits", required_argument, 0, 'B'},
-        {0, 0, 0, 0}};
+        {"spectrum", required_argument, 0, 'F'}, {0, 0, 0, 0}};
     ngs_batch_options o;
     ngs_batch *b = NULL;
     ngs_batch_progress fin;
@@ -530,6 +559,7 @@ static int cmd_batch(int argc, char **argv)
     int c, rc, temp_col = -1, seed_col = -1, label_col = -1;
     struct sigaction sa;
 
+    const char *spectrum_vector = NULL;
     ngs_batch_options_init(&o);
     shared_options shared = {&o.codec, &o.level, &o.save, &o.cache, &o.memory, &o.timeout_s, &o.lossy};
     optind = 1;
@@ -553,6 +583,7 @@ static int cmd_batch(int argc, char **argv)
             break;
         case 'S': seed0 = atoll(optarg); break;
         case 'q': view.quiet = 1; break;
+        case 'F': spectrum_vector = optarg; break;
         case 'h': usage(stdout); return EXIT_OK;
         default: {
             int r = parse_shared(c, optarg, &shared);
@@ -646,6 +677,15 @@ static int cmd_batch(int argc, char **argv)
     } else {
         fprintf(stderr, "ngscale batch: %s\n", b ? ngs_batch_last_error(b) : ngs_strerror(rc));
     }
+    if (spectrum_vector && (rc == NGS_OK || rc == NGS_ERR_SIMULATION)) {
+        /* every job that finished, failed ones skipped and listed */
+        ngs_spectrum_file_options so;
+        int src;
+        ngs_spectrum_file_options_init(&so);
+        so.vector = spectrum_vector;
+        src = spectrum_of(o.output_path, &so);
+        if (rc == NGS_OK) rc = src;
+    }
     ngs_batch_destroy(b);
     free(jobs);
     free(values);
@@ -736,6 +776,56 @@ static int cmd_cache(int argc, char **argv)
     return exit_code(rc);
 }
 
+static int cmd_spectrum(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"vector", required_argument, 0, 'v'},   {"window", required_argument, 0, 'w'},
+        {"fund", required_argument, 0, 'f'},     {"periods", required_argument, 0, 'P'},
+        {"harmonics", required_argument, 0, 'H'}, {"points", required_argument, 0, 'N'},
+        {"resample", required_argument, 0, 'r'}, {"backend", required_argument, 0, 'b'},
+        {"run", required_argument, 0, 'R'},      {"plot", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    ngs_spectrum_file_options so;
+    const char *runs[256];
+    size_t nruns = 0;
+    int c;
+    double d;
+    ngs_spectrum_file_options_init(&so);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'v': so.vector = optarg; break;
+        case 'w': so.window = optarg; break;
+        case 'r': so.resample = optarg; break;
+        case 'b': so.backend = optarg; break;
+        case 'p': so.plot = optarg; break;
+        case 'f': /* SPICE suffixes welcome: 1k, 2.5meg */
+            d = ngs_spice_number(optarg);
+            if (!(d >= 0)) {
+                fprintf(stderr, "ngscale spectrum: --fund needs a frequency in Hz (e.g. 1k)\n");
+                return EXIT_USAGE;
+            }
+            so.fundamental = d;
+            break;
+        case 'P': so.periods = (unsigned)atoi(optarg); break;
+        case 'H': so.harmonics = atoi(optarg); break;
+        case 'N': so.points = (size_t)atoll(optarg); break;
+        case 'R':
+            if (nruns < 256) runs[nruns++] = optarg;
+            break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default: fprintf(stderr, "Try 'ngscale --help'.\n"); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !so.vector) {
+        fprintf(stderr, "usage: ngscale spectrum FILE.h5 --vector V [options] (see 'ngscale --help')\n");
+        return EXIT_USAGE;
+    }
+    so.runs = runs;
+    so.nruns = nruns;
+    return exit_code(spectrum_of(argv[optind], &so));
+}
+
 static int cmd_info(int argc, char **argv)
 {
     char err[512];
@@ -781,6 +871,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "info") == 0) return cmd_info(argc - 1, argv + 1);
     if (strcmp(argv[1], "batch") == 0) return cmd_batch(argc - 1, argv + 1);
     if (strcmp(argv[1], "cache") == 0) return cmd_cache(argc - 1, argv + 1);
+    if (strcmp(argv[1], "spectrum") == 0) return cmd_spectrum(argc - 1, argv + 1);
     fprintf(stderr, "ngscale: unknown command '%s' (see 'ngscale --help')\n", argv[1]);
     return EXIT_USAGE;
 }

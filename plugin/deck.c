@@ -8,6 +8,7 @@
 #include "plugin/deck.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,4 +265,26 @@ char *ngs_deck_text(const ngs_deck *d)
     }
     t[o] = '\0';
     return t;
+}
+
+/* SPICE number ("1k", "2.2u", "3meg") to double; NAN when it is not one. */
+double ngs_spice_number(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end), scale = 1;
+    if (end == s) return NAN;
+    if (strncasecmp(end, "meg", 3) == 0) scale = 1e6;
+    else if (strncasecmp(end, "mil", 3) == 0) scale = 25.4e-6;
+    else switch (*end | 0x20) {
+        case 't': scale = 1e12; break;
+        case 'g': scale = 1e9; break;
+        case 'k': scale = 1e3; break;
+        case 'm': scale = 1e-3; break;
+        case 'u': scale = 1e-6; break;
+        case 'n': scale = 1e-9; break;
+        case 'p': scale = 1e-12; break;
+        case 'f': scale = 1e-15; break;
+        default: break;
+        }
+    return v * scale;
 }

@@ -30,6 +30,9 @@ int ngs_deck_insert_before_end(ngs_deck *deck, const char *const *lines, size_t 
 /* Writes the deck to path, with a `.save none` card before `.end` when save_none. */
 int ngs_deck_write(const ngs_deck *deck, int save_none, const char *path);
 
+/* A SPICE number ("1k", "2.2u", "3meg", "10") as a double; NAN when it is not one. */
+double ngs_spice_number(const char *text);
+
 /* The whole text, lines joined with '\n' (caller frees). */
 char *ngs_deck_text(const ngs_deck *deck);
 

@@ -71,6 +71,10 @@ static herr_t visit_plot(hid_t run, const char *name, const H5L_info_t *li, void
     (void)li;
     g = H5Gopen2(run, name, H5P_DEFAULT);
     if (g < 0) return 0;
+    if (H5Aexists(g, "plot_name") <= 0) { /* not a plot: e.g. the spectra of the run */
+        H5Gclose(g);
+        return 0;
+    }
     ngs_h5_attr_read_str(g, "plotname", plotname, sizeof plotname);
     ngs_h5_attr_read_str(g, "status", status, sizeof status);
     ngs_h5_attr_read_str(g, "message", msg, sizeof msg);

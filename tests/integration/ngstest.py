@@ -111,7 +111,8 @@ def read_h5_plots(path, group="run"):
     out = []
     with h5py.File(path, "r") as f:
         run_group = f[group]
-        plots = sorted(run_group.values(), key=lambda g: g.attrs["index"])
+        plots = sorted((g for g in run_group.values() if "plot_name" in g.attrs),
+                       key=lambda g: g.attrs["index"])
         for g in plots:
             dsets = sorted(g.values(), key=lambda d: d.attrs["index"])
             out.append({"name": g.name.split("/")[-1], "attrs": dict(g.attrs),
