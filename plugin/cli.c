@@ -21,6 +21,7 @@
 #include "storage/h5info.h"
 #include "cache/cache.h"
 #include "gpu/spectrum_h5.h"
+#include "storage/convert.h"
 #include "plugin/deck.h"
 
 enum {
@@ -29,6 +30,7 @@ enum {
     EXIT_USAGE = 2,
     EXIT_IO = 3,       /* file, HDF5 or compression error */
     EXIT_NGSPICE = 4,  /* libngspice missing or unusable */
+    EXIT_TRUNCATED = 5,/* convert: the RAW input was truncated; what it held was kept */
     EXIT_TIMEOUT = 124,
     EXIT_INTERRUPTED = 130
 };
@@ -45,6 +47,10 @@ static void usage(FILE *f)
         "  batch NETLIST... -o OUT.h5   run many jobs on parallel ngspice instances:\n"
         "                          one per netlist given, or one per row of --params, or\n"
         "                          --monte-carlo N runs; one group per job plus /summary\n"
+        "  convert IN.raw OUT.h5   a RAW file (ngspice, Xyce, LTspice; binary or ASCII; any\n"
+        "                          size, in bounded memory) to the same HDF5 schema\n"
+        "  export IN.h5 OUT.raw    back to RAW for tools that need it (--ascii, --group G);\n"
+        "                          RAW -> HDF5 -> RAW gives ngspice's bytes back\n"
         "  spectrum FILE.h5 --vector V   spectra and THD/SNR/SINAD/SFDR/ENOB of a transient\n"
         "                          vector of every run (or batch job) in FILE; written\n"
         "                          back into FILE and printed as a table\n"
@@ -115,7 +121,8 @@ static void usage(FILE *f)
         "\n"
         "Exit status: 0 success; 1 the netlist was rejected, an analysis failed or ngspice\n"
         "exited with an error; 2 usage error; 3 file, HDF5 or compression error;\n"
-        "4 libngspice missing or unusable; 124 timeout; 130 interrupted (Ctrl-C).\n"
+        "4 libngspice missing or unusable; 5 convert: the RAW input was truncated (every\n"
+        "complete point converted, the run marked incomplete); 124 timeout; 130 interrupted.\n"
         "batch exits 1 when any job failed; every job's status is in /summary.\n"
         "An unfinished run leaves a readable file whose run status says 'incomplete'.\n"
         "\n"
@@ -826,6 +833,87 @@ static int cmd_spectrum(int argc, char **argv)
     return exit_code(spectrum_of(argv[optind], &so));
 }
 
+/* ------------------------------------------------------ convert, export -- */
+
+static int cmd_convert(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"codec", required_argument, 0, 'c'},  {"level", required_argument, 0, 'l'},
+        {"group", required_argument, 0, 'g'},  {"append", no_argument, 0, 'a'},
+        {"abs-err", required_argument, 0, 'A'}, {"rel-err", required_argument, 0, 'R'},
+        {"bits", required_argument, 0, 'B'},   {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    ngs_convert_options o;
+    ngs_convert_report rep;
+    const char *save = NULL, *cache = NULL;
+    ngs_memory_mode memory = NGS_MEMORY_AUTO;
+    double timeout = 0;
+    char err[1024];
+    int c, rc, quiet = 0;
+    ngs_convert_options_init(&o);
+    shared_options shared = {&o.codec, &o.level, &save, &cache, &memory, &timeout, &o.lossy};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'g': o.group = optarg; break;
+        case 'a': o.append = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default: {
+            int r = parse_shared(c, optarg, &shared);
+            if (r == 1) break;
+            if (r == 0) fprintf(stderr, "Try 'ngscale --help'.\n");
+            return EXIT_USAGE;
+        }
+        }
+    }
+    if (optind != argc - 2) {
+        fprintf(stderr, "usage: ngscale convert IN.raw OUT.h5 [--codec ...] (see 'ngscale --help')\n");
+        return EXIT_USAGE;
+    }
+    rc = ngs_convert_raw_to_h5(argv[optind], argv[optind + 1], &o, &rep, err, sizeof err);
+    if (rc != NGS_OK) {
+        fprintf(stderr, "ngscale convert: %s\n", err);
+        return exit_code(rc);
+    }
+    if (rep.message[0]) fprintf(stderr, "ngscale convert: %s%s\n", rep.truncated ? "" : "warning: ", rep.message);
+    if (!quiet)
+        fprintf(stderr, "ngscale convert: %d plot%s, %llu points, %.2f GB in %.2f s (%.2f GB/s), "
+                        "%.2f GB out (%.2fx smaller)\n",
+                rep.plots, rep.plots == 1 ? "" : "s", (unsigned long long)rep.points,
+                (double)rep.bytes_in / 1e9, rep.seconds,
+                rep.seconds > 0 ? (double)rep.bytes_in / 1e9 / rep.seconds : 0.0,
+                (double)rep.bytes_out / 1e9,
+                rep.bytes_out ? (double)rep.bytes_in / (double)rep.bytes_out : 0.0);
+    return rep.truncated ? EXIT_TRUNCATED : EXIT_OK;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"ascii", no_argument, 0, 'a'}, {"group", required_argument, 0, 'g'},
+        {"help", no_argument, 0, 'h'},  {0, 0, 0, 0}};
+    const char *group = NULL;
+    char err[1024];
+    int c, rc, ascii = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'a': ascii = 1; break;
+        case 'g': group = optarg; break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default: fprintf(stderr, "Try 'ngscale --help'.\n"); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 2) {
+        fprintf(stderr, "usage: ngscale export IN.h5 OUT.raw [--ascii] [--group G]\n");
+        return EXIT_USAGE;
+    }
+    rc = ngs_export_h5_to_raw(argv[optind], group, argv[optind + 1], ascii, err, sizeof err);
+    if (rc != NGS_OK) fprintf(stderr, "ngscale export: %s\n", err);
+    return exit_code(rc);
+}
+
 static int cmd_info(int argc, char **argv)
 {
     char err[512];
@@ -872,6 +960,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "batch") == 0) return cmd_batch(argc - 1, argv + 1);
     if (strcmp(argv[1], "cache") == 0) return cmd_cache(argc - 1, argv + 1);
     if (strcmp(argv[1], "spectrum") == 0) return cmd_spectrum(argc - 1, argv + 1);
+    if (strcmp(argv[1], "convert") == 0) return cmd_convert(argc - 1, argv + 1);
+    if (strcmp(argv[1], "export") == 0) return cmd_export(argc - 1, argv + 1);
     fprintf(stderr, "ngscale: unknown command '%s' (see 'ngscale --help')\n", argv[1]);
     return EXIT_USAGE;
 }

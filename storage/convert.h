@@ -1,0 +1,95 @@
+/*
+ * convert.h - RAW -> HDF5 converter and HDF5 -> RAW exporter (`ngscale convert`,
+ * `ngscale export`).
+ *
+ * Users hold archives of RAW files of any size: the converter streams a RAW file
+ * (storage/raw.h's mmap reader, a few MiB of rows at a time) into the same HDF5 schema
+ * as `ngscale run` (storage/SCHEMA.md) through the streaming writer, compressing on
+ * every core, in bounded memory. It keeps what the RAW writer needs to give the same
+ * bytes back ("RAW provenance attributes" in SCHEMA.md), so RAW -> HDF5 -> RAW is
+ * byte-identical for files ngspice wrote. The exporter turns any run of an ngscale
+ * file back into an ngspice RAW file (binary or ASCII) that ngspice can `load`; a run
+ * without provenance (from `ngscale run`) gets ngspice's own header layout.
+ *
+ * Every function returns NGS_OK or a negative ngs_status code (plugin/ngscale.h); err,
+ * when given, then says what failed and where (for RAW input: byte offset and line).
+ */
+#ifndef NGS_STORAGE_CONVERT_H
+#define NGS_STORAGE_CONVERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ngscale.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ngs_convert_options {
+    ngs_codec codec;     /* default NGS_CODEC_ZSTD; the lossy ones (bounded, bitround)
+                            work too, but then the way back gives other bytes */
+    int level;           /* codec level; 0 = codec default */
+    ngs_lossy_options lossy; /* bounds of the lossy codecs (plugin/ngscale.h) */
+    const char *group;   /* run group to create; NULL: "run" */
+    int append;          /* 1: add the group to an existing ngscale file */
+    int threads;         /* encoder threads; 0 = every core (nothing else runs meanwhile) */
+    size_t chunk_points; /* points per HDF5 chunk; 0 = automatic (as `ngscale run`) */
+    size_t read_bytes;   /* rows read from the RAW file per step; 0 = 1 MiB */
+} ngs_convert_options;
+
+void ngs_convert_options_init(ngs_convert_options *options);
+
+/* What a conversion or an export did. */
+typedef struct ngs_convert_report {
+    int plots;              /* plots written */
+    uint64_t points;        /* points written, over all plots */
+    uint64_t bytes_in;      /* size of the input file */
+    uint64_t bytes_out;     /* size of the output file when done */
+    double seconds;         /* wall time */
+    /* convert: the RAW file ends early (cut inside a plot's data or inside a header, or
+     * a plot still "in progress" with No. Points 0): every complete point was converted
+     * and the run and that plot say status "incomplete", with the count in the message.
+     * export: the run exported was not "complete" in the HDF5 file. */
+    int truncated;
+    uint64_t skipped_bytes; /* input bytes not converted (partial point, cut header,
+                               bytes after the last plot that are not a plot) */
+    char message[512];      /* why truncated or what was skipped; "" when neither */
+} ngs_convert_report;
+
+/* Converts every plot of raw_path into one run group of h5_path (created, or added to
+ * it with options->append). opts and report may be NULL (defaults; no report).
+ *
+ * Truncated input is not an error: the function returns NGS_OK with report->truncated
+ * set (and the file says status "incomplete"), so that the caller decides; `ngscale
+ * convert` should print report->message and exit non-zero (see SCHEMA.md).
+ * Errors: NGS_ERR_ARG (NULL path, group already in the file), NGS_ERR_IO (cannot read
+ * the RAW file or create the HDF5 file), NGS_ERR_FORMAT (not a RAW file, corrupt
+ * header, an ASCII value that is not a number: err has the byte offset and line),
+ * NGS_ERR_HDF5, NGS_ERR_CODEC, NGS_ERR_NOMEM. A failure after the output was created
+ * leaves it with the run's status "failed" and the message, like `ngscale run`. */
+int ngs_convert_raw_to_h5(const char *raw_path, const char *h5_path,
+                          const ngs_convert_options *opts, ngs_convert_report *report,
+                          char *err, size_t errlen);
+
+/* Writes one run of h5_path as an ngspice RAW file: every plot in order, binary or
+ * (ascii = 1) ASCII. group NULL: the file's only run group, else "run". Data are read
+ * a block of chunks at a time, so memory does not grow with the file.
+ * Errors: NGS_ERR_ARG (no such group; NULL path), NGS_ERR_IO (cannot open either file),
+ * NGS_ERR_FORMAT (not an ngscale file, a dataset that is neither float64 nor {r, i}),
+ * NGS_ERR_HDF5, NGS_ERR_NOMEM. */
+int ngs_export_h5_to_raw(const char *h5_path, const char *group, const char *raw_path,
+                         int ascii, char *err, size_t errlen);
+
+/* The same, filling report (may be NULL). */
+int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const char *raw_path,
+                                int ascii, ngs_convert_report *report, char *err,
+                                size_t errlen);
+
+/* Analysis type for a RAW "Plotname:" ("Transient Analysis" -> "tran", "AC Analysis" ->
+ * "ac", ...; else its first word in lower case). Writes at most n bytes to out. */
+int ngs_convert_analysis_name(const char *plotname, char *out, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NGS_STORAGE_CONVERT_H */
