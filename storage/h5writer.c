@@ -456,7 +456,7 @@ static int alloc_block(ngs_h5_writer *w, plot_state *p)
     if (!p->block) return NGS_ERR_NOMEM;
     /* encoder slots sized for the largest chunk of this plot */
     if (chunk_bytes_max > w->slot_bytes) {
-        int n = w->nthreads;
+        int n = 8 * w->nthreads; /* one pool run covers many vectors: fewer barriers */
         free_slots(w);
         w->enc = calloc((size_t)n, sizeof *w->enc);
         w->scratch = calloc((size_t)n, sizeof *w->scratch);
