@@ -26,5 +26,7 @@ if [ "${NGSCALE_CUDA:-1}" != 0 ] && command -v nvcc >/dev/null 2>&1; then
     extra="$out/spectrum_cuda.o -L$cuda_home/lib64 -Wl,-rpath,$cuda_home/lib64 -lcufft -lcudart"
 fi
 # shellcheck disable=SC2086
-$cc $cflags "$root"/gpu/*.c "$root/bench/bench_spectrum.c" $extra $libs -o "$out/bench_spectrum"
+# the engine only: spectrum_h5.c (files) needs the rest of the library
+engine=$(ls "$root"/gpu/*.c | grep -v spectrum_h5.c)
+$cc $cflags $engine "$root/bench/bench_spectrum.c" $extra $libs -o "$out/bench_spectrum"
 exec "$out/bench_spectrum" "$@"
