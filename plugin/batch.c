@@ -505,7 +505,7 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
     output out;
     ngs_batch_progress p;
     unsigned char *seen;
-    double t0 = ngs_now_s();
+    double t0 = ngs_now_s(), last_flush = t0;
     int rc, started = 0, out_rc = NGS_OK;
 
     if (!b || (!jobs && njobs)) return NGS_ERR_ARG;
@@ -566,7 +566,9 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
         if (out_rc == NGS_OK) out_rc = append_summary(b, &out, f->job, f) != NGS_OK
                                            ? (set_error(b, "%s: cannot write /summary", b->opt.output_path), NGS_ERR_HDF5)
                                            : NGS_OK;
-        if (out_rc == NGS_OK && H5Fflush(out.file, H5F_SCOPE_GLOBAL) < 0) {
+        /* at most once a second: flushing after every tiny job cost more than the job */
+        if (out_rc == NGS_OK && ngs_now_s() - last_flush >= 1.0 &&
+            (last_flush = ngs_now_s(), H5Fflush(out.file, H5F_SCOPE_GLOBAL) < 0)) {
             set_error(b, "%s: flush failed (disk full?)", b->opt.output_path);
             out_rc = NGS_ERR_IO;
         }
