@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "gpu/spectrum.h"
+#include "storage/h5attr.h"
 #include "storage/bounded.h"
 #include "storage/codec.h"
 
@@ -72,82 +73,6 @@ static void append(char *buf, size_t n, const char *fmt, ...)
     va_end(ap);
     if (w < 0 || (size_t)w >= n - len) snprintf(buf + (n > 4 ? n - 4 : 0), n > 4 ? 4 : n, "...");
 }
-
-/* Variable-length or fixed string attribute; NULL when absent (caller frees). */
-static char *read_str_attr(hid_t obj, const char *name)
-{
-    hid_t a, t;
-    char *out = NULL;
-    if (H5Aexists(obj, name) <= 0) return NULL;
-    if ((a = H5Aopen(obj, name, H5P_DEFAULT)) < 0) return NULL;
-    t = H5Aget_type(a);
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
-        if (H5Tis_variable_str(t) > 0) {
-            char *s = NULL;
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(t));
-            if (H5Aread(a, mt, &s) >= 0 && s) {
-                out = strdup(s);
-                H5free_memory(s);
-            }
-            H5Tclose(mt);
-        } else {
-            size_t sz = H5Tget_size(t);
-            char *tmp = calloc(1, sz + 1);
-            if (tmp && H5Aread(a, t, tmp) >= 0) out = strdup(tmp);
-            free(tmp);
-        }
-    }
-    if (t >= 0) H5Tclose(t);
-    H5Aclose(a);
-    return out;
-}
-
-static long long read_int_attr(hid_t obj, const char *name, long long dflt)
-{
-    long long v = dflt;
-    hid_t a;
-    if (H5Aexists(obj, name) <= 0) return dflt;
-    if ((a = H5Aopen(obj, name, H5P_DEFAULT)) < 0) return dflt;
-    if (H5Aread(a, H5T_NATIVE_LLONG, &v) < 0) v = dflt;
-    H5Aclose(a);
-    return v;
-}
-
-static hid_t vlen_str_type(void)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
-static int attr_write(hid_t obj, const char *key, hid_t type, const void *value)
-{
-    hid_t space = H5Screate(H5S_SCALAR), a;
-    herr_t rc = -1;
-    if (space < 0) return -1;
-    if (H5Aexists(obj, key) > 0) H5Adelete(obj, key);
-    a = H5Acreate2(obj, key, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (a >= 0) {
-        rc = H5Awrite(a, type, value);
-        H5Aclose(a);
-    }
-    H5Sclose(space);
-    return rc < 0 ? -1 : 0;
-}
-
-static int attr_str(hid_t obj, const char *key, const char *value)
-{
-    hid_t t = vlen_str_type();
-    int rc = attr_write(obj, key, t, &value);
-    H5Tclose(t);
-    return rc;
-}
-
-static int attr_f64(hid_t obj, const char *key, double v) { return attr_write(obj, key, H5T_NATIVE_DOUBLE, &v); }
-static int attr_i64(hid_t obj, const char *key, int64_t v) { return attr_write(obj, key, H5T_NATIVE_INT64, &v); }
 
 /* HDF5 link names cannot hold '/'; SCHEMA.md escapes '/' and '%' as %2F and %25. */
 static char *escape_link(const char *name)
@@ -369,10 +294,10 @@ static int describe_vector(hid_t plot, const char *link, const char *scale, vecn
     H5E_BEGIN_TRY { d = H5Dopen2(plot, link, H5P_DEFAULT); } H5E_END_TRY;
     if (d < 0) return 0;
     v->link = strdup(link);
-    v->name = read_str_attr(d, "name");
+    v->name = ngs_h5_attr_dup_str(d, "name");
     if (!v->name) v->name = unescape_link(link);
-    v->ngspice_name = read_str_attr(d, "ngspice_name");
-    v->is_scale = read_int_attr(d, "is_scale", 0) != 0 || (scale && strcmp(scale, link) == 0);
+    v->ngspice_name = ngs_h5_attr_dup_str(d, "ngspice_name");
+    v->is_scale = ngs_h5_attr_read_i64(d, "is_scale", 0) != 0 || (scale && strcmp(scale, link) == 0);
     H5Dclose(d);
     return 1;
 }
@@ -513,7 +438,7 @@ static int64_t job_number(const char *run)
 
 static int is_tran_plot(hid_t plot, const char *link)
 {
-    char *an = read_str_attr(plot, "analysis");
+    char *an = ngs_h5_attr_dup_str(plot, "analysis");
     int yes = an ? strcmp(an, "tran") == 0 : strncmp(link, "tran", 4) == 0;
     free(an);
     return yes;
@@ -541,7 +466,7 @@ static char *pick_plot(hid_t run, const char *want, char *plots, size_t plots_le
         H5E_BEGIN_TRY { g = H5Gopen2(run, links.v[i], H5P_DEFAULT); } H5E_END_TRY;
         if (g < 0) continue;
         if (is_tran_plot(g, links.v[i])) {
-            long long idx = read_int_attr(g, "index", (long long)i);
+            long long idx = ngs_h5_attr_read_i64(g, "index", (long long)i);
             if (!best || idx < best_index) {
                 free(best);
                 best = strdup(links.v[i]);
@@ -595,7 +520,7 @@ static int select_run(job *j, const char *run_link, int explicit)
         rc = set_err(j->err, j->errlen, NGS_ERR_HDF5, "%s: cannot open %s/%s", j->path, run_link, plot_link);
         goto out;
     }
-    scale = read_str_attr(plot, "scale");
+    scale = ngs_h5_attr_dup_str(plot, "scale");
     found = lookup_vector(plot, j->o->vector, scale, &v);
     if (!found || !scale || v.is_scale) { /* list the plot: to find the vector, the scale, or the names */
         vecnames vn;
@@ -655,12 +580,12 @@ static int select_run(job *j, const char *run_link, int explicit)
     v.link = v.name = NULL;
     it.scale = scale;
     scale = NULL;
-    it.codec = read_str_attr(run, "codec");
+    it.codec = ngs_h5_attr_dup_str(run, "codec");
     it.job = job_number(run_link);
     {
         hid_t d;
         H5E_BEGIN_TRY { d = it.vec_link ? H5Dopen2(plot, it.vec_link, H5P_DEFAULT) : -1; } H5E_END_TRY;
-        it.unit = d >= 0 ? read_str_attr(d, "unit") : NULL;
+        it.unit = d >= 0 ? ngs_h5_attr_dup_str(d, "unit") : NULL;
         if (d >= 0) H5Dclose(d);
         if (!it.unit) it.unit = strdup("");
     }
@@ -942,7 +867,7 @@ static int write_rows(hid_t g, const char *name, const metrics_row *r, size_t n)
         if (H5Lexists(g, name, H5P_DEFAULT) > 0) H5Ldelete(g, name, H5P_DEFAULT);
         d = H5Dcreate2(g, name, t, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
         if (d >= 0 && H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0 &&
-            attr_str(d, "units", "fundamental_hz Hz; amplitude, dc in the vector's unit; thd_db, snr_db, "
+            ngs_h5_attr_write_str(d, "units", "fundamental_hz Hz; amplitude, dc in the vector's unit; thd_db, snr_db, "
                                  "sinad_db dB; thd_percent %; sfdr_db dBc; spur_hz Hz; enob_bits bit; "
                                  "noise_floor_db dB re 1 unit^2 per bin") == 0)
             rc = 0;
@@ -983,7 +908,7 @@ static int write_array(hid_t g, const char *name, const double *v, size_t n, con
         }
         d = H5Dcreate2(g, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
         if (d >= 0 && H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0 &&
-            attr_str(d, "unit", unit) == 0)
+            ngs_h5_attr_write_str(d, "unit", unit) == 0)
             rc = 0;
     }
     if (d >= 0) H5Dclose(d);
@@ -1024,7 +949,7 @@ static int write_item(job *j, const item *it, const ngs_spectrum_metrics *m, con
             if (ty == H5O_TYPE_GROUP)
                 spec = H5Gopen2(run, "spectrum", H5P_DEFAULT);
             else if (ty < 0 && (spec = new_group(run, "spectrum")) >= 0)
-                attr_str(spec, "ngscale_kind", "spectra");
+                ngs_h5_attr_write_str(spec, "ngscale_kind", "spectra");
         }
         if (spec >= 0 && H5Lexists(spec, it->vec_link, H5P_DEFAULT) > 0)
             H5Ldelete(spec, it->vec_link, H5P_DEFAULT);
@@ -1037,33 +962,33 @@ static int write_item(job *j, const item *it, const ngs_spectrum_metrics *m, con
         goto out;
     }
     iso_time(created, sizeof created);
-    ok &= attr_str(g, "ngscale_kind", "spectrum") == 0;
-    ok &= attr_str(g, "vector", it->vec_name) == 0;
-    ok &= attr_str(g, "plot", it->plot) == 0;
-    ok &= attr_str(g, "scale", it->scale) == 0;
-    ok &= attr_str(g, "unit", it->unit) == 0;
-    ok &= attr_str(g, "amplitude_unit", it->unit) == 0;
-    ok &= attr_str(g, "psd_unit", psd_unit) == 0;
-    ok &= attr_str(g, "frequency_unit", "Hz") == 0;
-    ok &= attr_str(g, "window", ngs_spectrum_window_name(j->window)) == 0;
-    if (j->window == NGS_WINDOW_KAISER) ok &= attr_f64(g, "kaiser_beta", j->kaiser_beta) == 0;
-    ok &= attr_str(g, "resampling", j->resample == NGS_RESAMPLE_LINEAR ? "linear" : "cubic") == 0;
-    ok &= attr_i64(g, "N", (int64_t)N) == 0;
-    ok &= attr_i64(g, "nbins", (int64_t)nb) == 0;
-    ok &= attr_f64(g, "fs", m->fs) == 0;
-    ok &= attr_f64(g, "df", m->df) == 0;
-    ok &= attr_f64(g, "t_start", m->t_start) == 0;
-    ok &= attr_f64(g, "duration", (double)N / m->fs) == 0;
-    ok &= attr_f64(g, "fundamental", m->fundamental) == 0;
-    ok &= attr_str(g, "fundamental_source", fund_source) == 0;
-    ok &= attr_i64(g, "periods", periods_of(m, N)) == 0;
-    ok &= attr_i64(g, "coherent", m->coherent) == 0;
-    ok &= attr_i64(g, "harmonics", j->harmonics) == 0;
-    ok &= attr_str(g, "backend", used == NGS_SPECTRUM_GPU ? "gpu" : "cpu") == 0;
-    ok &= attr_i64(g, "input_points", (int64_t)it->n) == 0;
-    ok &= attr_i64(g, "dropped_points", (int64_t)it->dropped) == 0;
-    ok &= attr_str(g, "created", created) == 0;
-    ok &= attr_str(g, "ngscale_version", NGSCALE_VERSION) == 0;
+    ok &= ngs_h5_attr_write_str(g, "ngscale_kind", "spectrum") == 0;
+    ok &= ngs_h5_attr_write_str(g, "vector", it->vec_name) == 0;
+    ok &= ngs_h5_attr_write_str(g, "plot", it->plot) == 0;
+    ok &= ngs_h5_attr_write_str(g, "scale", it->scale) == 0;
+    ok &= ngs_h5_attr_write_str(g, "unit", it->unit) == 0;
+    ok &= ngs_h5_attr_write_str(g, "amplitude_unit", it->unit) == 0;
+    ok &= ngs_h5_attr_write_str(g, "psd_unit", psd_unit) == 0;
+    ok &= ngs_h5_attr_write_str(g, "frequency_unit", "Hz") == 0;
+    ok &= ngs_h5_attr_write_str(g, "window", ngs_spectrum_window_name(j->window)) == 0;
+    if (j->window == NGS_WINDOW_KAISER) ok &= ngs_h5_attr_write_f64(g, "kaiser_beta", j->kaiser_beta) == 0;
+    ok &= ngs_h5_attr_write_str(g, "resampling", j->resample == NGS_RESAMPLE_LINEAR ? "linear" : "cubic") == 0;
+    ok &= ngs_h5_attr_write_i64(g, "N", (int64_t)N) == 0;
+    ok &= ngs_h5_attr_write_i64(g, "nbins", (int64_t)nb) == 0;
+    ok &= ngs_h5_attr_write_f64(g, "fs", m->fs) == 0;
+    ok &= ngs_h5_attr_write_f64(g, "df", m->df) == 0;
+    ok &= ngs_h5_attr_write_f64(g, "t_start", m->t_start) == 0;
+    ok &= ngs_h5_attr_write_f64(g, "duration", (double)N / m->fs) == 0;
+    ok &= ngs_h5_attr_write_f64(g, "fundamental", m->fundamental) == 0;
+    ok &= ngs_h5_attr_write_str(g, "fundamental_source", fund_source) == 0;
+    ok &= ngs_h5_attr_write_i64(g, "periods", periods_of(m, N)) == 0;
+    ok &= ngs_h5_attr_write_i64(g, "coherent", m->coherent) == 0;
+    ok &= ngs_h5_attr_write_i64(g, "harmonics", j->harmonics) == 0;
+    ok &= ngs_h5_attr_write_str(g, "backend", used == NGS_SPECTRUM_GPU ? "gpu" : "cpu") == 0;
+    ok &= ngs_h5_attr_write_i64(g, "input_points", (int64_t)it->n) == 0;
+    ok &= ngs_h5_attr_write_i64(g, "dropped_points", (int64_t)it->dropped) == 0;
+    ok &= ngs_h5_attr_write_str(g, "created", created) == 0;
+    ok &= ngs_h5_attr_write_str(g, "ngscale_version", NGSCALE_VERSION) == 0;
     for (size_t k = 0; k < nb; k++) scratch[k] = (double)k * m->df;
     ok &= write_array(g, "frequency", scratch, nb, "Hz", codec) == 0;
     ok &= write_array(g, "amplitude", amp, nb, it->unit, codec) == 0;
@@ -1129,8 +1054,8 @@ static void rows_add(rows *r, const char *run, hid_t g, hid_t d)
         row = &r->v[r->n];
         row->num = num[i];
         row->run = strdup(run);
-        row->vector = read_str_attr(g, "vector");
-        row->plot = read_str_attr(g, "plot");
+        row->vector = ngs_h5_attr_dup_str(g, "vector");
+        row->plot = ngs_h5_attr_dup_str(g, "plot");
         if (!row->vector) row->vector = strdup("");
         if (!row->plot) row->plot = strdup("");
         r->n++;
@@ -1286,7 +1211,7 @@ static int open_file(job *j)
         return rc;
     }
     H5Pclose(fapl);
-    H5E_BEGIN_TRY { fmt = read_str_attr(j->file, "ngscale_format"); } H5E_END_TRY;
+    H5E_BEGIN_TRY { fmt = ngs_h5_attr_dup_str(j->file, "ngscale_format"); } H5E_END_TRY;
     if (!fmt) return set_err(j->err, j->errlen, NGS_ERR_FORMAT, "%s: an HDF5 file, but not written by ngscale", j->path);
     free(fmt);
     /* A killed writer also leaves stale free-space records (ngscale files keep them

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 hid_t ngs_h5_vlen_str_type(void)
 {
@@ -46,31 +47,39 @@ int ngs_h5_attr_write_f64(hid_t obj, const char *key, double value)
     return write_scalar(obj, key, H5T_NATIVE_DOUBLE, &value);
 }
 
-void ngs_h5_attr_read_str(hid_t obj, const char *key, char *buf, size_t n)
+char *ngs_h5_attr_dup_str(hid_t obj, const char *key)
 {
     hid_t a, t;
-    buf[0] = '\0';
-    if (H5Aexists(obj, key) <= 0 || (a = H5Aopen(obj, key, H5P_DEFAULT)) < 0) return;
+    char *out = NULL;
+    if (H5Aexists(obj, key) <= 0 || (a = H5Aopen(obj, key, H5P_DEFAULT)) < 0) return NULL;
     t = H5Aget_type(a);
-    if (H5Tget_class(t) == H5T_STRING) {
+    if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
         if (H5Tis_variable_str(t) > 0) {
             char *s = NULL;
             hid_t mt = ngs_h5_vlen_str_type();
             H5Tset_cset(mt, H5Tget_cset(t));
             if (H5Aread(a, mt, &s) >= 0 && s) {
-                snprintf(buf, n, "%s", s);
+                out = strdup(s);
                 H5free_memory(s);
             }
             H5Tclose(mt);
         } else {
             size_t sz = H5Tget_size(t);
             char *tmp = calloc(1, sz + 1);
-            if (tmp && H5Aread(a, t, tmp) >= 0) snprintf(buf, n, "%s", tmp);
+            if (tmp && H5Aread(a, t, tmp) >= 0) out = strdup(tmp);
             free(tmp);
         }
     }
-    H5Tclose(t);
+    if (t >= 0) H5Tclose(t);
     H5Aclose(a);
+    return out;
+}
+
+void ngs_h5_attr_read_str(hid_t obj, const char *key, char *buf, size_t n)
+{
+    char *s = ngs_h5_attr_dup_str(obj, key);
+    snprintf(buf, n, "%s", s ? s : "");
+    free(s);
 }
 
 long long ngs_h5_attr_read_i64(hid_t obj, const char *key, long long dflt)
