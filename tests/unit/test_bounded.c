@@ -771,21 +771,21 @@ END_TEST
 
 /* ---- HDF5 --------------------------------------------------------------------------------------- */
 
-static char tmpdir[256];
+static char bounded_dir[256];
 
 static void make_tmpdir(void)
 {
     const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/ngs_bounded_XXXXXX", base && *base ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    snprintf(bounded_dir, sizeof bounded_dir, "%s/ngs_bounded_XXXXXX", base && *base ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(bounded_dir));
 }
 
 static void remove_tmpdir(void)
 {
     char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", bounded_dir);
     if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
+        fprintf(stderr, "could not remove %s\n", bounded_dir);
 }
 
 static hid_t complex_type(void)
@@ -825,7 +825,7 @@ START_TEST(test_hdf5_pipeline)
     ngs_bounded_params p = {0, 1e-6, 0};
     make_tmpdir();
     char path[300];
-    snprintf(path, sizeof path, "%s/pipe.h5", tmpdir);
+    snprintf(path, sizeof path, "%s/pipe.h5", bounded_dir);
     hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     ck_assert(file >= 0);
     for (size_t es = 8; es <= 16; es += 8) {
@@ -880,7 +880,7 @@ START_TEST(test_hdf5_write_chunk)
     ngs_bounded_params p = {1e-9, 1e-6, 0};
     make_tmpdir();
     char path[300];
-    snprintf(path, sizeof path, "%s/chunks.h5", tmpdir);
+    snprintf(path, sizeof path, "%s/chunks.h5", bounded_dir);
     hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     for (size_t es = 8; es <= 16; es += 8) {
         size_t dpe = es / 8;
@@ -1055,15 +1055,15 @@ static void run_ngspice(const char *name, const char *netlist, char *raw, size_t
     FILE *f;
     ck_assert_msg(system("command -v ngspice >/dev/null 2>&1") == 0,
                   "ngspice is not installed (apt-get install ngspice)");
-    snprintf(cir, sizeof cir, "%s/%s.cir", tmpdir, name);
-    snprintf(raw, rawlen, "%s/%s.raw", tmpdir, name);
+    snprintf(cir, sizeof cir, "%s/%s.cir", bounded_dir, name);
+    snprintf(raw, rawlen, "%s/%s.raw", bounded_dir, name);
     f = fopen(cir, "w");
     ck_assert_ptr_nonnull(f);
     fputs(netlist, f);
     fclose(f);
     snprintf(cmd, sizeof cmd, "cd '%s' && HOME='%s' ngspice -b -r '%s.raw' '%s.cir' >'%s.log' 2>&1",
-             tmpdir, tmpdir, name, name, name);
-    ck_assert_msg(system(cmd) == 0, "ngspice failed: see %s/%s.log", tmpdir, name);
+             bounded_dir, bounded_dir, name, name, name);
+    ck_assert_msg(system(cmd) == 0, "ngspice failed: see %s/%s.log", bounded_dir, name);
 }
 
 /* Every vector (scale included: the codec must hold its bound there too) in chunks of

@@ -24,61 +24,10 @@
 #include <unistd.h>
 
 #include "storage/raw.h"
+#include "tests/unit/ngs_check.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-typedef struct {
-    char dir[256];
-} tmpdir;
-
-static void tmp_make(tmpdir *t)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(t->dir, sizeof t->dir, "%s/ngs_raw_XXXXXX", base && *base ? base : "/tmp");
-    ck_assert_msg(mkdtemp(t->dir) != NULL, "mkdtemp: %s", strerror(errno));
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void tmp_free(tmpdir *t)
-{
-    nftw(t->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void path_in(const tmpdir *t, const char *name, char *out, size_t n)
-{
-    snprintf(out, n, "%s/%s", t->dir, name);
-}
-
-static void write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "fopen %s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static unsigned char *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "fopen %s: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_uint_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    b[len] = 0;
-    *n = (size_t)len;
-    return b;
-}
 
 /* Runs ngspice -b -r on netlist text; returns the RAW path in out. */
 static void run_ngspice_rc(const tmpdir *t, const char *name, const char *netlist, int ascii,
