@@ -132,19 +132,6 @@ static int from_hex(const char *s, unsigned char *b, size_t n)
     return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *s = p;
-    while (n) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        s += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int sha256(const void *p, size_t n, unsigned char out[32])
 {
     unsigned int len = 0;
@@ -250,7 +237,7 @@ static int copy_fd(int src, int dst, uint64_t size)
     while (done < size) {
         ssize_t n = read(src, buf, 1 << 20);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0 || write_all(dst, buf, (size_t)n) != 0) break;
+        if (n <= 0 || ngs_write_all(dst, buf, (size_t)n) != 0) break;
         done += (uint64_t)n;
     }
     free(buf);
@@ -406,7 +393,7 @@ static int meta_write_temp(const ngs_cache *c, const char *hex, const meta_t *m,
         return -1;
     }
     if ((fd = make_temp(shard, tmp, n)) < 0) return -1;
-    if (write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
+    if (ngs_write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         unlink(tmp);
@@ -457,7 +444,7 @@ static void stats_write(const ngs_cache *c, const counters *s)
     len = (size_t)r;
     if (seal(buf, sizeof buf, &len) != 0 || path_fmt(path, sizeof path, "%s/stats", c->dir) != 0) return;
     if ((fd = make_temp(c->dir, tmp, sizeof tmp)) < 0) return;
-    if (write_all(fd, buf, len) != 0 || rename(tmp, path) != 0) unlink(tmp);
+    if (ngs_write_all(fd, buf, len) != 0 || rename(tmp, path) != 0) unlink(tmp);
     close(fd);
 }
 
@@ -1023,7 +1010,7 @@ static int redis_get(ngs_cache *c, const char *hex, meta_t *m)
             broken = 1;
             goto out;
         }
-        if (write_all(fd, r->str, (size_t)r->len) != 0) {
+        if (ngs_write_all(fd, r->str, (size_t)r->len) != 0) {
             warn(c, "cache %s: cannot write: %s", c->dir, strerror(errno));
             goto out;
         }
@@ -1142,7 +1129,7 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
         static const char text[] = "Signature: 8a477f597d28d172789f06886806bc55\n"
                                    "# This file is a cache directory tag created by ngscale.\n";
         if (fd >= 0) {
-            (void)write_all(fd, text, sizeof text - 1);
+            (void)ngs_write_all(fd, text, sizeof text - 1);
             close(fd);
         }
     }

@@ -71,7 +71,7 @@ static uint64_t get_u64le(const unsigned char *p)
     return v;
 }
 
-static int write_all(int fd, const void *p, size_t n)
+int ngs_write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
     while (n) {
@@ -138,7 +138,7 @@ static int rec_fail(ngs_recorder *r, int status, const char *fmt, ...)
 static int rec_flush(ngs_recorder *r)
 {
     if (!r->ofill) return NGS_OK;
-    if (write_all(r->fd, r->obuf, r->ofill) != 0)
+    if (ngs_write_all(r->fd, r->obuf, r->ofill) != 0)
         return rec_fail(r, NGS_ERR_IO, "%s: %s", r->tmp, strerror(errno));
     if (EVP_DigestUpdate(r->md, r->obuf, r->ofill) != 1) return rec_fail(r, NGS_ERR_NOMEM, "SHA-256 failed");
     r->body_bytes += r->ofill;
@@ -377,7 +377,7 @@ int ngs_recorder_open(ngs_recorder **out, const char *path, int level, char *err
     memcpy(head, HEAD_MAGIC, 8);
     put_u32le(head + 8, FORMAT_VERSION);
     put_u32le(head + 12, 0);
-    if (write_all(r->fd, head, sizeof head) != 0 || EVP_DigestUpdate(r->md, head, sizeof head) != 1) {
+    if (ngs_write_all(r->fd, head, sizeof head) != 0 || EVP_DigestUpdate(r->md, head, sizeof head) != 1) {
         set_err(err, errlen, "%s: %s", r->tmp, strerror(errno));
         ngs_recorder_abort(r);
         return NGS_ERR_IO;
@@ -410,7 +410,7 @@ int ngs_recorder_finish(ngs_recorder *r, char *err, size_t errlen)
         put_u64le(foot + 24, r->events);
         if (EVP_DigestUpdate(r->md, foot, 32) != 1 || EVP_DigestFinal_ex(r->md, foot + 32, &mdlen) != 1)
             rec_fail(r, NGS_ERR_NOMEM, "SHA-256 failed");
-        else if (write_all(r->fd, foot, sizeof foot) != 0)
+        else if (ngs_write_all(r->fd, foot, sizeof foot) != 0)
             rec_fail(r, NGS_ERR_IO, "%s: %s", r->tmp, strerror(errno));
     }
     if (r->status == NGS_OK) {

@@ -79,4 +79,7 @@ int ngs_replay(const char *path, ngs_hook_fn fn, void *user, char *err, size_t e
 /* The same on an open file (read from offset 0; the offset is left anywhere). */
 int ngs_replay_fd(int fd, ngs_hook_fn fn, void *user, char *err, size_t errlen);
 
+/* Writes all n bytes to fd (retrying short writes and EINTR): 0, or -1 with errno. */
+int ngs_write_all(int fd, const void *p, size_t n);
+
 #endif

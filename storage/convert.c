@@ -154,21 +154,6 @@ static char *read_str(hid_t obj, const char *name)
     return out;
 }
 
-/* "Key:" as the RAW reader recognises it: a letter, then letters, digits, blanks, '.',
- * '_' or '-'. Returns the key's length, 0 when the line has no key. */
-static size_t key_length(const char *s)
-{
-    if (!isalpha((unsigned char)s[0]))
-        return 0;
-    for (size_t i = 1; i < 48 && s[i]; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == ':')
-            return i;
-        if (!isalnum(c) && c != ' ' && c != '.' && c != '_' && c != '-')
-            return 0;
-    }
-    return 0;
-}
 
 /* ---------------------------------------------------------- analysis names -- */
 
@@ -912,7 +897,7 @@ static int parse_header(char *text, ngs_raw_line **out, size_t *n)
         if (e)
             *e = '\0';
         if (*s) {
-            size_t kl = key_length(s);
+            size_t kl = ngs_raw_header_key_length(s);
             l[k].key = s;
             l[k].value = NULL;
             if (kl) {

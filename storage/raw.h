@@ -209,4 +209,8 @@ const char *ngs_raw_writer_last_error(const ngs_raw_writer *w);
 #ifdef __cplusplus
 }
 #endif
+/* Length of the key of a RAW header line ("No. Points:" -> 10), 0 when the line has
+ * none: a letter, then letters, digits, blanks, '.', '_' or '-', then ':'. */
+size_t ngs_raw_header_key_length(const char *line);
+
 #endif /* NGS_STORAGE_RAW_H */

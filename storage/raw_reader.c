@@ -288,7 +288,7 @@ static int get_line(ngs_raw_reader *r, uint64_t *pos, int *complete, size_t plot
 }
 
 /* "Key:" with a key of letters, digits, spaces, '.', '_' or '-', starting with a letter. */
-static size_t key_length(const char *s)
+size_t ngs_raw_header_key_length(const char *s)
 {
     if (!isalpha((unsigned char)s[0]))
         return 0;
@@ -319,7 +319,7 @@ static int header_line_at(const ngs_raw_reader *r, uint64_t p)
             break;
     }
     buf[n] = '\0';
-    return key_length(buf) > 0;
+    return ngs_raw_header_key_length(buf) > 0;
 }
 
 static int ieq(const char *a, const char *b)
@@ -589,7 +589,7 @@ static int parse_plot(ngs_raw_reader *r, uint64_t start, uint64_t *next)
             continue;
         }
         if (first) {
-            if (!key_length(s)) {
+            if (!ngs_raw_header_key_length(s)) {
                 rc = PARSE_NOT_HEADER;
                 goto fail;
             }
@@ -612,7 +612,7 @@ static int parse_plot(ngs_raw_reader *r, uint64_t start, uint64_t *next)
             }
             in_vars = 0;
             if ((uint64_t)p->nvars < nvars_decl) {
-                if (p->nvars == 0 && have_points && p->npoints_declared == 0 && key_length(s) &&
+                if (p->nvars == 0 && have_points && p->npoints_declared == 0 && ngs_raw_header_key_length(s) &&
                     !ieq(s, "Binary:") && !ieq(s, "Values:")) {
                     /* ngspice writes no variable list and no data for an analysis that
                      * produced no point: the next plot starts here. */
@@ -627,7 +627,7 @@ static int parse_plot(ngs_raw_reader *r, uint64_t start, uint64_t *next)
                 goto fail;
             }
         }
-        size_t klen = key_length(s);
+        size_t klen = ngs_raw_header_key_length(s);
         if (!klen) {
             if (s[0] == '.') { /* QSPICE ".param x=1", ".alias ..." */
                 rc = push_line(r, pp, s, strlen(s), NULL);
