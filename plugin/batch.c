@@ -2,12 +2,12 @@
  * batch.c - many jobs on a pool of engines, one output file.
  *
  * Each worker thread owns one engine (its own copy of libngspice, its own copies of
- * the code models, one OpenMP thread) and takes the next job when it is free. A
- * job is written to its own temporary HDF5 file with the ordinary writer; the
- * calling thread merges each finished job into the output (H5Ocopy copies the
- * compressed chunks as they are), appends its row to /summary and flushes. So
- * memory stays bounded whatever the number of jobs, finished jobs survive a
- * crash or Ctrl-C, and only one thread ever writes the output file.
+ * the code models, one OpenMP thread) and takes the next job when it is free. Jobs
+ * write their groups straight into the one output file (HDF5's lock serialises
+ * the calls; each job has its own group and datasets). The calling thread appends
+ * finished jobs to /summary and flushes the file at most once a second. So memory
+ * stays bounded whatever the number of jobs, and a finished job reaches the file
+ * without being written twice.
  */
 #include <errno.h>
 #include <hdf5.h>
@@ -24,6 +24,7 @@
 #include "ngscale.h"
 #include "hooks/clock.h"
 #include "plugin/deck.h"
+#include "plugin/engine_internal.h"
 #include "storage/h5attr.h"
 #include "storage/h5writer.h"
 #include "storage/pool.h"
@@ -34,7 +35,7 @@ typedef struct finished {
     char *message;
     double wall_s;
     uint64_t points;
-    int has_file;
+    int cache_hit;
     struct finished *next;
 } finished;
 
@@ -48,7 +49,7 @@ struct ngs_batch {
     const ngs_job *jobs;
     size_t njobs;
     atomic_size_t next;
-    char *parts_dir;
+    int64_t out_file; /* hid_t of the output, shared by the workers' writers */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     finished *queue, *queue_tail;
@@ -128,11 +129,6 @@ void ngs_batch_interrupt(ngs_batch *b)
 
 /* ------------------------------------------------------------- workers -- */
 
-static void part_path(const ngs_batch *b, size_t job, char *path, size_t n)
-{
-    snprintf(path, n, "%s/job-%08zu.h5", b->parts_dir, job);
-}
-
 /* The job's deck: the netlist with its overrides before `.end` (a later .param
  * wins over an earlier one in ngspice). */
 static int job_deck(const ngs_job *job, ngs_deck *deck, char *err, size_t errlen)
@@ -158,6 +154,109 @@ static int job_deck(const ngs_job *job, ngs_deck *deck, char *err, size_t errlen
     return rc;
 }
 
+static void default_label(const ngs_job *job, size_t i, char *buf, size_t n)
+{
+    if (job->label) snprintf(buf, n, "%s", job->label);
+    else snprintf(buf, n, "%zu", i);
+}
+
+/* The attributes a job's group gets besides a run's: label, netlist, parameters. */
+typedef struct {
+    size_t n;
+    char **keys, **values;
+} job_attrs;
+
+static void job_attrs_free(job_attrs *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->keys[i]);
+        free(a->values[i]);
+    }
+    free(a->keys);
+    free(a->values);
+}
+
+static int job_attrs_add(job_attrs *a, const char *prefix, const char *key, const char *value)
+{
+    size_t len = strlen(prefix) + strlen(key) + 1;
+    a->keys[a->n] = malloc(len);
+    a->values[a->n] = strdup(value);
+    if (!a->keys[a->n] || !a->values[a->n]) {
+        free(a->keys[a->n]);
+        free(a->values[a->n]);
+        return NGS_ERR_NOMEM;
+    }
+    snprintf(a->keys[a->n], len, "%s%s", prefix, key);
+    a->n++;
+    return NGS_OK;
+}
+
+static int job_attrs_make(const ngs_job *job, size_t i, job_attrs *a)
+{
+    char label[256], seed[32];
+    size_t cap = job->nparams + 4;
+    int rc;
+    memset(a, 0, sizeof *a);
+    a->keys = calloc(cap, sizeof *a->keys);
+    a->values = calloc(cap, sizeof *a->values);
+    if (!a->keys || !a->values) return NGS_ERR_NOMEM;
+    default_label(job, i, label, sizeof label);
+    rc = job_attrs_add(a, "", "job_label", label);
+    if (rc == NGS_OK) rc = job_attrs_add(a, "", "job_netlist", job->netlist);
+    for (size_t k = 0; rc == NGS_OK && k < job->nparams; k++)
+        rc = job_attrs_add(a, "param.", job->param_names[k], job->param_values[k]);
+    if (rc == NGS_OK && job->temp) rc = job_attrs_add(a, "param.", "temp", job->temp);
+    if (rc == NGS_OK && job->seed >= 0) {
+        snprintf(seed, sizeof seed, "%lld", job->seed);
+        rc = job_attrs_add(a, "param.", "seed", seed);
+    }
+    return rc;
+}
+
+static int run_job(ngs_batch *b, ngs_engine *e, size_t i, ngs_run_result *res, char *err, size_t errlen)
+{
+    const ngs_job *job = &b->jobs[i];
+    ngs_deck deck;
+    ngs_run_options o;
+    ngs_run_into into;
+    job_attrs attrs;
+    char group[64], *abs, *dir;
+    int rc = job_deck(job, &deck, err, errlen);
+    if (rc != NGS_OK) return rc;
+    if ((rc = job_attrs_make(job, i, &attrs)) != NGS_OK) {
+        job_attrs_free(&attrs);
+        ngs_deck_free(&deck);
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    snprintf(group, sizeof group, "job_%08zu", i);
+    ngs_run_options_init(&o);
+    o.output_path = b->opt.output_path;
+    o.group = group;
+    o.codec = b->opt.codec;
+    o.level = b->opt.level;
+    o.save = b->opt.save;
+    o.memory = b->opt.memory;
+    o.timeout_s = b->opt.timeout_s;
+    o.encoder_threads = 1; /* the workers already use every core */
+    o.cache = b->opt.cache;
+    o.lossy = b->opt.lossy;
+    into.file = b->out_file;
+    into.attr_keys = (const char *const *)attrs.keys;
+    into.attr_values = (const char *const *)attrs.values;
+    into.nattrs = attrs.n;
+    abs = realpath(job->netlist, NULL);
+    dir = abs ? strdup(abs) : NULL;
+    rc = ngs_run_lines_into(e, (const char *const *)deck.lines, deck.nlines, dir ? dirname(dir) : NULL,
+                            &o, &into, res);
+    snprintf(err, errlen, "%s", rc == NGS_OK ? "" : ngs_engine_last_error(e));
+    free(dir);
+    free(abs);
+    job_attrs_free(&attrs);
+    ngs_deck_free(&deck);
+    return rc;
+}
+
 typedef struct {
     ngs_batch *b;
     int index;
@@ -169,42 +268,17 @@ static void *worker_main(void *arg)
     ngs_engine *e = b->engines[((worker_arg *)arg)->index];
     for (;;) {
         size_t i;
-        const ngs_job *job;
-        ngs_deck deck;
-        ngs_run_options o;
         ngs_run_result res;
-        char path[4096], err[512] = "";
+        char err[512] = "";
         finished *f;
         int rc;
         double t0;
         if (atomic_load(&b->stop)) break;
         i = atomic_fetch_add(&b->next, 1);
         if (i >= b->njobs) break;
-        job = &b->jobs[i];
         t0 = ngs_now_s();
-        part_path(b, i, path, sizeof path);
         memset(&res, 0, sizeof res);
-        rc = job_deck(job, &deck, err, sizeof err);
-        if (rc == NGS_OK) {
-            char *abs = realpath(job->netlist, NULL), *dir = abs ? strdup(abs) : NULL;
-            ngs_run_options_init(&o);
-            o.output_path = path;
-            o.codec = b->opt.codec;
-            o.level = b->opt.level;
-            o.save = b->opt.save;
-            o.memory = b->opt.memory;
-            o.timeout_s = b->opt.timeout_s;
-            o.swmr = 0;            /* nobody follows a part file */
-            o.encoder_threads = 1; /* the workers already use every core */
-            o.cache = b->opt.cache;
-            o.lossy = b->opt.lossy;
-            rc = ngs_run_lines(e, (const char *const *)deck.lines, deck.nlines,
-                               dir ? dirname(dir) : NULL, &o, &res);
-            snprintf(err, sizeof err, "%s", rc == NGS_OK ? "" : ngs_engine_last_error(e));
-            free(dir);
-            free(abs);
-            ngs_deck_free(&deck);
-        }
+        rc = run_job(b, e, i, &res, err, sizeof err);
         f = calloc(1, sizeof *f);
         if (!f) continue; /* the summary will say "not run" */
         f->job = i;
@@ -212,7 +286,7 @@ static void *worker_main(void *arg)
         f->message = strdup(err);
         f->wall_s = ngs_now_s() - t0;
         f->points = res.points;
-        f->has_file = access(path, F_OK) == 0;
+        f->cache_hit = res.cache_hit;
         pthread_mutex_lock(&b->lock);
         if (b->queue_tail) b->queue_tail->next = f; else b->queue = f;
         b->queue_tail = f;
@@ -233,14 +307,22 @@ typedef struct {
     const char *label, *status, *message, *netlist;
     double wall_s;
     int64_t points;
+    int64_t cache_hit;
     double temp;
     int64_t seed;
 } summary_fixed;
 
+/* A /summary row waiting for the next flush; f NULL: the job never ran. */
+typedef struct {
+    size_t job;
+    finished *f;
+} pending_row;
+
 typedef struct {
     hid_t file, summary, row_type;
     size_t nparams, row_size, rows;
-    unsigned char *row;
+    pending_row *pending;
+    size_t npending, pending_cap;
 } output;
 
 static int output_open(ngs_batch *b, output *out, const ngs_job *first)
@@ -261,7 +343,7 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
         return rc;
     }
     ngs_h5_close(w);
-    {   /* the same format bounds as the part files, so H5Ocopy converts nothing */
+    {   /* the format the writer uses for files of its own */
         hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
         H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
         out->file = H5Fopen(b->opt.output_path, H5F_ACC_RDWR, fapl);
@@ -273,8 +355,6 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
     }
     out->nparams = first ? first->nparams : 0;
     out->row_size = sizeof(summary_fixed) + out->nparams * sizeof(double);
-    out->row = calloc(1, out->row_size);
-    if (!out->row) return NGS_ERR_NOMEM;
     str = ngs_h5_vlen_str_type();
     out->row_type = H5Tcreate(H5T_COMPOUND, out->row_size);
     H5Tinsert(out->row_type, "job", HOFFSET(summary_fixed, job), H5T_NATIVE_INT64);
@@ -284,6 +364,7 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
     H5Tinsert(out->row_type, "netlist", HOFFSET(summary_fixed, netlist), str);
     H5Tinsert(out->row_type, "wall_s", HOFFSET(summary_fixed, wall_s), H5T_NATIVE_DOUBLE);
     H5Tinsert(out->row_type, "points", HOFFSET(summary_fixed, points), H5T_NATIVE_INT64);
+    H5Tinsert(out->row_type, "cache_hit", HOFFSET(summary_fixed, cache_hit), H5T_NATIVE_INT64);
     H5Tinsert(out->row_type, "temp", HOFFSET(summary_fixed, temp), H5T_NATIVE_DOUBLE);
     H5Tinsert(out->row_type, "seed", HOFFSET(summary_fixed, seed), H5T_NATIVE_INT64);
     for (size_t i = 0; i < out->nparams; i++)
@@ -317,177 +398,95 @@ static const char *status_text(int status, int ran)
            : status == NGS_ERR_INTERRUPTED ? "interrupted" : "failed";
 }
 
-static void default_label(const ngs_job *job, size_t i, char *buf, size_t n)
+/* Queues the job's row (takes f); rows reach the file at the next flush. */
+static int queue_summary(output *out, size_t job, finished *f)
 {
-    if (job->label) snprintf(buf, n, "%s", job->label);
-    else snprintf(buf, n, "%zu", i);
-}
-
-static int append_summary(ngs_batch *b, output *out, size_t i, const finished *f)
-{
-    const ngs_job *job = &b->jobs[i];
-    summary_fixed *row = (summary_fixed *)out->row;
-    char label[256];
-    hsize_t start = out->rows, one = 1, size = out->rows + 1;
-    hid_t fspace, mspace;
-    herr_t rc;
-    default_label(job, i, label, sizeof label);
-    row->job = (int64_t)i;
-    row->label = label;
-    row->status = status_text(f ? f->status : NGS_OK, f != NULL);
-    row->message = f && f->message ? f->message : "";
-    row->netlist = job->netlist;
-    row->wall_s = f ? f->wall_s : 0;
-    row->points = f ? (int64_t)f->points : 0;
-    row->temp = job->temp ? ngs_spice_number(job->temp) : NAN;
-    row->seed = job->seed;
-    for (size_t k = 0; k < out->nparams; k++) {
-        double v = k < job->nparams ? ngs_spice_number(job->param_values[k]) : NAN;
-        memcpy(out->row + sizeof(summary_fixed) + k * sizeof(double), &v, sizeof v);
+    if (out->npending == out->pending_cap) {
+        size_t cap = out->pending_cap ? 2 * out->pending_cap : 64;
+        pending_row *p = realloc(out->pending, cap * sizeof *p);
+        if (!p) return NGS_ERR_NOMEM;
+        out->pending = p;
+        out->pending_cap = cap;
     }
-    if (H5Dset_extent(out->summary, &size) < 0) return NGS_ERR_HDF5;
-    fspace = H5Dget_space(out->summary);
-    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &one, NULL);
-    mspace = H5Screate_simple(1, &one, NULL);
-    rc = H5Dwrite(out->summary, out->row_type, mspace, fspace, H5P_DEFAULT, out->row);
-    H5Sclose(mspace);
-    H5Sclose(fspace);
-    out->rows++;
-    return rc < 0 ? NGS_ERR_HDF5 : NGS_OK;
-}
-
-/* Group copying. H5Ocopy of a group crashes in HDF5 1.10.8 when the group keeps
- * variable-length string attributes in dense storage (more than 8 attributes), so
- * groups and their attributes are copied here; datasets, whose few attributes stay
- * compact, go through H5Ocopy, which moves their compressed chunks untouched. */
-static herr_t copy_attr(hid_t src, const char *name, const H5A_info_t *info, void *dst_ptr)
-{
-    hid_t dst = *(hid_t *)dst_ptr, a = H5Aopen(src, name, H5P_DEFAULT), ft, mt, sp, na;
-    size_t size;
-    void *buf;
-    herr_t rc = -1;
-    (void)info;
-    if (a < 0) return -1;
-    ft = H5Aget_type(a);
-    mt = H5Tget_native_type(ft, H5T_DIR_DEFAULT);
-    sp = H5Aget_space(a);
-    size = H5Tget_size(mt) * (size_t)(H5Sget_simple_extent_npoints(sp) > 0 ? H5Sget_simple_extent_npoints(sp) : 1);
-    buf = calloc(1, size ? size : 1);
-    if (buf && H5Aread(a, mt, buf) >= 0) {
-        na = H5Acreate2(dst, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT);
-        if (na >= 0) {
-            rc = H5Awrite(na, mt, buf);
-            H5Aclose(na);
-        }
-        H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, buf); /* frees vlen strings, no-op otherwise */
-    }
-    free(buf);
-    H5Sclose(sp);
-    H5Tclose(mt);
-    H5Tclose(ft);
-    H5Aclose(a);
-    return rc < 0 ? -1 : 0;
-}
-
-static int copy_group(hid_t src_parent, const char *src_name, hid_t dst_parent, const char *dst_name);
-
-static herr_t copy_member(hid_t src, const char *name, const H5L_info_t *li, void *dst_ptr)
-{
-    hid_t dst = *(hid_t *)dst_ptr;
-    H5O_info_t oi;
-    (void)li;
-    if (H5Oget_info_by_name(src, name, &oi, H5P_DEFAULT) < 0) return -1;
-    if (oi.type == H5O_TYPE_GROUP) return copy_group(src, name, dst, name) == 0 ? 0 : -1;
-    return H5Ocopy(src, name, dst, name, H5P_DEFAULT, H5P_DEFAULT) < 0 ? -1 : 0;
-}
-
-static int copy_group(hid_t src_parent, const char *src_name, hid_t dst_parent, const char *dst_name)
-{
-    hid_t src = H5Gopen2(src_parent, src_name, H5P_DEFAULT), gcpl, dst;
-    hsize_t idx = 0;
-    int rc = -1;
-    if (src < 0) return -1;
-    gcpl = H5Pcreate(H5P_GROUP_CREATE);
-    H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-    dst = H5Gcreate2(dst_parent, dst_name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
-    H5Pclose(gcpl);
-    if (dst >= 0 && H5Aiterate2(src, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, copy_attr, &dst) >= 0) {
-        idx = 0;
-        if (H5Literate(src, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, copy_member, &dst) >= 0) rc = 0;
-    }
-    if (dst >= 0) H5Gclose(dst);
-    H5Gclose(src);
-    return rc;
-}
-
-/* Copies the job's run group into the output as /job_NNNNNNNN with its parameters. */
-static int merge_job(ngs_batch *b, output *out, size_t i, const finished *f)
-{
-    const ngs_job *job = &b->jobs[i];
-    char path[4096], name[64], label[256];
-    hid_t src, g;
-    herr_t rc;
-    if (!f->has_file) return NGS_OK;
-    part_path(b, i, path, sizeof path);
-    src = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (src < 0) {
-        set_error(b, "%s: cannot read the part file of job %zu", path, i);
-        return NGS_ERR_HDF5;
-    }
-    snprintf(name, sizeof name, "job_%08zu", i);
-    rc = copy_group(src, "run", out->file, name);
-    H5Fclose(src);
-    unlink(path);
-    if (rc < 0) {
-        set_error(b, "%s: cannot copy job %zu into the output", b->opt.output_path, i);
-        return NGS_ERR_HDF5;
-    }
-    g = H5Gopen2(out->file, name, H5P_DEFAULT);
-    if (g >= 0) {
-        default_label(job, i, label, sizeof label);
-        ngs_h5_attr_write_str(g, "job_label", label);
-        ngs_h5_attr_write_str(g, "job_netlist", job->netlist);
-        for (size_t k = 0; k < job->nparams; k++) {
-            char key[300];
-            snprintf(key, sizeof key, "param.%s", job->param_names[k]);
-            ngs_h5_attr_write_str(g, key, job->param_values[k]);
-        }
-        if (job->temp) ngs_h5_attr_write_str(g, "param.temp", job->temp);
-        if (job->seed >= 0) {
-            char seed[32];
-            snprintf(seed, sizeof seed, "%lld", job->seed);
-            ngs_h5_attr_write_str(g, "param.seed", seed);
-        }
-        H5Gclose(g);
-    }
+    out->pending[out->npending].job = job;
+    out->pending[out->npending].f = f;
+    out->npending++;
     return NGS_OK;
+}
+
+static void free_finished(finished *f)
+{
+    if (!f) return;
+    free(f->message);
+    free(f);
+}
+
+/* Appends the queued rows to /summary in one write, then flushes the file. */
+static int flush_output(ngs_batch *b, output *out)
+{
+    size_t n = out->npending;
+    unsigned char *rows = n ? calloc(n, out->row_size) : NULL;
+    char (*labels)[256] = n ? calloc(n, sizeof *labels) : NULL;
+    hsize_t start = out->rows, count = n, size = out->rows + n;
+    int rc = NGS_OK;
+    if (n && (!rows || !labels)) rc = NGS_ERR_NOMEM;
+    for (size_t r = 0; rc == NGS_OK && r < n; r++) {
+        const ngs_job *job = &b->jobs[out->pending[r].job];
+        const finished *f = out->pending[r].f;
+        summary_fixed *row = (summary_fixed *)(rows + r * out->row_size);
+        default_label(job, out->pending[r].job, labels[r], sizeof labels[r]);
+        row->job = (int64_t)out->pending[r].job;
+        row->label = labels[r];
+        row->status = status_text(f ? f->status : NGS_OK, f != NULL);
+        row->message = f && f->message ? f->message : "";
+        row->netlist = job->netlist;
+        row->wall_s = f ? f->wall_s : 0;
+        row->points = f ? (int64_t)f->points : 0;
+        row->cache_hit = f ? f->cache_hit : 0;
+        row->temp = job->temp ? ngs_spice_number(job->temp) : NAN;
+        row->seed = job->seed;
+        for (size_t k = 0; k < out->nparams; k++) {
+            double v = k < job->nparams ? ngs_spice_number(job->param_values[k]) : NAN;
+            memcpy((unsigned char *)row + sizeof(summary_fixed) + k * sizeof(double), &v, sizeof v);
+        }
+    }
+    if (rc == NGS_OK && n) {
+        hid_t fspace, mspace;
+        if (H5Dset_extent(out->summary, &size) < 0) {
+            rc = NGS_ERR_HDF5;
+        } else {
+            fspace = H5Dget_space(out->summary);
+            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL);
+            mspace = H5Screate_simple(1, &count, NULL);
+            if (H5Dwrite(out->summary, out->row_type, mspace, fspace, H5P_DEFAULT, rows) < 0) rc = NGS_ERR_HDF5;
+            H5Sclose(mspace);
+            H5Sclose(fspace);
+        }
+        if (rc == NGS_OK) out->rows += n;
+    }
+    if (rc != NGS_OK) {
+        set_error(b, "%s: cannot write /summary", b->opt.output_path);
+    } else if (H5Fflush(out->file, H5F_SCOPE_GLOBAL) < 0) {
+        set_error(b, "%s: flush failed (disk full?)", b->opt.output_path);
+        rc = NGS_ERR_IO;
+    }
+    for (size_t r = 0; r < n; r++) free_finished(out->pending[r].f);
+    out->npending = 0;
+    free(rows);
+    free(labels);
+    return rc;
 }
 
 static void output_close(output *out)
 {
+    for (size_t r = 0; r < out->npending; r++) free_finished(out->pending[r].f);
+    free(out->pending);
     if (out->summary >= 0) H5Dclose(out->summary);
     if (out->row_type >= 0) H5Tclose(out->row_type);
     if (out->file >= 0) H5Fclose(out->file);
-    free(out->row);
 }
 
 /* ----------------------------------------------------------------- run -- */
-
-static int make_parts_dir(ngs_batch *b)
-{
-    const char *o = b->opt.output_path;
-    b->parts_dir = malloc(strlen(o) + 32);
-    if (!b->parts_dir) return NGS_ERR_NOMEM;
-    /* next to the output: same file system, and /tmp may be small */
-    sprintf(b->parts_dir, "%s.parts-XXXXXX", o);
-    if (!mkdtemp(b->parts_dir)) {
-        set_error(b, "cannot create a directory next to %s: %s", o, strerror(errno));
-        free(b->parts_dir);
-        b->parts_dir = NULL;
-        return NGS_ERR_IO;
-    }
-    return NGS_OK;
-}
 
 static void report(ngs_batch *b, ngs_batch_progress *p, double t0, ngs_batch_progress_fn fn, void *user)
 {
@@ -519,10 +518,7 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
         output_close(&out);
         return rc;
     }
-    if ((rc = make_parts_dir(b)) != NGS_OK) {
-        output_close(&out);
-        return rc;
-    }
+    b->out_file = out.file;
     threads = calloc((size_t)b->nworkers, sizeof *threads);
     args = calloc((size_t)b->nworkers, sizeof *args);
     seen = calloc(njobs ? njobs : 1, 1);
@@ -562,22 +558,25 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
         if (!b->queue) b->queue_tail = NULL;
         pthread_mutex_unlock(&b->lock);
 
-        if (out_rc == NGS_OK) out_rc = merge_job(b, &out, f->job, f);
-        if (out_rc == NGS_OK) out_rc = append_summary(b, &out, f->job, f) != NGS_OK
-                                           ? (set_error(b, "%s: cannot write /summary", b->opt.output_path), NGS_ERR_HDF5)
-                                           : NGS_OK;
-        /* at most once a second: flushing after every tiny job cost more than the job */
-        if (out_rc == NGS_OK && ngs_now_s() - last_flush >= 1.0 &&
-            (last_flush = ngs_now_s(), H5Fflush(out.file, H5F_SCOPE_GLOBAL) < 0)) {
-            set_error(b, "%s: flush failed (disk full?)", b->opt.output_path);
-            out_rc = NGS_ERR_IO;
-        }
-        if (out_rc != NGS_OK) ngs_batch_interrupt(b); /* the output is broken: stop */
         seen[f->job] = 1;
         p.done++;
         if (f->status != NGS_OK) p.failed++;
-        free(f->message);
-        free(f);
+        if (f->cache_hit) p.cache_hits++;
+        if (out_rc == NGS_OK) {
+            if (queue_summary(&out, f->job, f) != NGS_OK) {
+                free_finished(f);
+                set_error(b, "out of memory for /summary");
+                out_rc = NGS_ERR_NOMEM;
+            }
+            /* at most once a second: flushing after every tiny job cost more than the job */
+            if (out_rc == NGS_OK && ngs_now_s() - last_flush >= 1.0) {
+                last_flush = ngs_now_s();
+                out_rc = flush_output(b, &out);
+            }
+            if (out_rc != NGS_OK) ngs_batch_interrupt(b); /* the output is broken: stop */
+        } else {
+            free_finished(f);
+        }
         report(b, &p, t0, fn, user);
         pthread_mutex_lock(&b->lock);
     }
@@ -586,11 +585,12 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
         if (i < started) pthread_join(threads[i], NULL);
     /* jobs never started (interrupt, broken output) are in the summary too */
     for (size_t i = 0; out_rc == NGS_OK && i < njobs; i++)
-        if (!seen[i]) out_rc = append_summary(b, &out, i, NULL);
+        if (!seen[i] && queue_summary(&out, i, NULL) != NGS_OK) {
+            set_error(b, "out of memory for /summary");
+            out_rc = NGS_ERR_NOMEM;
+        }
+    if (out_rc == NGS_OK) out_rc = flush_output(b, &out);
     output_close(&out);
-    rmdir(b->parts_dir);
-    free(b->parts_dir);
-    b->parts_dir = NULL;
     free(threads);
     free(args);
     free(seen);

@@ -674,8 +674,8 @@ static int cmd_batch(int argc, char **argv)
         signal(SIGTERM, SIG_DFL);
         if (view.tty && !view.quiet) fputs("\r\033[K", stderr);
         if (!view.quiet || rc != NGS_OK)
-            fprintf(stderr, "ngscale batch: %zu/%zu jobs done, %zu failed, in %.2f s (%.2f jobs/s) -> %s\n",
-                    fin.done, fin.total, fin.failed, fin.elapsed_s,
+            fprintf(stderr, "ngscale batch: %zu/%zu jobs done, %zu failed, %zu cache hits, in %.2f s (%.2f jobs/s) -> %s\n",
+                    fin.done, fin.total, fin.failed, fin.cache_hits, fin.elapsed_s,
                     fin.elapsed_s > 0 ? (double)fin.done / fin.elapsed_s : 0.0, o.output_path);
         if (rc != NGS_OK && rc != NGS_ERR_SIMULATION && ngs_batch_last_error(b)[0])
             fprintf(stderr, "ngscale batch: %s\n", ngs_batch_last_error(b));

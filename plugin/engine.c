@@ -655,7 +655,12 @@ void ngs_engine_destroy(ngs_engine *e)
     ngs_engine_unload_copy(e);
     if (e->dispatch) ngs_dispatch_destroy(e->dispatch);
     if (e->work_dir && e->has_private_codemodels) ngs_codemodels_remove(e->work_dir);
-    if (e->work_dir) rmdir(e->work_dir);
+    if (e->work_dir) {
+        char deck[4200];
+        snprintf(deck, sizeof deck, "%s/deck.cir", e->work_dir); /* the last run's, see run.c */
+        unlink(deck);
+        rmdir(e->work_dir);
+    }
     free(e->work_dir);
     free(e->lib_source);
     free(e->hooks);

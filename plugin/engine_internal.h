@@ -96,4 +96,19 @@ void ngs_engine_set_error(ngs_engine *e, const char *fmt, ...);
 void ngs_engine_reset_run_state(ngs_engine *e);
 void ngs_engine_close_plot(ngs_engine *e);
 
+/* run.c: a run written into an HDF5 file its caller keeps open (a batch's output).
+ * options->output_path names that file in messages and options->group is the
+ * run's group; its extra attributes are written as the group is created. The
+ * caller flushes and closes the file. */
+typedef struct ngs_run_into {
+    int64_t file; /* hid_t */
+    const char *const *attr_keys;
+    const char *const *attr_values;
+    size_t nattrs;
+} ngs_run_into;
+
+int ngs_run_lines_into(ngs_engine *engine, const char *const *lines, size_t nlines,
+                       const char *base_dir, const ngs_run_options *options,
+                       const ngs_run_into *into, ngs_run_result *result);
+
 #endif

@@ -201,7 +201,8 @@ static void build_sinks(ngs_engine *e, writer_sink *ws, ngs_sink *sinks, size_t 
     *n = k;
 }
 
-static int open_output(ngs_engine *e, const ngs_run_options *o, writer_sink *ws)
+static int open_output(ngs_engine *e, const ngs_run_options *o, const ngs_run_into *into,
+                       writer_sink *ws)
 {
     ngs_h5_options ho;
     char err[512] = "";
@@ -215,12 +216,15 @@ static int open_output(ngs_engine *e, const ngs_run_options *o, writer_sink *ws)
     ho.flush_interval_s = o->flush_interval_s;
     ho.encoder_threads = o->encoder_threads;
     ho.lossy = o->lossy;
+    if (into) ho.shared_file = into->file;
     rc = ngs_h5_open(&ws->writer, o->output_path, &ho, err, sizeof err);
     if (rc != NGS_OK) {
         ngs_engine_set_error(e, "%s", err);
         return rc;
     }
     rc = ngs_h5_run_begin(ws->writer, o->group);
+    for (size_t i = 0; rc == NGS_OK && into && i < into->nattrs; i++)
+        rc = ngs_h5_run_attr_str(ws->writer, into->attr_keys[i], into->attr_values[i]);
     if (rc != NGS_OK) ngs_engine_set_error(e, "%s", ngs_h5_error(ws->writer));
     return rc;
 }
@@ -247,7 +251,7 @@ static void write_run_attributes(ngs_engine *e, writer_sink *ws, const ngs_deck 
 /* ------------------------------------------------------------------ run -- */
 
 static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const char *source,
-                    const ngs_run_options *opts, ngs_run_result *result)
+                    const ngs_run_options *opts, const ngs_run_into *into, ngs_run_result *result)
 {
     ngs_run_options o;
     ngs_run_result res;
@@ -303,7 +307,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     sinks = calloc(e->nhooks + 3, sizeof *sinks);
     if (!sinks) { rc = NGS_ERR_NOMEM; goto done; }
     if (o.output_path) {
-        if ((rc = open_output(e, &o, &ws)) != NGS_OK) goto done;
+        if ((rc = open_output(e, &o, into, &ws)) != NGS_OK) goto done;
         write_run_attributes(e, &ws, deck, source, &o, flat, res.memory_reason);
     }
     build_sinks(e, o.output_path ? &ws : NULL, sinks, &nsinks);
@@ -363,7 +367,8 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             bg_rc = run_in_background(e, "bg_run", deadline);
         }
     }
-    unlink(deck_path);
+    /* deck.cir stays (the next run overwrites it, the engine removes it): creating a
+     * file per run cost a tiny batch job more than its simulation */
     ngs_engine_close_plot(e);
     wrc = ngs_dispatch_drain(e->dispatch);
 
@@ -470,7 +475,7 @@ int ngs_run_file(ngs_engine *e, const char *path, const ngs_run_options *o, ngs_
     }
     abs = realpath(path, NULL);
     dir = abs ? strdup(abs) : NULL;
-    rc = run_deck(e, &deck, dir ? dirname(dir) : ".", abs ? abs : path, o, result);
+    rc = run_deck(e, &deck, dir ? dirname(dir) : ".", abs ? abs : path, o, NULL, result);
     free(dir);
     free(abs);
     ngs_deck_free(&deck);
@@ -480,6 +485,12 @@ int ngs_run_file(ngs_engine *e, const char *path, const ngs_run_options *o, ngs_
 int ngs_run_lines(ngs_engine *e, const char *const *lines, size_t n, const char *base_dir,
                   const ngs_run_options *o, ngs_run_result *result)
 {
+    return ngs_run_lines_into(e, lines, n, base_dir, o, NULL, result);
+}
+
+int ngs_run_lines_into(ngs_engine *e, const char *const *lines, size_t n, const char *base_dir,
+                       const ngs_run_options *o, const ngs_run_into *into, ngs_run_result *result)
+{
     ngs_deck deck;
     char cwd[4096];
     int rc;
@@ -487,7 +498,7 @@ int ngs_run_lines(ngs_engine *e, const char *const *lines, size_t n, const char 
     if (!e->dispatch || !e->lib_source) return NGS_ERR_STATE;
     if ((rc = ngs_deck_from_lines(&deck, lines, n)) != NGS_OK) return rc;
     if (!base_dir) base_dir = getcwd(cwd, sizeof cwd) ? cwd : ".";
-    rc = run_deck(e, &deck, base_dir, NULL, o, result);
+    rc = run_deck(e, &deck, base_dir, NULL, o, into, result);
     ngs_deck_free(&deck);
     return rc;
 }

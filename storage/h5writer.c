@@ -70,6 +70,7 @@ struct ngs_h5_writer {
     char *path;
     ngs_h5_options opt;
     hid_t fapl, fcpl, file, run_group, complex_type;
+    int owns_file;   /* 0: the caller's shared_file, which it flushes and closes */
     int swmr_active;
     char *run_path;
     int run_open;
@@ -234,6 +235,16 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
     H5Pset_file_space_strategy(w->fcpl, H5F_FSPACE_STRATEGY_FSM_AGGR, 1, 1);
     /* SWMR needs the latest format; it also gives checksummed metadata. */
     H5Pset_libver_bounds(w->fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    if (w->opt.shared_file) {
+        w->file = (hid_t)w->opt.shared_file;
+        w->opt.swmr = 0; /* other writers share the file: its owner decides */
+        if (H5Iget_type(w->file) != H5I_FILE) {
+            w->file = H5I_INVALID_HID;
+            rc = fail(w, NGS_ERR_ARG, "%s: the shared file is not open", path);
+        }
+        goto file_ready;
+    }
+    w->owns_file = 1;
     H5E_BEGIN_TRY {
         if (w->opt.append) {
             w->file = H5Fopen(path, H5F_ACC_RDWR, w->fapl);
@@ -257,6 +268,7 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
             ngs_h5_attr_write_str(w->file, "created", created) < 0)
             rc = fail(w, NGS_ERR_HDF5, "%s: cannot write file attributes", path);
     }
+file_ready:
     w->complex_type = H5Tcreate(H5T_COMPOUND, 2 * sizeof(double));
     H5Tinsert(w->complex_type, "r", 0, H5T_NATIVE_DOUBLE);
     H5Tinsert(w->complex_type, "i", sizeof(double), H5T_NATIVE_DOUBLE);
@@ -331,7 +343,8 @@ int ngs_h5_close(ngs_h5_writer *w)
             if (rc == NGS_OK) rc = r2;
         }
         if (w->run_group >= 0) H5Gclose(w->run_group);
-        if (H5Fclose(w->file) < 0 && rc == NGS_OK) rc = fail(w, NGS_ERR_HDF5, "%s: close failed", w->path);
+        if (w->owns_file && H5Fclose(w->file) < 0 && rc == NGS_OK)
+            rc = fail(w, NGS_ERR_HDF5, "%s: close failed", w->path);
     }
     plot_free(w->plot);
     if (w->complex_type >= 0) H5Tclose(w->complex_type);
@@ -375,7 +388,7 @@ int ngs_h5_run_begin(ngs_h5_writer *w, const char *group)
         ngs_h5_attr_write_str(w->run_group, "ngscale_version", NGSCALE_VERSION) < 0 ||
         ngs_h5_attr_write_str(w->run_group, "codec", ngs_codec_name(w->opt.codec)) < 0)
         return fail(w, NGS_ERR_HDF5, "%s: cannot write run attributes", w->path);
-    H5Fflush(w->file, H5F_SCOPE_GLOBAL);
+    if (w->owns_file) H5Fflush(w->file, H5F_SCOPE_GLOBAL);
     return NGS_OK;
 }
 
@@ -425,7 +438,7 @@ int ngs_h5_run_end(ngs_h5_writer *w, int status, const char *message)
     H5Gclose(w->run_group);
     w->run_group = H5I_INVALID_HID;
     w->run_open = 0;
-    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0 && rc == NGS_OK)
+    if (w->owns_file && H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0 && rc == NGS_OK)
         rc = fail(w, NGS_ERR_IO, "%s: flush failed", w->path);
     return rc;
 }
@@ -440,45 +453,52 @@ static size_t auto_chunk_points(const plot_state *p)
     return c;
 }
 
-static int alloc_block(ngs_h5_writer *w, plot_state *p)
+static int alloc_block(plot_state *p)
 {
-    size_t off = 0, chunk_bytes_max = 0;
+    size_t off = 0;
     p->block_capacity = p->chunk_points;
     p->block_offset = malloc((size_t)p->nvec * sizeof *p->block_offset);
     if (!p->block_offset && p->nvec) return NGS_ERR_NOMEM;
     for (int i = 0; i < p->nvec; i++) {
         p->block_offset[i] = off;
         off += p->chunk_points * p->vecs[i].elem;
-        if (p->chunk_points * p->vecs[i].elem > chunk_bytes_max)
-            chunk_bytes_max = p->chunk_points * p->vecs[i].elem;
     }
-    p->block = calloc(1, off ? off : 1);
-    if (!p->block) return NGS_ERR_NOMEM;
-    /* encoder slots sized for the largest chunk of this plot */
-    if (chunk_bytes_max > w->slot_bytes) {
-        int n = 8 * w->nthreads; /* one pool run covers many vectors: fewer barriers */
-        free_slots(w);
-        w->enc = calloc((size_t)n, sizeof *w->enc);
-        w->scratch = calloc((size_t)n, sizeof *w->scratch);
-        w->enc_size = calloc((size_t)n, sizeof *w->enc_size);
-        w->enc_rc = calloc((size_t)n, sizeof *w->enc_rc);
-        w->bctx = calloc((size_t)n, sizeof *w->bctx);
-        if (!w->enc || !w->scratch || !w->enc_size || !w->enc_rc || !w->bctx) return NGS_ERR_NOMEM;
-        w->nslots = n;
-        for (int i = 0; i < n; i++) {
-            /* room for whichever codec a vector uses (a scale stays on zstd) */
-            size_t bound = ngs_codec_bound(NGS_CODEC_ZSTD, chunk_bytes_max);
-            if (ngs_codec_bound(NGS_CODEC_DEFLATE, chunk_bytes_max) > bound)
-                bound = ngs_codec_bound(NGS_CODEC_DEFLATE, chunk_bytes_max);
-            if (ngs_bounded_bound(chunk_bytes_max) > bound) bound = ngs_bounded_bound(chunk_bytes_max);
-            w->enc[i] = malloc(bound);
-            w->scratch[i] = malloc(2 * chunk_bytes_max); /* bitround needs two */
-            if (!w->enc[i] || !w->scratch[i]) return NGS_ERR_NOMEM;
-            if (w->opt.codec == NGS_CODEC_BOUNDED && ngs_bounded_ctx_create(&w->bctx[i]) != NGS_OK)
-                return NGS_ERR_NOMEM;
-        }
-        w->slot_bytes = chunk_bytes_max;
+    /* not zeroed: write_block zeroes the tail of a partial chunk */
+    p->block = malloc(off ? off : 1);
+    return p->block ? NGS_OK : NGS_ERR_NOMEM;
+}
+
+/* Encoder slots sized for the largest chunk of the plot, allocated at its first
+ * write, when the chunk size is final: a short plot (a batch's tiny job) gets
+ * small slots instead of ones for the full automatic chunk. */
+static int ensure_slots(ngs_h5_writer *w, const plot_state *p)
+{
+    size_t chunk_bytes_max = 0;
+    int n = 8 * w->nthreads; /* one pool run covers many vectors: fewer barriers */
+    for (int i = 0; i < p->nvec; i++)
+        if (p->chunk_points * p->vecs[i].elem > chunk_bytes_max) chunk_bytes_max = p->chunk_points * p->vecs[i].elem;
+    if (chunk_bytes_max <= w->slot_bytes) return NGS_OK;
+    free_slots(w);
+    w->enc = calloc((size_t)n, sizeof *w->enc);
+    w->scratch = calloc((size_t)n, sizeof *w->scratch);
+    w->enc_size = calloc((size_t)n, sizeof *w->enc_size);
+    w->enc_rc = calloc((size_t)n, sizeof *w->enc_rc);
+    w->bctx = calloc((size_t)n, sizeof *w->bctx);
+    if (!w->enc || !w->scratch || !w->enc_size || !w->enc_rc || !w->bctx) return NGS_ERR_NOMEM;
+    w->nslots = n;
+    for (int i = 0; i < n; i++) {
+        /* room for whichever codec a vector uses (a scale stays on zstd) */
+        size_t bound = ngs_codec_bound(NGS_CODEC_ZSTD, chunk_bytes_max);
+        if (ngs_codec_bound(NGS_CODEC_DEFLATE, chunk_bytes_max) > bound)
+            bound = ngs_codec_bound(NGS_CODEC_DEFLATE, chunk_bytes_max);
+        if (ngs_bounded_bound(chunk_bytes_max) > bound) bound = ngs_bounded_bound(chunk_bytes_max);
+        w->enc[i] = malloc(bound);
+        w->scratch[i] = malloc(2 * chunk_bytes_max); /* bitround needs two */
+        if (!w->enc[i] || !w->scratch[i]) return NGS_ERR_NOMEM;
+        if (w->opt.codec == NGS_CODEC_BOUNDED && ngs_bounded_ctx_create(&w->bctx[i]) != NGS_OK)
+            return NGS_ERR_NOMEM;
     }
+    w->slot_bytes = chunk_bytes_max;
     return NGS_OK;
 }
 
@@ -544,7 +564,7 @@ int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
             }
     }
     p->chunk_points = w->opt.chunk_points ? w->opt.chunk_points : auto_chunk_points(p);
-    if ((rc = alloc_block(w, p)) != NGS_OK) return fail(w, rc, "out of memory for plot %s", d->name);
+    if ((rc = alloc_block(p)) != NGS_OK) return fail(w, rc, "out of memory for plot %s", d->name);
     p->started = p->last_partial = ngs_now_s();
     p->partial_gap = w->opt.flush_interval_s * PARTIAL_AGE;
     w->plot_count++;
@@ -592,8 +612,8 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
         H5Pset_chunk(dcpl, 1, &chunk);
         H5Pset_attr_creation_order(dcpl, H5P_CRT_ORDER_TRACKED);
-        /* keep the few, small attributes compact: HDF5 1.10.8's H5Ocopy (used to merge
-         * batch jobs) crashes on dense variable-length string attributes */
+        /* keep the few, small attributes compact: HDF5 1.10.8's H5Ocopy (h5copy and
+         * readers' copies) crashes on dense variable-length string attributes */
         H5Pset_attr_phase_change(dcpl, 32, 24);
         int frc = v->codec == NGS_CODEC_BOUNDED ? ngs_bounded_set_filters(dcpl, &v->bp, v->elem)
                   : ngs_codec_set_filters(dcpl, v->codec == NGS_CODEC_BITROUND ? NGS_CODEC_DEFLATE : v->codec,
@@ -674,6 +694,7 @@ static int write_block(ngs_h5_writer *w, plot_state *p, int plot_ended)
     if (rows == 0 || p->block_written) return NGS_OK;
     if (!p->created && (rc = create_plot_objects(w, p, plot_ended)) != NGS_OK) return rc;
     if ((rc = enter_swmr_mode(w)) != NGS_OK) return rc;
+    if ((rc = ensure_slots(w, p)) != NGS_OK) return fail(w, rc, "out of memory for the encoders");
     extent = p->done_rows + rows;
     offset = p->done_rows;
     for (int i = 0; i < p->nvec; i++) {
@@ -746,7 +767,7 @@ int ngs_h5_rows(ngs_h5_writer *w, const double *rows, size_t nrows)
 static int flush_file(ngs_h5_writer *w)
 {
     w->last_flush = ngs_now_s();
-    if (H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0)
+    if (w->owns_file && H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0)
         return fail(w, NGS_ERR_IO, "%s: flush failed (disk full?)", w->path);
     return NGS_OK;
 }

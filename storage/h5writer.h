@@ -25,13 +25,19 @@ typedef struct ngs_h5_options {
     double flush_interval_s; /* <= 0: only at plot end */
     int encoder_threads;     /* 0: cores - 1 (one core stays with the simulation) */
     ngs_lossy_options lossy; /* codec bounded / bitround */
+    /* An HDF5 file id (hid_t) the caller keeps open, 0: none. The writer adds its
+     * run there and never switches it to SWMR, flushes or closes it: the caller
+     * does (a batch writes its jobs into one file this way). */
+    int64_t shared_file;
 } ngs_h5_options;
 
 void ngs_h5_options_init(ngs_h5_options *options);
 
+/* path names the file (with shared_file, only in messages). */
 int ngs_h5_open(ngs_h5_writer **writer, const char *path, const ngs_h5_options *options,
                 char *err, size_t errlen);
-/* Finishes what is pending, marks an unfinished run incomplete, closes the file. */
+/* Finishes what is pending, marks an unfinished run incomplete, closes the file
+ * (unless it is the caller's shared_file). */
 int ngs_h5_close(ngs_h5_writer *writer);
 
 /* A run is one group. Its status attribute says "incomplete" until run_end. */

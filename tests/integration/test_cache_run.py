@@ -19,6 +19,13 @@ def write(path, text):
         f.write(text)
 
 
+def f_col(path, column):
+    """One /summary column, in job order."""
+    with h5py.File(path, "r") as f:
+        rows = f["summary"][:]
+    return [r[column] for r in sorted(rows, key=lambda r: r["job"])]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,11 +139,16 @@ class CacheRuns(unittest.TestCase):
             csv = os.path.join(d, "p.csv")
             write(csv, "rl\n1k\n2k\n3k\n")
             for name in ("b1.h5", "b2.h5"):
-                run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", os.path.join(d, name),
-                     "--cache", cache, "-j", "2"])
-            with h5py.File(os.path.join(d, "b2.h5"), "r") as f:
-                hits = [f[k].attrs["cache_hit"] for k in f if k.startswith("job_")]
-            self.assertEqual(hits, [1, 1, 1])
+                p = run([NGSCALE, "batch", cir, "--params", csv, "-o", os.path.join(d, name),
+                         "--cache", cache, "-j", "2"])
+            self.assertIn("3 cache hits", p.stderr)
+            for name, expect in (("b1.h5", [0, 0, 0]), ("b2.h5", [1, 1, 1])):
+                with h5py.File(os.path.join(d, name), "r") as f:
+                    hits = [f[k].attrs["cache_hit"] for k in sorted(f) if k.startswith("job_")]
+                    summary = sorted(f["summary"][:].tolist())
+                self.assertEqual(hits, expect)
+                self.assertEqual([row[0] for row in summary], [0, 1, 2])
+                self.assertEqual([int(r) for r in f_col(os.path.join(d, name), "cache_hit")], expect)
 
 
 @unittest.skipUnless(os.path.exists(REDIS), "redis-server not installed")
