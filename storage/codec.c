@@ -23,6 +23,9 @@
 #include <strings.h>
 #include <zlib.h>
 #include <zstd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "storage/zstd_filter.h"
 
@@ -137,35 +140,135 @@ static int shuffle_applies(size_t elem_size, size_t nbytes)
 }
 
 /* Inlined with a constant es for the common sizes. One byte plane at a time:
- * sequential writes measured twice as fast as writing es planes at once. */
+ * sequential writes measured twice as fast as writing es planes at once. Elements
+ * [from, nelem) only: the SIMD paths below leave the partial block at the end. */
 static inline void shuffle_body(uint8_t *restrict dst, const uint8_t *restrict src,
-                                size_t es, size_t nelem)
+                                size_t es, size_t from, size_t nelem)
 {
     for (size_t j = 0; j < es; j++) {
         uint8_t *plane = dst + j * nelem;
-        for (size_t i = 0; i < nelem; i++)
+        for (size_t i = from; i < nelem; i++)
             plane[i] = src[i * es + j];
     }
 }
 
 static inline void unshuffle_body(uint8_t *restrict dst, const uint8_t *restrict src,
-                                  size_t es, size_t nelem)
+                                  size_t es, size_t from, size_t nelem)
 {
-    for (size_t i = 0; i < nelem; i++)
+    for (size_t i = from; i < nelem; i++)
         for (size_t j = 0; j < es; j++)
             dst[i * es + j] = src[j * nelem + i];
 }
+
+#if defined(__SSE2__)
+/* Blocks of 16 elements, es (8 or 16) registers each. With byte address
+ * (register << 4 | lane), unpacklo/hi_epi8 of registers k and k + es/2 into 2k, 2k+1
+ * rotates that address left by one bit, so each transpose is a few identical rounds:
+ * shuffling rotates by 4 bits, unshuffling by 3 (es 8) or 4 (es 16).
+ * Forced inlining (constant es) and unrolling keep the blocks in registers, at -O2
+ * too: on the stack they are slower than the scalar code. Clang unrolls by itself
+ * once es is known (a fixed count per round function helps), and a pragma it applies
+ * earlier would stop that, so it gets none. */
+#define SIMD_INLINE static inline __attribute__((always_inline))
+#if defined(__clang__)
+#define UNROLL
+#else
+#define UNROLL _Pragma("GCC unroll 16")
+#endif
+
+SIMD_INLINE void round8(__m128i *v)
+{
+    __m128i t[8];
+
+    UNROLL
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm_unpacklo_epi8(v[k], v[k + 4]);
+        t[2 * k + 1] = _mm_unpackhi_epi8(v[k], v[k + 4]);
+    }
+    memcpy(v, t, sizeof t);
+}
+
+SIMD_INLINE void round16(__m128i *v)
+{
+    __m128i t[16];
+
+    UNROLL
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm_unpacklo_epi8(v[k], v[k + 8]);
+        t[2 * k + 1] = _mm_unpackhi_epi8(v[k], v[k + 8]);
+    }
+    memcpy(v, t, sizeof t);
+}
+
+SIMD_INLINE void rotate_rounds(__m128i *v, size_t nv, int rounds)
+{
+    UNROLL
+    for (int r = 0; r < rounds; r++) {
+        if (nv == 8)
+            round8(v);
+        else
+            round16(v);
+    }
+}
+
+/* es is 8 or 16; returns how many leading elements were done. Two blocks per pass
+ * store 32 bytes to each plane: planes a power of two apart alias in the cache, and
+ * 16-byte stores measured 20% (es 8) to 40% (es 16) slower there. */
+SIMD_INLINE size_t shuffle_simd(uint8_t *restrict dst, const uint8_t *restrict src,
+                                size_t es, size_t nelem)
+{
+    __m128i a[16], b[16];
+    size_t i;
+
+    for (i = 0; i + 32 <= nelem; i += 32) {
+        UNROLL
+        for (size_t k = 0; k < es; k++) {
+            a[k] = _mm_loadu_si128((const __m128i *)(src + i * es + 16 * k));
+            b[k] = _mm_loadu_si128((const __m128i *)(src + (i + 16) * es + 16 * k));
+        }
+        rotate_rounds(a, es, 4);
+        rotate_rounds(b, es, 4);
+        UNROLL
+        for (size_t j = 0; j < es; j++) {
+            _mm_storeu_si128((__m128i *)(dst + j * nelem + i), a[j]);
+            _mm_storeu_si128((__m128i *)(dst + j * nelem + i + 16), b[j]);
+        }
+    }
+    return i;
+}
+
+SIMD_INLINE size_t unshuffle_simd(uint8_t *restrict dst, const uint8_t *restrict src,
+                                  size_t es, size_t nelem)
+{
+    __m128i v[16];
+    size_t i;
+
+    for (i = 0; i + 16 <= nelem; i += 16) {
+        UNROLL
+        for (size_t j = 0; j < es; j++)
+            v[j] = _mm_loadu_si128((const __m128i *)(src + j * nelem + i));
+        rotate_rounds(v, es, es == 8 ? 3 : 4);
+        UNROLL
+        for (size_t k = 0; k < es; k++)
+            _mm_storeu_si128((__m128i *)(dst + i * es + 16 * k), v[k]);
+    }
+    return i;
+}
+#else
+#define shuffle_simd(dst, src, es, nelem) ((size_t)0) /* all elements scalar */
+#define unshuffle_simd(dst, src, es, nelem) ((size_t)0)
+#endif
 
 static void shuffle(void *dst, const void *src, size_t es, size_t nbytes)
 {
     size_t nelem = nbytes / es, body = nelem * es;
 
     if (es == 8)
-        shuffle_body(dst, src, 8, nelem);
+        shuffle_body(dst, src, 8, shuffle_simd(dst, src, 8, nelem), nelem);
     else if (es == 16)
-        shuffle_body(dst, src, 16, nelem);
+        shuffle_body(dst, src, 16, shuffle_simd(dst, src, 16, nelem), nelem);
     else
-        shuffle_body(dst, src, es, nelem);
+        shuffle_body(dst, src, es, 0, nelem);
     memcpy((uint8_t *)dst + body, (const uint8_t *)src + body, nbytes - body);
 }
 
@@ -174,11 +277,11 @@ static void unshuffle(void *dst, const void *src, size_t es, size_t nbytes)
     size_t nelem = nbytes / es, body = nelem * es;
 
     if (es == 8)
-        unshuffle_body(dst, src, 8, nelem);
+        unshuffle_body(dst, src, 8, unshuffle_simd(dst, src, 8, nelem), nelem);
     else if (es == 16)
-        unshuffle_body(dst, src, 16, nelem);
+        unshuffle_body(dst, src, 16, unshuffle_simd(dst, src, 16, nelem), nelem);
     else
-        unshuffle_body(dst, src, es, nelem);
+        unshuffle_body(dst, src, es, 0, nelem);
     memcpy((uint8_t *)dst + body, (const uint8_t *)src + body, nbytes - body);
 }
 

@@ -144,10 +144,14 @@ END_TEST
 
 /* ---- shuffle ------------------------------------------------------------------------------- */
 
-/* (element size, chunk bytes): multiples, leftovers, a single element, less than one, 0. */
+/* (element size, chunk bytes): multiples, leftovers, a single element, less than one, 0;
+ * for 8 and 16 also SIMD blocks (16 or 32 elements) with and without a scalar tail. */
 static const size_t shuffle_cases[][2] = {
     {8, 65536}, {8, 8 * 1000 + 3}, {16, 16 * 777 + 15}, {4, 4 * 5 + 1}, {2, 3},
     {3, 3 * 100 + 2}, {8, 8}, {8, 16}, {8, 7}, {16, 9}, {8, 0}, {1, 1000}, {5, 5 * 333},
+    {8, 8 * 15}, {8, 8 * 16}, {8, 8 * 17 + 5}, {8, 8 * 31}, {8, 8 * 33}, {8, 8 * 1000},
+    {8, 8 * (65536 + 3) + 7}, {16, 16 * 15}, {16, 16 * 16}, {16, 16 * 17 + 3},
+    {16, 16 * 31}, {16, 16 * 33}, {16, 16 * 1000}, {16, 16 * (65536 + 3) + 9},
 };
 #define NSHUFFLE (int)(sizeof shuffle_cases / sizeof shuffle_cases[0])
 
