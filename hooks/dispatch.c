@@ -249,11 +249,11 @@ static void put(ngs_dispatch *d, uint32_t kind, const void *a, size_t alen, cons
     size_t max;
     pthread_mutex_lock(&d->produce_lock);
     max = ngs_ring_max_payload(d->ring);
-    if (alen + blen > max) blen = max - alen; /* truncate over-long text */
+    if (b && alen + blen > max) blen = max - alen; /* truncate over-long text */
     dst = ngs_ring_reserve(d->ring, kind, alen + blen);
     if (dst) {
         memcpy(dst, a, alen);
-        if (blen) memcpy(dst + alen, b, blen);
+        if (b && blen) memcpy(dst + alen, b, blen);
         if (blen && (kind == REC_MESSAGE || kind == REC_PLOT_END)) dst[alen + blen - 1] = '\0';
         ngs_ring_commit(d->ring, kind != REC_PROGRESS);
     }
