@@ -29,7 +29,9 @@
 
 #include "storage/zstd_filter.h"
 
-#define DEFAULT_LEVEL_ZSTD 1
+/* zstd's first fast level: on shuffled simulation data it compresses as well as
+ * level 1 (1.855 vs 1.853 on the ring oscillator) at about 1.5x the speed */
+#define DEFAULT_LEVEL_ZSTD -1
 #define DEFAULT_LEVEL_DEFLATE 4
 
 /* ---- names and levels ----------------------------------------------------------- */
@@ -64,7 +66,8 @@ const char *ngs_codec_name(ngs_codec codec)
     return NULL;
 }
 
-/* NGS_ERR_ARG for a value outside the enum. */
+/* 0 (no level) for none and for a value outside the enum: levels can be negative,
+ * so an error code would read as a level. */
 int ngs_codec_default_level(ngs_codec codec)
 {
     switch (codec) {
@@ -72,12 +75,10 @@ int ngs_codec_default_level(ngs_codec codec)
         return DEFAULT_LEVEL_ZSTD;
     case NGS_CODEC_DEFLATE:
         return DEFAULT_LEVEL_DEFLATE;
-    case NGS_CODEC_NONE:
-        return 0;
     default:
         break;
     }
-    return NGS_ERR_ARG;
+    return 0;
 }
 
 /* Turns 0 into the default and checks the range: zstd's own (negative = fast

@@ -15,7 +15,7 @@
 
 #define NGS_H5Z_FILTER_ZSTD 32015
 
-/* Default compression level of a codec (zstd 1, deflate 4, none 0). */
+/* Default compression level of a codec (zstd -1, deflate 4, none and unknown 0). */
 int ngs_codec_default_level(ngs_codec codec);
 
 /* Largest encoded size of a chunk of nbytes. */
