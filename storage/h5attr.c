@@ -1,6 +1,7 @@
 /* h5attr.c - scalar attributes of ngscale's schema (see h5attr.h). */
 #include "storage/h5attr.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,28 +14,49 @@ hid_t ngs_h5_vlen_str_type(void)
     return t;
 }
 
+/* Every HDF5 call takes the library's global lock, which a batch's workers share:
+ * one scalar dataspace and one string type serve every attribute write. */
+static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
+static hid_t shared_space = H5I_INVALID_HID, shared_str = H5I_INVALID_HID;
+
+static void make_shared(void)
+{
+    shared_space = H5Screate(H5S_SCALAR);
+    shared_str = ngs_h5_vlen_str_type();
+}
+
 static int write_scalar(hid_t obj, const char *key, hid_t type, const void *value)
 {
-    hid_t space = H5Screate(H5S_SCALAR), attr;
+    hid_t attr;
     herr_t rc = -1;
-    if (space < 0) return -1;
-    if (H5Aexists(obj, key) > 0) H5Adelete(obj, key);
-    attr = H5Acreate2(obj, key, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    pthread_once(&shared_once, make_shared);
+    if (shared_space < 0) return -1;
+    if (H5Aexists(obj, key) > 0) {
+        /* rewritten in place when the type matches (a run's status, message...) */
+        attr = H5Aopen(obj, key, H5P_DEFAULT);
+        if (attr >= 0) {
+            hid_t t = H5Aget_type(attr);
+            int same = t >= 0 && H5Tequal(t, type) > 0;
+            if (t >= 0) H5Tclose(t);
+            if (same) rc = H5Awrite(attr, type, value);
+            H5Aclose(attr);
+            if (same) return rc < 0 ? -1 : 0;
+        }
+        H5Adelete(obj, key);
+    }
+    attr = H5Acreate2(obj, key, type, shared_space, H5P_DEFAULT, H5P_DEFAULT);
     if (attr >= 0) {
         rc = H5Awrite(attr, type, value);
         H5Aclose(attr);
     }
-    H5Sclose(space);
     return rc < 0 ? -1 : 0;
 }
 
 int ngs_h5_attr_write_str(hid_t obj, const char *key, const char *value)
 {
-    hid_t type = ngs_h5_vlen_str_type();
     const char *v = value ? value : "";
-    int rc = write_scalar(obj, key, type, &v);
-    H5Tclose(type);
-    return rc;
+    pthread_once(&shared_once, make_shared);
+    return write_scalar(obj, key, shared_str, &v);
 }
 
 int ngs_h5_attr_write_i64(hid_t obj, const char *key, int64_t value)
