@@ -23,12 +23,14 @@
 #include "storage/h5attr.h"
 #include "hooks/clock.h"
 
+#include <errno.h>
 #include <hdf5.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BLOCK_TARGET_BYTES (8u << 20) /* automatic chunking: a block of rows ~ 8 MiB */
 #define CHUNK_MIN 1024u
@@ -143,22 +145,40 @@ static hid_t open_group(hid_t file, const char *path)
     return H5Gopen2(file, path, H5P_DEFAULT);
 }
 
-/* Back to plain read-write so objects and attributes can be created. */
-static int enter_structure_mode(ngs_h5_writer *w)
+/* A SWMR reader holds the file's lock for a moment while it opens the file, and
+ * reopening the file or starting SWMR writing needs that lock: wait for it, about
+ * two seconds at most. Returns 0 when it is time to give up. */
+static int wait_for_lock(int attempt)
+{
+    if (attempt >= 100) return 0;
+    usleep(attempt < 10 ? 1000 : 20000);
+    return 1;
+}
+
+/* Closes the file with the run's group and the plot's datasets, and opens them
+ * again in plain read-write mode. */
+static int reopen_file(ngs_h5_writer *w)
 {
     plot_state *p = w->plot;
-    if (!w->swmr_active) return NGS_OK;
-    if (p && p->created)
-        for (int i = 0; i < p->nvec; i++) {
-            H5Dclose(p->vecs[i].dset);
-            p->vecs[i].dset = H5I_INVALID_HID;
-        }
-    if (w->run_group >= 0) H5Gclose(w->run_group);
+    H5E_BEGIN_TRY { /* a failed H5Fstart_swmr_write may have closed them already */
+        if (p && p->created)
+            for (int i = 0; i < p->nvec; i++) {
+                H5Dclose(p->vecs[i].dset);
+                p->vecs[i].dset = H5I_INVALID_HID;
+            }
+        if (w->run_group >= 0) H5Gclose(w->run_group);
+        H5Fclose(w->file);
+    } H5E_END_TRY;
     w->run_group = H5I_INVALID_HID;
-    H5Fclose(w->file);
     w->swmr_active = 0;
-    w->file = H5Fopen(w->path, H5F_ACC_RDWR, w->fapl);
-    if (w->file < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot reopen the file", w->path);
+    for (int attempt = 0;; attempt++) {
+        H5E_BEGIN_TRY {
+            w->file = H5Fopen(w->path, H5F_ACC_RDWR, w->fapl);
+        } H5E_END_TRY;
+        if (w->file >= 0 || !wait_for_lock(attempt)) break;
+    }
+    if (w->file < 0)
+        return fail(w, NGS_ERR_HDF5, "%s: cannot reopen the file (locked by another process?)", w->path);
     if (w->run_open) {
         w->run_group = open_group(w->file, w->run_path);
         if (w->run_group < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot reopen %s", w->path, w->run_path);
@@ -175,11 +195,27 @@ static int enter_structure_mode(ngs_h5_writer *w)
     return NGS_OK;
 }
 
+/* Back to plain read-write so objects and attributes can be created. */
+static int enter_structure_mode(ngs_h5_writer *w)
+{
+    return w->swmr_active ? reopen_file(w) : NGS_OK;
+}
+
 static int enter_swmr_mode(ngs_h5_writer *w)
 {
     if (!w->opt.swmr || w->swmr_active) return NGS_OK;
-    if (H5Fstart_swmr_write(w->file) < 0)
-        return fail(w, NGS_ERR_HDF5, "%s: cannot start SWMR writing", w->path);
+    for (int attempt = 0;; attempt++) {
+        herr_t rc;
+        int r;
+        H5E_BEGIN_TRY {
+            rc = H5Fstart_swmr_write(w->file);
+        } H5E_END_TRY;
+        if (rc >= 0) break;
+        if (!wait_for_lock(attempt))
+            return fail(w, NGS_ERR_HDF5, "%s: cannot start SWMR writing (locked by another process?)", w->path);
+        /* it closes and reopens the open objects; failing half way leaves their ids dead */
+        if ((r = reopen_file(w)) != NGS_OK) return r;
+    }
     w->swmr_active = 1;
     return NGS_OK;
 }
@@ -245,13 +281,18 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
         goto file_ready;
     }
     w->owns_file = 1;
-    H5E_BEGIN_TRY {
-        if (w->opt.append) {
-            w->file = H5Fopen(path, H5F_ACC_RDWR, w->fapl);
-        } else {
-            w->file = H5Fcreate(path, H5F_ACC_TRUNC, w->fcpl, w->fapl);
-        }
-    } H5E_END_TRY;
+    for (int attempt = 0;; attempt++) {
+        errno = 0;
+        H5E_BEGIN_TRY {
+            if (w->opt.append) {
+                w->file = H5Fopen(path, H5F_ACC_RDWR, w->fapl);
+            } else {
+                w->file = H5Fcreate(path, H5F_ACC_TRUNC, w->fcpl, w->fapl);
+            }
+        } H5E_END_TRY;
+        /* a reader may have opened the new, empty file before we locked it */
+        if (w->file >= 0 || errno != EAGAIN || !wait_for_lock(attempt)) break;
+    }
     if (w->file < 0) {
         rc = fail(w, NGS_ERR_IO, "%s: cannot %s the HDF5 file", path,
                   w->opt.append ? "open (for appending)" : "create");

@@ -66,6 +66,33 @@ class Interop(unittest.TestCase):
                 self.assertEqual(f["run/ac1/frequency"].attrs["is_scale"], 1)
                 self.assertEqual(f.attrs["ngscale_format_version"], 1)
 
+    def test_readers_opening_all_the_time_never_fail_the_writer(self):
+        """The writer reopens the file between plots; a reader that is opening it at that
+        moment holds its lock briefly. The run must wait, not fail."""
+        with TempDir() as d:
+            cir = os.path.join(d, "plots.cir")
+            with open(cir, "w") as f:
+                f.write("many plots\nV1 in 0 DC 1 AC 1\nR1 in out 1k\nC1 out 0 1n\n.control\n" +
+                        "op\ntran 10n 20u\nac dec 20 1k 1g\n" * 8 + ".endc\n.end\n")
+            out = os.path.join(d, "busy.h5")
+            proc = subprocess.Popen([NGSCALE, "run", "-q", "--flush", "0.05", cir, "-o", out],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            opened = 0
+            try:
+                while proc.poll() is None:
+                    try:
+                        with h5py.File(out, "r", libver="latest", swmr=True):
+                            opened += 1
+                    except (OSError, RuntimeError):
+                        pass  # caught the writer between two modes: the writer must not care
+            finally:
+                proc.wait(timeout=120)
+            self.assertEqual(proc.returncode, 0, proc.stderr.read().decode())
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "complete")
+                self.assertEqual(f["run"].attrs["plots"], 24)
+            self.assertGreater(opened, 0)
+
     def test_swmr_reader_follows_a_live_run(self):
         with TempDir() as d:
             cir = os.path.join(d, "slow.cir")
