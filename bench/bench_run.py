@@ -10,7 +10,10 @@ wall time, output size and peak RSS, and the ratios the issue's targets are abou
                          single runs bimodal: the same run takes 1.1 s or 2.2 s)
   size RAW/HDF5          (targets: >= 1.3 ladder, >= 8 ring oscillator)
 
-usage: bench_run.py [--ngscale build/ngscale] [--repeat 5] [--codec zstd] [--quick]
+--threads N writes `set num_threads=N` into a .spiceinit that both tools read (ngspice's
+OpenMP threads for BSIM devices); without it both use ngspice's default.
+
+usage: bench_run.py [--ngscale build/ngscale] [--repeat 5] [--codec zstd] [--threads N] [--quick]
 """
 import argparse
 import os
@@ -45,6 +48,8 @@ def main():
     ap.add_argument("--ngscale", default=os.path.join(HERE, "..", "build", "ngscale"))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--codec", default="zstd")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="ngspice OpenMP threads for both tools (via .spiceinit); 0: ngspice's default")
     ap.add_argument("--quick", action="store_true", help="short circuits, 3 repeats (smoke test)")
     a = ap.parse_args()
     if a.quick:
@@ -56,6 +61,9 @@ def main():
     ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="ngscale-bench-") as d:
+        if a.threads > 0:  # both tools read .spiceinit in the working directory
+            with open(os.path.join(d, ".spiceinit"), "w") as f:
+                f.write("set num_threads=%d\n" % a.threads)
         for name, text in circuits:
             cir = os.path.join(d, name + ".cir")
             open(cir, "w").write(text)
@@ -74,8 +82,8 @@ def main():
             best = min(o[0] for o in ours) / min(r[0] for r in ref)
             rows.append((name, med(ref, 0), med(ours, 0), statistics.median(ratios), best, raw_size,
                          h5_size, med(ref, 1), med(ours, 1)))
-    print("ngscale run (codec %s) vs ngspice -b -r, medians of %d alternating runs"
-          % (a.codec, a.repeat))
+    print("ngscale run (codec %s) vs ngspice -b -r, medians of %d alternating runs, %s"
+          % (a.codec, a.repeat, "num_threads=%d" % a.threads if a.threads else "ngspice's default threads"))
     print("%-15s %10s %10s %11s %11s %11s %11s %9s %10s %10s" % (
         "circuit", "ngspice s", "ngscale s", "wall ratio", "best ratio", "RAW MB", "HDF5 MB",
         "RAW/HDF5", "RSS ng MB", "RSS ns MB"))
