@@ -149,6 +149,30 @@ class Batch(unittest.TestCase):
                 self.assertEqual(jobs[label][0]["status"], "complete")
             self.assertFalse([n for n in os.listdir(d) if ".parts-" in n], "temporary parts removed")
 
+    def test_a_killed_batch_keeps_the_jobs_of_its_last_flush(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "k.cir")
+            write(cir, gen_circuits.rc_ladder(100, "40u", "1n"))
+            out = os.path.join(d, "k.h5")
+            t0 = time.time()
+            run([NGSCALE, "batch", "-q", "-j", "1", cir, "-o", os.path.join(d, "one.h5")])
+            one_job = time.time() - t0
+            proc = subprocess.Popen([NGSCALE, "batch", "-q", "-j", "2", "--monte-carlo", "60", cir, "-o", out],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(max(2.5, 6 * one_job))  # past at least two of the once-a-second flushes
+            self.assertIsNone(proc.poll(), "the batch should still be running")
+            proc.kill()
+            proc.wait(timeout=60)
+            subprocess.run(["h5clear", "-s", out], check=True)
+            jobs, summary = jobs_of(out)
+            self.assertGreaterEqual(len(summary), 1, "rows of the last flush")
+            for row in summary:
+                self.assertEqual(row["status"], b"complete")
+                attrs, data = jobs[row["label"].decode()]
+                self.assertEqual(attrs["status"], "complete")
+                self.assertEqual(len(data["tran1/time"]), row["points"])
+                self.assertTrue(np.all(np.diff(data["tran1/time"]) > 0))
+
     def test_usage_errors(self):
         p = run([NGSCALE, "batch", netlist("tran_rc.cir")], check=False)
         self.assertEqual(p.returncode, 2)
