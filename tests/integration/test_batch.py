@@ -147,7 +147,7 @@ class Batch(unittest.TestCase):
             complete = [s["label"].decode() for s in summary if s["status"] == b"complete"]
             for label in complete:
                 self.assertEqual(jobs[label][0]["status"], "complete")
-            self.assertFalse([n for n in os.listdir(d) if ".parts-" in n], "temporary parts removed")
+            self.assertEqual(sorted(os.listdir(d)), ["i.h5", "long.cir", "one.h5"], "nothing left beside the output")
 
     def test_a_killed_batch_keeps_the_jobs_of_its_last_flush(self):
         with TempDir() as d:
