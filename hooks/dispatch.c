@@ -255,7 +255,10 @@ static void put(ngs_dispatch *d, uint32_t kind, const void *a, size_t alen, cons
         memcpy(dst, a, alen);
         if (b && blen) memcpy(dst + alen, b, blen);
         if (blen && (kind == REC_MESSAGE || kind == REC_PLOT_END)) dst[alen + blen - 1] = '\0';
-        ngs_ring_commit(d->ring, kind != REC_PROGRESS);
+        /* only a barrier wakes the dispatcher at once: waking it for every line
+         * ngspice prints doubled a small batch job's context switches; everything
+         * else is delivered within IDLE_MS */
+        ngs_ring_commit(d->ring, kind == REC_BARRIER);
     }
     pthread_mutex_unlock(&d->produce_lock);
 }
