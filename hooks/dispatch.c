@@ -23,6 +23,7 @@ typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int done;
+    uint64_t covers; /* records queued before it */
 } barrier;
 
 struct ngs_dispatch {
@@ -32,6 +33,9 @@ struct ngs_dispatch {
     ngs_sink *sinks;
     size_t nsinks;
     atomic_int error;
+    /* records queued (barriers aside), and how many of them the last completed
+     * barrier covered: equal when nothing is pending */
+    atomic_uint_fast64_t queued, settled;
     /* consumer-private */
     ngs_plot_desc *plot;
     uint64_t plot_rows;
@@ -201,6 +205,8 @@ int ngs_dispatch_create(ngs_dispatch **out, size_t ring_bytes)
     pthread_mutex_init(&d->produce_lock, NULL);
     pthread_mutex_init(&d->sinks_lock, NULL);
     atomic_init(&d->error, NGS_OK);
+    atomic_init(&d->queued, 0);
+    atomic_init(&d->settled, 0);
     if (pthread_create(&d->thread, NULL, consumer, d) != 0) {
         ngs_ring_destroy(d->ring);
         free(d);
@@ -232,7 +238,9 @@ int ngs_dispatch_set_sinks(ngs_dispatch *d, const ngs_sink *sinks, size_t n)
         if (!copy) return NGS_ERR_NOMEM;
         memcpy(copy, sinks, n * sizeof *copy);
     }
-    ngs_dispatch_drain(d);
+    /* nothing queued since the last drain: no round trip to the dispatcher (a run
+     * starts and ends with one already) */
+    if (atomic_load(&d->queued) != atomic_load(&d->settled)) ngs_dispatch_drain(d);
     pthread_mutex_lock(&d->sinks_lock);
     free(d->sinks);
     d->sinks = copy;
@@ -258,6 +266,13 @@ static void put(ngs_dispatch *d, uint32_t kind, const void *a, size_t alen, cons
         /* only a barrier wakes the dispatcher at once: waking it for every line
          * ngspice prints doubled a small batch job's context switches; everything
          * else is delivered within IDLE_MS */
+        if (kind == REC_BARRIER) {
+            barrier *b;
+            memcpy(&b, a, sizeof b);
+            b->covers = atomic_load(&d->queued);
+        } else {
+            atomic_fetch_add(&d->queued, 1);
+        }
         ngs_ring_commit(d->ring, kind == REC_BARRIER);
     }
     pthread_mutex_unlock(&d->produce_lock);
@@ -279,6 +294,7 @@ double *ngs_dispatch_row_begin(ngs_dispatch *d, size_t ndoubles)
 
 void ngs_dispatch_row_commit(ngs_dispatch *d)
 {
+    atomic_fetch_add(&d->queued, 1);
     ngs_ring_commit(d->ring, 0);
     pthread_mutex_unlock(&d->produce_lock);
 }
@@ -309,6 +325,11 @@ int ngs_dispatch_drain(ngs_dispatch *d)
     pthread_mutex_lock(&b.lock);
     while (!b.done) pthread_cond_wait(&b.cond, &b.lock);
     pthread_mutex_unlock(&b.lock);
+    {   /* settled only grows, whichever thread drained */
+        uint_fast64_t seen = atomic_load(&d->settled);
+        while (seen < b.covers && !atomic_compare_exchange_weak(&d->settled, &seen, b.covers))
+            ;
+    }
     pthread_mutex_destroy(&b.lock);
     pthread_cond_destroy(&b.cond);
     return atomic_load(&d->error);
