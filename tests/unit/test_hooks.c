@@ -211,6 +211,36 @@ START_TEST(dispatch_reports_a_hook_that_stops)
 }
 END_TEST
 
+/* Events queued before set_sinks reach the old sinks, later ones the new: with records
+ * pending (set_sinks drains) and with none (it may skip the drain). */
+START_TEST(dispatch_set_sinks_splits_the_stream)
+{
+    ngs_dispatch *d;
+    recorder a, b;
+    ngs_sink sa = {NGS_EV_ALL, record, NULL, &a}, sb = {NGS_EV_ALL, record, NULL, &b};
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    ck_assert_int_eq(ngs_dispatch_create(&d, 0), NGS_OK);
+    ck_assert_int_eq(ngs_dispatch_set_sinks(d, &sa, 1), NGS_OK);
+    ngs_dispatch_message(d, "one", 0); /* pending: not delivered within 50 ms yet */
+    ngs_dispatch_message(d, "two", 0);
+    ck_assert_int_eq(ngs_dispatch_set_sinks(d, &sb, 1), NGS_OK);
+    ck_assert_int_eq(a.messages, 2);
+    ck_assert_str_eq(a.last_msg, "two");
+    ngs_dispatch_message(d, "three", 0);
+    ck_assert_int_eq(ngs_dispatch_drain(d), NGS_OK);
+    ck_assert_int_eq(b.messages, 1);
+    ck_assert_int_eq(ngs_dispatch_set_sinks(d, &sa, 1), NGS_OK); /* nothing pending */
+    ngs_dispatch_message(d, "four", 0);
+    ck_assert_int_eq(ngs_dispatch_set_sinks(d, NULL, 0), NGS_OK);
+    ck_assert_int_eq(a.messages, 3);
+    ck_assert_str_eq(a.last_msg, "four");
+    ck_assert_int_eq(b.messages, 1);
+    ck_assert_str_eq(b.last_msg, "three");
+    ngs_dispatch_destroy(d);
+}
+END_TEST
+
 START_TEST(dispatch_destroy_with_an_open_plot)
 {
     ngs_dispatch *d;
@@ -233,6 +263,7 @@ int main(void)
     tcase_add_test(tc, plot_desc_columns);
     tcase_add_test(tc, dispatch_delivers_everything_in_order);
     tcase_add_test(tc, dispatch_reports_a_hook_that_stops);
+    tcase_add_test(tc, dispatch_set_sinks_splits_the_stream);
     tcase_add_test(tc, dispatch_destroy_with_an_open_plot);
     suite_add_tcase(s, tc);
     return ngs_run_suite(s);
