@@ -29,6 +29,8 @@
 #include "storage/h5writer.h"
 #include "storage/pool.h"
 
+#define REPORT_MS 100 /* finished jobs reach /summary's queue and the progress line this often */
+
 typedef struct finished {
     size_t job;
     int status;
@@ -290,7 +292,8 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&b->lock);
         if (b->queue_tail) b->queue_tail->next = f; else b->queue = f;
         b->queue_tail = f;
-        pthread_cond_signal(&b->cond);
+        /* no wake-up per job: the calling thread looks every REPORT_MS (waking it for
+         * each tiny job cost a context switch that the job's own thread waited on) */
         pthread_mutex_unlock(&b->lock);
     }
     pthread_mutex_lock(&b->lock);
@@ -545,9 +548,7 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
         finished *f = b->queue;
         if (!f) {
             if (b->workers_left == 0) break;
-            struct timespec dl = {0, 0};
-            clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_sec += 1;
+            struct timespec dl = ngs_deadline_ms(REPORT_MS);
             pthread_cond_timedwait(&b->cond, &b->lock, &dl);
             pthread_mutex_unlock(&b->lock);
             report(b, &p, t0, fn, user); /* keeps the ETA line alive */
