@@ -266,9 +266,11 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
     w->fapl = H5Pcreate(H5P_FILE_ACCESS);
     w->fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_link_creation_order(w->fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-    /* periodic flushes rewrite the last, partial chunk: keep track of the space the
-     * old copies free, across reopenings, so it is reused instead of lost */
-    H5Pset_file_space_strategy(w->fcpl, H5F_FSPACE_STRATEGY_FSM_AGGR, 1, 1);
+    /* Free space is not tracked across sessions: records saved by a writer that was
+     * later killed describe space it went on to use, and a file repaired with h5clear
+     * would hand that space out twice ("duplicate entry in cache"). What a partial
+     * chunk's rewrite frees is reused within a session; SWMR reuses none anyway. */
+    H5Pset_file_space_strategy(w->fcpl, H5F_FSPACE_STRATEGY_FSM_AGGR, 0, 1);
     /* SWMR needs the latest format; it also gives checksummed metadata. */
     H5Pset_libver_bounds(w->fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
     if (w->opt.shared_file) {
@@ -734,7 +736,9 @@ static int write_block(ngs_h5_writer *w, plot_state *p, int plot_ended)
 
     if (rows == 0 || p->block_written) return NGS_OK;
     if (!p->created && (rc = create_plot_objects(w, p, plot_ended)) != NGS_OK) return rc;
-    if ((rc = enter_swmr_mode(w)) != NGS_OK) return rc;
+    /* the last block of a plot is written in whichever mode the file is in: going to
+     * SWMR and back (reopening the file and every dataset) would only delay the end */
+    if (!plot_ended && (rc = enter_swmr_mode(w)) != NGS_OK) return rc;
     if ((rc = ensure_slots(w, p)) != NGS_OK) return fail(w, rc, "out of memory for the encoders");
     extent = p->done_rows + rows;
     offset = p->done_rows;
