@@ -262,6 +262,7 @@ static int run_job(ngs_batch *b, ngs_engine *e, size_t i, ngs_run_result *res, c
 typedef struct {
     ngs_batch *b;
     int index;
+    int started; /* its thread runs and must be joined */
 } worker_arg;
 
 static void *worker_main(void *arg)
@@ -461,7 +462,11 @@ static int flush_output(ngs_batch *b, output *out)
             fspace = H5Dget_space(out->summary);
             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL);
             mspace = H5Screate_simple(1, &count, NULL);
-            if (H5Dwrite(out->summary, out->row_type, mspace, fspace, H5P_DEFAULT, rows) < 0) rc = NGS_ERR_HDF5;
+            if (H5Dwrite(out->summary, out->row_type, mspace, fspace, H5P_DEFAULT, rows) < 0) {
+                hsize_t back = out->rows; /* no rows of fill values that look like job 0 */
+                H5Dset_extent(out->summary, &back);
+                rc = NGS_ERR_HDF5;
+            }
             H5Sclose(mspace);
             H5Sclose(fspace);
         }
@@ -478,6 +483,15 @@ static int flush_output(ngs_batch *b, output *out)
     free(rows);
     free(labels);
     return rc;
+}
+
+/* At most once a second: flushing after every tiny job cost more than the job. A
+ * broken output stops the batch. */
+static void flush_if_due(ngs_batch *b, output *out, double *last_flush, int *out_rc)
+{
+    if (*out_rc != NGS_OK || ngs_now_s() - *last_flush < 1.0) return;
+    *last_flush = ngs_now_s();
+    if ((*out_rc = flush_output(b, out)) != NGS_OK) ngs_batch_interrupt(b);
 }
 
 static void output_close(output *out)
@@ -540,6 +554,7 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
             b->workers_left--;
             continue;
         }
+        args[i].started = 1;
         started++;
     }
     report(b, &p, t0, fn, user);
@@ -551,6 +566,9 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
             struct timespec dl = ngs_deadline_ms(REPORT_MS);
             pthread_cond_timedwait(&b->cond, &b->lock, &dl);
             pthread_mutex_unlock(&b->lock);
+            /* while long jobs run, finished ones and the running ones' data still
+             * reach the file every second */
+            flush_if_due(b, &out, &last_flush, &out_rc);
             report(b, &p, t0, fn, user); /* keeps the ETA line alive */
             pthread_mutex_lock(&b->lock);
             continue;
@@ -569,12 +587,8 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
                 set_error(b, "out of memory for /summary");
                 out_rc = NGS_ERR_NOMEM;
             }
-            /* at most once a second: flushing after every tiny job cost more than the job */
-            if (out_rc == NGS_OK && ngs_now_s() - last_flush >= 1.0) {
-                last_flush = ngs_now_s();
-                out_rc = flush_output(b, &out);
-            }
-            if (out_rc != NGS_OK) ngs_batch_interrupt(b); /* the output is broken: stop */
+            if (out_rc != NGS_OK) ngs_batch_interrupt(b);
+            flush_if_due(b, &out, &last_flush, &out_rc);
         } else {
             free_finished(f);
         }
@@ -583,7 +597,7 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
     }
     pthread_mutex_unlock(&b->lock);
     for (int i = 0; i < b->nworkers; i++)
-        if (i < started) pthread_join(threads[i], NULL);
+        if (args[i].started) pthread_join(threads[i], NULL);
     /* jobs never started (interrupt, broken output) are in the summary too */
     for (size_t i = 0; out_rc == NGS_OK && i < njobs; i++)
         if (!seen[i] && queue_summary(&out, i, NULL) != NGS_OK) {

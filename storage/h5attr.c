@@ -15,36 +15,59 @@ hid_t ngs_h5_vlen_str_type(void)
 }
 
 /* Every HDF5 call takes the library's global lock, which a batch's workers share:
- * one scalar dataspace and one string type serve every attribute write. */
-static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
+ * one scalar dataspace and one string type serve every attribute write. They are
+ * made again if a host's H5close() took them away. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static hid_t shared_space = H5I_INVALID_HID, shared_str = H5I_INVALID_HID;
 
-static void make_shared(void)
+static int shared_ids(hid_t *space, hid_t *str)
 {
-    shared_space = H5Screate(H5S_SCALAR);
-    shared_str = ngs_h5_vlen_str_type();
+    pthread_mutex_lock(&shared_lock);
+    if (H5Iget_type(shared_space) != H5I_DATASPACE || H5Iget_type(shared_str) != H5I_DATATYPE) {
+        H5E_BEGIN_TRY {
+            H5Sclose(shared_space);
+            H5Tclose(shared_str);
+        } H5E_END_TRY;
+        shared_space = H5Screate(H5S_SCALAR);
+        shared_str = ngs_h5_vlen_str_type();
+    }
+    *space = shared_space;
+    *str = shared_str;
+    pthread_mutex_unlock(&shared_lock);
+    return shared_space >= 0 && shared_str >= 0 ? 0 : -1;
+}
+
+/* The existing attribute key of obj, when it is a scalar of this type. */
+static hid_t open_same(hid_t obj, const char *key, hid_t type)
+{
+    hid_t attr = H5Aopen(obj, key, H5P_DEFAULT), t, sp;
+    int same;
+    if (attr < 0) return attr;
+    t = H5Aget_type(attr);
+    sp = H5Aget_space(attr);
+    same = t >= 0 && sp >= 0 && H5Tequal(t, type) > 0 && H5Sget_simple_extent_type(sp) == H5S_SCALAR;
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    if (same) return attr;
+    H5Aclose(attr);
+    return H5I_INVALID_HID;
 }
 
 static int write_scalar(hid_t obj, const char *key, hid_t type, const void *value)
 {
-    hid_t attr;
+    hid_t space, str, attr;
     herr_t rc = -1;
-    pthread_once(&shared_once, make_shared);
-    if (shared_space < 0) return -1;
+    if (shared_ids(&space, &str) != 0) return -1;
     if (H5Aexists(obj, key) > 0) {
-        /* rewritten in place when the type matches (a run's status, message...) */
-        attr = H5Aopen(obj, key, H5P_DEFAULT);
-        if (attr >= 0) {
-            hid_t t = H5Aget_type(attr);
-            int same = t >= 0 && H5Tequal(t, type) > 0;
-            if (t >= 0) H5Tclose(t);
-            if (same) rc = H5Awrite(attr, type, value);
+        /* rewritten in place when it matches (a run's status, message...) */
+        if ((attr = open_same(obj, key, type)) >= 0) {
+            rc = H5Awrite(attr, type, value);
             H5Aclose(attr);
-            if (same) return rc < 0 ? -1 : 0;
+            return rc < 0 ? -1 : 0;
         }
         H5Adelete(obj, key);
     }
-    attr = H5Acreate2(obj, key, type, shared_space, H5P_DEFAULT, H5P_DEFAULT);
+    attr = H5Acreate2(obj, key, type, space, H5P_DEFAULT, H5P_DEFAULT);
     if (attr >= 0) {
         rc = H5Awrite(attr, type, value);
         H5Aclose(attr);
@@ -55,8 +78,9 @@ static int write_scalar(hid_t obj, const char *key, hid_t type, const void *valu
 int ngs_h5_attr_write_str(hid_t obj, const char *key, const char *value)
 {
     const char *v = value ? value : "";
-    pthread_once(&shared_once, make_shared);
-    return write_scalar(obj, key, shared_str, &v);
+    hid_t space, str;
+    if (shared_ids(&space, &str) != 0) return -1;
+    return write_scalar(obj, key, str, &v);
 }
 
 int ngs_h5_attr_write_i64(hid_t obj, const char *key, int64_t value)

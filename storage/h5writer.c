@@ -211,7 +211,8 @@ static int enter_swmr_mode(ngs_h5_writer *w)
             rc = H5Fstart_swmr_write(w->file);
         } H5E_END_TRY;
         if (rc >= 0) break;
-        if (!wait_for_lock(attempt))
+        /* each attempt may wait in reopen_file too: a few attempts are seconds */
+        if (attempt >= 10 || !wait_for_lock(attempt))
             return fail(w, NGS_ERR_HDF5, "%s: cannot start SWMR writing (locked by another process?)", w->path);
         /* it closes and reopens the open objects; failing half way leaves their ids dead */
         if ((r = reopen_file(w)) != NGS_OK) return r;
@@ -336,7 +337,7 @@ static void plot_free(plot_state *p)
     if (!p) return;
     for (int i = 0; i < p->nvec; i++) {
         vec_state *v = &p->vecs[i];
-        if (p->created && v->dset >= 0) H5Dclose(v->dset);
+        if (v->dset > 0) H5Dclose(v->dset); /* also those of a half-created plot (0: never set) */
         free(v->dset_name);
         free(v->name);
         free(v->ngspice_name);

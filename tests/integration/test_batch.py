@@ -173,6 +173,28 @@ class Batch(unittest.TestCase):
                 self.assertEqual(len(data["tran1/time"]), row["points"])
                 self.assertTrue(np.all(np.diff(data["tran1/time"]) > 0))
 
+    def test_finished_jobs_reach_the_file_while_a_long_one_runs(self):
+        with TempDir() as d:
+            quick = []
+            for i in range(4):
+                quick.append(os.path.join(d, "q%d.cir" % i))
+                write(quick[-1], "quick %d\nV1 in 0 DC %d\nR1 in out 1k\nR2 out 0 1k\n.op\n.end\n" % (i, i + 1))
+            long_cir = os.path.join(d, "long.cir")
+            write(long_cir, gen_circuits.rc_ladder(300, "5000u", "1n"))
+            out = os.path.join(d, "l.h5")
+            proc = subprocess.Popen([NGSCALE, "batch", "-q", "-j", "2", long_cir] + quick + ["-o", out],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(3.5)  # the quick jobs are done, a flush or two has passed, long.cir runs
+            self.assertIsNone(proc.poll(), "the long job should still be running")
+            proc.kill()
+            proc.wait(timeout=60)
+            subprocess.run(["h5clear", "-s", out], check=True)
+            jobs, summary = jobs_of(out)
+            done = sorted(row["label"].decode() for row in summary)
+            self.assertEqual(done, sorted(quick), "the quick jobs are in /summary")
+            for q in quick:
+                self.assertEqual(jobs[q][0]["status"], "complete")
+
     def test_usage_errors(self):
         p = run([NGSCALE, "batch", netlist("tran_rc.cir")], check=False)
         self.assertEqual(p.returncode, 2)

@@ -9,6 +9,7 @@
 
 #include "hooks/dispatch.h"
 #include "storage/codec.h"
+#include "storage/h5attr.h"
 #include "storage/h5writer.h"
 
 static char dir[64];
@@ -239,6 +240,32 @@ START_TEST(closing_mid_plot_marks_incomplete_and_keeps_data)
 }
 END_TEST
 
+/* Attributes are rewritten in place, and writes still work after a host's H5close()
+ * took the writer's shared HDF5 ids away. */
+START_TEST(attributes_rewrite_and_survive_h5close)
+{
+    char path[512];
+    hid_t f, g;
+    snprintf(path, sizeof path, "%s/attrs.h5", dir);
+    for (int round = 0; round < 2; round++) {
+        f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert_int_ge(f, 0);
+        g = H5Gcreate2(f, "g", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert_int_eq(ngs_h5_attr_write_str(g, "status", "incomplete"), 0);
+        ck_assert_int_eq(ngs_h5_attr_write_str(g, "status", "complete"), 0);
+        ck_assert_int_eq(ngs_h5_attr_write_i64(g, "points", 5), 0);
+        ck_assert_int_eq(ngs_h5_attr_write_str(g, "points", "five"), 0); /* another type */
+        ck_assert_int_eq(ngs_h5_attr_write_f64(g, "wall_s", 1.5), 0);
+        check_str(g, "status", "complete");
+        check_str(g, "points", "five");
+        ck_assert_int_eq(H5Aget_num_attrs(g), 3);
+        H5Gclose(g);
+        H5Fclose(f);
+        H5close(); /* round 1 writes with ids made again */
+    }
+}
+END_TEST
+
 START_TEST(status_names)
 {
     ck_assert_str_eq(ngs_h5_status_name(NGS_OK), "complete");
@@ -260,6 +287,7 @@ int main(void)
     tcase_add_test(tc, errors_are_codes_with_messages);
     tcase_add_test(tc, closing_mid_plot_marks_incomplete_and_keeps_data);
     tcase_add_test(tc, status_names);
+    tcase_add_test(tc, attributes_rewrite_and_survive_h5close);
     suite_add_tcase(s, tc);
     return ngs_run_suite(s);
 }
