@@ -288,3 +288,20 @@ double ngs_spice_number(const char *s)
         }
     return v * scale;
 }
+
+static int mentions_any(const char *line, const char *const *words)
+{
+    for (size_t i = 0; words[i]; i++)
+        if (strcasestr(line, words[i])) return 1;
+    return 0;
+}
+
+int ngs_deck_draws_while_running(const ngs_deck *d)
+{
+    static const char *const sources[] = {"trnoise", "trrandom", NULL};
+    static const char *const control[] = {"gauss", "unif", "limit", "rand", "seed", NULL};
+    for (size_t i = 0; i < d->nlines; i++)
+        if (mentions_any(d->lines[i], sources) || (d->has_control && mentions_any(d->lines[i], control)))
+            return 1;
+    return 0;
+}

@@ -175,6 +175,14 @@ static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
     return rc;
 }
 
+/* ngspice seeds its generator through libc's srand() and rand(), whose state the
+ * whole process shares: two instances seeding at once would take each other's
+ * numbers, and a Monte Carlo job would not be reproducible. Reading a netlist (where
+ * .param agauss() and the like are drawn, included files too) is serialised across
+ * engines; so is an analysis whose sources draw while it runs, or a .control script
+ * that may draw. */
+static pthread_mutex_t seed_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void build_sinks(ngs_engine *e, writer_sink *ws, ngs_sink *sinks, size_t *n)
 {
     size_t k = 0;
@@ -263,7 +271,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     int cache_hit = 0;
     char deck_path[4096], cmd[4200];
     double t0 = ngs_now_s(), deadline;
-    int flat, rc = NGS_OK, bg_rc = NGS_OK, wrc;
+    int flat, draws, rc = NGS_OK, bg_rc = NGS_OK, wrc;
 
     if (opts) o = *opts; else ngs_run_options_init(&o);
     memset(&res, 0, sizeof res);
@@ -355,7 +363,10 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
 
     deadline = o.timeout_s > 0 ? t0 + o.timeout_s : 0;
     snprintf(cmd, sizeof cmd, "bg_source %s", deck_path);
+    draws = ngs_deck_draws_while_running(deck);
+    if (!deck->has_control || draws) pthread_mutex_lock(&seed_lock);
     bg_rc = run_in_background(e, cmd, deadline);
+    if (!deck->has_control || draws) pthread_mutex_unlock(&seed_lock);
     if (bg_rc == NGS_OK && !e->exited && !deck->has_control) {
         pthread_mutex_lock(&e->msg_lock);
         int load_errors = e->nerror_lines;
@@ -364,7 +375,9 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             rc = NGS_ERR_NETLIST;
             describe_failure(e, rc, "ngspice rejected the netlist");
         } else {
+            if (draws) pthread_mutex_lock(&seed_lock);
             bg_rc = run_in_background(e, "bg_run", deadline);
+            if (draws) pthread_mutex_unlock(&seed_lock);
         }
     }
     /* deck.cir stays (the next run overwrites it, the engine removes it): creating a
