@@ -4,7 +4,7 @@
 #   - FFTW's thread library (the CPU backend plans with fftw_plan_with_nthreads);
 #   - CUDA when a toolkit is found and NGSCALE_CUDA is ON: gpu/spectrum_cuda.cu, cuFFT,
 #     the CUDA runtime, NGSCALE_HAVE_CUDA=1. Without it the library is CPU-only and
-#     gpu/spectrum_cuda_stub.c answers "built without CUDA" at run time.
+#     gpu/spectrum_cuda_stub.c (compiled only then) answers "built without CUDA" at run time.
 
 find_library(FFTW3_THREADS_LIBRARY NAMES fftw3_threads
   HINTS ${FFTW3_LIBRARY_DIRS} DOC "FFTW (double) thread support library")
@@ -55,6 +55,7 @@ if(NGSCALE_HAVE_CUDA)
   set(CMAKE_CUDA_LINKER_PREFERENCE 0)
   set(CMAKE_CUDA_LINKER_PREFERENCE_PROPAGATES 0)
   list(APPEND NGSCALE_SOURCES ${CMAKE_CURRENT_LIST_DIR}/spectrum_cuda.cu)
+  list(REMOVE_ITEM NGSCALE_SOURCES ${CMAKE_CURRENT_LIST_DIR}/spectrum_cuda_stub.c)
   list(APPEND NGSCALE_LIBS CUDA::cufft CUDA::cudart)
   list(APPEND NGSCALE_DEFINITIONS NGSCALE_HAVE_CUDA=1)
 

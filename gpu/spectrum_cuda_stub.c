@@ -3,8 +3,6 @@
  * without CUDA: the probe says so and every other call fails cleanly, so the engine
  * falls back to FFTW (AUTO) or reports the reason (GPU).
  */
-#ifndef NGSCALE_HAVE_CUDA
-
 #include "gpu/spectrum_cuda.h"
 
 #include <stdio.h>
@@ -76,7 +74,3 @@ int ngs_cuda_wait(ngs_cuda *cuda, int slot, char *err, size_t err_len)
 void ngs_cuda_range_push(const char *name) { (void)name; }
 void ngs_cuda_range_pop(void) {}
 
-#else
-/* ISO C forbids an empty translation unit. */
-typedef int ngs_cuda_stub_unused;
-#endif /* NGSCALE_HAVE_CUDA */
