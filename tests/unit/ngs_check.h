@@ -3,6 +3,7 @@
 #define NGS_TESTS_CHECK_H
 #include <check.h>
 #include <errno.h>
+#include <hdf5.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,31 @@ static inline unsigned char *read_file(const char *path, size_t *n)
     b[len] = 0;
     *n = (size_t)len;
     return b;
+}
+
+/* A variable-length UTF-8 string attribute of loc/obj (obj "." for loc itself), read
+ * with HDF5 alone rather than with the writer's helpers; missing fails the test.
+ * The caller frees it. */
+static inline char *h5_str_attr(hid_t loc, const char *obj, const char *name)
+{
+    hid_t a = H5Aopen_by_name(loc, obj, name, H5P_DEFAULT, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1);
+    char *s = NULL, *out;
+    ck_assert_msg(a >= 0, "no attribute %s on %s", name, obj);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    ck_assert_int_ge(H5Aread(a, t, &s), 0);
+    out = strdup(s);
+    H5free_memory(s);
+    H5Tclose(t);
+    H5Aclose(a);
+    return out;
+}
+
+static inline void check_h5_str_attr(hid_t loc, const char *obj, const char *name, const char *expect)
+{
+    char *s = h5_str_attr(loc, obj, name);
+    ck_assert_msg(strcmp(s, expect) == 0, "%s@%s = '%s', expected '%s'", obj, name, s, expect);
+    free(s);
 }
 
 #endif

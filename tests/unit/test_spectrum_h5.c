@@ -226,28 +226,6 @@ static hid_t open_ro(const char *p)
     return f;
 }
 
-static char *str_attr(hid_t f, const char *obj, const char *name)
-{
-    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1);
-    char *s = NULL, *out;
-    ck_assert_msg(a >= 0, "no attribute %s on %s", name, obj);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    ck_assert_int_ge(H5Aread(a, t, &s), 0);
-    out = strdup(s);
-    H5free_memory(s);
-    H5Tclose(t);
-    H5Aclose(a);
-    return out;
-}
-
-static void check_str_attr(hid_t f, const char *obj, const char *name, const char *expect)
-{
-    char *s = str_attr(f, obj, name);
-    ck_assert_msg(strcmp(s, expect) == 0, "%s@%s = '%s', expected '%s'", obj, name, s, expect);
-    free(s);
-}
-
 static double f64_attr(hid_t f, const char *obj, const char *name)
 {
     double v = NAN;
@@ -456,14 +434,14 @@ START_TEST(test_metrics_and_datasets_written_back)
     free(hd);
 
     /* attributes */
-    check_str_attr(f, g, "window", "hann");
-    check_str_attr(f, g, "resampling", "cubic");
-    check_str_attr(f, g, "backend", "cpu");
-    check_str_attr(f, g, "vector", "v(out)");
-    check_str_attr(f, g, "plot", "tran1");
-    check_str_attr(f, g, "unit", "V");
-    check_str_attr(f, g, "psd_unit", "V^2/Hz");
-    check_str_attr(f, g, "fundamental_source", "given");
+    check_h5_str_attr(f, g, "window", "hann");
+    check_h5_str_attr(f, g, "resampling", "cubic");
+    check_h5_str_attr(f, g, "backend", "cpu");
+    check_h5_str_attr(f, g, "vector", "v(out)");
+    check_h5_str_attr(f, g, "plot", "tran1");
+    check_h5_str_attr(f, g, "unit", "V");
+    check_h5_str_attr(f, g, "psd_unit", "V^2/Hz");
+    check_h5_str_attr(f, g, "fundamental_source", "given");
     ck_assert_int_eq(i64_attr(f, g, "periods"), 30);
     ck_assert_int_eq(i64_attr(f, g, "coherent"), 1);
     ck_assert_int_eq(i64_attr(f, g, "harmonics"), 9);
@@ -491,9 +469,9 @@ START_TEST(test_metrics_and_datasets_written_back)
     ck_assert_uint_eq(peak, 30);
     ck_assert_msg(fabs(am[30] - 1.0) < 1e-4, "amplitude[30] %.9g", am[30]);
     ck_assert_msg(fabs(am[60] - pow(10, HD2 / 20)) < 2e-5, "amplitude[60] %.9g", am[60]);
-    check_str_attr(f, "run/spectrum/v(out)/amplitude", "unit", "V");
-    check_str_attr(f, "run/spectrum/v(out)/psd", "unit", "V^2/Hz");
-    check_str_attr(f, "run/spectrum/v(out)/frequency", "unit", "Hz");
+    check_h5_str_attr(f, "run/spectrum/v(out)/amplitude", "unit", "V");
+    check_h5_str_attr(f, "run/spectrum/v(out)/psd", "unit", "V^2/Hz");
+    check_h5_str_attr(f, "run/spectrum/v(out)/frequency", "unit", "Hz");
 
     /* the engine on the very same arrays, whole records */
     {
@@ -577,7 +555,7 @@ START_TEST(test_vector_names)
     }
     hid_t f = open_ro(path);
     ck_assert_int_eq(nlinks(f, "run/spectrum"), 1);
-    check_str_attr(f, "run/spectrum/v(out)", "window", "blackman-harris"); /* the last one, " Out " */
+    check_h5_str_attr(f, "run/spectrum/v(out)", "window", "blackman-harris"); /* the last one, " Out " */
     H5Fclose(f);
 
     const char *cur[] = {"i(v1)", "v1#branch", "I(V1)", "V1#BRANCH"};
@@ -590,9 +568,9 @@ START_TEST(test_vector_names)
 
     f = open_ro(path);
     ck_assert_int_eq(nlinks(f, "run/spectrum"), 3);
-    check_str_attr(f, "run/spectrum/i(v1)", "unit", "A");
-    check_str_attr(f, "run/spectrum/i(v1)", "psd_unit", "A^2/Hz");
-    check_str_attr(f, "run/spectrum/v(a%2Fb)", "vector", "v(a/b)");
+    check_h5_str_attr(f, "run/spectrum/i(v1)", "unit", "A");
+    check_h5_str_attr(f, "run/spectrum/i(v1)", "psd_unit", "A^2/Hz");
+    check_h5_str_attr(f, "run/spectrum/v(a%2Fb)", "vector", "v(a/b)");
     size_t n;
     mrow *m = read_metrics(f, "run/spectrum/i(v1)/metrics", &n);
     ck_assert_msg(fabs(m[0].amplitude - 1e-3) < 1e-7, "i(v1) amplitude %.9g", m[0].amplitude);
@@ -667,8 +645,8 @@ START_TEST(test_plot_selection)
     o.periods = 0;
     ck_assert_msg(spectrum(&o, NULL, err, sizeof err) == NGS_OK, "%s", err);
     hid_t f = open_ro(path);
-    check_str_attr(f, "run/spectrum/v(out)", "plot", "tran1");
-    check_str_attr(f, "run/spectrum/v(out)", "fundamental_source", "found per run");
+    check_h5_str_attr(f, "run/spectrum/v(out)", "plot", "tran1");
+    check_h5_str_attr(f, "run/spectrum/v(out)", "fundamental_source", "found per run");
     ck_assert_int_eq(i64_attr(f, "run/spectrum/v(out)", "coherent"), 0);
     mrow *m = read_metrics(f, "run/spectrum/v(out)/metrics", &n);
     /* whole record, not coherent: the interpolated peak is close to F0 */
@@ -681,7 +659,7 @@ START_TEST(test_plot_selection)
     o.periods = 30;
     ck_assert_msg(spectrum(&o, NULL, err, sizeof err) == NGS_OK, "%s", err);
     f = open_ro(path);
-    check_str_attr(f, "run/spectrum/v(out)", "plot", "tran2");
+    check_h5_str_attr(f, "run/spectrum/v(out)", "plot", "tran2");
     m = read_metrics(f, "run/spectrum/v(out)/metrics", &n);
     ck_assert_msg(fabs(m[0].fundamental_hz - 2 * F0) < 1e-9, "fund %.6f", m[0].fundamental_hz);
     ck_assert_msg(fabs(m[0].thd_db - THD_DB_EXPECTED) < 0.05, "THD %.4f", m[0].thd_db);
@@ -771,8 +749,8 @@ START_TEST(test_batch_file_one_row_per_job)
     }
     free_metrics(m, n);
     ck_assert(!exists(f, "job_00000003/spectrum"));
-    check_str_attr(f, "job_00000000/spectrum/v(out)", "window", "blackman-harris");
-    check_str_attr(f, "job_00000000/spectrum/v(out)", "resampling", "linear");
+    check_h5_str_attr(f, "job_00000000/spectrum/v(out)", "window", "blackman-harris");
+    check_h5_str_attr(f, "job_00000000/spectrum/v(out)", "resampling", "linear");
     H5Fclose(f);
 
     /* a named run only: the others keep their results (window says which call wrote them) */
@@ -783,9 +761,9 @@ START_TEST(test_batch_file_one_row_per_job)
     o.window = "kaiser:12";
     ck_assert_msg(spectrum(&o, NULL, err, sizeof err) == NGS_OK, "%s", err);
     f = open_ro(path);
-    check_str_attr(f, "job_00000002/spectrum/v(out)", "window", "kaiser");
+    check_h5_str_attr(f, "job_00000002/spectrum/v(out)", "window", "kaiser");
     ck_assert(fabs(f64_attr(f, "job_00000002/spectrum/v(out)", "kaiser_beta") - 12) < 1e-12);
-    check_str_attr(f, "job_00000001/spectrum/v(out)", "window", "blackman-harris");
+    check_h5_str_attr(f, "job_00000001/spectrum/v(out)", "window", "blackman-harris");
     m = read_metrics(f, "spectrum_metrics", &n);
     ck_assert_uint_eq(n, 4);
     free_metrics(m, n);
@@ -806,7 +784,7 @@ START_TEST(test_batch_file_one_row_per_job)
     o.fundamental = 0;
     ck_assert_msg(spectrum(&o, NULL, err, sizeof err) == NGS_OK, "%s", err);
     f = open_ro(path);
-    check_str_attr(f, "job_00000004/spectrum/v(out)", "fundamental_source", "detected");
+    check_h5_str_attr(f, "job_00000004/spectrum/v(out)", "fundamental_source", "detected");
     ck_assert_int_eq(i64_attr(f, "job_00000004/spectrum/v(out)", "periods"), 30);
     double fd = f64_attr(f, "job_00000004/spectrum/v(out)", "fundamental");
     ck_assert_msg(fabs(fd - F0) < 0.05, "detected %.6f", fd);
@@ -1010,7 +988,7 @@ static void check_spectrum_after_repair(ngs_spectrum_file_options *o)
     ck_assert_msg(spectrum(o, NULL, err, sizeof err) == NGS_OK, "%s", err);
     ck_assert_msg(spectrum(o, NULL, err, sizeof err) == NGS_OK, "again: %s", err);
     f = open_ro(path);
-    check_str_attr(f, "run", "status", "incomplete");
+    check_h5_str_attr(f, "run", "status", "incomplete");
     m = read_metrics(f, "run/spectrum/v(out)/metrics", &n);
     ck_assert_msg(fabs(m[0].thd_db - THD_DB_EXPECTED) < 0.05, "THD %.4f", m[0].thd_db);
     free_metrics(m, n);
@@ -1123,13 +1101,13 @@ START_TEST(test_gpu_backend_or_clear_error)
         o.backend = "auto";
         ck_assert_msg(spectrum(&o, NULL, err, sizeof err) == NGS_OK, "%s", err);
         hid_t f = open_ro(path);
-        check_str_attr(f, "run/spectrum/v(out)", "backend", "cpu");
+        check_h5_str_attr(f, "run/spectrum/v(out)", "backend", "cpu");
         H5Fclose(f);
         return;
     }
     ck_assert_msg(spectrum(&o, NULL, err, sizeof err) == NGS_OK, "%s", err);
     hid_t f = open_ro(path);
-    check_str_attr(f, "run/spectrum/v(out)", "backend", "gpu");
+    check_h5_str_attr(f, "run/spectrum/v(out)", "backend", "gpu");
     double *g = read_f64(f, "run/spectrum/v(out)/amplitude", &n);
     H5Fclose(f);
     o.backend = "cpu";
