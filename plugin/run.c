@@ -271,7 +271,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     int cache_hit = 0;
     char deck_path[4096], cmd[4200];
     double t0 = ngs_now_s(), deadline;
-    int flat, draws, rc = NGS_OK, bg_rc = NGS_OK, wrc;
+    int flat, draws, source_draws, rc = NGS_OK, bg_rc = NGS_OK, wrc;
 
     if (opts) o = *opts; else ngs_run_options_init(&o);
     memset(&res, 0, sizeof res);
@@ -364,9 +364,10 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     deadline = o.timeout_s > 0 ? t0 + o.timeout_s : 0;
     snprintf(cmd, sizeof cmd, "bg_source %s", deck_path);
     draws = ngs_deck_draws_while_running(deck);
-    if (!deck->has_control || draws) pthread_mutex_lock(&seed_lock);
+    source_draws = !deck->has_control || draws; /* netlists draw .param values as read */
+    if (source_draws) pthread_mutex_lock(&seed_lock);
     bg_rc = run_in_background(e, cmd, deadline);
-    if (!deck->has_control || draws) pthread_mutex_unlock(&seed_lock);
+    if (source_draws) pthread_mutex_unlock(&seed_lock);
     if (bg_rc == NGS_OK && !e->exited && !deck->has_control) {
         pthread_mutex_lock(&e->msg_lock);
         int load_errors = e->nerror_lines;

@@ -72,7 +72,6 @@ struct ngs_h5_writer {
     char *path;
     ngs_h5_options opt;
     hid_t fapl, fcpl, file, run_group, complex_type;
-    int owns_file;   /* 0: the caller's shared_file, which it flushes and closes */
     int swmr_active;
     char *run_path;
     int run_open;
@@ -93,6 +92,9 @@ struct ngs_h5_writer {
 };
 
 /* ---------------------------------------------------------------- helpers -- */
+
+/* 0 for the caller's shared_file, which the caller flushes and closes. */
+static int owns_file(const ngs_h5_writer *w) { return w->opt.shared_file == 0; }
 
 static int fail(ngs_h5_writer *w, int code, const char *fmt, ...)
 {
@@ -283,7 +285,6 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
         }
         goto file_ready;
     }
-    w->owns_file = 1;
     for (int attempt = 0;; attempt++) {
         errno = 0;
         H5E_BEGIN_TRY {
@@ -387,7 +388,7 @@ int ngs_h5_close(ngs_h5_writer *w)
             if (rc == NGS_OK) rc = r2;
         }
         if (w->run_group >= 0) H5Gclose(w->run_group);
-        if (w->owns_file && H5Fclose(w->file) < 0 && rc == NGS_OK)
+        if (owns_file(w) && H5Fclose(w->file) < 0 && rc == NGS_OK)
             rc = fail(w, NGS_ERR_HDF5, "%s: close failed", w->path);
     }
     plot_free(w->plot);
@@ -432,7 +433,7 @@ int ngs_h5_run_begin(ngs_h5_writer *w, const char *group)
         ngs_h5_attr_write_str(w->run_group, "ngscale_version", NGSCALE_VERSION) < 0 ||
         ngs_h5_attr_write_str(w->run_group, "codec", ngs_codec_name(w->opt.codec)) < 0)
         return fail(w, NGS_ERR_HDF5, "%s: cannot write run attributes", w->path);
-    if (w->owns_file) H5Fflush(w->file, H5F_SCOPE_GLOBAL);
+    if (owns_file(w)) H5Fflush(w->file, H5F_SCOPE_GLOBAL);
     return NGS_OK;
 }
 
@@ -482,7 +483,7 @@ int ngs_h5_run_end(ngs_h5_writer *w, int status, const char *message)
     H5Gclose(w->run_group);
     w->run_group = H5I_INVALID_HID;
     w->run_open = 0;
-    if (w->owns_file && H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0 && rc == NGS_OK)
+    if (owns_file(w) && H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0 && rc == NGS_OK)
         rc = fail(w, NGS_ERR_IO, "%s: flush failed", w->path);
     return rc;
 }
@@ -813,7 +814,7 @@ int ngs_h5_rows(ngs_h5_writer *w, const double *rows, size_t nrows)
 static int flush_file(ngs_h5_writer *w)
 {
     w->last_flush = ngs_now_s();
-    if (w->owns_file && H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0)
+    if (owns_file(w) && H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0)
         return fail(w, NGS_ERR_IO, "%s: flush failed (disk full?)", w->path);
     return NGS_OK;
 }
