@@ -404,7 +404,8 @@ static int cmd_run(int argc, char **argv)
         if (st.log) fclose(st.log);
         return exit_code(rc);
     }
-    ngs_engine_add_hook(e, NGS_EV_ALL, cli_hook, &st);
+    /* progress events cost ngspice work at every step: asked for only when shown */
+    ngs_engine_add_hook(e, st.show_progress ? NGS_EV_ALL : NGS_EV_ALL & ~NGS_EV_PROGRESS, cli_hook, &st);
 
     g_engine = e;
     memset(&sa, 0, sizeof sa);

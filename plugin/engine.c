@@ -436,8 +436,10 @@ static int init_copy(ngs_engine *e)
         saved = old ? strdup(old) : NULL;
         setenv("SPICE_LIB_DIR", e->work_dir, 1);
     }
-    rc = e->api.Init(cb_send_char, cb_send_stat, cb_controlled_exit, cb_send_data,
-                     cb_send_init_data, cb_bg_running, e->ctx);
+    /* Without a status callback ngspice skips its progress bookkeeping (a clock
+     * read, a malloc and a free at almost every step of a short run). */
+    rc = e->api.Init(cb_send_char, e->sends_progress ? cb_send_stat : NULL, cb_controlled_exit,
+                     cb_send_data, cb_send_init_data, cb_bg_running, e->ctx);
     if (e->has_private_codemodels) {
         if (saved) setenv("SPICE_LIB_DIR", saved, 1);
         else unsetenv("SPICE_LIB_DIR");
@@ -487,6 +489,9 @@ int ngs_engine_load_copy(ngs_engine *e)
     }
     e->ctx->e = e;
     atomic_init(&e->ctx->dead, 0);
+    e->sends_progress = 0;
+    for (size_t i = 0; i < e->nhooks; i++)
+        if (e->hooks[i].mask & NGS_EV_PROGRESS) e->sends_progress = 1;
     rc = init_copy(e);
     e->capturing_version = 0;
     if (rc != 0 || e->exited) {
@@ -495,6 +500,9 @@ int ngs_engine_load_copy(ngs_engine *e)
         return NGS_ERR_LIBNGSPICE;
     }
     if (!e->version[0]) snprintf(e->version, sizeof e->version, "ngspice (unknown version)");
+    /* ngspice's " Reference value : ..." console progress reads the process CPU clock
+     * at every output point (a system call that walks all our threads): off */
+    e->api.Command("set norefvalue");
     if (e->config.num_threads > 0) {
         char cmd[64];
         snprintf(cmd, sizeof cmd, "set num_threads=%d", e->config.num_threads);
@@ -683,6 +691,8 @@ int ngs_engine_add_hook(ngs_engine *e, unsigned mask, ngs_hook_fn fn, void *user
     e->hooks[e->nhooks].user = user;
     e->hooks[e->nhooks].mask = mask;
     e->nhooks++;
+    if ((mask & NGS_EV_PROGRESS) && e->handle && !e->sends_progress)
+        e->needs_reload = 1; /* the loaded copy has no status callback */
     return NGS_OK;
 }
 

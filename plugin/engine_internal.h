@@ -43,6 +43,7 @@ struct ngs_engine {
     int generation;     /* how many copies were loaded */
     int save_none_sticky;/* `.save none` was used: stays on for this copy */
     int needs_reload;   /* exited, halted or broken: load a fresh copy first */
+    int sends_progress; /* this copy was given a status callback (a hook wants progress) */
     char version[160];
 
     ngs_dispatch *dispatch;

@@ -82,7 +82,8 @@ typedef enum {
     NGS_EV_ROWS = 1 << 1,       /* a batch of accepted points */
     NGS_EV_PLOT_END = 1 << 2,   /* the analysis ended (status says how) */
     NGS_EV_MESSAGE = 1 << 3,    /* a line ngspice printed */
-    NGS_EV_PROGRESS = 1 << 4,   /* progress of the running analysis */
+    NGS_EV_PROGRESS = 1 << 4,   /* progress of the running analysis; ngspice reports it
+                                   (at a cost per step) only while a hook asks for it */
     NGS_EV_ALL = 0x1f
 } ngs_event_kind;
 

@@ -71,6 +71,44 @@ START_TEST(hooks_see_every_point)
 }
 END_TEST
 
+typedef struct {
+    int progress, reference_lines;
+    double last_percent;
+} progress_seen;
+
+static int watch_progress(const ngs_event *ev, void *user)
+{
+    progress_seen *p = user;
+    if (ev->kind == NGS_EV_PROGRESS) {
+        p->progress++;
+        p->last_percent = ev->percent;
+    }
+    if (ev->kind == NGS_EV_MESSAGE && ev->text && strstr(ev->text, "Reference value")) p->reference_lines++;
+    return 0;
+}
+
+/* ngspice is given a status callback only while a hook wants progress; a hook added
+ * later still gets it on the next run. Its per-point console progress stays off. */
+START_TEST(progress_only_when_a_hook_wants_it)
+{
+    ngs_engine *e = engine();
+    progress_seen messages = {0}, progress = {0};
+    ngs_run_result res;
+    static const char *const long_deck[] = {
+        "longer", "V1 in 0 SIN(0 1 1meg)", "R1 in out 1k", "C1 out 0 1n", ".tran 1n 2m", ".end"};
+    ngs_engine_add_hook(e, NGS_EV_MESSAGE, watch_progress, &messages);
+    ck_assert_int_eq(ngs_run_lines(e, long_deck, N(long_deck), NULL, NULL, &res), NGS_OK);
+    ck_assert_uint_gt(res.points, 100000); /* long enough for ngspice's 0.25 s reference print */
+    ck_assert_int_eq(messages.reference_lines, 0);
+    ngs_engine_add_hook(e, NGS_EV_PROGRESS, watch_progress, &progress);
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK);
+    ck_assert_int_gt(progress.progress, 0);
+    ck_assert(progress.last_percent == 100.0);
+    ck_assert_int_eq(messages.reference_lines, 0);
+    ngs_engine_destroy(e);
+}
+END_TEST
+
 START_TEST(quit_replaces_the_copy)
 {
     ngs_engine *e = engine();
@@ -211,6 +249,7 @@ int main(void)
     TCase *tc = tcase_create("libngspice");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, hooks_see_every_point);
+    tcase_add_test(tc, progress_only_when_a_hook_wants_it);
     tcase_add_test(tc, quit_replaces_the_copy);
     tcase_add_test(tc, broken_netlist_then_good_run);
     tcase_add_test(tc, hook_can_stop_a_run);
