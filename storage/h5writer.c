@@ -421,6 +421,9 @@ int ngs_h5_run_begin(ngs_h5_writer *w, const char *group)
         return fail(w, NGS_ERR_ARG, "%s: group '%s' already exists", w->path, w->run_path);
     gcpl = H5Pcreate(H5P_GROUP_CREATE);
     H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    /* compact attributes, as for datasets: a run's ~20 would otherwise go to dense
+     * storage (a heap and a B-tree per group), a quarter slower to write */
+    H5Pset_attr_phase_change(gcpl, 32, 24);
     w->run_group = H5Gcreate2(w->file, w->run_path, H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     if (w->run_group < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot create group '%s'", w->path, w->run_path);
@@ -639,6 +642,7 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
     }
     gcpl = H5Pcreate(H5P_GROUP_CREATE);
     H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    H5Pset_attr_phase_change(gcpl, 32, 24);
     group = H5Gcreate2(w->file, p->group_path, H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     if (group < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot create group %s", w->path, p->group_path);
