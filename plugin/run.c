@@ -2,10 +2,11 @@
  * run.c - running one netlist on an engine, into sinks (HDF5 writer, hooks).
  *
  * Sequence: read the deck, decide flat memory (`.save none`) or not, write the
- * prepared deck to the engine's private directory, `bg_source` it (a .control
- * block runs right there, on ngspice's background thread), then `bg_run` if the
- * deck has no .control block. The caller's thread only waits, and halts ngspice
- * on interrupt, timeout or a failing sink. Every run ends with the dispatcher
+ * prepared deck to the engine's private directory. A deck with a .control block
+ * is `bg_source`d (the block runs right there, on ngspice's background thread);
+ * any other is `source`d on the caller's thread (that only reads it) and then
+ * `bg_run`. While ngspice's thread works the caller only waits, and halts it on
+ * interrupt, timeout or a failing sink. Every run ends with the dispatcher
  * drained, so the file is complete when this returns.
  */
 #include "plugin/engine_internal.h"
@@ -362,11 +363,22 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     ngs_engine_command(e, cmd);
 
     deadline = o.timeout_s > 0 ? t0 + o.timeout_s : 0;
-    snprintf(cmd, sizeof cmd, "bg_source %s", deck_path);
     draws = ngs_deck_draws_while_running(deck);
     source_draws = !deck->has_control || draws; /* netlists draw .param values as read */
     if (source_draws) pthread_mutex_lock(&seed_lock);
-    bg_rc = run_in_background(e, cmd, deadline);
+    if (deck->has_control) {
+        snprintf(cmd, sizeof cmd, "bg_source %s", deck_path);
+        bg_rc = run_in_background(e, cmd, deadline);
+    } else {
+        /* only reads the netlist: done on this thread, which saves a job the start
+         * of a thread and two hand-overs */
+        snprintf(cmd, sizeof cmd, "source %s", deck_path);
+        ngs_engine_wait_thread_exit(e);
+        if (ngs_engine_command(e, cmd) != 0 && !e->exited) {
+            ngs_engine_set_error(e, "ngspice refused '%s'", cmd);
+            bg_rc = NGS_ERR_STATE;
+        }
+    }
     if (source_draws) pthread_mutex_unlock(&seed_lock);
     if (bg_rc == NGS_OK && !e->exited && !deck->has_control) {
         pthread_mutex_lock(&e->msg_lock);
