@@ -5,6 +5,10 @@
  * handed over as a single NGS_EV_ROWS event. Several ngspice threads may produce
  * (the background thread and the caller's), so producers take a mutex, which is
  * uncontended in practice.
+ *
+ * Consumers take consume_lock: the dispatcher thread while a run goes on, and the
+ * thread that drains, which delivers what is left itself instead of waking the
+ * dispatcher and waiting for it (two thread hand-overs at the end of every run).
  */
 #include "hooks/dispatch.h"
 #include "hooks/ring.h"
@@ -14,17 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { REC_PLOT_BEGIN = 1, REC_ROW, REC_PLOT_END, REC_MESSAGE, REC_PROGRESS, REC_BARRIER };
+enum { REC_PLOT_BEGIN = 1, REC_ROW, REC_PLOT_END, REC_MESSAGE, REC_PROGRESS };
 
 #define IDLE_MS 50 /* rows reach the sinks at least this often */
 #define BATCH_BYTES (1u << 20)
-
-typedef struct {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done;
-    uint64_t covers; /* records queued before it */
-} barrier;
 
 struct ngs_dispatch {
     ngs_ring *ring;
@@ -33,10 +30,10 @@ struct ngs_dispatch {
     ngs_sink *sinks;
     size_t nsinks;
     atomic_int error;
-    /* records queued (barriers aside), and how many of them the last completed
-     * barrier covered: equal when nothing is pending */
-    atomic_uint_fast64_t queued, settled;
-    /* consumer-private */
+    atomic_uint_fast64_t queued; /* records put in the ring */
+    /* consumer side, under consume_lock */
+    pthread_mutex_t consume_lock;
+    uint64_t handled;            /* records taken out of the ring */
     ngs_plot_desc *plot;
     uint64_t plot_rows;
     double *batch;
@@ -153,42 +150,39 @@ static void handle(ngs_dispatch *d, uint32_t kind, const void *payload, size_t s
         memcpy(&ev.percent, payload, sizeof(double));
         deliver(d, &ev);
         return;
-    case REC_BARRIER: {
-        barrier *b;
-        memcpy(&b, payload, sizeof b);
-        idle(d);
-        pthread_mutex_lock(&b->lock);
-        b->done = 1;
-        pthread_cond_signal(&b->cond);
-        pthread_mutex_unlock(&b->lock);
-        return;
-    }
     default:
         return;
     }
+}
+
+/* Under consume_lock: delivers every record in the ring, then the gathered rows.
+ * Returns how many records it took. */
+static size_t consume_available(ngs_dispatch *d)
+{
+    uint32_t kind;
+    const void *payload;
+    size_t size, n = 0;
+    while (ngs_ring_try_peek(d->ring, &kind, &payload, &size) == 1) {
+        handle(d, kind, payload, size);
+        ngs_ring_release(d->ring);
+        n++;
+    }
+    d->handled += n;
+    flush_batch(d); /* the ring ran dry: deliver what we have */
+    return n;
 }
 
 static void *consumer(void *arg)
 {
     ngs_dispatch *d = arg;
     for (;;) {
-        uint32_t kind;
-        const void *payload;
-        size_t size;
-        int rc = ngs_ring_try_peek(d->ring, &kind, &payload, &size);
-        if (rc == 0) {
-            flush_batch(d); /* the ring ran dry: deliver what we have */
-            rc = ngs_ring_peek(d->ring, IDLE_MS, &kind, &payload, &size);
-        }
+        int rc = ngs_ring_wait(d->ring, IDLE_MS); /* outside the lock: a drain may run */
         if (rc < 0) break;
-        if (rc == 0) {
-            idle(d);
-            continue;
-        }
-        handle(d, kind, payload, size);
-        ngs_ring_release(d->ring);
+        pthread_mutex_lock(&d->consume_lock);
+        if (rc == 0) idle(d);
+        else consume_available(d);
+        pthread_mutex_unlock(&d->consume_lock);
     }
-    flush_batch(d);
     return NULL;
 }
 
@@ -204,9 +198,9 @@ int ngs_dispatch_create(ngs_dispatch **out, size_t ring_bytes)
     }
     pthread_mutex_init(&d->produce_lock, NULL);
     pthread_mutex_init(&d->sinks_lock, NULL);
+    pthread_mutex_init(&d->consume_lock, NULL);
     atomic_init(&d->error, NGS_OK);
     atomic_init(&d->queued, 0);
-    atomic_init(&d->settled, 0);
     if (pthread_create(&d->thread, NULL, consumer, d) != 0) {
         ngs_ring_destroy(d->ring);
         free(d);
@@ -225,6 +219,7 @@ void ngs_dispatch_destroy(ngs_dispatch *d)
     ngs_ring_destroy(d->ring);
     pthread_mutex_destroy(&d->produce_lock);
     pthread_mutex_destroy(&d->sinks_lock);
+    pthread_mutex_destroy(&d->consume_lock);
     free(d->sinks);
     free(d->batch);
     free(d);
@@ -238,9 +233,7 @@ int ngs_dispatch_set_sinks(ngs_dispatch *d, const ngs_sink *sinks, size_t n)
         if (!copy) return NGS_ERR_NOMEM;
         memcpy(copy, sinks, n * sizeof *copy);
     }
-    /* nothing queued since the last drain: no round trip to the dispatcher (a run
-     * starts and ends with one already) */
-    if (atomic_load(&d->queued) != atomic_load(&d->settled)) ngs_dispatch_drain(d);
+    ngs_dispatch_drain(d);
     pthread_mutex_lock(&d->sinks_lock);
     free(d->sinks);
     d->sinks = copy;
@@ -263,17 +256,11 @@ static void put(ngs_dispatch *d, uint32_t kind, const void *a, size_t alen, cons
         memcpy(dst, a, alen);
         if (b && blen) memcpy(dst + alen, b, blen);
         if (blen && (kind == REC_MESSAGE || kind == REC_PLOT_END)) dst[alen + blen - 1] = '\0';
-        /* only a barrier wakes the dispatcher at once: waking it for every line
-         * ngspice prints doubled a small batch job's context switches; everything
-         * else is delivered within IDLE_MS */
-        if (kind == REC_BARRIER) {
-            barrier *b;
-            memcpy(&b, a, sizeof b);
-            b->covers = atomic_load(&d->queued);
-        } else {
-            atomic_fetch_add(&d->queued, 1);
-        }
-        ngs_ring_commit(d->ring, kind == REC_BARRIER);
+        /* no wake-up: waking the dispatcher for every line ngspice prints doubled a
+         * small batch job's context switches; records reach the sinks within
+         * IDLE_MS, or at the next drain */
+        atomic_fetch_add(&d->queued, 1);
+        ngs_ring_commit(d->ring, 0);
     }
     pthread_mutex_unlock(&d->produce_lock);
 }
@@ -317,21 +304,13 @@ void ngs_dispatch_progress(ngs_dispatch *d, double percent)
 
 int ngs_dispatch_drain(ngs_dispatch *d)
 {
-    barrier b = {.done = 0};
-    barrier *pb = &b;
-    pthread_mutex_init(&b.lock, NULL);
-    pthread_cond_init(&b.cond, NULL);
-    put(d, REC_BARRIER, &pb, sizeof pb, NULL, 0);
-    pthread_mutex_lock(&b.lock);
-    while (!b.done) pthread_cond_wait(&b.cond, &b.lock);
-    pthread_mutex_unlock(&b.lock);
-    {   /* settled only grows, whichever thread drained */
-        uint_fast64_t seen = atomic_load(&d->settled);
-        while (seen < b.covers && !atomic_compare_exchange_weak(&d->settled, &seen, b.covers))
-            ;
-    }
-    pthread_mutex_destroy(&b.lock);
-    pthread_cond_destroy(&b.cond);
+    /* a record is counted before it is committed: wait for the few in flight */
+    uint64_t target = atomic_load(&d->queued);
+    pthread_mutex_lock(&d->consume_lock);
+    while (d->handled < target)
+        if (consume_available(d) == 0 && ngs_ring_wait(d->ring, 1) < 0) break;
+    idle(d);
+    pthread_mutex_unlock(&d->consume_lock);
     return atomic_load(&d->error);
 }
 

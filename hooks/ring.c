@@ -191,6 +191,14 @@ int ngs_ring_peek(ngs_ring *r, int timeout_ms, uint32_t *kind, const void **payl
     return atomic_load(&r->closed) ? -1 : 0;
 }
 
+int ngs_ring_wait(ngs_ring *r, int timeout_ms)
+{
+    if (has_data(r, 0)) return 1;
+    wait_until(r, &r->consumer_waiting, has_data, 0, timeout_ms);
+    if (has_data(r, 0)) return 1;
+    return atomic_load(&r->closed) ? -1 : 0;
+}
+
 void ngs_ring_release(ngs_ring *r)
 {
     atomic_store(&r->tail, r->peeked_end);

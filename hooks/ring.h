@@ -33,6 +33,10 @@ void ngs_ring_commit(ngs_ring *ring, int urgent);
  * waits forever), -1 when the ring is closed and empty. */
 int ngs_ring_peek(ngs_ring *ring, int timeout_ms, uint32_t *kind,
                   const void **payload, size_t *size);
+/* Waits for a record without taking it: 1 when one is there, 0 on timeout, -1 when
+ * the ring is closed and empty. Lets a thread wait outside a lock that serialises
+ * the consumers (peek and release must be called by one thread at a time). */
+int ngs_ring_wait(ngs_ring *ring, int timeout_ms);
 /* Non-blocking: 1 with a record, 0 when empty. */
 int ngs_ring_try_peek(ngs_ring *ring, uint32_t *kind, const void **payload, size_t *size);
 void ngs_ring_release(ngs_ring *ring);

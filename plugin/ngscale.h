@@ -71,11 +71,13 @@ int ngs_codec_from_name(const char *name);
 const char *ngs_codec_name(ngs_codec codec);
 
 /* ---- events ------------------------------------------------------------------------
- * The ngspice callbacks become these events. They are delivered, in order, on the
- * engine's dispatcher thread (never on ngspice's simulation thread, which only
- * copies each row into a ring buffer), at most about 50 ms after ngspice produced
- * them, and all of a run's events before the run function returns. Pointers in an
- * event are valid only during the hook call.
+ * The ngspice callbacks become these events. They are delivered one at a time, in
+ * order, on the engine's dispatcher thread, or at the end of a run on the thread
+ * that called the run function (which hands over what is left without waking the
+ * dispatcher); never on ngspice's simulation thread, which only copies each row
+ * into a ring buffer. They arrive at most about 50 ms after ngspice produced them,
+ * and all of a run's events before the run function returns. Pointers in an event
+ * are valid only during the hook call.
  */
 typedef enum {
     NGS_EV_PLOT_BEGIN = 1 << 0, /* an analysis starts: plot and vectors described */
