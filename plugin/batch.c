@@ -51,6 +51,7 @@ struct ngs_batch {
     size_t njobs;
     atomic_size_t next;
     int64_t out_file; /* hid_t of the output, shared by the workers' writers */
+    pthread_mutex_t file_lock; /* their stretches of HDF5 calls on it take turns */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     finished *queue, *queue_tail;
@@ -86,6 +87,7 @@ int ngs_batch_create(ngs_batch **out, const ngs_batch_options *options)
     atomic_init(&b->stop, 0);
     atomic_init(&b->next, 0);
     pthread_mutex_init(&b->lock, NULL);
+    pthread_mutex_init(&b->file_lock, NULL);
     pthread_cond_init(&b->cond, NULL);
     b->engines = calloc((size_t)b->nworkers, sizeof *b->engines);
     if (!b->engines) {
@@ -116,6 +118,7 @@ void ngs_batch_destroy(ngs_batch *b)
     for (int i = 0; b->engines && i < b->nworkers; i++) ngs_engine_destroy(b->engines[i]);
     free(b->engines);
     pthread_mutex_destroy(&b->lock);
+    pthread_mutex_destroy(&b->file_lock);
     pthread_cond_destroy(&b->cond);
     free(b);
 }
@@ -243,6 +246,7 @@ static int run_job(ngs_batch *b, ngs_engine *e, size_t i, ngs_run_result *res, c
     o.cache = b->opt.cache;
     o.lossy = b->opt.lossy;
     into.file = b->out_file;
+    into.file_lock = &b->file_lock;
     into.attr_keys = (const char *const *)attrs.keys;
     into.attr_values = (const char *const *)attrs.values;
     into.nattrs = attrs.n;
@@ -453,6 +457,7 @@ static int flush_output(ngs_batch *b, output *out)
             memcpy((unsigned char *)row + sizeof(summary_fixed) + k * sizeof(double), &v, sizeof v);
         }
     }
+    pthread_mutex_lock(&b->file_lock);
     if (rc == NGS_OK && n) {
         hid_t fspace, mspace;
         if (H5Dset_extent(out->summary, &size) < 0) {
@@ -477,6 +482,7 @@ static int flush_output(ngs_batch *b, output *out)
         set_error(b, "%s: flush failed (disk full?)", b->opt.output_path);
         rc = NGS_ERR_IO;
     }
+    pthread_mutex_unlock(&b->file_lock);
     for (size_t r = 0; r < n; r++) free_finished(out->pending[r].f);
     out->npending = 0;
     free(rows);

@@ -103,6 +103,7 @@ void ngs_engine_close_plot(ngs_engine *e);
  * caller flushes and closes the file. */
 typedef struct ngs_run_into {
     int64_t file; /* hid_t */
+    pthread_mutex_t *file_lock; /* see ngs_h5_options.shared_lock; NULL: none */
     const char *const *attr_keys;
     const char *const *attr_values;
     size_t nattrs;

@@ -225,15 +225,20 @@ static int open_output(ngs_engine *e, const ngs_run_options *o, const ngs_run_in
     ho.flush_interval_s = o->flush_interval_s;
     ho.encoder_threads = o->encoder_threads;
     ho.lossy = o->lossy;
-    if (into) ho.shared_file = into->file;
+    if (into) {
+        ho.shared_file = into->file;
+        ho.shared_lock = into->file_lock;
+    }
     rc = ngs_h5_open(&ws->writer, o->output_path, &ho, err, sizeof err);
     if (rc != NGS_OK) {
         ngs_engine_set_error(e, "%s", err);
         return rc;
     }
+    ngs_h5_hold(ws->writer);
     rc = ngs_h5_run_begin(ws->writer, o->group);
     for (size_t i = 0; rc == NGS_OK && into && i < into->nattrs; i++)
         rc = ngs_h5_run_attr_str(ws->writer, into->attr_keys[i], into->attr_values[i]);
+    ngs_h5_release(ws->writer);
     if (rc != NGS_OK) ngs_engine_set_error(e, "%s", ngs_h5_error(ws->writer));
     return rc;
 }
@@ -246,6 +251,7 @@ static void write_run_attributes(ngs_engine *e, writer_sink *ws, const ngs_deck 
     char hash[65];
     if (!text) return;
     sha256_hex(text, hash);
+    ngs_h5_hold(ws->writer);
     ngs_h5_run_attr_str(ws->writer, "netlist", text);
     ngs_h5_run_attr_str(ws->writer, "netlist_sha256", hash);
     ngs_h5_run_attr_str(ws->writer, "netlist_path", source ? source : "");
@@ -254,6 +260,7 @@ static void write_run_attributes(ngs_engine *e, writer_sink *ws, const ngs_deck 
     ngs_h5_run_attr_str(ws->writer, "memory_mode", flat ? "flat" : "keep");
     ngs_h5_run_attr_str(ws->writer, "memory_reason", reason);
     ngs_h5_run_attr_str(ws->writer, "save", o->save ? o->save : "");
+    ngs_h5_release(ws->writer);
     free(text);
 }
 
@@ -448,9 +455,11 @@ done:
         ngs_run_cache_end(cache, res.cache_hit ? NGS_ERR_STATE /* nothing to store */ : rc,
                           ngs_now_s() - t0, res.cache_note, sizeof res.cache_note);
         if (ws.writer) {
+            ngs_h5_hold(ws.writer);
             ngs_h5_run_attr_str(ws.writer, "cache", res.cache_note);
             ngs_h5_run_attr_str(ws.writer, "cache_key", key);
             ngs_h5_run_attr_i64(ws.writer, "cache_hit", res.cache_hit);
+            ngs_h5_release(ws.writer);
         }
     } else if (ws.writer && o.cache) {
         ngs_h5_run_attr_str(ws.writer, "cache", res.cache_note);
@@ -458,10 +467,12 @@ done:
     if (ws.writer) {
         int crc;
         pthread_mutex_lock(&ws.lock);
+        ngs_h5_hold(ws.writer);
         ngs_h5_run_attr_str(ws.writer, "memory_reason", res.memory_reason);
         ngs_h5_run_attr_f64(ws.writer, "wall_s", ngs_now_s() - t0);
         ngs_h5_run_attr_i64(ws.writer, "points", (int64_t)res.points);
         crc = ngs_h5_run_end(ws.writer, rc, rc == NGS_OK ? NULL : e->last_error);
+        ngs_h5_release(ws.writer);
         if (crc == NGS_OK) crc = ngs_h5_close(ws.writer);
         else ngs_h5_close(ws.writer);
         ws.writer = NULL;

@@ -88,10 +88,22 @@ struct ngs_h5_writer {
     int *enc_rc;
     size_t slot_bytes;
     double last_flush;
+    int lock_depth;         /* how deep this writer holds opt.shared_lock */
     char err[512];
 };
 
 /* ---------------------------------------------------------------- helpers -- */
+
+/* opt.shared_lock, counted so that public functions calling each other nest */
+static void hold(ngs_h5_writer *w)
+{
+    if (w->opt.shared_lock && w->lock_depth++ == 0) pthread_mutex_lock(w->opt.shared_lock);
+}
+
+static void release(ngs_h5_writer *w)
+{
+    if (w->opt.shared_lock && --w->lock_depth == 0) pthread_mutex_unlock(w->opt.shared_lock);
+}
 
 /* 0 for the caller's shared_file, which the caller flushes and closes. */
 static int owns_file(const ngs_h5_writer *w) { return w->opt.shared_file == 0; }
@@ -241,7 +253,7 @@ static int check_ngscale_file(ngs_h5_writer *w)
     return NGS_OK;
 }
 
-int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *options,
+static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_options *options,
                 char *err, size_t errlen)
 {
     ngs_h5_writer *w;
@@ -251,6 +263,8 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
     w = calloc(1, sizeof *w);
     if (!w) return NGS_ERR_NOMEM;
     if (options) w->opt = *options; else ngs_h5_options_init(&w->opt);
+    if (!w->opt.shared_file) w->opt.shared_lock = NULL;
+    else if (w->opt.shared_lock) w->lock_depth = 1; /* ngs_h5_open holds it */
     if (w->opt.level == 0)
         w->opt.level = ngs_codec_default_level(w->opt.codec == NGS_CODEC_BITROUND ? NGS_CODEC_DEFLATE
                                                : w->opt.codec == NGS_CODEC_BOUNDED ? NGS_CODEC_ZSTD
@@ -377,7 +391,7 @@ static void free_slots(ngs_h5_writer *w)
     w->slot_bytes = 0;
 }
 
-int ngs_h5_close(ngs_h5_writer *w)
+static int close_held(ngs_h5_writer *w)
 {
     int rc = NGS_OK;
     if (!w) return NGS_OK;
@@ -407,7 +421,7 @@ const char *ngs_h5_error(const ngs_h5_writer *w) { return w ? w->err : ""; }
 
 /* ------------------------------------------------------------------ runs -- */
 
-int ngs_h5_run_begin(ngs_h5_writer *w, const char *group)
+static int run_begin_held(ngs_h5_writer *w, const char *group)
 {
     char started[32];
     hid_t gcpl;
@@ -446,7 +460,7 @@ static int run_attr_prepare(ngs_h5_writer *w)
     return enter_structure_mode(w);
 }
 
-int ngs_h5_run_attr_str(ngs_h5_writer *w, const char *key, const char *value)
+static int run_attr_str_held(ngs_h5_writer *w, const char *key, const char *value)
 {
     int rc = run_attr_prepare(w);
     if (rc != NGS_OK) return rc;
@@ -454,7 +468,7 @@ int ngs_h5_run_attr_str(ngs_h5_writer *w, const char *key, const char *value)
                ? fail(w, NGS_ERR_HDF5, "%s: cannot write attribute %s", w->path, key) : NGS_OK;
 }
 
-int ngs_h5_run_attr_f64(ngs_h5_writer *w, const char *key, double value)
+static int run_attr_f64_held(ngs_h5_writer *w, const char *key, double value)
 {
     int rc = run_attr_prepare(w);
     if (rc != NGS_OK) return rc;
@@ -462,7 +476,7 @@ int ngs_h5_run_attr_f64(ngs_h5_writer *w, const char *key, double value)
                ? fail(w, NGS_ERR_HDF5, "%s: cannot write attribute %s", w->path, key) : NGS_OK;
 }
 
-int ngs_h5_run_attr_i64(ngs_h5_writer *w, const char *key, int64_t value)
+static int run_attr_i64_held(ngs_h5_writer *w, const char *key, int64_t value)
 {
     int rc = run_attr_prepare(w);
     if (rc != NGS_OK) return rc;
@@ -470,7 +484,7 @@ int ngs_h5_run_attr_i64(ngs_h5_writer *w, const char *key, int64_t value)
                ? fail(w, NGS_ERR_HDF5, "%s: cannot write attribute %s", w->path, key) : NGS_OK;
 }
 
-int ngs_h5_run_end(ngs_h5_writer *w, int status, const char *message)
+static int run_end_held(ngs_h5_writer *w, int status, const char *message)
 {
     char finished[32];
     int rc;
@@ -550,7 +564,7 @@ static int ensure_slots(ngs_h5_writer *w, const plot_state *p)
     return NGS_OK;
 }
 
-int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
+static int plot_begin_held(ngs_h5_writer *w, const ngs_plot_desc *d)
 {
     plot_state *p;
     int rc;
@@ -734,13 +748,23 @@ static void encode_one(void *ctx, size_t k, int worker)
 }
 
 /* Writes the current block (full or partial) as one chunk per vector. */
+static int write_block_held(ngs_h5_writer *w, plot_state *p, int plot_ended, size_t rows);
+
 static int write_block(ngs_h5_writer *w, plot_state *p, int plot_ended)
+{
+    size_t rows = p->block_rows;
+    int rc;
+    if (rows == 0 || p->block_written) return NGS_OK;
+    hold(w);
+    rc = write_block_held(w, p, plot_ended, rows);
+    release(w);
+    return rc;
+}
+
+static int write_block_held(ngs_h5_writer *w, plot_state *p, int plot_ended, size_t rows)
 {
     int rc = NGS_OK;
     hsize_t extent, offset;
-    size_t rows = p->block_rows;
-
-    if (rows == 0 || p->block_written) return NGS_OK;
     if (!p->created && (rc = create_plot_objects(w, p, plot_ended)) != NGS_OK) return rc;
     /* the last block of a plot is written in whichever mode the file is in: going to
      * SWMR and back (reopening the file and every dataset) would only delay the end */
@@ -758,7 +782,16 @@ static int write_block(ngs_h5_writer *w, plot_state *p, int plot_ended)
     /* encode one vector per worker in parallel, then write them in order */
     for (int first = 0; first < p->nvec && rc == NGS_OK; first += w->nslots) {
         encode_batch b = {w, p, first, p->nvec - first < w->nslots ? p->nvec - first : w->nslots};
+        int depth = w->lock_depth;
+        if (w->opt.shared_lock && depth) { /* other writers may use HDF5 meanwhile */
+            w->lock_depth = 0;
+            pthread_mutex_unlock(w->opt.shared_lock);
+        }
         ngs_pool_run(w->pool, (size_t)b.count, encode_one, &b);
+        if (w->opt.shared_lock && depth) {
+            pthread_mutex_lock(w->opt.shared_lock);
+            w->lock_depth = depth;
+        }
         for (int k = 0; k < b.count && rc == NGS_OK; k++) {
             vec_state *v = &p->vecs[first + k];
             if (w->enc_rc[k] != NGS_OK)
@@ -823,7 +856,7 @@ static int flush_file(ngs_h5_writer *w)
     return NGS_OK;
 }
 
-int ngs_h5_plot_end(ngs_h5_writer *w, int status, const char *message)
+static int plot_end_held(ngs_h5_writer *w, int status, const char *message)
 {
     plot_state *p = w->plot;
     int rc = NGS_OK, r2;
@@ -855,7 +888,7 @@ int ngs_h5_plot_end(ngs_h5_writer *w, int status, const char *message)
     return rc != NGS_OK ? rc : r2;
 }
 
-int ngs_h5_flush(ngs_h5_writer *w)
+static int flush_held(ngs_h5_writer *w)
 {
     int rc;
     if (w->plot && w->plot->block_rows > 0 && (rc = write_block(w, w->plot, 0)) != NGS_OK) return rc;
@@ -868,7 +901,7 @@ int ngs_h5_flush(ngs_h5_writer *w)
  * oldest point has waited PARTIAL_AGE intervals, then with a gap that doubles (up
  * to 64 times that) while it stays partial: a slow run rewrites a chunk a few
  * times, a steady one (chunks sized from its data rate) almost never. */
-int ngs_h5_tick(ngs_h5_writer *w)
+static int tick_held(ngs_h5_writer *w)
 {
     plot_state *p = w->plot;
     double now = ngs_now_s(), interval = w->opt.flush_interval_s;
@@ -882,3 +915,45 @@ int ngs_h5_tick(ngs_h5_writer *w)
     }
     return flush_file(w);
 }
+
+/* ------------------------------------------------- public, under the lock -- */
+
+int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *options,
+                char *err, size_t errlen)
+{
+    pthread_mutex_t *m = options && options->shared_file ? options->shared_lock : NULL;
+    int rc;
+    if (m) pthread_mutex_lock(m);
+    rc = open_writer(out, path, options, err, errlen);
+    if (rc == NGS_OK && *out) (*out)->lock_depth = 0;
+    if (m) pthread_mutex_unlock(m);
+    return rc;
+}
+
+int ngs_h5_close(ngs_h5_writer *w)
+{
+    pthread_mutex_t *m;
+    int rc, outermost;
+    if (!w) return NGS_OK;
+    hold(w);
+    m = w->opt.shared_lock;
+    outermost = w->lock_depth == 1;
+    rc = close_held(w); /* frees w */
+    if (m && outermost) pthread_mutex_unlock(m);
+    return rc;
+}
+
+#define HELD(call) do { int rc_; hold(w); rc_ = (call); release(w); return rc_; } while (0)
+
+int ngs_h5_run_begin(ngs_h5_writer *w, const char *group) { HELD(run_begin_held(w, group)); }
+int ngs_h5_run_attr_str(ngs_h5_writer *w, const char *key, const char *value) { HELD(run_attr_str_held(w, key, value)); }
+int ngs_h5_run_attr_f64(ngs_h5_writer *w, const char *key, double value) { HELD(run_attr_f64_held(w, key, value)); }
+int ngs_h5_run_attr_i64(ngs_h5_writer *w, const char *key, int64_t value) { HELD(run_attr_i64_held(w, key, value)); }
+int ngs_h5_run_end(ngs_h5_writer *w, int status, const char *message) { HELD(run_end_held(w, status, message)); }
+int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *plot) { HELD(plot_begin_held(w, plot)); }
+int ngs_h5_plot_end(ngs_h5_writer *w, int status, const char *message) { HELD(plot_end_held(w, status, message)); }
+int ngs_h5_flush(ngs_h5_writer *w) { HELD(flush_held(w)); }
+int ngs_h5_tick(ngs_h5_writer *w) { HELD(tick_held(w)); }
+
+void ngs_h5_hold(ngs_h5_writer *w) { hold(w); }
+void ngs_h5_release(ngs_h5_writer *w) { release(w); }

@@ -10,6 +10,7 @@
 #ifndef NGS_STORAGE_H5WRITER_H
 #define NGS_STORAGE_H5WRITER_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "ngscale.h"
@@ -29,6 +30,11 @@ typedef struct ngs_h5_options {
      * run there and never switches it to SWMR, flushes or closes it: the caller
      * does (a batch writes its jobs into one file this way). */
     int64_t shared_file;
+    /* With shared_file, optional: a mutex every writer of that file holds around
+     * its stretches of HDF5 calls (never while compressing), so that writers on
+     * several threads take turns per stretch instead of per call: HDF5's own lock
+     * made them wake each other at nearly every call. */
+    pthread_mutex_t *shared_lock;
 } ngs_h5_options;
 
 void ngs_h5_options_init(ngs_h5_options *options);
@@ -56,6 +62,11 @@ int ngs_h5_plot_end(ngs_h5_writer *writer, int status, const char *message);
 /* Writes buffered points and flushes the file now / if the interval has passed. */
 int ngs_h5_flush(ngs_h5_writer *writer);
 int ngs_h5_tick(ngs_h5_writer *writer);
+
+/* Holds options.shared_lock (if any) across several of the calls above, so that
+ * they run as one stretch; calls nest. */
+void ngs_h5_hold(ngs_h5_writer *writer);
+void ngs_h5_release(ngs_h5_writer *writer);
 
 /* Last error text, "" when none. */
 const char *ngs_h5_error(const ngs_h5_writer *writer);
