@@ -113,7 +113,8 @@ class Batch(unittest.TestCase):
             long_cir = os.path.join(d, "long.cir")
             write(long_cir, gen_circuits.rc_ladder(300, "5000u", "1n"))
             files = [netlist("tran_rc.cir"), netlist("bad_syntax.cir"), netlist("quit_ctrl.cir"),
-                     long_cir, netlist("tran_fail.cir"), netlist("ac_rlc.cir")]
+                     netlist("subckt_unbalanced.cir"), long_cir, netlist("tran_fail.cir"),
+                     netlist("ac_rlc.cir")]
             out = os.path.join(d, "f.h5")
             p = run([NGSCALE, "batch", "-q", "--timeout", "3", "-j", "2"] + files + ["-o", out], check=False)
             self.assertEqual(p.returncode, 1, p.stderr)
@@ -128,6 +129,13 @@ class Batch(unittest.TestCase):
             self.assertEqual(status["tran_fail.cir"][0], "failed")
             self.assertIn("too small", status["tran_fail.cir"][1])
             self.assertEqual(status["long.cir"][0], "timeout")
+            # ngspice gives up while reading this one, on the worker's own thread: the
+            # copy is replaced at once (the next job once waited a minute for that
+            # thread to end)
+            self.assertEqual(status["subckt_unbalanced.cir"][0], "failed")
+            self.assertIn("ngspice exited", status["subckt_unbalanced.cir"][1])
+            self.assertIn(".subckt", status["subckt_unbalanced.cir"][1])
+            self.assertLess(max(s["wall_s"] for s in summary), 30)
 
     def test_ctrl_c_keeps_finished_jobs_in_a_valid_file(self):
         with TempDir() as d:
