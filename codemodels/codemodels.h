@@ -20,6 +20,10 @@ int ngs_codemodels_prepare(const char *dir, char *err, size_t errlen);
  * paths. NGS_OK, or NGS_ERR_NOMEM. */
 int ngs_codemodels_files(char ***files);
 
+/* Copies a shared library for one instance (libngspice or a code model: both are
+ * dlopen'ed by path, so instances need files of their own). 0, or -1 with errno. */
+int ngs_private_copy(const char *from, const char *to);
+
 /* Removes what ngs_codemodels_prepare created (not dir itself). */
 void ngs_codemodels_remove(const char *dir);
 

@@ -385,34 +385,6 @@ static int find_system_libngspice(ngs_engine *e)
     return e->lib_source ? NGS_OK : NGS_ERR_NOMEM;
 }
 
-static int copy_file(const char *from, const char *to)
-{
-    char buf[1 << 16];
-    int in = open(from, O_RDONLY | O_CLOEXEC), out;
-    ssize_t n;
-    if (in < 0) return -1;
-    out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
-    if (out < 0) {
-        close(in);
-        return -1;
-    }
-    while ((n = read(in, buf, sizeof buf)) > 0) {
-        for (ssize_t off = 0; off < n;) {
-            ssize_t m = write(out, buf + off, (size_t)(n - off));
-            if (m < 0) {
-                if (errno == EINTR) continue;
-                n = -1;
-                break;
-            }
-            off += m;
-        }
-        if (n < 0) break;
-    }
-    close(in);
-    if (close(out) != 0 || n < 0) return -1;
-    return 0;
-}
-
 #define LOAD_SYM(field, name, required)                                                  \
     do {                                                                                 \
         *(void **)&e->api.field = dlsym(e->handle, name);                                \
@@ -457,7 +429,7 @@ int ngs_engine_load_copy(ngs_engine *e)
     int rc;
     ngs_engine_unload_copy(e);
     snprintf(path, sizeof path, "%s/libngspice-%d.so", e->work_dir, ++e->generation);
-    if (copy_file(e->lib_source, path) != 0) {
+    if (ngs_private_copy(e->lib_source, path) != 0) {
         ngs_engine_set_error(e, "cannot copy %s to %s: %s", e->lib_source, path, strerror(errno));
         unlink(path);
         return NGS_ERR_LIBNGSPICE;
