@@ -10,7 +10,11 @@ Targets: efficiency >= 0.9; throughput >= 1.5x xargs on tiny jobs, >= 1.0x on me
 --rss-jobs N also runs N medium-small jobs and reports ngscale's peak RSS
 (target: 1,000 medium jobs under 500 MB).
 
-usage: bench_batch.py [--ngscale build/ngscale] [--repeat 3] [--rss-jobs 1000] [--quick]
+--baseline OTHER runs a second ngscale binary (an older build, say) interleaved with
+the first in the same run and reports both: on a noisy machine only such side-by-side
+numbers compare.
+
+usage: bench_batch.py [--ngscale build/ngscale] [--baseline path] [--repeat 3] [--rss-jobs 1000] [--quick]
 """
 import argparse
 import os
@@ -42,7 +46,7 @@ def tiny(i):
             "C1 out 0 1n\n.tran 50n 20u\n.end\n" % (i, 1 + i % 50))
 
 
-def run_set(name, texts, d, ngscale, cores, repeat):
+def run_set(name, texts, d, ngscale, cores, repeat, baseline=None):
     files = []
     for i, t in enumerate(texts):
         p = os.path.join(d, "%s-%04d.cir" % (name, i))
@@ -58,6 +62,10 @@ def run_set(name, texts, d, ngscale, cores, repeat):
                                   os.path.join(d, name + "-n.h5")] + files,
         "xargs -P %d" % cores: ["xargs", "-P", str(cores), "-I{}", "ngspice", "-b", "-r", "{}.raw", "{}"],
     }
+    if baseline:
+        cmds["baseline -j 1"] = [baseline, "batch", "-q", "-j", "1", "-o", os.path.join(d, name + "-b1.h5")] + files
+        cmds["baseline -j %d" % cores] = [baseline, "batch", "-q", "-j", str(cores), "-o",
+                                         os.path.join(d, name + "-bn.h5")] + files
     times = {k: [] for k in cmds}
     for _ in range(repeat):
         for k, c in cmds.items():
@@ -72,23 +80,28 @@ def run_set(name, texts, d, ngscale, cores, repeat):
     print("%-14s %4d jobs: %s" % (name, n, ", ".join("%s %.2f jobs/s" % (k, r) for k, r in rates.items())))
     print("%-14s parallel efficiency %.2f, ngscale -j %d / xargs -P %d = %.2f" % (
         "", eff, cores, cores, rates[keys[1]] / rates[keys[2]]))
+    if baseline:
+        print("%-14s baseline: parallel efficiency %.2f, baseline -j %d / xargs -P %d = %.2f" % (
+            "", rates[keys[4]] / (cores * rates[keys[3]]), cores, cores, rates[keys[4]] / rates[keys[2]]))
     return eff, rates[keys[1]] / rates[keys[2]]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ngscale", default=os.path.join(HERE, "..", "build", "ngscale"))
+    ap.add_argument("--baseline", help="a second ngscale binary, run side by side")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--rss-jobs", type=int, default=0)
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     ngscale = os.path.abspath(a.ngscale)
+    baseline = os.path.abspath(a.baseline) if a.baseline else None
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="ngscale-bench-batch-") as d:
         ntiny, nmed = (40, 4) if a.quick else (200, 16)
-        run_set("tiny", [tiny(i) for i in range(ntiny)], d, ngscale, cores, a.repeat)
+        run_set("tiny", [tiny(i) for i in range(ntiny)], d, ngscale, cores, a.repeat, baseline)
         run_set("medium", [gen_circuits.rc_ladder(300, "10u" if a.quick else "40u", "1n") for _ in range(nmed)],
-                d, ngscale, cores, a.repeat)
+                d, ngscale, cores, a.repeat, baseline)
         if a.rss_jobs:
             cir = os.path.join(d, "rss.cir")
             with open(cir, "w") as f:
