@@ -182,20 +182,20 @@ int ngs_ring_try_peek(ngs_ring *r, uint32_t *kind, const void **payload, size_t 
     }
 }
 
-int ngs_ring_peek(ngs_ring *r, int timeout_ms, uint32_t *kind, const void **payload,
-                  size_t *size)
-{
-    if (ngs_ring_try_peek(r, kind, payload, size)) return 1;
-    wait_until(r, &r->consumer_waiting, has_data, 0, timeout_ms);
-    if (ngs_ring_try_peek(r, kind, payload, size)) return 1;
-    return atomic_load(&r->closed) ? -1 : 0;
-}
-
 int ngs_ring_wait(ngs_ring *r, int timeout_ms)
 {
     if (has_data(r, 0)) return 1;
     wait_until(r, &r->consumer_waiting, has_data, 0, timeout_ms);
     if (has_data(r, 0)) return 1;
+    return atomic_load(&r->closed) ? -1 : 0;
+}
+
+int ngs_ring_peek(ngs_ring *r, int timeout_ms, uint32_t *kind, const void **payload,
+                  size_t *size)
+{
+    /* a first try skips padding, so the wait is for a real record */
+    if (ngs_ring_try_peek(r, kind, payload, size)) return 1;
+    if (ngs_ring_wait(r, timeout_ms) == 1 && ngs_ring_try_peek(r, kind, payload, size)) return 1;
     return atomic_load(&r->closed) ? -1 : 0;
 }
 
