@@ -507,7 +507,7 @@ void ngs_engine_wait_thread_exit(ngs_engine *e)
     pthread_mutex_lock(&e->lock);
     tid = e->last_thread;
     pthread_mutex_unlock(&e->lock);
-    if (tid > 0 && tid != gettid()) thread_gone(tid, 60000);
+    if (tid > 0) thread_gone(tid, 60000);
 }
 
 void ngs_engine_unload_copy(ngs_engine *e)
@@ -516,7 +516,7 @@ void ngs_engine_unload_copy(ngs_engine *e)
     if (!e->handle) return;
     quiet = !e->api.Running || !e->api.Running();
     /* the thread usually ends within microseconds; valgrind can make it seconds */
-    if (quiet && e->last_thread > 0 && e->last_thread != gettid()) quiet = thread_gone(e->last_thread, 60000);
+    if (quiet && e->last_thread > 0) quiet = thread_gone(e->last_thread, 60000);
     unload = quiet;
 #ifdef __SANITIZE_ADDRESS__
     unload = 0; /* keep ngspice mapped so leak reports from inside it name the library */
