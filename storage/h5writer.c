@@ -901,12 +901,11 @@ static int flush_held(ngs_h5_writer *w)
  * oldest point has waited PARTIAL_AGE intervals, then with a gap that doubles (up
  * to 64 times that) while it stays partial: a slow run rewrites a chunk a few
  * times, a steady one (chunks sized from its data rate) almost never. */
-static int tick_held(ngs_h5_writer *w)
+static int tick_held(ngs_h5_writer *w, double now)
 {
     plot_state *p = w->plot;
-    double now = ngs_now_s(), interval = w->opt.flush_interval_s;
+    double interval = w->opt.flush_interval_s;
     int rc;
-    if (interval <= 0 || now - w->last_flush < interval) return NGS_OK;
     if (p && p->block_rows > 0 && !p->block_written &&
         now - p->block_started >= PARTIAL_AGE * interval &&
         (!p->created || now - p->last_partial >= p->partial_gap)) {
@@ -953,7 +952,13 @@ int ngs_h5_run_end(ngs_h5_writer *w, int status, const char *message) { HELD(run
 int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *plot) { HELD(plot_begin_held(w, plot)); }
 int ngs_h5_plot_end(ngs_h5_writer *w, int status, const char *message) { HELD(plot_end_held(w, status, message)); }
 int ngs_h5_flush(ngs_h5_writer *w) { HELD(flush_held(w)); }
-int ngs_h5_tick(ngs_h5_writer *w) { HELD(tick_held(w)); }
+int ngs_h5_tick(ngs_h5_writer *w)
+{
+    double now = ngs_now_s();
+    /* called at every batch of rows: the usual answer, not yet, takes no lock */
+    if (w->opt.flush_interval_s <= 0 || now - w->last_flush < w->opt.flush_interval_s) return NGS_OK;
+    HELD(tick_held(w, now));
+}
 
 void ngs_h5_hold(ngs_h5_writer *w) { hold(w); }
 void ngs_h5_release(ngs_h5_writer *w) { release(w); }
