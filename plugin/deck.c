@@ -10,11 +10,14 @@
 #include <ctype.h>
 #include <math.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ngscale.h"
+#include "cache/record.h"
 
 /* .control commands that neither read vectors nor change what is saved. */
 static const char *const harmless_commands[] = {
@@ -233,39 +236,50 @@ int ngs_deck_insert_before_end(ngs_deck *d, const char *const *lines, size_t n)
     return NGS_OK;
 }
 
-int ngs_deck_write(const ngs_deck *d, int save_none, const char *path)
+/* The lines joined by newlines, `.save none` inserted before line `save_at` (none
+ * when save_at > nlines). */
+static char *joined(const ngs_deck *d, size_t save_at, size_t *length)
 {
-    FILE *f = fopen(path, "w");
-    size_t end = save_none ? end_card(d) : d->nlines + 1;
-    int ok;
-    if (!f) return NGS_ERR_IO;
-    for (size_t i = 0; i < d->nlines; i++) {
-        if (i == end) fputs(".save none\n", f);
-        fputs(d->lines[i], f);
-        fputc('\n', f);
-    }
-    if (end == d->nlines) fputs(".save none\n", f);
-    ok = !ferror(f);
-    if (fclose(f) != 0) ok = 0;
-    return ok ? NGS_OK : NGS_ERR_IO;
-}
-
-char *ngs_deck_text(const ngs_deck *d)
-{
+    static const char save_card[] = ".save none\n";
     size_t len = 1, o = 0;
     char *t;
     for (size_t i = 0; i < d->nlines; i++) len += strlen(d->lines[i]) + 1;
-    t = malloc(len);
-    if (!t) return NULL;
-    for (size_t i = 0; i < d->nlines; i++) {
-        size_t n = strlen(d->lines[i]);
+    if (save_at <= d->nlines) len += sizeof save_card - 1;
+    if (!(t = malloc(len))) return NULL;
+    for (size_t i = 0; i <= d->nlines; i++) {
+        size_t n;
+        if (i == save_at) {
+            memcpy(t + o, save_card, sizeof save_card - 1);
+            o += sizeof save_card - 1;
+        }
+        if (i == d->nlines) break;
+        n = strlen(d->lines[i]);
         memcpy(t + o, d->lines[i], n);
         o += n;
         t[o++] = '\n';
     }
     t[o] = '\0';
+    if (length) *length = o;
     return t;
 }
+
+/* Overwritten in place, then cut to length: opening with O_TRUNC frees the old
+ * blocks, and on a filesystem mounted with `discard` the kernel trims them
+ * synchronously, a disk round trip for every job of a batch (it reuses the path). */
+int ngs_deck_write(const ngs_deck *d, int save_none, const char *path)
+{
+    size_t len;
+    char *text = joined(d, save_none ? end_card(d) : d->nlines + 1, &len);
+    int fd, ok;
+    if (!text) return NGS_ERR_NOMEM;
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ok = fd >= 0 && ngs_write_all(fd, text, len) == 0 && ftruncate(fd, (off_t)len) == 0;
+    if (fd >= 0 && close(fd) != 0) ok = 0;
+    free(text);
+    return ok ? NGS_OK : NGS_ERR_IO;
+}
+
+char *ngs_deck_text(const ngs_deck *d) { return joined(d, d->nlines + 1, NULL); }
 
 /* SPICE number ("1k", "2.2u", "3meg") to double; NAN when it is not one. */
 double ngs_spice_number(const char *s)
