@@ -218,6 +218,53 @@ START_TEST(closing_mid_plot_marks_incomplete_and_keeps_data)
 }
 END_TEST
 
+/* A plot shorter than a chunk gets its group only when it ends, with the final
+ * status at once: complete, failed with its message, or incomplete. */
+START_TEST(a_plot_created_at_its_end_gets_its_final_status)
+{
+    char path[128], err[256];
+    ngs_h5_writer *w;
+    ngs_h5_options o;
+    ngs_plot_desc *p1 = plot3("tran1", 0), *p2 = plot3("tran2", 1), *p3 = plot3("op1", 2);
+    hid_t f, g;
+    snprintf(path, sizeof path, "%s/short.h5", dir);
+    ngs_h5_options_init(&o);
+    ck_assert_int_eq(ngs_h5_open(&w, path, &o, err, sizeof err), NGS_OK);
+    ck_assert_int_eq(ngs_h5_run_begin(w, NULL), NGS_OK);
+    ck_assert_int_eq(ngs_h5_plot_begin(w, p1), NGS_OK);
+    write_rows(w, 37);
+    ck_assert_int_eq(ngs_h5_plot_end(w, NGS_OK, "ignored when complete"), NGS_OK);
+    ck_assert_int_eq(ngs_h5_plot_begin(w, p2), NGS_OK);
+    write_rows(w, 5);
+    ck_assert_int_eq(ngs_h5_plot_end(w, NGS_ERR_SIMULATION, "timestep too small"), NGS_OK);
+    ck_assert_int_eq(ngs_h5_plot_begin(w, p3), NGS_OK); /* no rows at all */
+    ck_assert_int_eq(ngs_h5_plot_end(w, NGS_ERR_INTERRUPTED, NULL), NGS_OK);
+    ck_assert_int_eq(ngs_h5_run_end(w, NGS_OK, NULL), NGS_OK);
+    ck_assert_int_eq(ngs_h5_close(w), NGS_OK);
+    ngs_plot_desc_free(p1);
+    ngs_plot_desc_free(p2);
+    ngs_plot_desc_free(p3);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    g = H5Gopen2(f, "run/tran1", H5P_DEFAULT);
+    check_h5_str_attr(g, ".", "status", "complete");
+    check_h5_str_attr(g, ".", "message", "");
+    ck_assert_int_eq(read_int_attr(g, "points"), 37);
+    H5Gclose(g);
+    g = H5Gopen2(f, "run/tran2", H5P_DEFAULT);
+    check_h5_str_attr(g, ".", "status", "failed");
+    check_h5_str_attr(g, ".", "message", "timestep too small");
+    ck_assert_int_eq(read_int_attr(g, "points"), 5);
+    H5Gclose(g);
+    g = H5Gopen2(f, "run/op1", H5P_DEFAULT);
+    check_h5_str_attr(g, ".", "status", "incomplete");
+    check_h5_str_attr(g, ".", "message", ngs_strerror(NGS_ERR_INTERRUPTED));
+    ck_assert_int_eq(read_int_attr(g, "points"), 0);
+    H5Gclose(g);
+    H5Fclose(f);
+}
+END_TEST
+
 /* Attributes are rewritten in place, and writes still work after a host's H5close()
  * took the writer's shared HDF5 ids away. */
 START_TEST(attributes_rewrite_and_survive_h5close)
@@ -264,6 +311,7 @@ int main(void)
     tcase_add_test(tc, roundtrip_none);
     tcase_add_test(tc, errors_are_codes_with_messages);
     tcase_add_test(tc, closing_mid_plot_marks_incomplete_and_keeps_data);
+    tcase_add_test(tc, a_plot_created_at_its_end_gets_its_final_status);
     tcase_add_test(tc, status_names);
     tcase_add_test(tc, attributes_rewrite_and_survive_h5close);
     suite_add_tcase(s, tc);
