@@ -53,11 +53,15 @@ static hid_t open_same(hid_t obj, const char *key, hid_t type)
     return H5I_INVALID_HID;
 }
 
+/* type: a native type, or SHARED_STR for the shared string type */
+#define SHARED_STR H5I_INVALID_HID
+
 static int write_scalar(hid_t obj, const char *key, hid_t type, const void *value)
 {
     hid_t space, str, attr;
     herr_t rc = -1;
     if (shared_ids(&space, &str) != 0) return -1;
+    if (type == SHARED_STR) type = str;
     if (H5Aexists(obj, key) > 0) {
         /* rewritten in place when it matches (a run's status, message...) */
         if ((attr = open_same(obj, key, type)) >= 0) {
@@ -78,9 +82,7 @@ static int write_scalar(hid_t obj, const char *key, hid_t type, const void *valu
 int ngs_h5_attr_write_str(hid_t obj, const char *key, const char *value)
 {
     const char *v = value ? value : "";
-    hid_t space, str;
-    if (shared_ids(&space, &str) != 0) return -1;
-    return write_scalar(obj, key, str, &v);
+    return write_scalar(obj, key, SHARED_STR, &v);
 }
 
 int ngs_h5_attr_write_i64(hid_t obj, const char *key, int64_t value)
