@@ -68,7 +68,7 @@ typedef struct {
     int block_written;    /* the partial block is in the file as it is now */
     /* set by plot_end before its last write: a plot whose objects are created only
      * then gets its final status at once, not "incomplete" rewritten a moment later */
-    int ending, end_status;
+    int end_status;
     const char *end_message;
     int status_written;
 } plot_state;
@@ -638,14 +638,15 @@ static int plot_begin_held(ngs_h5_writer *w, const ngs_plot_desc *d)
     return NGS_OK;
 }
 
-/* status, message and points: final once the plot has ended, "incomplete" before */
+/* status, message and points: final once the plot has ended (only plot_end passes
+ * plot_ended, after setting end_status), "incomplete" before */
 static int plot_status_attrs(hid_t group, const plot_state *p, int plot_ended)
 {
-    int status = plot_ended && p->ending ? p->end_status : NGS_ERR_INTERRUPTED;
-    const char *message = status == NGS_OK ? "" : p->ending && p->end_message ? p->end_message : ngs_strerror(status);
-    if (!(plot_ended && p->ending))
+    const char *message;
+    if (!plot_ended)
         return ngs_h5_attr_write_str(group, "status", "incomplete") < 0 || ngs_h5_attr_write_i64(group, "points", 0) < 0 ? -1 : 0;
-    return ngs_h5_attr_write_str(group, "status", ngs_h5_status_name(status)) < 0 ||
+    message = p->end_status == NGS_OK ? "" : p->end_message ? p->end_message : ngs_strerror(p->end_status);
+    return ngs_h5_attr_write_str(group, "status", ngs_h5_status_name(p->end_status)) < 0 ||
            ngs_h5_attr_write_str(group, "message", message) < 0 ||
            ngs_h5_attr_write_i64(group, "points", (int64_t)(p->done_rows + p->block_rows)) < 0 ? -1 : 0;
 }
@@ -685,7 +686,7 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
         ngs_h5_attr_write_str(group, "scale", p->scale_index >= 0 ? p->vecs[p->scale_index].dset_name : "") < 0 ||
         plot_status_attrs(group, p, plot_ended) < 0)
         rc = fail(w, NGS_ERR_HDF5, "%s: cannot write attributes of %s", w->path, p->group_path);
-    if (rc == NGS_OK && plot_ended && p->ending) p->status_written = 1;
+    if (rc == NGS_OK && plot_ended) p->status_written = 1;
     for (int i = 0; rc == NGS_OK && i < p->nvec; i++) {
         vec_state *v = &p->vecs[i];
         hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = p->chunk_points;
@@ -877,10 +878,9 @@ static int flush_file(ngs_h5_writer *w)
 static int plot_end_held(ngs_h5_writer *w, int status, const char *message)
 {
     plot_state *p = w->plot;
-    int rc = NGS_OK, r2;
+    int rc = NGS_OK, r2, recant;
     hid_t group;
     if (!p) return fail(w, NGS_ERR_STATE, "no plot is open");
-    p->ending = 1;
     p->end_status = status;
     p->end_message = message;
     if (p->block_rows > 0 || !p->created) {
@@ -889,19 +889,15 @@ static int plot_end_held(ngs_h5_writer *w, int status, const char *message)
     }
     r2 = enter_structure_mode(w);
     if (rc == NGS_OK) rc = r2;
-    if (rc != NGS_OK && p->status_written && r2 == NGS_OK) { /* its data did not all make it */
+    /* written as ended, but its data did not all make it: say so instead */
+    recant = rc != NGS_OK && p->status_written && r2 == NGS_OK;
+    if (recant) {
         p->end_status = rc;
         p->end_message = w->err;
-        p->status_written = 0;
-        group = open_group(w->file, p->group_path);
-        if (group >= 0) {
-            plot_status_attrs(group, p, 1);
-            H5Gclose(group);
-        }
     }
-    if (rc == NGS_OK && !p->status_written) {
+    if (rc == NGS_OK ? !p->status_written : recant) {
         group = open_group(w->file, p->group_path);
-        if (group < 0 || plot_status_attrs(group, p, 1) < 0)
+        if ((group < 0 || plot_status_attrs(group, p, 1) < 0) && rc == NGS_OK)
             rc = fail(w, NGS_ERR_HDF5, "%s: cannot write the status of %s", w->path, p->group_path);
         if (group >= 0) H5Gclose(group);
     }

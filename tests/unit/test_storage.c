@@ -218,6 +218,17 @@ START_TEST(closing_mid_plot_marks_incomplete_and_keeps_data)
 }
 END_TEST
 
+static void check_plot_status(hid_t f, const char *plot, const char *status, const char *message,
+                              long long points)
+{
+    hid_t g = H5Gopen2(f, plot, H5P_DEFAULT);
+    ck_assert_int_ge(g, 0);
+    check_h5_str_attr(g, ".", "status", status);
+    check_h5_str_attr(g, ".", "message", message);
+    ck_assert_int_eq(read_int_attr(g, "points"), points);
+    H5Gclose(g);
+}
+
 /* A plot shorter than a chunk gets its group only when it ends, with the final
  * status at once: complete, failed with its message, or incomplete. */
 START_TEST(a_plot_created_at_its_end_gets_its_final_status)
@@ -226,7 +237,7 @@ START_TEST(a_plot_created_at_its_end_gets_its_final_status)
     ngs_h5_writer *w;
     ngs_h5_options o;
     ngs_plot_desc *p1 = plot3("tran1", 0), *p2 = plot3("tran2", 1), *p3 = plot3("op1", 2);
-    hid_t f, g;
+    hid_t f;
     snprintf(path, sizeof path, "%s/short.h5", dir);
     ngs_h5_options_init(&o);
     ck_assert_int_eq(ngs_h5_open(&w, path, &o, err, sizeof err), NGS_OK);
@@ -246,21 +257,9 @@ START_TEST(a_plot_created_at_its_end_gets_its_final_status)
     ngs_plot_desc_free(p3);
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     ck_assert_int_ge(f, 0);
-    g = H5Gopen2(f, "run/tran1", H5P_DEFAULT);
-    check_h5_str_attr(g, ".", "status", "complete");
-    check_h5_str_attr(g, ".", "message", "");
-    ck_assert_int_eq(read_int_attr(g, "points"), 37);
-    H5Gclose(g);
-    g = H5Gopen2(f, "run/tran2", H5P_DEFAULT);
-    check_h5_str_attr(g, ".", "status", "failed");
-    check_h5_str_attr(g, ".", "message", "timestep too small");
-    ck_assert_int_eq(read_int_attr(g, "points"), 5);
-    H5Gclose(g);
-    g = H5Gopen2(f, "run/op1", H5P_DEFAULT);
-    check_h5_str_attr(g, ".", "status", "incomplete");
-    check_h5_str_attr(g, ".", "message", ngs_strerror(NGS_ERR_INTERRUPTED));
-    ck_assert_int_eq(read_int_attr(g, "points"), 0);
-    H5Gclose(g);
+    check_plot_status(f, "run/tran1", "complete", "", 37);
+    check_plot_status(f, "run/tran2", "failed", "timestep too small", 5);
+    check_plot_status(f, "run/op1", "incomplete", ngs_strerror(NGS_ERR_INTERRUPTED), 0);
     H5Fclose(f);
 }
 END_TEST
