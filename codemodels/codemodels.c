@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "ngscale.h"
+#include "cache/record.h"
 
 static const char *const default_lib_dirs[] = {"/usr/share/ngspice", "/usr/local/share/ngspice", NULL};
 
@@ -34,18 +35,11 @@ int ngs_private_copy(const char *from, const char *to)
         ;
     if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL) &&
         lseek(in, 0, SEEK_CUR) == 0) {
-        while ((n = read(in, buf, sizeof buf)) > 0) {
-            for (ssize_t off = 0; off < n;) {
-                ssize_t m = write(out, buf + off, (size_t)(n - off));
-                if (m < 0) {
-                    if (errno == EINTR) continue;
-                    n = -1;
-                    break;
-                }
-                off += m;
+        while ((n = read(in, buf, sizeof buf)) > 0)
+            if (ngs_write_all(out, buf, (size_t)n) != 0) {
+                n = -1;
+                break;
             }
-            if (n < 0) break;
-        }
     }
     close(in);
     if (close(out) != 0 || n < 0) return -1;
