@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
 #include "ngscale.h"
 #include "hooks/clock.h"
 #include "storage/h5info.h"
@@ -947,7 +949,7 @@ static int cmd_info(int argc, char **argv)
     return EXIT_OK;
 }
 
-int main(int argc, char **argv)
+static int run_command(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -975,4 +977,16 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "export") == 0) return cmd_export(argc - 1, argv + 1);
     fprintf(stderr, "ngscale: unknown command '%s' (see 'ngscale --help')\n", argv[1]);
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    int rc;
+    /* At exit HDF5 would free its free lists block by block: 20-30 ms after a batch
+     * of 200 tiny jobs, for memory the process gives back anyway. Every file is
+     * closed before this returns; if one was left open, H5close flushes it. */
+    H5dont_atexit();
+    rc = run_command(argc, argv);
+    if (H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) > 0) H5close();
+    return rc;
 }
