@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,12 +47,24 @@ int ngs_private_copy(const char *from, const char *to)
     return 0;
 }
 
-static FILE *open_system_spinit(char *path, size_t n)
+/* The user's SPICE_LIB_DIR, read once: an instance sets the variable to its own
+ * directory during its Init (engine.c), and instances start side by side, so a later
+ * read could see another instance's copy. The first read precedes every such Init. */
+static char user_lib_dir[2048];
+static pthread_once_t user_lib_dir_once = PTHREAD_ONCE_INIT;
+
+static void read_user_lib_dir(void)
 {
     const char *env = getenv("SPICE_LIB_DIR");
+    if (env) snprintf(user_lib_dir, sizeof user_lib_dir, "%s", env);
+}
+
+static FILE *open_system_spinit(char *path, size_t n)
+{
     FILE *f;
-    if (env && *env) {
-        snprintf(path, n, "%s/scripts/spinit", env);
+    pthread_once(&user_lib_dir_once, read_user_lib_dir);
+    if (user_lib_dir[0]) {
+        snprintf(path, n, "%s/scripts/spinit", user_lib_dir);
         if ((f = fopen(path, "r"))) return f;
     }
     for (int i = 0; default_lib_dirs[i]; i++) {

@@ -75,9 +75,57 @@ void ngs_batch_options_init(ngs_batch_options *o)
     o->memory = NGS_MEMORY_AUTO;
 }
 
+typedef struct {
+    ngs_engine **engine;
+    int rc;
+    pthread_t thread;
+    int started;
+} engine_start;
+
+static void start_engine(engine_start *s)
+{
+    ngs_engine_config cfg;
+    ngs_engine_config_init(&cfg);
+    cfg.num_threads = 1;          /* many instances: one thread each */
+    cfg.private_codemodels = 1;   /* shared .cm files give wrong results */
+    s->rc = ngs_engine_create(s->engine, &cfg);
+}
+
+static void *start_engine_thread(void *arg)
+{
+    start_engine(arg);
+    return NULL;
+}
+
+/* The engines are created side by side: copying libngspice and the code models and
+ * loading them take ~9 ms each (only ngspice's Init goes one at a time), which one
+ * after another grew with the core count before any job could start. */
+static int start_engines(ngs_batch *b)
+{
+    engine_start *s = calloc((size_t)b->nworkers, sizeof *s);
+    int rc = NGS_OK;
+    if (!s) return NGS_ERR_NOMEM;
+    for (int i = 0; i < b->nworkers; i++) {
+        s[i].engine = &b->engines[i];
+        s[i].started = i > 0 && pthread_create(&s[i].thread, NULL, start_engine_thread, &s[i]) == 0;
+    }
+    for (int i = 0; i < b->nworkers; i++) {
+        if (s[i].started) pthread_join(s[i].thread, NULL);
+        else start_engine(&s[i]); /* the first one, or no thread to spare */
+    }
+    for (int i = 0; i < b->nworkers && rc == NGS_OK; i++) {
+        if ((rc = s[i].rc) != NGS_OK)
+            set_error(b, "cannot start ngspice instance %d: %s", i + 1,
+                      b->engines[i] ? ngs_engine_last_error(b->engines[i]) : ngs_strerror(rc));
+    }
+    free(s);
+    return rc;
+}
+
 int ngs_batch_create(ngs_batch **out, const ngs_batch_options *options)
 {
     ngs_batch *b;
+    int rc;
     if (!out || !options || !options->output_path) return NGS_ERR_ARG;
     *out = NULL;
     b = calloc(1, sizeof *b);
@@ -94,22 +142,9 @@ int ngs_batch_create(ngs_batch **out, const ngs_batch_options *options)
         ngs_batch_destroy(b);
         return NGS_ERR_NOMEM;
     }
-    for (int i = 0; i < b->nworkers; i++) {
-        ngs_engine_config cfg;
-        int rc;
-        ngs_engine_config_init(&cfg);
-        cfg.num_threads = 1;          /* many instances: one thread each */
-        cfg.private_codemodels = 1;   /* shared .cm files give wrong results */
-        rc = ngs_engine_create(&b->engines[i], &cfg);
-        if (rc != NGS_OK) {
-            set_error(b, "cannot start ngspice instance %d: %s", i + 1,
-                      b->engines[i] ? ngs_engine_last_error(b->engines[i]) : ngs_strerror(rc));
-            *out = b;
-            return rc;
-        }
-    }
-    *out = b;
-    return NGS_OK;
+    rc = start_engines(b);
+    *out = b; /* on failure too: the caller reads the error, then destroys it */
+    return rc;
 }
 
 void ngs_batch_destroy(ngs_batch *b)
