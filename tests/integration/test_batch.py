@@ -208,6 +208,22 @@ class Batch(unittest.TestCase):
             for q in quick:
                 self.assertEqual(jobs[q][0]["status"], "complete")
 
+    def test_instances_that_cannot_start_give_a_clear_error_and_leave_nothing(self):
+        with TempDir() as d:
+            tmp = os.path.join(d, "tmp")
+            os.mkdir(tmp)
+            not_a_library = os.path.join(d, "libngspice.so")
+            write(not_a_library, "not an ELF file\n")
+            out = os.path.join(d, "o.h5")
+            env = dict(os.environ, NGSCALE_LIBNGSPICE=not_a_library, TMPDIR=tmp)
+            # the instances start side by side: each fails, each is cleaned up
+            p = run([NGSCALE, "batch", "-j", "3", netlist("tran_rc.cir"), "-o", out], check=False, env=env)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("cannot start ngspice instance 1", p.stderr)
+            self.assertIn(not_a_library, p.stderr)
+            self.assertEqual(os.listdir(tmp), [], "no private directory left behind")
+            self.assertFalse(os.path.exists(out), "no output without an instance")
+
     def test_usage_errors(self):
         p = run([NGSCALE, "batch", netlist("tran_rc.cir")], check=False)
         self.assertEqual(p.returncode, 2)
