@@ -35,10 +35,11 @@ def timed(args, cwd, stdin=None):
             "r=subprocess.run(sys.argv[2:],input=open(sys.argv[1]).read() if sys.argv[1] else None,"
             "text=True,stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL)\n"
             "t=time.perf_counter()-t\n"
-            "print(r.returncode,t,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+            "u=resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+            "print(r.returncode,t,u.ru_maxrss,u.ru_utime+u.ru_stime)\n")
     out = subprocess.run([sys.executable, "-c", code, stdin or ""] + args, cwd=cwd,
                          stdout=subprocess.PIPE, text=True, check=True).stdout.split()
-    return int(out[0]), float(out[1]), int(out[2])
+    return int(out[0]), float(out[1]), int(out[2]), float(out[3])
 
 
 def tiny(i):
@@ -67,17 +68,24 @@ def run_set(name, texts, d, ngscale, cores, repeat, baseline=None):
         cmds["baseline -j %d" % cores] = [baseline, "batch", "-q", "-j", str(cores), "-o",
                                          os.path.join(d, name + "-bn.h5")] + files
     times = {k: [] for k in cmds}
+    cpu = {k: [] for k in cmds}
     for _ in range(repeat):
         for k, c in cmds.items():
-            rc, t, _ = timed(c, d, listing if k.startswith("xargs") else None)
+            rc, t, _, c_s = timed(c, d, listing if k.startswith("xargs") else None)
             if rc != 0 and not k.startswith("xargs"):
                 raise SystemExit("%s failed" % k)
             times[k].append(t)
+            cpu[k].append(c_s)
     n = len(texts)
     rates = {k: n / statistics.median(v) for k, v in times.items()}
     keys = list(cmds)
     eff = rates[keys[1]] / (cores * rates[keys[0]])
     print("%-14s %4d jobs: %s" % (name, n, ", ".join("%s %.2f jobs/s" % (k, r) for k, r in rates.items())))
+    # CPU per job and cores busy: a -j 1 run that keeps more than one core busy (its
+    # writer overlaps its simulation) lowers the efficiency figure by as much
+    print("%-14s CPU per job (cores busy): %s" % ("", ", ".join(
+        "%s %.1f ms (%.2f)" % (k, 1000 * statistics.median(cpu[k]) / n,
+                               statistics.median(cpu[k]) / statistics.median(times[k])) for k in cmds)))
     print("%-14s parallel efficiency %.2f, ngscale -j %d / xargs -P %d = %.2f" % (
         "", eff, cores, cores, rates[keys[1]] / rates[keys[2]]))
     if baseline:
@@ -110,7 +118,7 @@ def main():
             csv = os.path.join(d, "rss.csv")
             with open(csv, "w") as f:
                 f.write("rval\n" + "\n".join("%dk" % (1 + i % 97) for i in range(a.rss_jobs)) + "\n")
-            rc, t, rss = timed([ngscale, "batch", "-q", "-j", str(cores), cir, "--params", csv,
+            rc, t, rss, _ = timed([ngscale, "batch", "-q", "-j", str(cores), cir, "--params", csv,
                                 "-o", os.path.join(d, "rss.h5")], d)
             size = os.path.getsize(os.path.join(d, "rss.h5"))
             print("%d jobs (20k points each): %.1f s, peak RSS %.1f MB, output %.1f MB (target < 500 MB RSS)"
