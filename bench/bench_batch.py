@@ -12,7 +12,8 @@ Targets: efficiency >= 0.9; throughput >= 1.5x xargs on tiny jobs, >= 1.0x on me
 
 --baseline OTHER runs a second ngscale binary (an older build, say) interleaved with
 the first in the same run and reports both: on a noisy machine only such side-by-side
-numbers compare.
+numbers compare. The commands take turns in a rotating order; a --repeat that is a
+multiple of their number (3, or 5 with --baseline) puts each in every place equally.
 
 usage: bench_batch.py [--ngscale build/ngscale] [--baseline path] [--repeat 3] [--rss-jobs 1000] [--quick]
 """
@@ -69,8 +70,13 @@ def run_set(name, texts, d, ngscale, cores, repeat, baseline=None):
                                          os.path.join(d, name + "-bn.h5")] + files
     times = {k: [] for k in cmds}
     cpu = {k: [] for k in cmds}
-    for _ in range(repeat):
-        for k, c in cmds.items():
+    order = list(cmds)
+    for r in range(repeat):
+        # each repetition starts one command later: a command measured right after
+        # another (its file writeback, its cache footprint) ran up to 15% slower, so
+        # none may always take the same place
+        for k in order[r % len(order):] + order[:r % len(order)]:
+            c = cmds[k]
             rc, t, _, c_s = timed(c, d, listing if k.startswith("xargs") else None)
             if rc != 0 and not k.startswith("xargs"):
                 raise SystemExit("%s failed" % k)
