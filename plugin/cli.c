@@ -984,9 +984,11 @@ int main(int argc, char **argv)
     int rc;
     /* At exit HDF5 would free its free lists block by block: 20-30 ms after a batch
      * of 200 tiny jobs, for memory the process gives back anyway. Every file is
-     * closed before this returns; if one was left open, H5close flushes it. */
+     * closed before this returns; if one were left open (a file id, or an object that
+     * keeps its file open), H5close flushes it. */
     H5dont_atexit();
     rc = run_command(argc, argv);
-    if (H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) > 0) H5close();
+    if (H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE | H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_ATTR) > 0)
+        H5close();
     return rc;
 }
