@@ -472,7 +472,7 @@ done:
         ngs_h5_run_attr_f64(ws.writer, "wall_s", ngs_now_s() - t0);
         ngs_h5_run_attr_i64(ws.writer, "points", (int64_t)res.points);
         crc = ngs_h5_run_end(ws.writer, rc, rc == NGS_OK ? NULL : e->last_error);
-        ngs_h5_release(ws.writer);
+        /* closing in the same hold (it ends it): one turn on a shared file */
         if (crc == NGS_OK) crc = ngs_h5_close(ws.writer);
         else ngs_h5_close(ws.writer);
         ws.writer = NULL;

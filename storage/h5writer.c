@@ -958,16 +958,17 @@ int ngs_h5_open(ngs_h5_writer **out, const char *path, const ngs_h5_options *opt
     return rc;
 }
 
+/* Ends the writer's holds too: the mutex is locked once however deep the holds
+ * nest, and no release can follow once the writer is gone. */
 int ngs_h5_close(ngs_h5_writer *w)
 {
     pthread_mutex_t *m;
-    int rc, outermost;
+    int rc;
     if (!w) return NGS_OK;
     hold(w);
     m = w->opt.shared_lock;
-    outermost = w->lock_depth == 1;
     rc = close_held(w); /* frees w */
-    if (m && outermost) pthread_mutex_unlock(m);
+    if (m) pthread_mutex_unlock(m);
     return rc;
 }
 

@@ -43,7 +43,7 @@ void ngs_h5_options_init(ngs_h5_options *options);
 int ngs_h5_open(ngs_h5_writer **writer, const char *path, const ngs_h5_options *options,
                 char *err, size_t errlen);
 /* Finishes what is pending, marks an unfinished run incomplete, closes the file
- * (unless it is the caller's shared_file). */
+ * (unless it is the caller's shared_file). Ends any ngs_h5_hold of the writer. */
 int ngs_h5_close(ngs_h5_writer *writer);
 
 /* A run is one group. Its status attribute says "incomplete" until run_end. */
@@ -64,7 +64,7 @@ int ngs_h5_flush(ngs_h5_writer *writer);
 int ngs_h5_tick(ngs_h5_writer *writer);
 
 /* Holds options.shared_lock (if any) across several of the calls above, so that
- * they run as one stretch; calls nest. */
+ * they run as one stretch; calls nest, and ngs_h5_close ends them. */
 void ngs_h5_hold(ngs_h5_writer *writer);
 void ngs_h5_release(ngs_h5_writer *writer);
 

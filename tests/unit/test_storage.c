@@ -2,6 +2,7 @@
 #include <check.h>
 #include "tests/unit/ngs_check.h"
 #include <hdf5.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +267,44 @@ END_TEST
 
 /* Attributes are rewritten in place, and writes still work after a host's H5close()
  * took the writer's shared HDF5 ids away. */
+/* Writers of a shared file hold its mutex in nested stretches; closing ends them,
+ * however deep: a writer gone while holding it would stop every other writer. */
+START_TEST(closing_a_writer_ends_its_hold_on_the_shared_lock)
+{
+    char path[128], err[256];
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    ngs_h5_writer *w;
+    ngs_h5_options o;
+    hid_t f, fapl;
+    snprintf(path, sizeof path, "%s/shared.h5", dir);
+    ngs_h5_options_init(&o);
+    ck_assert_int_eq(ngs_h5_open(&w, path, &o, err, sizeof err), NGS_OK);
+    ck_assert_int_eq(ngs_h5_close(w), NGS_OK);
+    fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    f = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    ck_assert_int_ge(f, 0);
+    o.shared_file = f;
+    o.shared_lock = &lock;
+    for (int depth = 0; depth <= 2; depth++) {
+        char group[16];
+        snprintf(group, sizeof group, "job%d", depth);
+        ck_assert_int_eq(ngs_h5_open(&w, path, &o, err, sizeof err), NGS_OK);
+        ck_assert_int_eq(pthread_mutex_trylock(&lock), 0); /* open keeps no hold */
+        pthread_mutex_unlock(&lock);
+        ck_assert_int_eq(ngs_h5_run_begin(w, group), NGS_OK);
+        for (int i = 0; i < depth; i++) ngs_h5_hold(w);
+        ck_assert_int_eq(ngs_h5_run_end(w, NGS_OK, NULL), NGS_OK);
+        ck_assert_int_eq(ngs_h5_close(w), NGS_OK);
+        ck_assert_int_eq(pthread_mutex_trylock(&lock), 0);
+        pthread_mutex_unlock(&lock);
+    }
+    ck_assert_int_ge(H5Fclose(f), 0);
+    pthread_mutex_destroy(&lock);
+}
+END_TEST
+
 START_TEST(attributes_rewrite_and_survive_h5close)
 {
     char path[512];
@@ -313,6 +352,7 @@ int main(void)
     tcase_add_test(tc, a_plot_created_at_its_end_gets_its_final_status);
     tcase_add_test(tc, status_names);
     tcase_add_test(tc, attributes_rewrite_and_survive_h5close);
+    tcase_add_test(tc, closing_a_writer_ends_its_hold_on_the_shared_lock);
     suite_add_tcase(s, tc);
     return ngs_run_suite(s);
 }
