@@ -572,7 +572,7 @@ static int ensure_slots(ngs_h5_writer *w, const plot_state *p)
 /* Touches no HDF5 object (the plot's group is created with its first block), so it
  * runs without the shared lock, which a batch's workers take turns on; ending a plot
  * left open takes it, through ngs_h5_plot_end. */
-static int plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
+int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
 {
     plot_state *p;
     int rc;
@@ -979,7 +979,6 @@ int ngs_h5_run_attr_str(ngs_h5_writer *w, const char *key, const char *value) { 
 int ngs_h5_run_attr_f64(ngs_h5_writer *w, const char *key, double value) { HELD(run_attr_f64_held(w, key, value)); }
 int ngs_h5_run_attr_i64(ngs_h5_writer *w, const char *key, int64_t value) { HELD(run_attr_i64_held(w, key, value)); }
 int ngs_h5_run_end(ngs_h5_writer *w, int status, const char *message) { HELD(run_end_held(w, status, message)); }
-int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *plot) { return plot_begin(w, plot); }
 int ngs_h5_plot_end(ngs_h5_writer *w, int status, const char *message) { HELD(plot_end_held(w, status, message)); }
 int ngs_h5_flush(ngs_h5_writer *w) { HELD(flush_held(w)); }
 int ngs_h5_tick(ngs_h5_writer *w)
