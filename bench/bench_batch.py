@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -85,19 +84,24 @@ def run_set(name, texts, d, ngscale, cores, repeat, baseline=None):
     n = len(texts)
     rates = {k: n / statistics.median(v) for k, v in times.items()}
     keys = list(cmds)
-    eff = rates[keys[1]] / (cores * rates[keys[0]])
+
+    def scaling(j1, jn):
+        """parallel efficiency of a binary, and its -j N throughput over xargs'"""
+        return rates[jn] / (cores * rates[j1]), rates[jn] / rates[keys[2]]
+
+    eff, vs_xargs = scaling(keys[0], keys[1])
     print("%-14s %4d jobs: %s" % (name, n, ", ".join("%s %.2f jobs/s" % (k, r) for k, r in rates.items())))
     # CPU per job and cores busy: a -j 1 run that keeps more than one core busy (its
     # writer overlaps its simulation) lowers the efficiency figure by as much
     print("%-14s CPU per job (cores busy): %s" % ("", ", ".join(
         "%s %.1f ms (%.2f)" % (k, 1000 * statistics.median(cpu[k]) / n,
                                statistics.median(cpu[k]) / statistics.median(times[k])) for k in cmds)))
-    print("%-14s parallel efficiency %.2f, ngscale -j %d / xargs -P %d = %.2f" % (
-        "", eff, cores, cores, rates[keys[1]] / rates[keys[2]]))
+    print("%-14s parallel efficiency %.2f, ngscale -j %d / xargs -P %d = %.2f" % ("", eff, cores, cores, vs_xargs))
     if baseline:
+        b_eff, b_vs_xargs = scaling(keys[3], keys[4])
         print("%-14s baseline: parallel efficiency %.2f, baseline -j %d / xargs -P %d = %.2f" % (
-            "", rates[keys[4]] / (cores * rates[keys[3]]), cores, cores, rates[keys[4]] / rates[keys[2]]))
-    return eff, rates[keys[1]] / rates[keys[2]]
+            "", b_eff, cores, cores, b_vs_xargs))
+    return eff, vs_xargs
 
 
 def main():
