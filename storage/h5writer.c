@@ -14,7 +14,8 @@
  *
  * Datasets are created lazily, at the first write of a plot: a plot that ends
  * before its first chunk fills gets a chunk size equal to its length, so an
- * operating point does not occupy a full chunk per vector.
+ * operating point does not occupy a full chunk per vector, and a fixed size, so
+ * HDF5 keeps no chunk index for it.
  */
 #include "storage/h5writer.h"
 #include "storage/codec.h"
@@ -658,10 +659,11 @@ static int plot_status_attrs(hid_t group, const plot_state *p, int plot_ended)
 static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
 {
     hid_t gcpl, group;
-    int rc = NGS_OK;
+    int rc = NGS_OK, whole_in_one_chunk = 0;
     if ((rc = enter_structure_mode(w)) != NGS_OK) return rc;
     if (plot_ended && p->block_rows < p->chunk_points && p->done_rows == 0) {
         p->chunk_points = p->block_rows ? p->block_rows : 1; /* small plot: one exact chunk */
+        whole_in_one_chunk = p->block_rows > 0;
     } else if (!w->opt.chunk_points && p->block_rows < p->chunk_points &&
                w->opt.flush_interval_s > 0) {
         /* A slow run had to write before its first chunk filled. Chunks that fill
@@ -692,7 +694,8 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
     if (rc == NGS_OK && plot_ended) p->status_written = 1;
     for (int i = 0; rc == NGS_OK && i < p->nvec; i++) {
         vec_state *v = &p->vecs[i];
-        hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = p->chunk_points;
+        hsize_t chunk = p->chunk_points, dims = whole_in_one_chunk ? chunk : 0;
+        hsize_t maxdims = whole_in_one_chunk ? chunk : H5S_UNLIMITED;
         hid_t space = H5Screate_simple(1, &dims, &maxdims);
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
         H5Pset_chunk(dcpl, 1, &chunk);

@@ -66,6 +66,20 @@ class Interop(unittest.TestCase):
                 self.assertEqual(f["run/ac1/frequency"].attrs["is_scale"], 1)
                 self.assertEqual(f.attrs["ngscale_format_version"], 1)
 
+    def test_short_analysis_is_one_fixed_chunk_a_growing_one_stays_extendible(self):
+        with TempDir() as d:
+            short, grown = os.path.join(d, "short.h5"), os.path.join(d, "grown.h5")
+            run([NGSCALE, "run", "-q", netlist("multi.cir"), "-o", short])
+            run([NGSCALE, "run", "-q", "--chunk", "100", netlist("multi.cir"), "-o", grown])
+            with h5py.File(short, "r") as f, h5py.File(grown, "r") as g:
+                a, b = f["run/tran1/v(out)"], g["run/tran1/v(out)"]
+                self.assertGreater(a.shape[0], 100)
+                self.assertEqual(a.maxshape, a.shape)
+                self.assertEqual(a.chunks, a.shape)
+                self.assertEqual(b.maxshape, (None,))
+                self.assertEqual(b.chunks, (100,))
+                self.assertTrue(np.array_equal(a[()], b[()]))
+
     def test_readers_opening_all_the_time_never_fail_the_writer(self):
         """The writer reopens the file between plots; a reader that is opening it at that
         moment holds its lock briefly. The run must wait, not fail."""
