@@ -71,6 +71,16 @@ class Batch(unittest.TestCase):
                 self.assertEqual(sorted(a[label][1]), sorted(b[label][1]))
                 for vec in a[label][1]:
                     self.assertTrue(bits_equal(a[label][1][vec], b[label][1][vec]), (label, vec))
+            # and `ngscale run` of the netlist (rval=1k, the first row): its writer has a
+            # file of its own, a batch's writers share one file and take turns on it
+            single = os.path.join(d, "run.h5")
+            run([NGSCALE, "run", "-q", cir, "-o", single])
+            first = next(data for attrs, data in b.values() if attrs["param.rval"] == "1k")
+            self.assertIn("tran1/v(out)", first)
+            with h5py.File(single, "r") as f:
+                for vec, values in first.items():
+                    self.assertIn(vec, f["run"])
+                    self.assertTrue(bits_equal(values, f["run"][vec][()]), vec)
 
     def test_xspice_code_models_in_concurrent_instances(self):
         with TempDir() as d:
