@@ -265,8 +265,6 @@ START_TEST(a_plot_created_at_its_end_gets_its_final_status)
 }
 END_TEST
 
-/* Attributes are rewritten in place, and writes still work after a host's H5close()
- * took the writer's shared HDF5 ids away. */
 /* Writers of a shared file hold its mutex in nested stretches; closing ends them,
  * however deep: a writer gone while holding it would stop every other writer. */
 START_TEST(closing_a_writer_ends_its_hold_on_the_shared_lock)
@@ -305,6 +303,8 @@ START_TEST(closing_a_writer_ends_its_hold_on_the_shared_lock)
 }
 END_TEST
 
+/* Attributes are rewritten in place, and writes still work after a host's H5close()
+ * took the writer's shared HDF5 ids away. */
 START_TEST(attributes_rewrite_and_survive_h5close)
 {
     char path[512];
