@@ -55,6 +55,7 @@ typedef struct {
     int index, nvec, is_complex, row_doubles, scale_index;
     vec_state *vecs;
     size_t chunk_points;  /* fixed once datasets exist */
+    int fixed_size;       /* ended within its first chunk: datasets of exactly one chunk */
     size_t block_capacity;/* rows the column buffers hold (>= chunk_points) */
     int created;
     double started;       /* when the plot began, to estimate its data rate */
@@ -659,11 +660,11 @@ static int plot_status_attrs(hid_t group, const plot_state *p, int plot_ended)
 static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
 {
     hid_t gcpl, group;
-    int rc = NGS_OK, whole_in_one_chunk = 0;
+    int rc = NGS_OK;
     if ((rc = enter_structure_mode(w)) != NGS_OK) return rc;
     if (plot_ended && p->block_rows < p->chunk_points && p->done_rows == 0) {
         p->chunk_points = p->block_rows ? p->block_rows : 1; /* small plot: one exact chunk */
-        whole_in_one_chunk = p->block_rows > 0;
+        p->fixed_size = p->block_rows > 0;
     } else if (!w->opt.chunk_points && p->block_rows < p->chunk_points &&
                w->opt.flush_interval_s > 0) {
         /* A slow run had to write before its first chunk filled. Chunks that fill
@@ -694,8 +695,8 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
     if (rc == NGS_OK && plot_ended) p->status_written = 1;
     for (int i = 0; rc == NGS_OK && i < p->nvec; i++) {
         vec_state *v = &p->vecs[i];
-        hsize_t chunk = p->chunk_points, dims = whole_in_one_chunk ? chunk : 0;
-        hsize_t maxdims = whole_in_one_chunk ? chunk : H5S_UNLIMITED;
+        hsize_t chunk = p->chunk_points, dims = p->fixed_size ? chunk : 0;
+        hsize_t maxdims = p->fixed_size ? chunk : H5S_UNLIMITED;
         hid_t space = H5Screate_simple(1, &dims, &maxdims);
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
         H5Pset_chunk(dcpl, 1, &chunk);
@@ -801,7 +802,7 @@ static int write_block_held(ngs_h5_writer *w, plot_state *p, int plot_ended, siz
         if (rows < p->chunk_points) /* zero the tail: deterministic, compresses to nothing */
             memset(p->block + p->block_offset[i] + rows * p->vecs[i].elem, 0,
                    (p->chunk_points - rows) * p->vecs[i].elem);
-        if (H5Dset_extent(p->vecs[i].dset, &extent) < 0)
+        if (!p->fixed_size && H5Dset_extent(p->vecs[i].dset, &extent) < 0) /* fixed: its size already */
             return fail(w, NGS_ERR_HDF5, "%s: cannot extend %s", w->path, p->vecs[i].dset_name);
     }
     /* encode one vector per worker in parallel, then write them in order */
