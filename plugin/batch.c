@@ -565,6 +565,11 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
     int rc, started = 0, out_rc = NGS_OK;
 
     if (!b || (!jobs && njobs)) return NGS_ERR_ARG;
+    for (size_t i = 0; i < njobs; i++)
+        if (jobs[i].seed == 0 || jobs[i].seed > NGS_SEED_MAX) {
+            set_error(b, "job %zu: seed %lld is outside ngspice's 1..%lld", i, jobs[i].seed, NGS_SEED_MAX);
+            return NGS_ERR_ARG;
+        }
     memset(&p, 0, sizeof p);
     p.total = njobs;
     b->jobs = jobs;

@@ -8,6 +8,7 @@
  * a full disk from an interrupted run.
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "hooks/clock.h"
 #include "storage/h5info.h"
 #include "cache/cache.h"
+#include "gpu/spectrum.h"
 #include "gpu/spectrum_h5.h"
 #include "storage/convert.h"
 #include "plugin/deck.h"
@@ -100,11 +102,11 @@ static void usage(FILE *f)
         "Options of batch (and --codec, --level, --save, --memory, --timeout per job):\n"
         "  -j, --jobs N            parallel ngspice instances (default: number of cores)\n"
         "      --params FILE.csv   one job per row; the header names .param parameters,\n"
-        "                          and the columns temp, seed and label are special\n"
+        "                          and the columns temp, seed and label are special (an\n"
+        "                          empty temp, seed or label cell keeps the netlist's own)\n"
         "      --monte-carlo N     N jobs of the netlist, job i with `.options seed=S+i`\n"
-        "      --seed S            first seed (default 1)\n"
-        "\n"
-        "      --spectrum V        batch: run `spectrum --vector V` on the output at the end\n"
+        "      --seed S            first seed (default 1; seeds are 1..2147483647)\n"
+        "      --spectrum V        run `spectrum --vector V` on the output at the end\n"
         "\n"
         "Options of spectrum:\n"
         "      --vector V          v(out), out, i(vdd), vdd#branch... (required)\n"
@@ -240,6 +242,18 @@ static int parse_double(const char *s, double *out)
     return errno == 0 && end != s && *end == '\0';
 }
 
+/* A whole decimal integer in lo..hi: "2x", "1.5" and "" are refused, not cut short. */
+static int parse_integer(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
 /* Options run and batch share (same letters in both getopt tables). Returns 1 when
  * c was one of them, 0 when not, -1 on a bad value (message printed). */
 typedef struct {
@@ -264,6 +278,7 @@ static int check_shared(const shared_options *so)
 static int parse_shared(int c, const char *arg, const shared_options *so)
 {
     double d;
+    long long n;
     switch (c) {
     case 'c':
         if (ngs_codec_from_name(arg) < 0) {
@@ -273,11 +288,11 @@ static int parse_shared(int c, const char *arg, const shared_options *so)
         *so->codec = (ngs_codec)ngs_codec_from_name(arg);
         return 1;
     case 'l':
-        *so->level = atoi(arg);
-        if (*so->level < -7 || *so->level > 22 || *so->level == 0) {
+        if (!parse_integer(arg, -7, 22, &n) || n == 0) {
             fprintf(stderr, "ngscale: --level must be -7..-1 or 1..22 (deflate: 1..9)\n");
             return -1;
         }
+        *so->level = (int)n;
         return 1;
     case 's': *so->save = arg; return 1;
     case 'C': *so->cache = arg; return 1;
@@ -290,11 +305,11 @@ static int parse_shared(int c, const char *arg, const shared_options *so)
         if (c == 'A') so->lossy->abs_err = d; else so->lossy->rel_err = d;
         return 1;
     case 'B':
-        so->lossy->bits = atoi(arg);
-        if (so->lossy->bits < 1 || so->lossy->bits > 52) {
+        if (!parse_integer(arg, 1, 52, &n)) {
             fprintf(stderr, "ngscale: --bits must be 1..52 mantissa bits\n");
             return -1;
         }
+        so->lossy->bits = (int)n;
         return 1;
     case 'm':
         if (strcmp(arg, "auto") == 0) *so->memory = NGS_MEMORY_AUTO;
@@ -339,6 +354,7 @@ static int cmd_run(int argc, char **argv)
     struct sigaction sa;
     int c, rc;
     double d;
+    long long n;
 
     ngs_run_options_init(&o);
     memset(&st, 0, sizeof st);
@@ -350,11 +366,11 @@ static int cmd_run(int argc, char **argv)
         case 'g': o.group = optarg; break;
         case 'a': o.append = 1; break;
         case 'k':
-            if (!parse_double(optarg, &d) || d < 1 || d > 1 << 24) {
+            if (!parse_integer(optarg, 1, 1 << 24, &n)) {
                 fprintf(stderr, "ngscale: --chunk needs a number of points (1..16777216)\n");
                 return EXIT_USAGE;
             }
-            o.chunk_points = (size_t)d;
+            o.chunk_points = (size_t)n;
             break;
         case 'f':
             if (!parse_double(optarg, &d) || d <= 0) {
@@ -459,7 +475,8 @@ static int spectrum_of(const char *path, const ngs_spectrum_file_options *so)
 /* ---------------------------------------------------------------- batch -- */
 
 typedef struct {
-    char **cells; /* rows x cols, row-major; row 0 is the header */
+    char **cells;    /* rows x cols, row-major; row 0 is the header */
+    size_t *lineno;  /* each row's line in the file, for messages */
     size_t rows, cols;
 } csv_table;
 
@@ -477,54 +494,67 @@ static char *trim(char *s)
 }
 
 /* A small CSV reader: comma-separated, optional double quotes around a cell, '#'
- * comment lines and blank lines skipped. Errors name the file and line. */
+ * comment lines and blank lines skipped, lines of any length; an empty cell is
+ * kept as "". Errors name the file and line. */
 static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
-    char line[8192];
-    size_t lineno = 0;
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    int rc = -1;
     memset(t, 0, sizeof *t);
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    while (fgets(line, sizeof line, f)) {
-        char *p = trim(line), *cell, *save = NULL;
-        size_t n = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        char *p = trim(line), *cell = p, **cells;
+        size_t n = 1, *lines;
         lineno++;
         if (!*p || *p == '#') continue;
-        if (t->rows == 0) { /* header: count columns */
-            for (char *c = p; *c; c++) n += *c == ',';
-            t->cols = n + 1;
-        }
-        t->cells = realloc(t->cells, (t->rows + 1) * t->cols * sizeof *t->cells);
-        n = 0;
-        for (cell = strtok_r(p, ",", &save); cell; cell = strtok_r(NULL, ",", &save)) {
-            if (n == t->cols) break;
-            t->cells[t->rows * t->cols + n++] = strdup(trim(cell));
-        }
+        for (char *c = p; *c; c++) n += *c == ',';
+        if (t->rows == 0) t->cols = n;
         if (n != t->cols) {
             snprintf(err, errlen, "%s: line %zu has %zu values, the header has %zu", path, lineno,
                      n, t->cols);
-            for (; n < t->cols; n++) t->cells[t->rows * t->cols + n] = NULL;
-            t->rows++;
-            fclose(f);
-            return -1;
+            goto out;
+        }
+        cells = realloc(t->cells, (t->rows + 1) * t->cols * sizeof *t->cells);
+        if (cells) t->cells = cells;
+        lines = realloc(t->lineno, (t->rows + 1) * sizeof *t->lineno);
+        if (lines) t->lineno = lines;
+        if (!cells || !lines) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            goto out;
+        }
+        t->lineno[t->rows] = lineno;
+        for (size_t k = 0; k < n; k++) {
+            char *comma = strchr(cell, ',');
+            if (comma) *comma = '\0';
+            t->cells[t->rows * t->cols + k] = strdup(trim(cell));
+            cell = comma ? comma + 1 : cell;
         }
         t->rows++;
+        for (size_t k = 0; k < n; k++)
+            if (!t->cells[(t->rows - 1) * t->cols + k]) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                goto out;
+            }
     }
+    if (ferror(f)) snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    else if (t->rows < 2) snprintf(err, errlen, "%s: needs a header line and at least one row", path);
+    else rc = 0;
+out:
+    free(line);
     fclose(f);
-    if (t->rows < 2) {
-        snprintf(err, errlen, "%s: needs a header line and at least one row", path);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 static void free_csv(csv_table *t)
 {
     for (size_t i = 0; i < t->rows * t->cols; i++) free(t->cells[i]);
     free(t->cells);
+    free(t->lineno);
 }
 
 static ngs_batch *volatile g_batch;
@@ -569,7 +599,7 @@ static int cmd_batch(int argc, char **argv)
     batch_view view = {0, 0};
     csv_table csv = {0};
     const char *params = NULL;
-    long long mc = 0, seed0 = 1;
+    long long mc = 0, seed0 = 1, n;
     ngs_job *jobs = NULL;
     const char **names = NULL;
     char **values = NULL, err[512];
@@ -585,21 +615,26 @@ static int cmd_batch(int argc, char **argv)
         switch (c) {
         case 'o': o.output_path = optarg; break;
         case 'j':
-            o.jobs = atoi(optarg);
-            if (o.jobs < 1 || o.jobs > 1024) {
+            if (!parse_integer(optarg, 1, 1024, &n)) {
                 fprintf(stderr, "ngscale batch: -j needs 1..1024 instances\n");
                 return EXIT_USAGE;
             }
+            o.jobs = (int)n;
             break;
         case 'p': params = optarg; break;
         case 'M':
-            mc = atoll(optarg);
-            if (mc < 1) {
-                fprintf(stderr, "ngscale batch: --monte-carlo needs a positive count\n");
+            if (!parse_integer(optarg, 1, NGS_SEED_MAX, &mc)) {
+                fprintf(stderr, "ngscale batch: --monte-carlo needs a whole number of runs\n");
                 return EXIT_USAGE;
             }
             break;
-        case 'S': seed0 = atoll(optarg); break;
+        case 'S':
+            if (!parse_integer(optarg, 1, NGS_SEED_MAX, &seed0)) {
+                fprintf(stderr, "ngscale batch: --seed needs a whole number in 1..%lld (ngspice's seeds)\n",
+                        NGS_SEED_MAX);
+                return EXIT_USAGE;
+            }
+            break;
         case 'q': view.quiet = 1; break;
         case 'F': spectrum_vector = optarg; break;
         case 'h': usage(stdout); return EXIT_OK;
@@ -620,6 +655,16 @@ static int cmd_batch(int argc, char **argv)
         fprintf(stderr, "ngscale batch: --params and --monte-carlo take exactly one netlist\n");
         return EXIT_USAGE;
     }
+    if (params && mc) {
+        fprintf(stderr, "ngscale batch: give --params or --monte-carlo, not both (a seed column in "
+                        "the CSV seeds each row)\n");
+        return EXIT_USAGE;
+    }
+    if (mc && seed0 > NGS_SEED_MAX - (mc - 1)) {
+        fprintf(stderr, "ngscale batch: seeds %lld..%lld go past %lld, ngspice's largest: lower --seed\n",
+                seed0, seed0 + (mc - 1), NGS_SEED_MAX);
+        return EXIT_USAGE;
+    }
     for (int i = optind; i < argc; i++)
         if (access(argv[i], R_OK) != 0) {
             fprintf(stderr, "ngscale batch: cannot read %s: %s\n", argv[i], strerror(errno));
@@ -632,8 +677,12 @@ static int cmd_batch(int argc, char **argv)
             return EXIT_USAGE;
         }
         names = calloc(csv.cols, sizeof *names);
-        for (size_t k = 0; k < csv.cols; k++) {
+        for (size_t k = 0; names && k < csv.cols; k++) {
             const char *h = csv.cells[k];
+            if (!*h) {
+                snprintf(err, sizeof err, "%s: line %zu: column %zu has no name", params, csv.lineno[0], k + 1);
+                goto bad_params;
+            }
             if (strcasecmp(h, "temp") == 0) temp_col = (int)k;
             else if (strcasecmp(h, "seed") == 0) seed_col = (int)k;
             else if (strcasecmp(h, "label") == 0) label_col = (int)k;
@@ -647,6 +696,11 @@ static int cmd_batch(int argc, char **argv)
     }
     jobs = calloc(njobs, sizeof *jobs);
     values = calloc(njobs * (nparams ? nparams : 1), sizeof *values);
+    if (!jobs || !values || (params && !names)) {
+        fprintf(stderr, "ngscale batch: out of memory for %zu jobs\n", njobs);
+        rc = NGS_ERR_NOMEM;
+        goto done;
+    }
     for (size_t i = 0; i < njobs; i++) {
         ngs_job *j = &jobs[i];
         j->seed = -1;
@@ -656,11 +710,21 @@ static int cmd_batch(int argc, char **argv)
             j->netlist = argv[optind];
             j->param_names = names;
             j->nparams = nparams;
+            /* an empty temp, seed or label cell keeps the netlist's own (or the default) */
             for (size_t k = 0; k < csv.cols; k++) {
-                if ((int)k == temp_col) j->temp = row[k];
-                else if ((int)k == seed_col) j->seed = atoll(row[k]);
-                else if ((int)k == label_col) j->label = row[k];
-                else values[i * nparams + k2++] = row[k];
+                if ((int)k == temp_col) j->temp = *row[k] ? row[k] : NULL;
+                else if ((int)k == label_col) j->label = *row[k] ? row[k] : NULL;
+                else if ((int)k == seed_col) {
+                    if (*row[k] && !parse_integer(row[k], 1, NGS_SEED_MAX, &j->seed)) {
+                        snprintf(err, sizeof err, "%s: line %zu: seed '%s' is not a whole number in 1..%lld",
+                                 params, csv.lineno[i + 1], row[k], NGS_SEED_MAX);
+                        goto bad_params;
+                    }
+                } else if (!*row[k]) {
+                    snprintf(err, sizeof err, "%s: line %zu: no value for %s", params, csv.lineno[i + 1],
+                             csv.cells[k]);
+                    goto bad_params;
+                } else values[i * nparams + k2++] = row[k];
             }
             j->param_values = (const char *const *)&values[i * nparams];
         } else if (mc) {
@@ -705,6 +769,11 @@ static int cmd_batch(int argc, char **argv)
         src = spectrum_of(o.output_path, &so);
         if (rc == NGS_OK) rc = src;
     }
+    goto done;
+bad_params:
+    fprintf(stderr, "ngscale batch: %s\n", err);
+    rc = NGS_ERR_ARG;
+done:
     ngs_batch_destroy(b);
     free(jobs);
     free(values);
@@ -809,6 +878,7 @@ static int cmd_spectrum(int argc, char **argv)
     size_t nruns = 0;
     int c;
     double d;
+    long long n;
     ngs_spectrum_file_options_init(&so);
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -826,11 +896,33 @@ static int cmd_spectrum(int argc, char **argv)
             }
             so.fundamental = d;
             break;
-        case 'P': so.periods = (unsigned)atoi(optarg); break;
-        case 'H': so.harmonics = atoi(optarg); break;
-        case 'N': so.points = (size_t)atoll(optarg); break;
+        case 'P':
+            if (!parse_integer(optarg, 1, 1000000000, &n)) {
+                fprintf(stderr, "ngscale spectrum: --periods needs a whole number of periods\n");
+                return EXIT_USAGE;
+            }
+            so.periods = (unsigned)n;
+            break;
+        case 'H':
+            if (!parse_integer(optarg, 2, NGS_SPECTRUM_MAX_HARMONICS, &n)) {
+                fprintf(stderr, "ngscale spectrum: --harmonics must be 2..%d\n", NGS_SPECTRUM_MAX_HARMONICS);
+                return EXIT_USAGE;
+            }
+            so.harmonics = (int)n;
+            break;
+        case 'N':
+            if (!parse_integer(optarg, 2, LLONG_MAX, &n)) {
+                fprintf(stderr, "ngscale spectrum: --points needs a whole number of points (2 or more)\n");
+                return EXIT_USAGE;
+            }
+            so.points = (size_t)n;
+            break;
         case 'R':
-            if (nruns < 256) runs[nruns++] = optarg;
+            if (nruns == sizeof runs / sizeof runs[0]) {
+                fprintf(stderr, "ngscale spectrum: at most %zu --run options\n", nruns);
+                return EXIT_USAGE;
+            }
+            runs[nruns++] = optarg;
             break;
         case 'h': usage(stdout); return EXIT_OK;
         default: fprintf(stderr, "Try 'ngscale --help'.\n"); return EXIT_USAGE;

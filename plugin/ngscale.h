@@ -219,8 +219,10 @@ typedef struct ngs_job {
     const char *const *param_names;
     const char *const *param_values;
     const char *temp;                   /* NULL: the netlist's own temperature */
-    long long seed;                     /* < 0: the netlist's own; else `.options seed=` */
+    long long seed;                     /* < 0: the netlist's own; else `.options seed=`, 1..NGS_SEED_MAX */
 } ngs_job;
+
+#define NGS_SEED_MAX 2147483647LL /* ngspice ignores `.options seed` outside 1..2^31-1 */
 
 typedef struct ngs_batch_options {
     int jobs;                 /* parallel instances; 0 = number of cores */

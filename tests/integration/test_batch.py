@@ -263,6 +263,57 @@ class Batch(unittest.TestCase):
             self.assertEqual(p.returncode, 2)
             self.assertIn("line 3", p.stderr)
 
+    def test_bad_values_are_refused_before_any_job_runs(self):
+        """A value ngspice would ignore or misread (seed 0 or 'abc', an empty parameter,
+        '3x') is a usage error that names it, and no output is written."""
+        cir = netlist("tran_rc.cir")
+        with TempDir() as d:
+            out = os.path.join(d, "o.h5")
+            cases = [
+                ("R,seed\n1k,7\n2k,abc\n", [], "line 3: seed 'abc'"),
+                ("R,seed\n1k,0\n", [], "line 2: seed '0'"),
+                ("R,seed\n1k,2147483648\n", [], "seed '2147483648'"),
+                ("R,seed\n,7\n", [], "line 2: no value for R"),
+                ("R,,seed\n1k,2,7\n", [], "column 2 has no name"),
+                (None, ["--monte-carlo", "3x"], "--monte-carlo"),
+                (None, ["--monte-carlo", "3", "--seed", "0"], "--seed"),
+                (None, ["--monte-carlo", "3", "--seed", "2147483646"], "2147483646..2147483648"),
+                ("R\n1k\n", ["--monte-carlo", "3"], "not both"),
+                (None, ["-j", "2x"], "-j"),
+            ]
+            for i, (text, args, message) in enumerate(cases):
+                extra = list(args)
+                if text is not None:
+                    csv = os.path.join(d, "p%d.csv" % i)
+                    write(csv, text)
+                    extra += ["--params", csv]
+                p = run([NGSCALE, "batch", "-q", cir, "-o", out] + extra, check=False)
+                self.assertEqual(p.returncode, 2, (text, args, p.stderr))
+                self.assertIn(message, p.stderr, (text, args))
+                self.assertFalse(os.path.exists(out), (text, args))
+
+    def test_empty_temp_seed_and_label_cells_keep_the_netlists_own(self):
+        with TempDir() as d:
+            csv = os.path.join(d, "p.csv")
+            write(csv, "rval,temp,seed,label\n1k,,,\n2k,50,5,hot\n")
+            cir = os.path.join(d, "r.cir")
+            write(cir, "r\n.param rval=10k\nV1 in 0 DC 1\nR1 in out {rval}\nR2 out 0 1k\n.op\n.end\n")
+            out = os.path.join(d, "o.h5")
+            run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out])
+            jobs, summary = jobs_of(out)
+            self.assertEqual(sorted(jobs), ["0", "hot"])
+            plain, hot = jobs["0"][0], jobs["hot"][0]
+            self.assertNotIn(".temp", plain["netlist"])
+            self.assertNotIn("seed", plain["netlist"])
+            self.assertNotIn("param.temp", plain)
+            self.assertIn(".temp 50", hot["netlist"])
+            self.assertIn(".options seed=5", hot["netlist"])
+            row = {int(r["job"]): r for r in summary}
+            self.assertEqual(int(row[0]["seed"]), -1)
+            self.assertTrue(np.isnan(row[0]["temp"]))
+            self.assertEqual((int(row[1]["seed"]), float(row[1]["temp"])), (5, 50.0))
+            self.assertTrue(all(s == b"complete" for s in summary["status"]))
+
 
 if __name__ == "__main__":
     unittest.main()

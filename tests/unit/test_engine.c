@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ngscale.h"
 #include "plugin/deck.h"
@@ -201,6 +202,40 @@ START_TEST(bad_library_path_is_an_error)
 }
 END_TEST
 
+/* ngspice ignores `.options seed` outside 1..2^31-1 with only a warning: the batch
+ * refuses such a job before it writes anything, naming the job and the seed. */
+START_TEST(batch_refuses_seeds_ngspice_would_ignore)
+{
+    static const long long bad[] = {0, NGS_SEED_MAX + 1};
+    tmpdir t;
+    char netlist[512], out[512];
+    ngs_batch_options o;
+    ngs_batch *b = NULL;
+    ngs_job jobs[2];
+    tmp_make(&t);
+    path_in(&t, "rc.cir", netlist, sizeof netlist);
+    path_in(&t, "out.h5", out, sizeof out);
+    write_file(netlist, "rc\nV1 in 0 DC 1\nR1 in 0 1k\n.op\n.end\n", 36);
+    ngs_batch_options_init(&o);
+    o.jobs = 1;
+    o.output_path = out;
+    ck_assert_int_eq(ngs_batch_create(&b, &o), NGS_OK);
+    for (size_t i = 0; i < N(bad); i++) {
+        char want[64];
+        memset(jobs, 0, sizeof jobs);
+        jobs[0].netlist = jobs[1].netlist = netlist;
+        jobs[0].seed = NGS_SEED_MAX; /* the largest seed is fine */
+        jobs[1].seed = bad[i];
+        ck_assert_int_eq(ngs_batch_run(b, jobs, 2, NULL, NULL, NULL), NGS_ERR_ARG);
+        snprintf(want, sizeof want, "job 1: seed %lld", bad[i]);
+        ck_assert_msg(strstr(ngs_batch_last_error(b), want), "%s", ngs_batch_last_error(b));
+        ck_assert_int_ne(access(out, F_OK), 0);
+    }
+    ngs_batch_destroy(b);
+    tmp_free(&t);
+}
+END_TEST
+
 static int decide(const char *const *lines, size_t n, char *reason, size_t len)
 {
     ngs_deck d;
@@ -254,6 +289,7 @@ int main(void)
     tcase_add_test(tc, broken_netlist_then_good_run);
     tcase_add_test(tc, hook_can_stop_a_run);
     tcase_add_test(tc, bad_library_path_is_an_error);
+    tcase_add_test(tc, batch_refuses_seeds_ngspice_would_ignore);
     tcase_add_test(tc, cache_hit_replays_the_same_events);
     tcase_add_test(tc, memory_decision_follows_the_deck);
     tcase_add_test(tc, strerror_names_every_code);
