@@ -510,11 +510,18 @@ void ngs_engine_wait_thread_exit(ngs_engine *e)
     if (tid > 0) thread_gone(tid, 60000);
 }
 
+void ngs_engine_abandon_copy(ngs_engine *e)
+{
+    if (e->ctx) atomic_store_explicit(&e->ctx->dead, 1, memory_order_release);
+    e->runaway = 1;
+    e->needs_reload = 1;
+}
+
 void ngs_engine_unload_copy(ngs_engine *e)
 {
     int quiet, unload;
     if (!e->handle) return;
-    quiet = !e->api.Running || !e->api.Running();
+    quiet = !e->runaway && (!e->api.Running || !e->api.Running());
     /* the thread usually ends within microseconds; valgrind can make it seconds */
     if (quiet && e->last_thread > 0) quiet = thread_gone(e->last_thread, 60000);
     unload = quiet;
@@ -532,6 +539,7 @@ void ngs_engine_unload_copy(ngs_engine *e)
     e->ctx = NULL;
     e->handle = NULL;
     e->last_thread = 0;
+    e->runaway = 0;
     memset(&e->api, 0, sizeof e->api);
 }
 
@@ -630,7 +638,7 @@ int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
 void ngs_engine_destroy(ngs_engine *e)
 {
     if (!e) return;
-    if (e->handle && e->api.Running && e->api.Running()) {
+    if (e->handle && !e->runaway && e->api.Running && e->api.Running()) {
         ngs_engine_command(e, "bg_halt");
         ngs_engine_wait_bg(e, 5000);
     }

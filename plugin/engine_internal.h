@@ -43,6 +43,7 @@ struct ngs_engine {
     int generation;     /* how many copies were loaded */
     int save_none_sticky;/* `.save none` was used: stays on for this copy */
     int needs_reload;   /* exited, halted or broken: load a fresh copy first */
+    int runaway;        /* its thread ignored bg_halt: the copy is abandoned, not waited for */
     int sends_progress; /* this copy was given a status callback (a hook wants progress) */
     char version[160];
 
@@ -90,6 +91,11 @@ void ngs_engine_unload_copy(ngs_engine *e);
 /* Waits until the thread that last reported its end is gone. */
 void ngs_engine_wait_thread_exit(ngs_engine *e);
 int ngs_engine_command(ngs_engine *e, const char *cmd);
+/* Gives up on a copy whose background thread does not stop (a .control loop that
+ * never looks at ngspice's interrupt flag): its callbacks are cut off, the copy stays
+ * mapped while the thread runs, and the next run loads a fresh one. */
+void ngs_engine_abandon_copy(ngs_engine *e);
+
 /* Waits until the background thread finished or the engine exited; 1 if it finished,
  * 0 on timeout. */
 int ngs_engine_wait_bg(ngs_engine *e, int timeout_ms);

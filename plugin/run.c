@@ -143,9 +143,12 @@ static void describe_failure(ngs_engine *e, int status, const char *fallback)
 
 /* Sends a command to the background thread and waits for it to finish. Halts it on
  * interrupt, timeout or a failing sink. Returns NGS_OK or the reason it stopped. */
+#define HALT_GRACE_S 2.0 /* after bg_halt, before a thread that goes on is abandoned */
+
 static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
 {
     int halted = 0, rc = NGS_OK;
+    double halted_at = 0;
     ngs_engine_wait_thread_exit(e); /* ngspice refuses a command while one still runs */
     pthread_mutex_lock(&e->lock);
     e->bg_finished = 0;
@@ -167,7 +170,12 @@ static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
             ngs_engine_command(e, "bg_halt");
             e->needs_reload = 1;
             halted = 1;
+            halted_at = ngs_now_s();
             rc = why;
+        } else if (halted && ngs_now_s() - halted_at > HALT_GRACE_S) {
+            /* ngspice's halt only reaches analyses: a .control loop runs on */
+            ngs_engine_abandon_copy(e);
+            return rc;
         }
     }
     /* The thread reports its end before its last callbacks (after `quit`, ngspice
@@ -413,6 +421,12 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             ngs_engine_set_error(e, "the run was interrupted");
         else if (ws.failed)
             ngs_engine_set_error(e, "%s", ws.error);
+        if (e->runaway) {
+            size_t len = strlen(e->last_error);
+            snprintf(e->last_error + len, sizeof e->last_error - len,
+                     "; ngspice did not stop (a .control loop?): its instance was abandoned, and its "
+                     "thread keeps a core busy until this process ends");
+        }
     }
     if (rc == NGS_OK && wrc != NGS_OK) {
         rc = wrc;

@@ -167,6 +167,38 @@ class Batch(unittest.TestCase):
             self.assertIn(".subckt", status["subckt_unbalanced.cir"][1])
             self.assertLess(max(s["wall_s"] for s in summary), 30)
 
+    def test_a_control_loop_that_ignores_halt_times_out_and_the_batch_goes_on(self):
+        """bg_halt stops analyses, not a .control `while` loop: its instance is given up
+        (the batch once waited for it forever, Ctrl-C included)."""
+        with TempDir() as d:
+            out = os.path.join(d, "o.h5")
+            files = [netlist("endless_ctrl.cir"), netlist("tran_rc.cir"), netlist("ac_rlc.cir")]
+            p = run([NGSCALE, "batch", "-q", "-j", "1", "--timeout", "1"] + files + ["-o", out],
+                    check=False, timeout=120)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            jobs, summary = jobs_of(out)
+            status = {os.path.basename(s["label"].decode()): (s["status"].decode(), s["message"].decode())
+                      for s in summary}
+            self.assertEqual(status["endless_ctrl.cir"][0], "timeout")
+            self.assertIn("did not stop", status["endless_ctrl.cir"][1])
+            self.assertEqual(status["tran_rc.cir"][0], "complete")
+            self.assertEqual(status["ac_rlc.cir"][0], "complete")
+            # the operating point it computed before the loop is kept
+            endless = jobs[netlist("endless_ctrl.cir")][1]
+            self.assertIn("op1/v(out)", endless)
+            self.assertEqual(float(endless["op1/v(out)"][0]), 0.5)
+
+            # Ctrl-C reaches it too, with no --timeout
+            proc = subprocess.Popen([NGSCALE, "batch", "-q", "-j", "1", netlist("endless_ctrl.cir"),
+                                     netlist("tran_rc.cir"), "-o", out],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(1)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+            self.assertEqual(proc.returncode, 130, proc.stderr.read().decode())
+            _, summary = jobs_of(out)
+            self.assertEqual(sorted(s["status"].decode() for s in summary), ["interrupted", "not run"])
+
     def test_ctrl_c_keeps_finished_jobs_in_a_valid_file(self):
         with TempDir() as d:
             cir = os.path.join(d, "long.cir")

@@ -110,6 +110,17 @@ class Cli(unittest.TestCase):
                 self.assertEqual(f["run/tran1"].attrs["status"], "incomplete")
                 self.assertGreater(len(f["run/tran1/time"]), 100)
 
+    def test_timeout_stops_a_control_loop_that_ignores_halt(self):
+        with TempDir() as d:
+            out = os.path.join(d, "o.h5")
+            p = run([NGSCALE, "run", "-q", "--timeout", "1", netlist("endless_ctrl.cir"), "-o", out],
+                    check=False, timeout=60)
+            self.assertEqual(p.returncode, 124, p.stderr)
+            self.assertIn("did not stop", p.stderr)
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "incomplete")
+                self.assertEqual(float(f["run/op1/v(out)"][0]), 0.5)
+
     def test_ctrl_c_exit_130_leaves_valid_file(self):
         with TempDir() as d:
             cir = os.path.join(d, "long.cir")
