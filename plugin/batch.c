@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ngscale.h"
 #include "hooks/clock.h"
@@ -193,10 +194,22 @@ static int job_deck(const ngs_job *job, ngs_deck *deck, char *err, size_t errlen
     return rc;
 }
 
+/* The job's label, or its index; a long one is cut at a character boundary (labels
+ * are stored as UTF-8). */
 static void default_label(const ngs_job *job, size_t i, char *buf, size_t n)
 {
-    if (job->label) snprintf(buf, n, "%s", job->label);
-    else snprintf(buf, n, "%zu", i);
+    size_t len;
+    if (!job->label) {
+        snprintf(buf, n, "%zu", i);
+        return;
+    }
+    len = strlen(job->label);
+    if (len >= n) {
+        len = n - 1;
+        while (len > 0 && ((unsigned char)job->label[len] & 0xC0) == 0x80) len--; /* a continuation byte */
+    }
+    memcpy(buf, job->label, len);
+    buf[len] = '\0';
 }
 
 /* The attributes a job's group gets besides a run's: label, netlist, parameters. */
@@ -367,16 +380,72 @@ typedef struct {
     size_t npending, pending_cap;
 } output;
 
+/* /summary's row type: the fixed columns, then one double per parameter. Checked
+ * before the output file is created, so a bad name leaves an existing file alone. */
+static int summary_row_type(ngs_batch *b, output *out, const ngs_job *first)
+{
+    hid_t str;
+    size_t encoded = 0;
+    int ok;
+    out->nparams = first ? first->nparams : 0;
+    for (size_t i = 0; i < out->nparams; i++) {
+        if (!first->param_names[i] || !*first->param_names[i]) {
+            set_error(b, "parameter %zu has no name", i + 1);
+            return NGS_ERR_ARG;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (strcasecmp(first->param_names[k], first->param_names[i]) == 0) {
+                /* ngspice does not tell case apart: only the last would count */
+                set_error(b, "parameter '%s' is given twice ('%s')", first->param_names[i],
+                          first->param_names[k]);
+                return NGS_ERR_ARG;
+            }
+    }
+    out->row_size = sizeof(summary_fixed) + out->nparams * sizeof(double);
+    str = ngs_h5_vlen_str_type();
+    out->row_type = H5Tcreate(H5T_COMPOUND, out->row_size);
+    H5Tinsert(out->row_type, "job", HOFFSET(summary_fixed, job), H5T_NATIVE_INT64);
+    H5Tinsert(out->row_type, "label", HOFFSET(summary_fixed, label), str);
+    H5Tinsert(out->row_type, "status", HOFFSET(summary_fixed, status), str);
+    H5Tinsert(out->row_type, "message", HOFFSET(summary_fixed, message), str);
+    H5Tinsert(out->row_type, "netlist", HOFFSET(summary_fixed, netlist), str);
+    H5Tinsert(out->row_type, "wall_s", HOFFSET(summary_fixed, wall_s), H5T_NATIVE_DOUBLE);
+    H5Tinsert(out->row_type, "points", HOFFSET(summary_fixed, points), H5T_NATIVE_INT64);
+    H5Tinsert(out->row_type, "cache_hit", HOFFSET(summary_fixed, cache_hit), H5T_NATIVE_INT64);
+    H5Tinsert(out->row_type, "temp", HOFFSET(summary_fixed, temp), H5T_NATIVE_DOUBLE);
+    H5Tinsert(out->row_type, "seed", HOFFSET(summary_fixed, seed), H5T_NATIVE_INT64);
+    H5Tclose(str);
+    for (size_t i = 0; i < out->nparams; i++) {
+        H5E_BEGIN_TRY {
+            ok = H5Tinsert(out->row_type, first->param_names[i], sizeof(summary_fixed) + i * sizeof(double),
+                           H5T_NATIVE_DOUBLE) >= 0;
+        } H5E_END_TRY;
+        if (!ok) {
+            set_error(b, "parameter '%s' has the name of a /summary column (job, label, status, message, "
+                         "netlist, wall_s, points, cache_hit, temp, seed)", first->param_names[i]);
+            return NGS_ERR_ARG;
+        }
+    }
+    /* the type is stored in one object-header message, which HDF5 caps at 64 KiB */
+    if (H5Tencode(out->row_type, NULL, &encoded) < 0 || encoded > 60000) {
+        set_error(b, "%zu parameters are more than /summary can hold (its row type would take %zu bytes "
+                     "of HDF5's 64 KiB): use fewer or shorter names", out->nparams, encoded);
+        return NGS_ERR_ARG;
+    }
+    return NGS_OK;
+}
+
 static int output_open(ngs_batch *b, output *out, const ngs_job *first)
 {
     ngs_h5_writer *w;
     ngs_h5_options ho;
     char err[512];
-    hid_t str, space, dcpl;
+    hid_t space, dcpl;
     hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = 256;
     int rc;
     memset(out, 0, sizeof *out);
     out->file = out->summary = out->row_type = H5I_INVALID_HID;
+    if ((rc = summary_row_type(b, out, first)) != NGS_OK) return rc;
     /* the writer creates the file with ngscale's root attributes */
     ngs_h5_options_init(&ho);
     ho.swmr = 0;
@@ -395,29 +464,6 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
         set_error(b, "%s: cannot reopen the output", b->opt.output_path);
         return NGS_ERR_HDF5;
     }
-    out->nparams = first ? first->nparams : 0;
-    out->row_size = sizeof(summary_fixed) + out->nparams * sizeof(double);
-    str = ngs_h5_vlen_str_type();
-    out->row_type = H5Tcreate(H5T_COMPOUND, out->row_size);
-    H5Tinsert(out->row_type, "job", HOFFSET(summary_fixed, job), H5T_NATIVE_INT64);
-    H5Tinsert(out->row_type, "label", HOFFSET(summary_fixed, label), str);
-    H5Tinsert(out->row_type, "status", HOFFSET(summary_fixed, status), str);
-    H5Tinsert(out->row_type, "message", HOFFSET(summary_fixed, message), str);
-    H5Tinsert(out->row_type, "netlist", HOFFSET(summary_fixed, netlist), str);
-    H5Tinsert(out->row_type, "wall_s", HOFFSET(summary_fixed, wall_s), H5T_NATIVE_DOUBLE);
-    H5Tinsert(out->row_type, "points", HOFFSET(summary_fixed, points), H5T_NATIVE_INT64);
-    H5Tinsert(out->row_type, "cache_hit", HOFFSET(summary_fixed, cache_hit), H5T_NATIVE_INT64);
-    H5Tinsert(out->row_type, "temp", HOFFSET(summary_fixed, temp), H5T_NATIVE_DOUBLE);
-    H5Tinsert(out->row_type, "seed", HOFFSET(summary_fixed, seed), H5T_NATIVE_INT64);
-    for (size_t i = 0; i < out->nparams; i++)
-        if (H5Tinsert(out->row_type, first->param_names[i], sizeof(summary_fixed) + i * sizeof(double),
-                      H5T_NATIVE_DOUBLE) < 0) {
-            set_error(b, "parameter name '%s' is used twice or clashes with a summary column",
-                      first->param_names[i]);
-            H5Tclose(str);
-            return NGS_ERR_ARG;
-        }
-    H5Tclose(str);
     space = H5Screate_simple(1, &dims, &maxdims);
     dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 1, &chunk);
@@ -553,6 +599,30 @@ static void report(ngs_batch *b, ngs_batch_progress *p, double t0, ngs_batch_pro
     if (fn) fn(p, user);
 }
 
+/* What would fail only after the output exists, or silently: refused up front. */
+static int check_jobs(ngs_batch *b, const ngs_job *jobs, size_t njobs)
+{
+    for (size_t i = 0; i < njobs; i++) {
+        const ngs_job *j = &jobs[i];
+        if (!j->netlist || (j->nparams && (!j->param_names || !j->param_values))) {
+            set_error(b, "job %zu: no netlist, or parameters without names or values", i);
+            return NGS_ERR_ARG;
+        }
+        if (j->seed == 0 || j->seed > NGS_SEED_MAX) {
+            set_error(b, "job %zu: seed %lld is outside ngspice's 1..%lld", i, j->seed, NGS_SEED_MAX);
+            return NGS_ERR_ARG;
+        }
+        /* /summary has one column per parameter of the first job */
+        for (size_t k = 0; k < j->nparams || k < jobs[0].nparams; k++)
+            if (j->nparams != jobs[0].nparams || strcmp(j->param_names[k], jobs[0].param_names[k]) != 0 ||
+                !j->param_values[k]) {
+                set_error(b, "job %zu: its parameters differ from job 0's, which name the /summary columns", i);
+                return NGS_ERR_ARG;
+            }
+    }
+    return NGS_OK;
+}
+
 int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_progress_fn fn,
                   void *user, ngs_batch_progress *final)
 {
@@ -564,12 +634,9 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
     double t0 = ngs_now_s(), last_flush = t0;
     int rc, started = 0, out_rc = NGS_OK;
 
+    if (final) memset(final, 0, sizeof *final);
     if (!b || (!jobs && njobs)) return NGS_ERR_ARG;
-    for (size_t i = 0; i < njobs; i++)
-        if (jobs[i].seed == 0 || jobs[i].seed > NGS_SEED_MAX) {
-            set_error(b, "job %zu: seed %lld is outside ngspice's 1..%lld", i, jobs[i].seed, NGS_SEED_MAX);
-            return NGS_ERR_ARG;
-        }
+    if ((rc = check_jobs(b, jobs, njobs)) != NGS_OK) return rc;
     memset(&p, 0, sizeof p);
     p.total = njobs;
     b->jobs = jobs;

@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "gpu/spectrum_h5.h"
 #include "storage/convert.h"
 #include "plugin/deck.h"
+#include "storage/pool.h"
 
 enum {
     EXIT_OK = 0,
@@ -63,7 +65,8 @@ static void usage(FILE *f)
         "                          compression ratio of an ngscale HDF5 file\n"
         "\n"
         "Options of run:\n"
-        "  -o, --output FILE       HDF5 file to write (required)\n"
+        "  -o, --output FILE       HDF5 file to write (required); an HDF5 file there is\n"
+        "                          replaced, an input or any other file is refused\n"
         "      --codec NAME        zstd (default; shuffle + zstd, HDF5 filter 32015: readers\n"
         "                          need the ngscale plugin in HDF5_PLUGIN_PATH), deflate\n"
         "                          (shuffle + gzip: any HDF5 reader), none; lossy with a\n"
@@ -242,6 +245,32 @@ static int parse_double(const char *s, double *out)
     return errno == 0 && end != s && *end == '\0';
 }
 
+/* Refuses an output that is one of the inputs, or an existing file that is not HDF5
+ * (a netlist given as -o by mistake): either would be overwritten. An existing HDF5
+ * output is replaced (run --append adds to it). */
+static int output_is_safe(const char *cmd, const char *out, const char *const *inputs, size_t n)
+{
+    struct stat so, si;
+    htri_t is_hdf5;
+    if (stat(out, &so) != 0) return 1; /* a new file */
+    for (size_t i = 0; i < n; i++)
+        if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
+            fprintf(stderr, "ngscale %s: the output %s is also an input (%s): not overwriting it\n", cmd, out,
+                    inputs[i]);
+            return 0;
+        }
+    if (!S_ISREG(so.st_mode) || so.st_size == 0) return 1; /* the writer says what is wrong */
+    H5E_BEGIN_TRY {
+        is_hdf5 = H5Fis_hdf5(out);
+    } H5E_END_TRY;
+    if (is_hdf5 <= 0) {
+        fprintf(stderr, "ngscale %s: %s exists and is not an HDF5 file: not overwriting it (remove it first)\n",
+                cmd, out);
+        return 0;
+    }
+    return 1;
+}
+
 /* A whole decimal integer in lo..hi: "2x", "1.5" and "" are refused, not cut short. */
 static int parse_integer(const char *s, long long lo, long long hi, long long *out)
 {
@@ -405,6 +434,10 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "ngscale: cannot read %s: %s\n", netlist, strerror(errno));
         return EXIT_IO;
     }
+    {
+        const char *inputs[] = {netlist, log_path};
+        if (!output_is_safe("run", o.output_path, inputs, 2)) return EXIT_USAGE;
+    }
     if (log_path) {
         st.log = fopen(log_path, "w");
         if (!st.log) {
@@ -478,68 +511,93 @@ typedef struct {
     char **cells;    /* rows x cols, row-major; row 0 is the header */
     size_t *lineno;  /* each row's line in the file, for messages */
     size_t rows, cols;
+    size_t ncells;   /* cells allocated (a bad line's too) */
 } csv_table;
 
-static char *trim(char *s)
+/* Splits one line into cells: commas separate; a cell in double quotes may hold
+ * commas, and "" stands for a quote; blanks around a cell are dropped. Returns the
+ * number of cells (appended to *cells, *ncells grows), or -1 with a reason. */
+static long split_csv_line(const char *p, char ***cells, size_t *ncells, const char **why)
 {
-    char *e;
-    while (*s == ' ' || *s == '\t') s++;
-    e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n')) *--e = '\0';
-    if (e - s >= 2 && *s == '"' && e[-1] == '"') {
-        e[-1] = '\0';
-        s++;
+    long count = 0;
+    for (;;) {
+        char *cell = malloc(strlen(p) + 1), *w = cell, **grown;
+        if (!cell) return *why = "out of memory", -1;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '"') {
+            for (p++;; p++) {
+                if (!*p) {
+                    free(cell);
+                    return *why = "a quote is not closed", -1;
+                }
+                if (*p == '"' && p[1] != '"') break;
+                *w++ = *p == '"' ? *++p : *p; /* "" -> " */
+            }
+            for (p++; *p == ' ' || *p == '\t'; p++) {}
+            if (*p && *p != ',') {
+                free(cell);
+                return *why = "text after a closing quote", -1;
+            }
+        } else {
+            while (*p && *p != ',') *w++ = *p++;
+            while (w > cell && (w[-1] == ' ' || w[-1] == '\t')) w--;
+        }
+        *w = '\0';
+        grown = realloc(*cells, (*ncells + 1) * sizeof **cells);
+        if (!grown) {
+            free(cell);
+            return *why = "out of memory", -1;
+        }
+        *cells = grown;
+        (*cells)[(*ncells)++] = cell;
+        count++;
+        if (*p != ',') return count;
+        p++;
     }
-    return s;
 }
 
-/* A small CSV reader: comma-separated, optional double quotes around a cell, '#'
- * comment lines and blank lines skipped, lines of any length; an empty cell is
- * kept as "". Errors name the file and line. */
+/* A small CSV reader: a header line, then one line per row; '#' comment lines and
+ * blank lines skipped, a UTF-8 byte-order mark ignored, lines of any length; an empty
+ * cell is kept as "". Errors name the file and line. */
 static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     char *line = NULL;
     size_t cap = 0, lineno = 0;
+    ssize_t len;
     int rc = -1;
     memset(t, 0, sizeof *t);
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    while (getline(&line, &cap, f) >= 0) {
-        char *p = trim(line), *cell = p, **cells;
-        size_t n = 1, *lines;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        char *p = line;
+        const char *why = NULL;
+        size_t *lines;
+        long n;
         lineno++;
+        if (lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        while (*p == ' ' || *p == '\t') p++;
         if (!*p || *p == '#') continue;
-        for (char *c = p; *c; c++) n += *c == ',';
-        if (t->rows == 0) t->cols = n;
-        if (n != t->cols) {
-            snprintf(err, errlen, "%s: line %zu has %zu values, the header has %zu", path, lineno,
-                     n, t->cols);
+        n = split_csv_line(p, &t->cells, &t->ncells, &why);
+        if (n < 0) {
+            snprintf(err, errlen, "%s: line %zu: %s", path, lineno, why);
             goto out;
         }
-        cells = realloc(t->cells, (t->rows + 1) * t->cols * sizeof *t->cells);
-        if (cells) t->cells = cells;
+        if (t->rows == 0) t->cols = (size_t)n;
+        if ((size_t)n != t->cols) {
+            snprintf(err, errlen, "%s: line %zu has %ld values, the header has %zu", path, lineno, n, t->cols);
+            goto out;
+        }
         lines = realloc(t->lineno, (t->rows + 1) * sizeof *t->lineno);
-        if (lines) t->lineno = lines;
-        if (!cells || !lines) {
+        if (!lines) {
             snprintf(err, errlen, "%s: out of memory", path);
             goto out;
         }
-        t->lineno[t->rows] = lineno;
-        for (size_t k = 0; k < n; k++) {
-            char *comma = strchr(cell, ',');
-            if (comma) *comma = '\0';
-            t->cells[t->rows * t->cols + k] = strdup(trim(cell));
-            cell = comma ? comma + 1 : cell;
-        }
-        t->rows++;
-        for (size_t k = 0; k < n; k++)
-            if (!t->cells[(t->rows - 1) * t->cols + k]) {
-                snprintf(err, errlen, "%s: out of memory", path);
-                goto out;
-            }
+        t->lineno = lines;
+        t->lineno[t->rows++] = lineno;
     }
     if (ferror(f)) snprintf(err, errlen, "%s: %s", path, strerror(errno));
     else if (t->rows < 2) snprintf(err, errlen, "%s: needs a header line and at least one row", path);
@@ -552,7 +610,7 @@ out:
 
 static void free_csv(csv_table *t)
 {
-    for (size_t i = 0; i < t->rows * t->cols; i++) free(t->cells[i]);
+    for (size_t i = 0; i < t->ncells; i++) free(t->cells[i]);
     free(t->cells);
     free(t->lineno);
 }
@@ -595,11 +653,12 @@ static int cmd_batch(int argc, char **argv)
         {"spectrum", required_argument, 0, 'F'}, {0, 0, 0, 0}};
     ngs_batch_options o;
     ngs_batch *b = NULL;
-    ngs_batch_progress fin;
+    ngs_batch_progress fin = {0};
     batch_view view = {0, 0};
     csv_table csv = {0};
     const char *params = NULL;
     long long mc = 0, seed0 = 1, n;
+    int seed_given = 0;
     ngs_job *jobs = NULL;
     const char **names = NULL;
     char **values = NULL, err[512];
@@ -629,6 +688,7 @@ static int cmd_batch(int argc, char **argv)
             }
             break;
         case 'S':
+            seed_given = 1;
             if (!parse_integer(optarg, 1, NGS_SEED_MAX, &seed0)) {
                 fprintf(stderr, "ngscale batch: --seed needs a whole number in 1..%lld (ngspice's seeds)\n",
                         NGS_SEED_MAX);
@@ -660,6 +720,11 @@ static int cmd_batch(int argc, char **argv)
                         "the CSV seeds each row)\n");
         return EXIT_USAGE;
     }
+    if (seed_given && !mc) {
+        fprintf(stderr, "ngscale batch: --seed goes with --monte-carlo (a --params CSV has its own seed "
+                        "column)\n");
+        return EXIT_USAGE;
+    }
     if (mc && seed0 > NGS_SEED_MAX - (mc - 1)) {
         fprintf(stderr, "ngscale batch: seeds %lld..%lld go past %lld, ngspice's largest: lower --seed\n",
                 seed0, seed0 + (mc - 1), NGS_SEED_MAX);
@@ -670,6 +735,16 @@ static int cmd_batch(int argc, char **argv)
             fprintf(stderr, "ngscale batch: cannot read %s: %s\n", argv[i], strerror(errno));
             return EXIT_IO;
         }
+    {
+        int safe;
+        const char **inputs = calloc((size_t)(argc - optind) + 1, sizeof *inputs);
+        if (!inputs) return EXIT_IO;
+        for (int i = optind; i < argc; i++) inputs[i - optind] = argv[i];
+        inputs[argc - optind] = params;
+        safe = output_is_safe("batch", o.output_path, inputs, (size_t)(argc - optind) + 1);
+        free(inputs);
+        if (!safe) return EXIT_USAGE;
+    }
     if (params) {
         if (read_csv(params, &csv, err, sizeof err) != 0) {
             fprintf(stderr, "ngscale batch: %s\n", err);
@@ -683,6 +758,12 @@ static int cmd_batch(int argc, char **argv)
                 snprintf(err, sizeof err, "%s: line %zu: column %zu has no name", params, csv.lineno[0], k + 1);
                 goto bad_params;
             }
+            for (size_t k2 = 0; k2 < k; k2++)
+                if (strcasecmp(csv.cells[k2], h) == 0) { /* ngspice does not tell case apart */
+                    snprintf(err, sizeof err, "%s: line %zu: column '%s' is given twice ('%s')", params,
+                             csv.lineno[0], h, csv.cells[k2]);
+                    goto bad_params;
+                }
             if (strcasecmp(h, "temp") == 0) temp_col = (int)k;
             else if (strcasecmp(h, "seed") == 0) seed_col = (int)k;
             else if (strcasecmp(h, "label") == 0) label_col = (int)k;
@@ -736,6 +817,8 @@ static int cmd_batch(int argc, char **argv)
         }
     }
     view.tty = isatty(STDERR_FILENO);
+    /* an instance per job at most: each costs a library copy and its start */
+    if ((size_t)(o.jobs > 0 ? o.jobs : ngs_cpu_count()) > njobs) o.jobs = (int)njobs;
     rc = ngs_batch_create(&b, &o);
     if (rc == NGS_OK) {
         g_batch = b;
@@ -749,7 +832,7 @@ static int cmd_batch(int argc, char **argv)
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         if (view.tty && !view.quiet) fputs("\r\033[K", stderr);
-        if (!view.quiet || rc != NGS_OK)
+        if (fin.total && (!view.quiet || rc != NGS_OK))
             fprintf(stderr, "ngscale batch: %zu/%zu jobs done, %zu failed, %zu cache hits, in %.2f s (%.2f jobs/s) -> %s\n",
                     fin.done, fin.total, fin.failed, fin.cache_hits, fin.elapsed_s,
                     fin.elapsed_s > 0 ? (double)fin.done / fin.elapsed_s : 0.0, o.output_path);

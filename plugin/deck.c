@@ -281,11 +281,17 @@ int ngs_deck_write(const ngs_deck *d, int save_none, const char *path)
 
 char *ngs_deck_text(const ngs_deck *d) { return joined(d, d->nlines + 1, NULL); }
 
-/* SPICE number ("1k", "2.2u", "3meg") to double; NAN when it is not one. */
+/* SPICE number ("1k", "2.2u", "3meg", "10pF") to double; NAN when the text is not
+ * one number (an expression such as "2*1k", "1 k", "inf"). */
 double ngs_spice_number(const char *s)
 {
     char *end;
-    double v = strtod(s, &end), scale = 1;
+    double v, scale = 1;
+    while (*s == ' ' || *s == '\t') s++;
+    if (!(isdigit((unsigned char)*s) || *s == '.' || *s == '-' || *s == '+') || /* inf, nan */
+        strncasecmp(s + (*s == '-' || *s == '+'), "0x", 2) == 0)                /* hex */
+        return NAN;
+    v = strtod(s, &end);
     if (end == s) return NAN;
     if (strncasecmp(end, "meg", 3) == 0) scale = 1e6;
     else if (strncasecmp(end, "mil", 3) == 0) scale = 25.4e-6;
@@ -300,20 +306,31 @@ double ngs_spice_number(const char *s)
         case 'f': scale = 1e-15; break;
         default: break;
         }
-    return v * scale;
+    while (isalpha((unsigned char)*end)) end++; /* the scale and a unit: ohm, Hz, F */
+    while (*end == ' ' || *end == '\t') end++;
+    return *end ? NAN : v * scale;
 }
 
+static int is_name_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
+/* Whether line has one of words as a whole name: a node called "brand" is not rand. */
 static int mentions_any(const char *line, const char *const *words)
 {
-    for (size_t i = 0; words[i]; i++)
-        if (strcasestr(line, words[i])) return 1;
+    for (size_t i = 0; words[i]; i++) {
+        size_t n = strlen(words[i]);
+        for (const char *p = line; (p = strcasestr(p, words[i])) != NULL; p += n)
+            if ((p == line || !is_name_char(p[-1])) && !is_name_char(p[n])) return 1;
+    }
     return 0;
 }
 
 int ngs_deck_draws_while_running(const ngs_deck *d)
 {
     static const char *const sources[] = {"trnoise", "trrandom", NULL};
-    static const char *const control[] = {"gauss", "unif", "limit", "rand", "seed", NULL};
+    /* ngspice's random functions, and what seeds its generator (the process's) */
+    static const char *const control[] = {"gauss", "agauss", "sgauss", "unif", "aunif", "sunif", "limit",
+                                          "rand", "rnd", "poisson", "exponential", "seed", "setseed",
+                                          "rndseed", NULL};
     for (size_t i = 0; i < d->nlines; i++)
         if (mentions_any(d->lines[i], sources) || (d->has_control && mentions_any(d->lines[i], control)))
             return 1;

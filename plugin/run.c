@@ -192,6 +192,15 @@ static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
  * that may draw. */
 static pthread_mutex_t seed_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Takes seed_lock; the time spent waiting for another job is not this run's: the
+ * deadline (0: none) moves by as much. */
+static double lock_seed(double deadline)
+{
+    double t = ngs_now_s();
+    pthread_mutex_lock(&seed_lock);
+    return deadline > 0 ? deadline + (ngs_now_s() - t) : 0;
+}
+
 static void build_sinks(ngs_engine *e, writer_sink *ws, ngs_sink *sinks, size_t *n)
 {
     size_t k = 0;
@@ -380,7 +389,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     deadline = o.timeout_s > 0 ? t0 + o.timeout_s : 0;
     draws = ngs_deck_draws_while_running(deck);
     source_draws = !deck->has_control || draws; /* netlists draw .param values as read */
-    if (source_draws) pthread_mutex_lock(&seed_lock);
+    if (source_draws) deadline = lock_seed(deadline);
     if (deck->has_control) {
         snprintf(cmd, sizeof cmd, "bg_source %s", deck_path);
         bg_rc = run_in_background(e, cmd, deadline);
@@ -403,7 +412,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             rc = NGS_ERR_NETLIST;
             describe_failure(e, rc, "ngspice rejected the netlist");
         } else {
-            if (draws) pthread_mutex_lock(&seed_lock);
+            if (draws) deadline = lock_seed(deadline);
             bg_rc = run_in_background(e, "bg_run", deadline);
             if (draws) pthread_mutex_unlock(&seed_lock);
         }

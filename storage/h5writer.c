@@ -319,8 +319,10 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
         if (w->file >= 0 || errno != EAGAIN || !wait_for_lock(attempt)) break;
     }
     if (w->file < 0) {
-        rc = fail(w, NGS_ERR_IO, "%s: cannot %s the HDF5 file", path,
-                  w->opt.append ? "open (for appending)" : "create");
+        int why = errno; /* what the last system call HDF5 made said, when it says anything */
+        rc = fail(w, NGS_ERR_IO, "%s: cannot %s the HDF5 file%s%s", path,
+                  w->opt.append ? "open (for appending)" : "create", why ? ": " : "",
+                  why ? strerror(why) : "");
         goto out;
     }
     if (w->opt.append) {

@@ -49,6 +49,10 @@ def kill_after_a_flush(proc, path):
     proc.wait(timeout=60)
 
 
+# v(out) = 1k / (r1 + 1k)
+DIVIDER = "rc\n.param r1=1k\nV1 in 0 DC 1\nR1 in out {r1}\nR2 out 0 1k\n.op\n.end\n"
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -323,6 +327,81 @@ class Batch(unittest.TestCase):
                 self.assertEqual(p.returncode, 2, (text, args, p.stderr))
                 self.assertIn(message, p.stderr, (text, args))
                 self.assertFalse(os.path.exists(out), (text, args))
+
+    def test_an_output_that_is_an_input_or_not_hdf5_is_left_alone(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "rc.cir")
+            write(cir, DIVIDER)
+            csv = os.path.join(d, "p.csv")
+            write(csv, "r1\n2k\n")
+            notes = os.path.join(d, "notes.txt")
+            write(notes, "not HDF5\n")
+            good = os.path.join(d, "good.h5")
+            run([NGSCALE, "batch", "-q", cir, "-o", good])
+            clash = os.path.join(d, "clash.csv")
+            write(clash, "points\n2k\n")
+            before = {p: open(p, "rb").read() for p in (cir, csv, notes, good)}
+            for args, message in (
+                    (["batch", cir, "-o", cir], "also an input"),
+                    (["batch", cir, "--params", csv, "-o", csv], "also an input"),
+                    (["run", cir, "-o", cir], "also an input"),
+                    (["batch", cir, "-o", notes], "not an HDF5 file"),
+                    (["run", cir, "-o", notes], "not an HDF5 file"),
+                    # a bad parameter name is found before the output is created
+                    (["batch", cir, "--params", clash, "-o", good], "has the name of a /summary column")):
+                p = run([NGSCALE] + args[:1] + ["-q"] + args[1:], check=False)
+                self.assertEqual(p.returncode, 2, (args, p.stderr))
+                self.assertIn(message, p.stderr, args)
+                self.assertNotIn("jobs done", p.stderr, "no tally of a batch that never started")
+            for path, data in before.items():
+                self.assertEqual(open(path, "rb").read(), data, path)
+
+    def test_csv_quotes_bom_and_summary_numbers(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "rc.cir")
+            write(cir, DIVIDER)
+            csv = os.path.join(d, "p.csv")
+            # what spreadsheets write: a byte-order mark, quoted cells, CRLF
+            with open(csv, "wb") as f:
+                f.write(b'\xef\xbb\xbf"r1","label"\r\n"3k","a, ""quoted"" label"\r\n1kohm,b\r\n{2*1k},c\r\n')
+            out = os.path.join(d, "o.h5")
+            run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out])
+            jobs, summary = jobs_of(out)
+            self.assertEqual(sorted(jobs), ['a, "quoted" label', "b", "c"])
+            self.assertIn("r1", summary.dtype.names)
+            for label, r1 in (('a, "quoted" label', 3e3), ("b", 1e3), ("c", 2e3)):
+                self.assertAlmostEqual(float(jobs[label][1]["op1/v(out)"][0]), 1e3 / (r1 + 1e3), places=12)
+            r1 = {s["label"].decode(): float(s["r1"]) for s in summary}
+            self.assertEqual(r1['a, "quoted" label'], 3000.0)
+            self.assertEqual(r1["b"], 1000.0)
+            self.assertTrue(np.isnan(r1["c"]), "an expression is not a number in /summary")
+            for text, message in (('r1,R1\n2k,3k\n', "given twice"), ('r1\n"2k\n', "quote is not closed"),
+                                  ('r1,label,LABEL\n2k,a,b\n', "given twice")):
+                write(csv, text)
+                p = run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out], check=False)
+                self.assertEqual(p.returncode, 2, text)
+                self.assertIn(message, p.stderr, text)
+
+    def test_a_timeout_does_not_count_the_wait_for_another_jobs_random_numbers(self):
+        """A job that draws random numbers waits while another job's .control script
+        draws (the generator is the process's); its time limit starts when it runs."""
+        with TempDir() as d:
+            drawing_script = os.path.join(d, "a.cir")
+            write(drawing_script, "a\n.param r1=agauss(1k, 0.1k, 3)\nV1 in 0 DC 1\nR1 in out {r1}\n"
+                                  "C1 out 0 1u\n.control\ntran 1n 10\n.endc\n.end\n")
+            drawing_netlist = os.path.join(d, "b.cir")
+            write(drawing_netlist, "b\n.param r1=agauss(1k, 0.1k, 3)\nV1 in 0 PULSE(0 1 0 1n 1n 5u 10u)\n"
+                                   "R1 in out {r1}\nC1 out 0 1n\n.tran 10n 1m\n.end\n")  # ~0.25 s
+            out = os.path.join(d, "o.h5")
+            # the second worker's first b may beat a to the lock; its next ones wait for a
+            p = run([NGSCALE, "batch", "-q", "-j", "2", "--timeout", "1.5", drawing_script] + [drawing_netlist] * 3
+                    + ["-o", out], check=False, timeout=120)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            _, summary = jobs_of(out)
+            status = sorted((int(s["job"]), s["status"].decode()) for s in summary)
+            self.assertEqual(status, [(0, "timeout"), (1, "complete"), (2, "complete"), (3, "complete")])
+            self.assertGreater(max(float(s["wall_s"]) for s in summary if s["job"] > 0), 1.0,
+                               "a b job waited for a (else this test shows nothing)")
 
     def test_empty_temp_seed_and_label_cells_keep_the_netlists_own(self):
         with TempDir() as d:

@@ -3,6 +3,7 @@
  * stop a run, and the flat-memory decision follows the deck. */
 #include <check.h>
 #include "tests/unit/ngs_check.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +269,53 @@ START_TEST(memory_decision_follows_the_deck)
 }
 END_TEST
 
+/* Which runs take the process-wide lock of ngspice's random generator: whole names
+ * only, so a node called "brand" or a model "seedling" does not serialise a batch. */
+static int draws(const char *const *lines, size_t n)
+{
+    ngs_deck d;
+    int r;
+    ck_assert_int_eq(ngs_deck_from_lines(&d, lines, n), NGS_OK);
+    r = ngs_deck_draws_while_running(&d);
+    ngs_deck_free(&d);
+    return r;
+}
+
+START_TEST(random_functions_are_found_by_whole_name)
+{
+    static const char *const names[] = {"t", "R1 brand 0 1", "R2 seedling 0 1", ".control", "op", ".endc", ".end"};
+    static const char *const agauss[] = {"t", ".param r=AGAUSS(1k, 10, 3)", "R1 a 0 {r}", ".control", "op",
+                                         ".endc", ".end"};
+    static const char *const seeded[] = {"t", "R1 a 0 1", ".options seed=5", ".control", "op", ".endc", ".end"};
+    static const char *const noise[] = {"t", "V1 a 0 trnoise(1m 1n 0 0)", "R1 a 0 1", ".tran 1n 1u", ".end"};
+    static const char *const plain[] = {"t", ".param r=gauss_x", "R1 a 0 {r}", ".tran 1n 1u", ".end"};
+    ck_assert_int_eq(draws(names, N(names)), 0);
+    ck_assert_int_eq(draws(agauss, N(agauss)), 1);
+    ck_assert_int_eq(draws(seeded, N(seeded)), 1); /* seeding moves the shared generator */
+    ck_assert_int_eq(draws(noise, N(noise)), 1);
+    ck_assert_int_eq(draws(plain, N(plain)), 0);   /* no .control, no noise source: nothing while running */
+}
+END_TEST
+
+START_TEST(spice_numbers_are_one_number_or_nan)
+{
+    ck_assert_double_eq(ngs_spice_number("1k"), 1e3);
+    ck_assert_double_eq(ngs_spice_number("2.5meg"), 2.5e6);
+    ck_assert_double_eq(ngs_spice_number(" 10pF "), 10e-12);
+    ck_assert_double_eq(ngs_spice_number("1kohm"), 1e3);
+    ck_assert_double_eq(ngs_spice_number("-3m"), -3e-3);
+    ck_assert_double_eq(ngs_spice_number("1e3"), 1e3);
+    ck_assert_double_eq(ngs_spice_number("100"), 100);
+    ck_assert(isnan(ngs_spice_number("2*1k")));
+    ck_assert(isnan(ngs_spice_number("1 k")));
+    ck_assert(isnan(ngs_spice_number("{r}")));
+    ck_assert(isnan(ngs_spice_number("abc")));
+    ck_assert(isnan(ngs_spice_number("inf")));
+    ck_assert(isnan(ngs_spice_number("0x10")));
+    ck_assert(isnan(ngs_spice_number("")));
+}
+END_TEST
+
 START_TEST(strerror_names_every_code)
 {
     for (int c = NGS_OK; c >= NGS_ERR_CODEC; c--)
@@ -293,6 +341,8 @@ int main(void)
     tcase_add_test(tc, cache_hit_replays_the_same_events);
     tcase_add_test(tc, memory_decision_follows_the_deck);
     tcase_add_test(tc, strerror_names_every_code);
+    tcase_add_test(tc, random_functions_are_found_by_whole_name);
+    tcase_add_test(tc, spice_numbers_are_one_number_or_nan);
     suite_add_tcase(s, tc);
     return ngs_run_suite(s);
 }
