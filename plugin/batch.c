@@ -380,19 +380,46 @@ typedef struct {
     size_t npending, pending_cap;
 } output;
 
+static hid_t create_summary(hid_t file, hid_t row_type)
+{
+    hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = 256;
+    hid_t space = H5Screate_simple(1, &dims, &maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE), d;
+    H5Pset_chunk(dcpl, 1, &chunk);
+    H5Pset_deflate(dcpl, 4);
+    d = H5Dcreate2(file, "summary", row_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return d;
+}
+
+/* Whether HDF5 can store /summary with this row type, tried in a file in memory
+ * with the output's format. */
+static int summary_fits(hid_t row_type)
+{
+    static atomic_uint trials; /* a name of its own: batches may run side by side */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), file, d = H5I_INVALID_HID;
+    char name[64];
+    snprintf(name, sizeof name, "ngscale-summary-trial-%u", atomic_fetch_add(&trials, 1));
+    H5Pset_fapl_core(fapl, 1 << 16, 0);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    H5E_BEGIN_TRY {
+        file = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+        if (file >= 0) d = create_summary(file, row_type);
+    } H5E_END_TRY;
+    if (d >= 0) H5Dclose(d);
+    if (file >= 0) H5Fclose(file);
+    H5Pclose(fapl);
+    return d >= 0;
+}
+
 /* /summary's row type: the fixed columns, then one double per parameter. Checked
  * before the output file is created, so a bad name leaves an existing file alone. */
 static int summary_row_type(ngs_batch *b, output *out, const ngs_job *first)
 {
     hid_t str;
-    size_t encoded = 0;
     int ok;
     out->nparams = first ? first->nparams : 0;
     for (size_t i = 0; i < out->nparams; i++) {
-        if (!first->param_names[i] || !*first->param_names[i]) {
-            set_error(b, "parameter %zu has no name", i + 1);
-            return NGS_ERR_ARG;
-        }
         for (size_t k = 0; k < i; k++)
             if (strcasecmp(first->param_names[k], first->param_names[i]) == 0) {
                 /* ngspice does not tell case apart: only the last would count */
@@ -426,10 +453,11 @@ static int summary_row_type(ngs_batch *b, output *out, const ngs_job *first)
             return NGS_ERR_ARG;
         }
     }
-    /* the type is stored in one object-header message, which HDF5 caps at 64 KiB */
-    if (H5Tencode(out->row_type, NULL, &encoded) < 0 || encoded > 60000) {
-        set_error(b, "%zu parameters are more than /summary can hold (its row type would take %zu bytes "
-                     "of HDF5's 64 KiB): use fewer or shorter names", out->nparams, encoded);
+    /* the type is stored in one object-header message, which HDF5 caps at 64 KiB:
+     * try it in a file in memory */
+    if (!summary_fits(out->row_type)) {
+        set_error(b, "%zu parameters are more than /summary's row type can hold (HDF5 keeps it in "
+                     "64 KiB): use fewer or shorter names", out->nparams);
         return NGS_ERR_ARG;
     }
     return NGS_OK;
@@ -440,8 +468,6 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
     ngs_h5_writer *w;
     ngs_h5_options ho;
     char err[512];
-    hid_t space, dcpl;
-    hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = 256;
     int rc;
     memset(out, 0, sizeof *out);
     out->file = out->summary = out->row_type = H5I_INVALID_HID;
@@ -464,13 +490,7 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
         set_error(b, "%s: cannot reopen the output", b->opt.output_path);
         return NGS_ERR_HDF5;
     }
-    space = H5Screate_simple(1, &dims, &maxdims);
-    dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(dcpl, 1, &chunk);
-    H5Pset_deflate(dcpl, 4);
-    out->summary = H5Dcreate2(out->file, "summary", out->row_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    H5Pclose(dcpl);
-    H5Sclose(space);
+    out->summary = create_summary(out->file, out->row_type);
     if (out->summary < 0) {
         set_error(b, "%s: cannot create /summary", b->opt.output_path);
         return NGS_ERR_HDF5;
@@ -613,12 +633,16 @@ static int check_jobs(ngs_batch *b, const ngs_job *jobs, size_t njobs)
             return NGS_ERR_ARG;
         }
         /* /summary has one column per parameter of the first job */
-        for (size_t k = 0; k < j->nparams || k < jobs[0].nparams; k++)
-            if (j->nparams != jobs[0].nparams || strcmp(j->param_names[k], jobs[0].param_names[k]) != 0 ||
-                !j->param_values[k]) {
+        for (size_t k = 0; k < j->nparams || k < jobs[0].nparams; k++) {
+            if (k < j->nparams && (!j->param_names[k] || !*j->param_names[k] || !j->param_values[k])) {
+                set_error(b, "job %zu: parameter %zu has no name or no value", i, k + 1);
+                return NGS_ERR_ARG;
+            }
+            if (j->nparams != jobs[0].nparams || strcmp(j->param_names[k], jobs[0].param_names[k]) != 0) {
                 set_error(b, "job %zu: its parameters differ from job 0's, which name the /summary columns", i);
                 return NGS_ERR_ARG;
             }
+        }
     }
     return NGS_OK;
 }

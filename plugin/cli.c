@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <getopt.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -271,14 +272,24 @@ static int output_is_safe(const char *cmd, const char *out, const char *const *i
     return 1;
 }
 
-/* A whole decimal integer in lo..hi: "2x", "1.5" and "" are refused, not cut short. */
+/* A whole number in lo..hi, also written as a float ("7.0", "1e4": spreadsheets and
+ * pandas write those); "2x", "1.5" and "" are refused, not cut short. */
 static int parse_integer(const char *s, long long lo, long long hi, long long *out)
 {
     char *end;
     long long v;
     errno = 0;
     v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) return 0;
+    if (end != s && (*end == '.' || *end == 'e' || *end == 'E')) {
+        double d;
+        errno = 0;
+        d = strtod(s, &end);
+        if (errno != 0 || *end != '\0' || d != floor(d) || d < (double)lo || d > (double)hi) return 0;
+        v = (long long)d;
+    } else if (errno != 0 || end == s || *end != '\0') {
+        return 0;
+    }
+    if (v < lo || v > hi) return 0;
     *out = v;
     return 1;
 }
@@ -512,43 +523,47 @@ typedef struct {
     size_t *lineno;  /* each row's line in the file, for messages */
     size_t rows, cols;
     size_t ncells;   /* cells allocated (a bad line's too) */
+    size_t cells_cap;
 } csv_table;
 
 /* Splits one line into cells: commas separate; a cell in double quotes may hold
  * commas, and "" stands for a quote; blanks around a cell are dropped. Returns the
  * number of cells (appended to *cells, *ncells grows), or -1 with a reason. */
-static long split_csv_line(const char *p, char ***cells, size_t *ncells, const char **why)
+static long split_csv_line(const char *p, char ***cells, size_t *ncells, size_t *cap, const char **why)
 {
     long count = 0;
     for (;;) {
-        char *cell = malloc(strlen(p) + 1), *w = cell, **grown;
-        if (!cell) return *why = "out of memory", -1;
+        const char *end;
+        char *cell, *w, **grown;
         while (*p == ' ' || *p == '\t') p++;
+        if (*p == '"') { /* the cell's extent first: memory and time linear in the line */
+            for (end = p + 1; *end && !(*end == '"' && end[1] != '"'); end += *end == '"' ? 2 : 1) {}
+            if (!*end) return *why = "a quote is not closed", -1;
+        } else {
+            end = p + strcspn(p, ",");
+        }
+        if (!(cell = w = malloc((size_t)(end - p) + 1))) return *why = "out of memory", -1;
         if (*p == '"') {
-            for (p++;; p++) {
-                if (!*p) {
-                    free(cell);
-                    return *why = "a quote is not closed", -1;
-                }
-                if (*p == '"' && p[1] != '"') break;
-                *w++ = *p == '"' ? *++p : *p; /* "" -> " */
-            }
+            for (p++; p < end; p++) *w++ = *p == '"' ? *++p : *p; /* "" -> " */
             for (p++; *p == ' ' || *p == '\t'; p++) {}
             if (*p && *p != ',') {
                 free(cell);
                 return *why = "text after a closing quote", -1;
             }
         } else {
-            while (*p && *p != ',') *w++ = *p++;
+            while (p < end) *w++ = *p++;
             while (w > cell && (w[-1] == ' ' || w[-1] == '\t')) w--;
         }
         *w = '\0';
-        grown = realloc(*cells, (*ncells + 1) * sizeof **cells);
-        if (!grown) {
-            free(cell);
-            return *why = "out of memory", -1;
+        if (*ncells == *cap) {
+            size_t more = *cap ? 2 * *cap : 64;
+            if (!(grown = realloc(*cells, more * sizeof **cells))) {
+                free(cell);
+                return *why = "out of memory", -1;
+            }
+            *cells = grown;
+            *cap = more;
         }
-        *cells = grown;
         (*cells)[(*ncells)++] = cell;
         count++;
         if (*p != ',') return count;
@@ -581,10 +596,15 @@ static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         while (*p == ' ' || *p == '\t') p++;
         if (!*p || *p == '#') continue;
-        n = split_csv_line(p, &t->cells, &t->ncells, &why);
+        n = split_csv_line(p, &t->cells, &t->ncells, &t->cells_cap, &why);
         if (n < 0) {
             snprintf(err, errlen, "%s: line %zu: %s", path, lineno, why);
             goto out;
+        }
+        /* a trailing comma (some exporters write one) adds no column */
+        while (n > 1 && !*t->cells[t->ncells - 1] && (t->rows == 0 || (size_t)n > t->cols)) {
+            free(t->cells[--t->ncells]);
+            n--;
         }
         if (t->rows == 0) t->cols = (size_t)n;
         if ((size_t)n != t->cols) {
@@ -980,21 +1000,21 @@ static int cmd_spectrum(int argc, char **argv)
             so.fundamental = d;
             break;
         case 'P':
-            if (!parse_integer(optarg, 1, 1000000000, &n)) {
+            if (!parse_integer(optarg, 0, 1000000000, &n)) { /* 0: as many as fit */
                 fprintf(stderr, "ngscale spectrum: --periods needs a whole number of periods\n");
                 return EXIT_USAGE;
             }
             so.periods = (unsigned)n;
             break;
         case 'H':
-            if (!parse_integer(optarg, 2, NGS_SPECTRUM_MAX_HARMONICS, &n)) {
+            if (!parse_integer(optarg, 0, NGS_SPECTRUM_MAX_HARMONICS, &n) || n == 1) { /* 0: default */
                 fprintf(stderr, "ngscale spectrum: --harmonics must be 2..%d\n", NGS_SPECTRUM_MAX_HARMONICS);
                 return EXIT_USAGE;
             }
             so.harmonics = (int)n;
             break;
         case 'N':
-            if (!parse_integer(optarg, 2, LLONG_MAX, &n)) {
+            if (!parse_integer(optarg, 0, LLONG_MAX, &n) || n == 1) { /* 0: automatic */
                 fprintf(stderr, "ngscale spectrum: --points needs a whole number of points (2 or more)\n");
                 return EXIT_USAGE;
             }

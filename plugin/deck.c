@@ -324,13 +324,22 @@ static int mentions_any(const char *line, const char *const *words)
     return 0;
 }
 
+static const char *const noise_sources[] = {"trnoise", "trrandom", NULL};
+/* ngspice's random functions, and what seeds its generator (the process's) */
+static const char *const random_words[] = {"gauss", "agauss", "sgauss", "unif", "aunif", "sunif", "limit",
+                                           "rand", "rnd", "poisson", "exponential", "seed", "setseed",
+                                           "rndseed", NULL};
+
+int ngs_deck_uses_random(const ngs_deck *d)
+{
+    for (size_t i = 0; i < d->nlines; i++)
+        if (mentions_any(d->lines[i], noise_sources) || mentions_any(d->lines[i], random_words)) return 1;
+    return 0;
+}
+
 int ngs_deck_draws_while_running(const ngs_deck *d)
 {
-    static const char *const sources[] = {"trnoise", "trrandom", NULL};
-    /* ngspice's random functions, and what seeds its generator (the process's) */
-    static const char *const control[] = {"gauss", "agauss", "sgauss", "unif", "aunif", "sunif", "limit",
-                                          "rand", "rnd", "poisson", "exponential", "seed", "setseed",
-                                          "rndseed", NULL};
+    const char *const *sources = noise_sources, *const *control = random_words;
     for (size_t i = 0; i < d->nlines; i++)
         if (mentions_any(d->lines[i], sources) || (d->has_control && mentions_any(d->lines[i], control)))
             return 1;

@@ -38,6 +38,10 @@ double ngs_spice_number(const char *text);
  * that mentions randomness. A conservative text match. */
 int ngs_deck_draws_while_running(const ngs_deck *deck);
 
+/* 1 when the deck names any of ngspice's random functions, noise sources or seeds,
+ * wherever they are (whole names only). */
+int ngs_deck_uses_random(const ngs_deck *deck);
+
 /* The whole text, lines joined with '\n' (caller frees). */
 char *ngs_deck_text(const ngs_deck *deck);
 

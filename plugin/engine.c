@@ -67,16 +67,33 @@ const char *ngs_engine_ngspice_version(const ngs_engine *e) { return e->version;
 
 /* Each loaded copy gets its own callback context. A copy abandoned while its
  * thread still runs keeps its context forever (never freed), marked dead, so a late
- * callback from it touches neither freed memory nor the engine's next copy. */
+ * callback from it touches neither freed memory nor the engine's next copy; the
+ * callbacks under way when it died are waited for (they use the engine). */
 struct copy_ctx {
     ngs_engine *e;
     atomic_int dead;
+    atomic_int inflight; /* callbacks past their check of dead */
 };
 
-static ngs_engine *live(void *user)
+static ngs_engine *enter(void *user)
 {
     struct copy_ctx *c = user;
-    return atomic_load_explicit(&c->dead, memory_order_acquire) ? NULL : c->e;
+    atomic_fetch_add(&c->inflight, 1); /* before reading dead: see cut_off */
+    if (!atomic_load(&c->dead)) return c->e;
+    atomic_fetch_sub(&c->inflight, 1);
+    return NULL;
+}
+
+static void leave(void *user)
+{
+    atomic_fetch_sub(&((struct copy_ctx *)user)->inflight, 1);
+}
+
+/* No callback of this copy reaches the engine after this returns. */
+static void cut_off(struct copy_ctx *c)
+{
+    atomic_store(&c->dead, 1);
+    while (atomic_load(&c->inflight) > 0) usleep(100);
 }
 
 static int is_error_line(const char *s)
@@ -86,13 +103,10 @@ static int is_error_line(const char *s)
            strstr(s, "annot") != NULL; /* "Cannot", "cannot" */
 }
 
-static int cb_send_char(char *text, int id, void *user)
+static void send_char(ngs_engine *e, const char *text)
 {
-    ngs_engine *e = live(user);
     int is_err = strncmp(text, "stderr", 6) == 0;
     const char *msg = text;
-    if (!e) return 0;
-    (void)id;
     if (strncmp(text, "stdout ", 7) == 0 || strncmp(text, "stderr ", 7) == 0) msg = text + 7;
     else if (strcmp(text, "stdout") == 0 || strcmp(text, "stderr") == 0) msg = "";
     if (e->capturing_version) {
@@ -119,18 +133,14 @@ static int cb_send_char(char *text, int id, void *user)
         pthread_mutex_unlock(&e->msg_lock);
     }
     /* bookkeeping of ngspice's own thread, not something `ngspice -b` shows */
-    if (strncmp(msg, "Background thread stopped", 25) == 0) return 0;
+    if (strncmp(msg, "Background thread stopped", 25) == 0) return;
     if (e->dispatch) ngs_dispatch_message(e->dispatch, msg, is_err);
-    return 0;
 }
 
-static int cb_send_stat(char *text, int id, void *user)
+static void send_stat(ngs_engine *e, const char *text)
 {
-    ngs_engine *e = live(user);
     const char *colon = strrchr(text, ':');
     double pct = -1;
-    if (!e) return 0;
-    (void)id;
     if (colon) {
         char *end;
         double v = strtod(colon + 1, &end);
@@ -138,15 +148,10 @@ static int cb_send_stat(char *text, int id, void *user)
     }
     if (strstr(text, "--ready--")) pct = 100;
     if (e->dispatch && pct >= 0) ngs_dispatch_progress(e->dispatch, pct);
-    return 0;
 }
 
-static int cb_controlled_exit(int status, NG_BOOL immediate, NG_BOOL quit, int id, void *user)
+static void controlled_exit(ngs_engine *e, int status, NG_BOOL quit)
 {
-    ngs_engine *e = live(user);
-    if (!e) return 0;
-    (void)immediate;
-    (void)id;
     pthread_mutex_lock(&e->lock);
     /* from ngspice's background thread, which ends right after; from the caller's
      * thread (a netlist read with `source`), nothing is left to wait for */
@@ -157,14 +162,10 @@ static int cb_controlled_exit(int status, NG_BOOL immediate, NG_BOOL quit, int i
     e->needs_reload = 1;
     pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->lock);
-    return 0;
 }
 
-static int cb_bg_running(NG_BOOL finished, int id, void *user)
+static void bg_running(ngs_engine *e, NG_BOOL finished)
 {
-    ngs_engine *e = live(user);
-    if (!e) return 0;
-    (void)id;
     /* Despite sharedspice.h's comment, true means the thread has finished. Both
      * calls come from the background thread itself; only the thread that started
      * the current command may end it (a late call from an older one is ignored). */
@@ -177,7 +178,6 @@ static int cb_bg_running(NG_BOOL finished, int id, void *user)
         pthread_cond_broadcast(&e->cond);
     }
     pthread_mutex_unlock(&e->lock);
-    return 0;
 }
 
 /* ngspice's internal name -> the name its RAW writer prints. */
@@ -224,17 +224,18 @@ void ngs_engine_close_plot(ngs_engine *e)
     ngs_dispatch_plot_end(e->dispatch, status, msg[0] ? msg : NULL);
 }
 
-static int cb_send_init_data(pvecinfoall info, int id, void *user)
+static void send_init_data(ngs_engine *e, pvecinfoall info)
 {
-    ngs_engine *e = live(user);
     int n = info->veccount, k = 0;
     ngs_vector_desc *vd;
     char(*names)[256];
     char analysis[64];
     ngs_plot_desc *plot;
     size_t alen;
-    (void)id;
-    if (!e) return 0;
+    if (atomic_load(&e->stop_requested)) { /* halted: what a script goes on with is not kept */
+        ngs_engine_close_plot(e);
+        return;
+    }
     vd = calloc((size_t)(n ? n : 1), sizeof *vd);
     names = calloc((size_t)(n ? n : 1), sizeof *names);
 
@@ -247,7 +248,7 @@ static int cb_send_init_data(pvecinfoall info, int id, void *user)
         free(vd);
         free(names);
         atomic_store(&e->stop_requested, 1);
-        return 0;
+        return;
     }
     /* callback order is the reverse of the plot's (RAW) order, scale last */
     for (int j = n - 1; j >= 0; j--) {
@@ -283,7 +284,7 @@ static int cb_send_init_data(pvecinfoall info, int id, void *user)
     free(names);
     if (!plot) {
         atomic_store(&e->stop_requested, 1);
-        return 0;
+        return;
     }
     e->nkept = k;
     e->row_doubles = plot->row_doubles;
@@ -298,20 +299,16 @@ static int cb_send_init_data(pvecinfoall info, int id, void *user)
     pthread_mutex_unlock(&e->msg_lock);
     e->plots_in_run++;
     ngs_dispatch_plot_begin(e->dispatch, plot);
-    return 0;
+    return;
 }
 
-static int cb_send_data(pvecvaluesall all, int count, int id, void *user)
+static void send_data(ngs_engine *e, pvecvaluesall all)
 {
-    ngs_engine *e = live(user);
     double *row;
-    if (!e) return 0;
-    (void)count;
-    (void)id;
-    if (!e->plot_open || all->veccount != e->cb_count) return 0;
+    if (!e->plot_open || all->veccount != e->cb_count) return;
     if (e->dedupe_by_index) {
         /* .options interp: every step is sent, only grid points are stored */
-        if (all->vecindex == e->last_vecindex) return 0;
+        if (all->vecindex == e->last_vecindex) return;
         e->last_vecindex = all->vecindex;
     }
     if (!e->map_checked) { /* SendData's order is SendInitData's: check it once */
@@ -322,7 +319,7 @@ static int cb_send_data(pvecvaluesall all, int count, int id, void *user)
         }
     }
     row = ngs_dispatch_row_begin(e->dispatch, (size_t)e->row_doubles);
-    if (!row) return 0;
+    if (!row) return;
     for (int k = 0, c = 0; k < e->nkept; k++) {
         pvecvalues v = all->vecsa[e->vec_map[k]];
         row[c++] = v->creal;
@@ -331,6 +328,75 @@ static int cb_send_data(pvecvaluesall all, int count, int id, void *user)
     ngs_dispatch_row_commit(e->dispatch);
     e->plot_points++;
     e->run_points++;
+    return;
+}
+
+/* ngspice's callbacks: each reaches the engine only while its copy is alive */
+static int cb_send_char(char *text, int id, void *user)
+{
+    ngs_engine *e = enter(user);
+    (void)id;
+    if (e) {
+        send_char(e, text);
+        leave(user);
+    }
+    return 0;
+}
+
+static int cb_send_stat(char *text, int id, void *user)
+{
+    ngs_engine *e = enter(user);
+    (void)id;
+    if (e) {
+        send_stat(e, text);
+        leave(user);
+    }
+    return 0;
+}
+
+static int cb_controlled_exit(int status, NG_BOOL immediate, NG_BOOL quit, int id, void *user)
+{
+    ngs_engine *e = enter(user);
+    (void)immediate;
+    (void)id;
+    if (e) {
+        controlled_exit(e, status, quit);
+        leave(user);
+    }
+    return 0;
+}
+
+static int cb_bg_running(NG_BOOL finished, int id, void *user)
+{
+    ngs_engine *e = enter(user);
+    (void)id;
+    if (e) {
+        bg_running(e, finished);
+        leave(user);
+    }
+    return 0;
+}
+
+static int cb_send_init_data(pvecinfoall info, int id, void *user)
+{
+    ngs_engine *e = enter(user);
+    (void)id;
+    if (e) {
+        send_init_data(e, info);
+        leave(user);
+    }
+    return 0;
+}
+
+static int cb_send_data(pvecvaluesall all, int count, int id, void *user)
+{
+    ngs_engine *e = enter(user);
+    (void)count;
+    (void)id;
+    if (e) {
+        send_data(e, all);
+        leave(user);
+    }
     return 0;
 }
 
@@ -463,6 +529,7 @@ int ngs_engine_load_copy(ngs_engine *e)
     }
     e->ctx->e = e;
     atomic_init(&e->ctx->dead, 0);
+    atomic_init(&e->ctx->inflight, 0);
     e->sends_progress = 0;
     for (size_t i = 0; i < e->nhooks; i++)
         if (e->hooks[i].mask & NGS_EV_PROGRESS) e->sends_progress = 1;
@@ -512,7 +579,7 @@ void ngs_engine_wait_thread_exit(ngs_engine *e)
 
 void ngs_engine_abandon_copy(ngs_engine *e)
 {
-    if (e->ctx) atomic_store_explicit(&e->ctx->dead, 1, memory_order_release);
+    if (e->ctx) cut_off(e->ctx);
     e->runaway = 1;
     e->needs_reload = 1;
 }
@@ -534,7 +601,7 @@ void ngs_engine_unload_copy(ngs_engine *e)
     } else {
         /* A thread of this copy may still call back: keep the copy mapped and its
          * context alive, but dead, so those calls do nothing. */
-        if (e->ctx) atomic_store_explicit(&e->ctx->dead, 1, memory_order_release);
+        if (e->ctx) cut_off(e->ctx);
     }
     e->ctx = NULL;
     e->handle = NULL;

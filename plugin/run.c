@@ -192,6 +192,10 @@ static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
  * that may draw. */
 static pthread_mutex_t seed_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Set once a copy whose deck uses randomness was abandoned: its thread may go on
+ * moving the process's generator, so no later run that draws could be reproduced. */
+static atomic_int generator_lost;
+
 /* Takes seed_lock; the time spent waiting for another job is not this run's: the
  * deadline (0: none) moves by as much. */
 static double lock_seed(double deadline)
@@ -387,6 +391,13 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     ngs_engine_command(e, cmd);
 
     deadline = o.timeout_s > 0 ? t0 + o.timeout_s : 0;
+    if (atomic_load(&generator_lost) && ngs_deck_uses_random(deck)) {
+        ngs_engine_set_error(e, "not run: an instance abandoned earlier (a .control loop that ignored the halt) "
+                                "may still draw from the process's random generator, so this run's random "
+                                "values could not be reproduced; run it again in a new process");
+        rc = NGS_ERR_STATE;
+        goto done;
+    }
     draws = ngs_deck_draws_while_running(deck);
     source_draws = !deck->has_control || draws; /* netlists draw .param values as read */
     if (source_draws) deadline = lock_seed(deadline);
@@ -403,6 +414,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             bg_rc = NGS_ERR_STATE;
         }
     }
+    if (e->runaway && ngs_deck_uses_random(deck)) atomic_store(&generator_lost, 1);
     if (source_draws) pthread_mutex_unlock(&seed_lock);
     if (bg_rc == NGS_OK && !e->exited && !deck->has_control) {
         pthread_mutex_lock(&e->msg_lock);
@@ -414,6 +426,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
         } else {
             if (draws) deadline = lock_seed(deadline);
             bg_rc = run_in_background(e, "bg_run", deadline);
+            if (e->runaway && ngs_deck_uses_random(deck)) atomic_store(&generator_lost, 1);
             if (draws) pthread_mutex_unlock(&seed_lock);
         }
     }
@@ -433,8 +446,9 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
         if (e->runaway) {
             size_t len = strlen(e->last_error);
             snprintf(e->last_error + len, sizeof e->last_error - len,
-                     "; ngspice did not stop (a .control loop?): its instance was abandoned, and its "
-                     "thread keeps a core busy until this process ends");
+                     "; ngspice did not stop within %g s of the halt (a .control loop?): its instance "
+                     "was abandoned, and its thread keeps a core and its memory until this process ends",
+                     HALT_GRACE_S);
         }
     }
     if (rc == NGS_OK && wrc != NGS_OK) {

@@ -203,6 +203,42 @@ class Batch(unittest.TestCase):
             _, summary = jobs_of(out)
             self.assertEqual(sorted(s["status"].decode() for s in summary), ["interrupted", "not run"])
 
+    def test_an_abandoned_instance_touches_no_later_job(self):
+        """Callbacks under way when a copy is abandoned are waited for (they used the
+        engine that the next job's copy gets: a crash, or the old plots in the next
+        job's group), and a copy that may still draw random numbers makes later jobs
+        that draw fail instead of giving values that cannot be reproduced."""
+        with TempDir() as d:
+            ladder = ["ladder op loop", "V1 n0 0 DC 1"]
+            for i in range(300):
+                ladder += ["R%d n%d n%d 1k" % (i, i, i + 1), "RG%d n%d 0 100k" % (i, i + 1)]
+            ladder += [".control", "while 1", "op", "end", ".endc", ".end"]
+            loop = os.path.join(d, "loop.cir")
+            write(loop, "\n".join(ladder) + "\n")
+            seeding = os.path.join(d, "seeding.cir")
+            write(seeding, "seeding loop\nV1 a 0 DC 1\nR1 a 0 1k\n.control\nwhile 1\nsetseed 5\nend\n.endc\n.end\n")
+            div = os.path.join(d, "div.cir")
+            write(div, DIVIDER)
+            mc = os.path.join(d, "mc.cir")
+            write(mc, "mc\n.param r1=agauss(1k, 0.1k, 3)\nV1 in 0 DC 1\nR1 in out {r1}\nR2 out 0 1k\n.op\n.end\n")
+            out = os.path.join(d, "o.h5")
+            files = [loop, div, loop, div, seeding, div, mc]
+            p = run([NGSCALE, "batch", "-q", "-j", "1", "--timeout", "0.4", "--save", "v(n1) v(out)"] + files
+                    + ["-o", out], check=False, timeout=300)
+            self.assertEqual(p.returncode, 1, p.stderr)  # not a crash
+            with h5py.File(out, "r") as f:
+                rows = sorted(f["summary"][()], key=lambda s: s["job"])
+                for s in rows:
+                    job = "job_%08d" % s["job"]
+                    if s["netlist"].decode().endswith("div.cir"):
+                        self.assertEqual(s["status"], b"complete", s)
+                        self.assertEqual(sorted(f[job]), ["op1"], "only its own plot")
+                        self.assertEqual(float(f[job + "/op1/v(out)"][0]), 0.5)
+                self.assertEqual([s["status"].decode() for s in rows if b"loop" in s["netlist"] or
+                                  b"seeding" in s["netlist"]], ["timeout"] * 3)
+                self.assertEqual(rows[-1]["status"], b"failed")
+                self.assertIn("could not be reproduced", rows[-1]["message"].decode())
+
     def test_ctrl_c_keeps_finished_jobs_in_a_valid_file(self):
         with TempDir() as d:
             cir = os.path.join(d, "long.cir")

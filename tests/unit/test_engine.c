@@ -204,8 +204,9 @@ START_TEST(bad_library_path_is_an_error)
 END_TEST
 
 /* ngspice ignores `.options seed` outside 1..2^31-1 with only a warning: the batch
- * refuses such a job before it writes anything, naming the job and the seed. */
-START_TEST(batch_refuses_seeds_ngspice_would_ignore)
+ * refuses such a job before it writes anything, naming the job and the seed; so it
+ * does a parameter without a name or value, or one /summary has no column for. */
+START_TEST(batch_refuses_bad_jobs_before_writing)
 {
     static const long long bad[] = {0, NGS_SEED_MAX + 1};
     tmpdir t;
@@ -230,6 +231,22 @@ START_TEST(batch_refuses_seeds_ngspice_would_ignore)
         ck_assert_int_eq(ngs_batch_run(b, jobs, 2, NULL, NULL, NULL), NGS_ERR_ARG);
         snprintf(want, sizeof want, "job 1: seed %lld", bad[i]);
         ck_assert_msg(strstr(ngs_batch_last_error(b), want), "%s", ngs_batch_last_error(b));
+        ck_assert_int_ne(access(out, F_OK), 0);
+    }
+    {
+        const char *names[] = {"r1", NULL}, *values[] = {"1k", "2k"}, *other[] = {"r2", "r3"};
+        memset(jobs, 0, sizeof jobs);
+        jobs[0].netlist = jobs[1].netlist = netlist;
+        jobs[0].seed = jobs[1].seed = -1;
+        jobs[0].nparams = jobs[1].nparams = 2;
+        jobs[0].param_names = jobs[1].param_names = names;
+        jobs[0].param_values = jobs[1].param_values = values;
+        ck_assert_int_eq(ngs_batch_run(b, jobs, 2, NULL, NULL, NULL), NGS_ERR_ARG);
+        ck_assert_ptr_nonnull(strstr(ngs_batch_last_error(b), "job 0: parameter 2 has no name"));
+        names[1] = "r2";
+        jobs[1].param_names = other;
+        ck_assert_int_eq(ngs_batch_run(b, jobs, 2, NULL, NULL, NULL), NGS_ERR_ARG);
+        ck_assert_ptr_nonnull(strstr(ngs_batch_last_error(b), "job 1: its parameters differ"));
         ck_assert_int_ne(access(out, F_OK), 0);
     }
     ngs_batch_destroy(b);
@@ -337,7 +354,7 @@ int main(void)
     tcase_add_test(tc, broken_netlist_then_good_run);
     tcase_add_test(tc, hook_can_stop_a_run);
     tcase_add_test(tc, bad_library_path_is_an_error);
-    tcase_add_test(tc, batch_refuses_seeds_ngspice_would_ignore);
+    tcase_add_test(tc, batch_refuses_bad_jobs_before_writing);
     tcase_add_test(tc, cache_hit_replays_the_same_events);
     tcase_add_test(tc, memory_decision_follows_the_deck);
     tcase_add_test(tc, strerror_names_every_code);
