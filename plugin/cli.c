@@ -282,9 +282,7 @@ static int parse_integer(const char *s, long long lo, long long hi, long long *o
     v = strtoll(s, &end, 10);
     if (end != s && (*end == '.' || *end == 'e' || *end == 'E')) {
         double d;
-        errno = 0;
-        d = strtod(s, &end);
-        if (errno != 0 || *end != '\0' || d != floor(d) || d < (double)lo || d > (double)hi) return 0;
+        if (!parse_double(s, &d) || d != floor(d) || d < (double)lo || d > (double)hi) return 0;
         v = (long long)d;
     } else if (errno != 0 || end == s || *end != '\0') {
         return 0;
@@ -528,8 +526,8 @@ typedef struct {
 
 /* Splits one line into cells: commas separate; a cell in double quotes may hold
  * commas, and "" stands for a quote; blanks around a cell are dropped. Returns the
- * number of cells (appended to *cells, *ncells grows), or -1 with a reason. */
-static long split_csv_line(const char *p, char ***cells, size_t *ncells, size_t *cap, const char **why)
+ * number of cells (appended to t's), or -1 with a reason. */
+static long split_csv_line(const char *p, csv_table *t, const char **why)
 {
     long count = 0;
     for (;;) {
@@ -555,16 +553,16 @@ static long split_csv_line(const char *p, char ***cells, size_t *ncells, size_t 
             while (w > cell && (w[-1] == ' ' || w[-1] == '\t')) w--;
         }
         *w = '\0';
-        if (*ncells == *cap) {
-            size_t more = *cap ? 2 * *cap : 64;
-            if (!(grown = realloc(*cells, more * sizeof **cells))) {
+        if (t->ncells == t->cells_cap) {
+            size_t more = t->cells_cap ? 2 * t->cells_cap : 64;
+            if (!(grown = realloc(t->cells, more * sizeof *t->cells))) {
                 free(cell);
                 return *why = "out of memory", -1;
             }
-            *cells = grown;
-            *cap = more;
+            t->cells = grown;
+            t->cells_cap = more;
         }
-        (*cells)[(*ncells)++] = cell;
+        t->cells[t->ncells++] = cell;
         count++;
         if (*p != ',') return count;
         p++;
@@ -596,7 +594,7 @@ static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         while (*p == ' ' || *p == '\t') p++;
         if (!*p || *p == '#') continue;
-        n = split_csv_line(p, &t->cells, &t->ncells, &t->cells_cap, &why);
+        n = split_csv_line(p, t, &why);
         if (n < 0) {
             snprintf(err, errlen, "%s: line %zu: %s", path, lineno, why);
             goto out;

@@ -339,9 +339,8 @@ int ngs_deck_uses_random(const ngs_deck *d)
 
 int ngs_deck_draws_while_running(const ngs_deck *d)
 {
-    const char *const *sources = noise_sources, *const *control = random_words;
     for (size_t i = 0; i < d->nlines; i++)
-        if (mentions_any(d->lines[i], sources) || (d->has_control && mentions_any(d->lines[i], control)))
+        if (mentions_any(d->lines[i], noise_sources) || (d->has_control && mentions_any(d->lines[i], random_words)))
             return 1;
     return 0;
 }

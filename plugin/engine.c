@@ -299,7 +299,6 @@ static void send_init_data(ngs_engine *e, pvecinfoall info)
     pthread_mutex_unlock(&e->msg_lock);
     e->plots_in_run++;
     ngs_dispatch_plot_begin(e->dispatch, plot);
-    return;
 }
 
 static void send_data(ngs_engine *e, pvecvaluesall all)
@@ -328,7 +327,6 @@ static void send_data(ngs_engine *e, pvecvaluesall all)
     ngs_dispatch_row_commit(e->dispatch);
     e->plot_points++;
     e->run_points++;
-    return;
 }
 
 /* ngspice's callbacks: each reaches the engine only while its copy is alive */
