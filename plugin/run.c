@@ -196,13 +196,32 @@ static pthread_mutex_t seed_lock = PTHREAD_MUTEX_INITIALIZER;
  * moving the process's generator, so no later run that draws could be reproduced. */
 static atomic_int generator_lost;
 
-/* Takes seed_lock; the time spent waiting for another job is not this run's: the
- * deadline (0: none) moves by as much. */
-static double lock_seed(double deadline)
+/* Takes seed_lock for a phase of deck's run; the time spent waiting for another job
+ * is not this run's: *deadline (0: none) moves by as much. Returns 0, without the
+ * lock and with the engine's error set, when the deck uses randomness and the
+ * generator is lost (checked under the lock: a job that was waiting for it while
+ * another was abandoned sees that too). */
+static int lock_seed(ngs_engine *e, const ngs_deck *deck, double *deadline)
 {
     double t = ngs_now_s();
     pthread_mutex_lock(&seed_lock);
-    return deadline > 0 ? deadline + (ngs_now_s() - t) : 0;
+    if (*deadline > 0) *deadline += ngs_now_s() - t;
+    if (atomic_load(&generator_lost) && ngs_deck_uses_random(deck)) {
+        pthread_mutex_unlock(&seed_lock);
+        ngs_engine_set_error(e, "not run: an instance abandoned earlier (a .control loop that ignored the halt) "
+                                "may still draw from the process's random generator, so this run's random "
+                                "values could not be reproduced; run it again in a new process");
+        return 0;
+    }
+    return 1;
+}
+
+/* Ends a phase of deck's run that held seed_lock (held) or not: an abandoned copy
+ * whose deck uses randomness loses the generator for every later run. */
+static void end_seed_phase(ngs_engine *e, const ngs_deck *deck, int held)
+{
+    if (e->runaway && ngs_deck_uses_random(deck)) atomic_store(&generator_lost, 1);
+    if (held) pthread_mutex_unlock(&seed_lock);
 }
 
 static void build_sinks(ngs_engine *e, writer_sink *ws, ngs_sink *sinks, size_t *n)
@@ -391,16 +410,13 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     ngs_engine_command(e, cmd);
 
     deadline = o.timeout_s > 0 ? t0 + o.timeout_s : 0;
-    if (atomic_load(&generator_lost) && ngs_deck_uses_random(deck)) {
-        ngs_engine_set_error(e, "not run: an instance abandoned earlier (a .control loop that ignored the halt) "
-                                "may still draw from the process's random generator, so this run's random "
-                                "values could not be reproduced; run it again in a new process");
+    draws = ngs_deck_draws_while_running(deck);
+    /* netlists draw .param values as read; every deck that uses randomness locks here */
+    source_draws = !deck->has_control || draws;
+    if (source_draws && !lock_seed(e, deck, &deadline)) {
         rc = NGS_ERR_STATE;
         goto done;
     }
-    draws = ngs_deck_draws_while_running(deck);
-    source_draws = !deck->has_control || draws; /* netlists draw .param values as read */
-    if (source_draws) deadline = lock_seed(deadline);
     if (deck->has_control) {
         snprintf(cmd, sizeof cmd, "bg_source %s", deck_path);
         bg_rc = run_in_background(e, cmd, deadline);
@@ -414,8 +430,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             bg_rc = NGS_ERR_STATE;
         }
     }
-    if (e->runaway && ngs_deck_uses_random(deck)) atomic_store(&generator_lost, 1);
-    if (source_draws) pthread_mutex_unlock(&seed_lock);
+    end_seed_phase(e, deck, source_draws);
     if (bg_rc == NGS_OK && !e->exited && !deck->has_control) {
         pthread_mutex_lock(&e->msg_lock);
         int load_errors = e->nerror_lines;
@@ -423,11 +438,11 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
         if (load_errors) {
             rc = NGS_ERR_NETLIST;
             describe_failure(e, rc, "ngspice rejected the netlist");
+        } else if (draws && !lock_seed(e, deck, &deadline)) {
+            rc = NGS_ERR_STATE;
         } else {
-            if (draws) deadline = lock_seed(deadline);
             bg_rc = run_in_background(e, "bg_run", deadline);
-            if (e->runaway && ngs_deck_uses_random(deck)) atomic_store(&generator_lost, 1);
-            if (draws) pthread_mutex_unlock(&seed_lock);
+            end_seed_phase(e, deck, draws);
         }
     }
     /* deck.cir stays (the next run overwrites it, the engine removes it): creating a
