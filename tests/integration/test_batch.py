@@ -444,9 +444,9 @@ class Batch(unittest.TestCase):
     def test_empty_temp_seed_and_label_cells_keep_the_netlists_own(self):
         with TempDir() as d:
             csv = os.path.join(d, "p.csv")
-            write(csv, "rval,temp,seed,label\n1k,,,\n2k,50,5,hot\n")
+            write(csv, "r1,temp,seed,label\n1k,,,\n2k,50,5,hot\n")
             cir = os.path.join(d, "r.cir")
-            write(cir, "r\n.param rval=10k\nV1 in 0 DC 1\nR1 in out {rval}\nR2 out 0 1k\n.op\n.end\n")
+            write(cir, DIVIDER)
             out = os.path.join(d, "o.h5")
             run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out])
             jobs, summary = jobs_of(out)
