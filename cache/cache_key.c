@@ -72,6 +72,10 @@ typedef struct {
     int inclusions;      /* files pulled in so far */
     doc_t **docs;
     size_t ndocs, capdocs;
+    /* ngs_netlist_mentions: names looked for in every card and command (the walk
+     * then goes on past the first uncacheable cause) */
+    const char *const *watch;
+    int *seen;
 } kctx;
 
 static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *dir, int has_title,
@@ -592,6 +596,20 @@ static void scan_random(kctx *k, const char *line)
     free(buf);
 }
 
+/* Marks the watched names that text has as whole identifiers (case ignored). */
+static void watch_text(kctx *k, const char *text)
+{
+    for (size_t i = 0; k->watch && k->watch[i]; i++) {
+        size_t n = strlen(k->watch[i]);
+        if (k->seen[i] || n == 0) continue;
+        for (const char *p = text; (p = strcasestr(p, k->watch[i])) != NULL; p += n)
+            if ((p == text || !is_ident((unsigned char)p[-1])) && !is_ident((unsigned char)p[n])) {
+                k->seen[i] = 1;
+                break;
+            }
+    }
+}
+
 /* Finds `name = value` (name not part of a longer identifier) from *pp on.
  * Returns 1 with the value, and moves *pp past it. */
 static int next_assignment(const char **pp, const char *name, char *val, size_t vallen)
@@ -712,6 +730,7 @@ static void control_command(kctx *k, const char *cmdline, const char *dir, int d
 static void control_line(kctx *k, const char *line, const char *dir, int depth)
 {
     char *buf, *start, q = 0;
+    watch_text(k, line);
     if (strchr(line, '`')) { uncacheable(k, "backquotes in a .control block run a shell command"); return; }
     if (!(buf = strdup(line))) { k->status = NGS_ERR_NOMEM; return; }
     start = buf;
@@ -735,6 +754,7 @@ static void netlist_card(kctx *k, char *card, const char *dir, int depth, int *s
 {
     char name[64], a1[TOKEN_MAX], a2[TOKEN_MAX];
     const char *p = card;
+    watch_text(k, card);
     card_name(card, name, sizeof name);
     next_token(&p, a1, sizeof a1); /* skip the card name */
     if (starts_with(name, ".inc")) {
@@ -772,8 +792,8 @@ static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *
     strbuf cur = {0};
     int have = 0, in_control = 0, skip = 0;
     char name[64];
-    /* once uncacheable, the rest does not matter: the first cause is reported */
-    for (size_t i = a; i < b && k->status == NGS_OK && k->key->cacheable; i++) {
+    /* once uncacheable, the rest does not matter to the key: the first cause is reported */
+    for (size_t i = a; i < b && k->status == NGS_OK && (k->key->cacheable || k->watch); i++) {
         const char *p = skip_ws(d->lines[i].s);
         if (has_title && i == a) continue;
         if (!*p) continue;
@@ -808,7 +828,7 @@ static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *
         cur.n = strlen(cur.s);
         have = 1;
     }
-    if (have && k->status == NGS_OK && k->key->cacheable) netlist_card(k, cur.s, dir, depth, &skip);
+    if (have && k->status == NGS_OK && (k->key->cacheable || k->watch)) netlist_card(k, cur.s, dir, depth, &skip);
     free(cur.s);
 }
 
@@ -822,10 +842,9 @@ int ngs_cache_key_valid_hex(const char *s)
     return s[64] == '\0';
 }
 
-int ngs_cache_key_compute(ngs_cache_key *key, const char *netlist_path, const char *netlist_text,
-                          const char *base_dir, const char *const *search_dirs,
-                          const char *const *extra_strings, const char *const *extra_files,
-                          char *err, size_t errlen)
+static int walk(ngs_cache_key *key, const char *netlist_path, const char *netlist_text, const char *base_dir,
+                const char *const *search_dirs, const char *const *extra_strings,
+                const char *const *extra_files, const char *const *watch, int *seen, char *err, size_t errlen)
 {
     kctx k;
     char dir[PATH_MAX];
@@ -846,6 +865,8 @@ int ngs_cache_key_compute(ngs_cache_key *key, const char *netlist_path, const ch
     memset(&k, 0, sizeof k);
     k.key = key;
     k.search = search_dirs;
+    k.watch = watch;
+    k.seen = seen;
     if (!getcwd(k.cwd, sizeof k.cwd)) snprintf(k.cwd, sizeof k.cwd, ".");
 
     if (netlist_text) {
@@ -906,4 +927,27 @@ int ngs_cache_key_compute(ngs_cache_key *key, const char *netlist_path, const ch
     for (size_t i = 0; i < k.ndocs; i++) doc_free(k.docs[i]);
     free(k.docs);
     return rc;
+}
+
+int ngs_cache_key_compute(ngs_cache_key *key, const char *netlist_path, const char *netlist_text,
+                          const char *base_dir, const char *const *search_dirs,
+                          const char *const *extra_strings, const char *const *extra_files,
+                          char *err, size_t errlen)
+{
+    return walk(key, netlist_path, netlist_text, base_dir, search_dirs, extra_strings, extra_files, NULL, NULL,
+                err, errlen);
+}
+
+int ngs_netlist_mentions(const char *netlist_path, const char *const *search_dirs, const char *const *names,
+                         int *seen, char *err, size_t errlen)
+{
+    ngs_cache_key key;
+    size_t n = 0;
+    if (!netlist_path || !names || !seen) {
+        if (err && errlen) snprintf(err, errlen, "no netlist or names given");
+        return NGS_ERR_ARG;
+    }
+    while (names[n]) seen[n++] = 0;
+    if (n == 0) return NGS_OK;
+    return walk(&key, netlist_path, NULL, NULL, search_dirs, NULL, NULL, names, seen, err, errlen);
 }

@@ -54,6 +54,17 @@ int ngs_cache_key_compute(ngs_cache_key *key, const char *netlist_path, const ch
                           const char *const *extra_strings, const char *const *extra_files,
                           char *err, size_t errlen);
 
+/*
+ * Which of names (NULL-terminated) the netlist at netlist_path, or a file it pulls
+ * in, mentions as a whole identifier, case ignored: seen[i] is set to 1 or 0. It
+ * reads the deck as ngs_cache_key_compute does (comments and unused .lib sections
+ * aside, .control blocks and `source`d scripts included), so that a parameter no
+ * card uses can be reported before a sweep runs. Returns NGS_OK, NGS_ERR_ARG,
+ * NGS_ERR_IO (netlist unreadable; err says why) or NGS_ERR_NOMEM.
+ */
+int ngs_netlist_mentions(const char *netlist_path, const char *const *search_dirs, const char *const *names,
+                         int *seen, char *err, size_t errlen);
+
 /* 1 when s is 64 lowercase hex digits (a key or an entry name), else 0. */
 int ngs_cache_key_valid_hex(const char *s);
 

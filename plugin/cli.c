@@ -25,6 +25,7 @@
 #include "hooks/clock.h"
 #include "storage/h5info.h"
 #include "cache/cache.h"
+#include "cache/cache_key.h"
 #include "gpu/spectrum.h"
 #include "gpu/spectrum_h5.h"
 #include "storage/convert.h"
@@ -657,6 +658,25 @@ static void batch_progress(const ngs_batch_progress *p, void *user)
             p->elapsed_s > 0 ? (double)p->done / p->elapsed_s : 0.0, eta);
 }
 
+/* A CSV column that no card of the netlist mentions (a typo, or the wrong netlist)
+ * is defined by its .param and used by nothing: every job would run the same
+ * circuit. Said as a warning, even with -q: the check reads the deck's text and
+ * cannot see a name that ngspice would build at run time. */
+static void warn_unused_params(const char *netlist, const char *csv_path, const char *const *names, size_t n)
+{
+    char err[512];
+    int *seen = calloc(n + 1, sizeof *seen);
+    if (!seen || ngs_netlist_mentions(netlist, NULL, names, seen, err, sizeof err) != NGS_OK) {
+        free(seen);
+        return; /* an unreadable netlist is reported by its jobs */
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!seen[i])
+            fprintf(stderr, "ngscale batch: warning: %s column '%s' appears nowhere in %s or the files it "
+                            "includes: that parameter changes nothing\n", csv_path, names[i], netlist);
+    free(seen);
+}
+
 static int cmd_batch(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -769,7 +789,7 @@ static int cmd_batch(int argc, char **argv)
             free_csv(&csv);
             return EXIT_USAGE;
         }
-        names = calloc(csv.cols, sizeof *names);
+        names = calloc(csv.cols + 1, sizeof *names); /* NULL-terminated */
         for (size_t k = 0; names && k < csv.cols; k++) {
             const char *h = csv.cells[k];
             if (!*h) {
@@ -787,6 +807,7 @@ static int cmd_batch(int argc, char **argv)
             else if (strcasecmp(h, "label") == 0) label_col = (int)k;
             else names[nparams++] = h;
         }
+        if (names) warn_unused_params(argv[optind], params, (const char *const *)names, nparams);
         njobs = csv.rows - 1;
     } else if (mc) {
         njobs = (size_t)mc;

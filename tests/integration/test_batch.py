@@ -1,6 +1,7 @@
 """`ngscale batch`: parameter sweeps, Monte Carlo and netlist lists on parallel ngspice
 instances, one HDF5 file with a group per job and /summary."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -417,6 +418,26 @@ class Batch(unittest.TestCase):
                 p = run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out], check=False)
                 self.assertEqual(p.returncode, 2, text)
                 self.assertIn(message, p.stderr, text)
+
+    def test_a_csv_column_no_card_uses_is_warned_about(self):
+        """A column whose name no card of the netlist mentions (a typo) would run the
+        same circuit in every job: the batch says so, and still runs."""
+        with TempDir() as d:
+            write(os.path.join(d, "load.inc"), "* the load\nR2 out 0 {Rload}\n")
+            cir = os.path.join(d, "rc.cir")
+            # seed=random makes the deck uncacheable before the include: the names are
+            # looked for in the rest of the deck all the same
+            write(cir, "rc\n.param r1=1k\n.options seed=random\n* ghost is only in a comment\n"
+                       ".include load.inc\nV1 in 0 DC 1\nR1 in out {R1}\n.op\n"
+                       ".control\nrun\nlet scaled = v(out) * 1 ; echo $&ctl_gain\n.endc\n.end\n")
+            csv = os.path.join(d, "p.csv")
+            write(csv, "r1,rload,ghost,rl0ad,ctl_gain,temp,label\n1k,1k,1,2,3,27,a\n3k,1k,1,2,3,27,b\n")
+            out = os.path.join(d, "o.h5")
+            p = run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out])
+            warned = sorted(re.findall(r"column '([^']+)' appears nowhere", p.stderr))
+            self.assertEqual(warned, ["ghost", "rl0ad"], p.stderr)
+            jobs, _ = jobs_of(out)
+            self.assertAlmostEqual(float(jobs["b"][1]["op1/v(out)"][0]), 0.25, places=12)
 
     def test_a_timeout_does_not_count_the_wait_for_another_jobs_random_numbers(self):
         """A job that draws random numbers waits while another job's .control script
