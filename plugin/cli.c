@@ -104,7 +104,7 @@ static void usage(FILE *f)
         "                          DIR,redis://...; a hit writes the same file\n"
         "  -q, --quiet             do not show ngspice's standard output or progress\n"
         "\n"
-        "Options of batch (and --codec, --level, --save, --memory, --timeout per job):\n"
+        "Options of batch (and --codec, --level, --save, --memory, --timeout, --cache per job):\n"
         "  -j, --jobs N            parallel ngspice instances (default: number of cores)\n"
         "      --params FILE.csv   one job per row; the header names .param parameters,\n"
         "                          and the columns temp, seed and label are special (an\n"
