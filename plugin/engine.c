@@ -73,6 +73,8 @@ struct copy_ctx {
     ngs_engine *e;
     atomic_int dead;
     atomic_int inflight; /* callbacks past their check of dead */
+    pthread_t bg;        /* the copy's latest background thread */
+    atomic_int has_bg;
 };
 
 static ngs_engine *enter(void *user)
@@ -81,6 +83,9 @@ static ngs_engine *enter(void *user)
     atomic_fetch_add(&c->inflight, 1); /* before reading dead: see cut_off */
     if (!atomic_load(&c->dead)) return c->e;
     atomic_fetch_sub(&c->inflight, 1);
+    /* a dead copy's thread ends here if it was cancelled (ngs_engine_abandon_copy):
+     * it holds none of our locks at this point */
+    pthread_testcancel();
     return NULL;
 }
 
@@ -366,8 +371,14 @@ static int cb_controlled_exit(int status, NG_BOOL immediate, NG_BOOL quit, int i
 
 static int cb_bg_running(NG_BOOL finished, int id, void *user)
 {
-    ngs_engine *e = enter(user);
+    ngs_engine *e;
+    struct copy_ctx *c = user;
     (void)id;
+    if (!finished) { /* called on the new thread: it may have to be cancelled */
+        c->bg = pthread_self();
+        atomic_store(&c->has_bg, 1);
+    }
+    e = enter(user);
     if (e) {
         bg_running(e, finished);
         leave(user);
@@ -575,9 +586,27 @@ void ngs_engine_wait_thread_exit(ngs_engine *e)
     if (tid > 0) thread_gone(tid, 60000);
 }
 
+/* The copy's thread runs on where ngspice's halt cannot reach (a .control loop).
+ * Cancelling it (deferred) ends it at its next callback, or at a cancellation point
+ * inside ngspice: a loop that runs analyses or prints stops using a core and
+ * growing its memory; a loop that does neither runs on until the process ends.
+ * ngspice's frames are unwound like any C frames (its unwind tables are there). */
 void ngs_engine_abandon_copy(ngs_engine *e)
 {
-    if (e->ctx) cut_off(e->ctx);
+    pid_t tid;
+    int cancelled = 0;
+    if (e->ctx) {
+        cut_off(e->ctx);
+        if (atomic_load(&e->ctx->has_bg) && pthread_cancel(e->ctx->bg) == 0) {
+            pthread_detach(e->ctx->bg); /* nobody joins it: its stack goes when it ends */
+            cancelled = 1;
+        }
+    }
+    pthread_mutex_lock(&e->lock);
+    tid = e->bg_thread;
+    pthread_mutex_unlock(&e->lock);
+    /* a loop that calls back ends within milliseconds */
+    e->runaway_ended = cancelled && tid > 0 && thread_gone(tid, 500);
     e->runaway = 1;
     e->needs_reload = 1;
 }
@@ -605,6 +634,7 @@ void ngs_engine_unload_copy(ngs_engine *e)
     e->handle = NULL;
     e->last_thread = 0;
     e->runaway = 0;
+    e->runaway_ended = 0;
     memset(&e->api, 0, sizeof e->api);
 }
 

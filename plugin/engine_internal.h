@@ -44,6 +44,7 @@ struct ngs_engine {
     int save_none_sticky;/* `.save none` was used: stays on for this copy */
     int needs_reload;   /* exited, halted or broken: load a fresh copy first */
     int runaway;        /* its thread ignored bg_halt: the copy is abandoned, not waited for */
+    int runaway_ended;  /* ...and that thread, cancelled, has ended */
     int sends_progress; /* this copy was given a status callback (a hook wants progress) */
     char version[160];
 

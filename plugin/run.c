@@ -220,7 +220,7 @@ static int lock_seed(ngs_engine *e, const ngs_deck *deck, double *deadline)
  * whose deck uses randomness loses the generator for every later run. */
 static void end_seed_phase(ngs_engine *e, const ngs_deck *deck, int held)
 {
-    if (e->runaway && ngs_deck_uses_random(deck)) atomic_store(&generator_lost, 1);
+    if (e->runaway && !e->runaway_ended && ngs_deck_uses_random(deck)) atomic_store(&generator_lost, 1);
     if (held) pthread_mutex_unlock(&seed_lock);
 }
 
@@ -462,8 +462,10 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             size_t len = strlen(e->last_error);
             snprintf(e->last_error + len, sizeof e->last_error - len,
                      "; ngspice did not stop within %g s of the halt (a .control loop?): its instance "
-                     "was abandoned, and its thread keeps a core and its memory until this process ends",
-                     HALT_GRACE_S);
+                     "was abandoned, %s", HALT_GRACE_S,
+                     e->runaway_ended ? "and its thread cancelled"
+                                      : "and its thread, which calls ngscale back no more, keeps a core "
+                                        "and its memory until this process ends");
         }
     }
     if (rc == NGS_OK && wrc != NGS_OK) {
