@@ -72,10 +72,12 @@ const char *ngs_engine_ngspice_version(const ngs_engine *e) { return e->version;
 struct copy_ctx {
     ngs_engine *e;
     atomic_int dead;
-    atomic_int inflight; /* callbacks past their check of dead */
-    pthread_t bg;        /* the copy's latest background thread */
-    atomic_int has_bg;
+    atomic_int inflight;  /* callbacks past their check of dead */
+    atomic_int end_bg;    /* the copy was abandoned: its background thread must end */
 };
+
+/* The copy whose background thread this thread is (set by the thread itself) */
+static _Thread_local struct copy_ctx *bg_thread_of;
 
 static ngs_engine *enter(void *user)
 {
@@ -83,9 +85,11 @@ static ngs_engine *enter(void *user)
     atomic_fetch_add(&c->inflight, 1); /* before reading dead: see cut_off */
     if (!atomic_load(&c->dead)) return c->e;
     atomic_fetch_sub(&c->inflight, 1);
-    /* a dead copy's thread ends here if it was cancelled (ngs_engine_abandon_copy):
-     * it holds none of our locks at this point */
-    pthread_testcancel();
+    /* An abandoned copy's background thread ends itself here, holding none of our
+     * locks (ngspice detaches it: no other thread could safely cancel it). Frames
+     * without unwind tables would be skipped, not crash: glibc then jumps straight
+     * to the thread's start. */
+    if (bg_thread_of == c && atomic_load(&c->end_bg)) pthread_exit(NULL);
     return NULL;
 }
 
@@ -372,12 +376,8 @@ static int cb_controlled_exit(int status, NG_BOOL immediate, NG_BOOL quit, int i
 static int cb_bg_running(NG_BOOL finished, int id, void *user)
 {
     ngs_engine *e;
-    struct copy_ctx *c = user;
     (void)id;
-    if (!finished) { /* called on the new thread: it may have to be cancelled */
-        c->bg = pthread_self();
-        atomic_store(&c->has_bg, 1);
-    }
+    if (!finished) bg_thread_of = user; /* called on the new thread: see enter */
     e = enter(user);
     if (e) {
         bg_running(e, finished);
@@ -539,6 +539,7 @@ int ngs_engine_load_copy(ngs_engine *e)
     e->ctx->e = e;
     atomic_init(&e->ctx->dead, 0);
     atomic_init(&e->ctx->inflight, 0);
+    atomic_init(&e->ctx->end_bg, 0);
     e->sends_progress = 0;
     for (size_t i = 0; i < e->nhooks; i++)
         if (e->hooks[i].mask & NGS_EV_PROGRESS) e->sends_progress = 1;
@@ -587,26 +588,21 @@ void ngs_engine_wait_thread_exit(ngs_engine *e)
 }
 
 /* The copy's thread runs on where ngspice's halt cannot reach (a .control loop).
- * Cancelling it (deferred) ends it at its next callback, or at a cancellation point
- * inside ngspice: a loop that runs analyses or prints stops using a core and
- * growing its memory; a loop that does neither runs on until the process ends.
- * ngspice's frames are unwound like any C frames (its unwind tables are there). */
+ * It ends at its next callback (enter): a loop that runs analyses or prints stops
+ * using a core and growing its memory; one that does neither runs on until the
+ * process ends. */
 void ngs_engine_abandon_copy(ngs_engine *e)
 {
     pid_t tid;
-    int cancelled = 0;
     if (e->ctx) {
+        atomic_store(&e->ctx->end_bg, 1);
         cut_off(e->ctx);
-        if (atomic_load(&e->ctx->has_bg) && pthread_cancel(e->ctx->bg) == 0) {
-            pthread_detach(e->ctx->bg); /* nobody joins it: its stack goes when it ends */
-            cancelled = 1;
-        }
     }
     pthread_mutex_lock(&e->lock);
     tid = e->bg_thread;
     pthread_mutex_unlock(&e->lock);
     /* a loop that calls back ends within milliseconds */
-    e->runaway_ended = cancelled && tid > 0 && thread_gone(tid, 500);
+    e->runaway_ended = e->ctx && tid > 0 && thread_gone(tid, 500);
     e->runaway = 1;
     e->needs_reload = 1;
 }

@@ -463,7 +463,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             snprintf(e->last_error + len, sizeof e->last_error - len,
                      "; ngspice did not stop within %g s of the halt (a .control loop?): its instance "
                      "was abandoned, %s", HALT_GRACE_S,
-                     e->runaway_ended ? "and its thread cancelled"
+                     e->runaway_ended ? "and its thread ended"
                                       : "and its thread, in a loop that never calls back, keeps a core "
                                         "and its memory until this process ends");
         }

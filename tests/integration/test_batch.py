@@ -237,11 +237,11 @@ class Batch(unittest.TestCase):
                         self.assertEqual(float(f[job + "/op1/v(out)"][0]), 0.5)
                 self.assertEqual([s["status"].decode() for s in rows if b"loop" in s["netlist"] or
                                   b"seeding" in s["netlist"]], ["timeout"] * 3)
-                # a loop that runs analyses calls back: its thread is cancelled there and
-                # uses no core after; one that only sets seeds never does and runs on
+                # a loop that runs analyses calls back: its thread ends there and uses
+                # no core after; one that only sets seeds never does and runs on
                 for s in rows:
                     if s["netlist"].decode().endswith("loop.cir"):
-                        self.assertIn("and its thread cancelled", s["message"].decode())
+                        self.assertIn("and its thread ended", s["message"].decode())
                     if s["netlist"].decode().endswith("seeding.cir"):
                         self.assertIn("keeps a core", s["message"].decode())
                 self.assertEqual(rows[-1]["status"], b"failed")
