@@ -59,8 +59,16 @@ typedef struct {
     size_t n, cap;
 } strbuf;
 
+/* What a walk without a key is for: ngs_netlist_mentions, ngs_netlist_visit_included */
 typedef struct {
-    EVP_MD_CTX *md;
+    const char *const *watch; /* names looked for in every card and command */
+    int *seen;
+    void (*visit)(void *user, const char *line); /* each line read from a pulled-in file */
+    void *visit_user;
+} walk_for;
+
+typedef struct {
+    EVP_MD_CTX *md;           /* NULL: no key, and the walk goes on past uncacheable causes */
     ngs_cache_key *key;
     const char *const *search;
     char cwd[PATH_MAX];
@@ -72,10 +80,7 @@ typedef struct {
     int inclusions;      /* files pulled in so far */
     doc_t **docs;
     size_t ndocs, capdocs;
-    /* ngs_netlist_mentions: names looked for in every card and command (the walk
-     * then goes on past the first uncacheable cause) */
-    const char *const *watch;
-    int *seen;
+    walk_for x;
 } kctx;
 
 static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *dir, int has_title,
@@ -105,7 +110,7 @@ static void uncacheable(kctx *k, const char *fmt, ...)
 
 static void hash_bytes(kctx *k, const void *p, size_t n)
 {
-    if (n && EVP_DigestUpdate(k->md, p, n) != 1) k->status = NGS_ERR_NOMEM;
+    if (n && k->md && EVP_DigestUpdate(k->md, p, n) != 1) k->status = NGS_ERR_NOMEM;
 }
 
 static void hash_u64(kctx *k, uint64_t v)
@@ -433,7 +438,9 @@ static void hash_file(kctx *k, char tag, const char *path, const char *what)
     unsigned char buf[65536];
     struct stat st;
     uint64_t total = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd;
+    if (!k->md) return; /* no key: a data file's content does not matter */
+    fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         uncacheable(k, "%s '%s': %s", what, path, fd < 0 ? strerror(errno) : "not a regular file");
         if (fd >= 0) close(fd);
@@ -599,12 +606,12 @@ static void scan_random(kctx *k, const char *line)
 /* Marks the watched names that text has as whole identifiers (case ignored). */
 static void watch_text(kctx *k, const char *text)
 {
-    for (size_t i = 0; k->watch && k->watch[i]; i++) {
-        size_t n = strlen(k->watch[i]);
-        if (k->seen[i] || n == 0) continue;
-        for (const char *p = text; (p = strcasestr(p, k->watch[i])) != NULL; p += n)
+    for (size_t i = 0; k->x.watch && k->x.watch[i]; i++) {
+        size_t n = strlen(k->x.watch[i]);
+        if (k->x.seen[i] || n == 0) continue;
+        for (const char *p = text; (p = strcasestr(p, k->x.watch[i])) != NULL; p += n)
             if ((p == text || !is_ident((unsigned char)p[-1])) && !is_ident((unsigned char)p[n])) {
-                k->seen[i] = 1;
+                k->x.seen[i] = 1;
                 break;
             }
     }
@@ -793,10 +800,11 @@ static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *
     int have = 0, in_control = 0, skip = 0;
     char name[64];
     /* once uncacheable, the rest does not matter to the key: the first cause is reported */
-    for (size_t i = a; i < b && k->status == NGS_OK && (k->key->cacheable || k->watch); i++) {
+    for (size_t i = a; i < b && k->status == NGS_OK && (k->key->cacheable || !k->md); i++) {
         const char *p = skip_ws(d->lines[i].s);
         if (has_title && i == a) continue;
         if (!*p) continue;
+        if (in_control && k->x.visit && depth > 0) k->x.visit(k->x.visit_user, p);
         if (in_control) {
             card_name(p, name, sizeof name);
             if (starts_with(name, ".endc")) { in_control = 0; continue; }
@@ -819,6 +827,7 @@ static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *
             if (is_endl(p)) skip = 0;
             continue;
         }
+        if (k->x.visit && depth > 0) k->x.visit(k->x.visit_user, p); /* a card's first line, or "*#" */
         if (p[0] == '*') { control_line(k, p + 2, dir, depth); continue; } /* "*#" command */
         card_name(p, name, sizeof name);
         if (starts_with(name, ".control")) { in_control = 1; continue; }
@@ -828,7 +837,7 @@ static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *
         cur.n = strlen(cur.s);
         have = 1;
     }
-    if (have && k->status == NGS_OK && (k->key->cacheable || k->watch)) netlist_card(k, cur.s, dir, depth, &skip);
+    if (have && k->status == NGS_OK && (k->key->cacheable || !k->md)) netlist_card(k, cur.s, dir, depth, &skip);
     free(cur.s);
 }
 
@@ -842,9 +851,10 @@ int ngs_cache_key_valid_hex(const char *s)
     return s[64] == '\0';
 }
 
+/* The key's walk; with x, a walk for what x asks only (no key). */
 static int walk(ngs_cache_key *key, const char *netlist_path, const char *netlist_text, const char *base_dir,
                 const char *const *search_dirs, const char *const *extra_strings,
-                const char *const *extra_files, const char *const *watch, int *seen, char *err, size_t errlen)
+                const char *const *extra_files, const walk_for *x, char *err, size_t errlen)
 {
     kctx k;
     char dir[PATH_MAX];
@@ -863,10 +873,9 @@ static int walk(ngs_cache_key *key, const char *netlist_path, const char *netlis
     memset(key, 0, sizeof *key);
     key->cacheable = 1;
     memset(&k, 0, sizeof k);
+    if (x) k.x = *x;
     k.key = key;
     k.search = search_dirs;
-    k.watch = watch;
-    k.seen = seen;
     if (!getcwd(k.cwd, sizeof k.cwd)) snprintf(k.cwd, sizeof k.cwd, ".");
 
     if (netlist_text) {
@@ -881,7 +890,7 @@ static int walk(ngs_cache_key *key, const char *netlist_path, const char *netlis
     if (netlist_path) dir_of(netlist_path, dir, sizeof dir);
     else snprintf(dir, sizeof dir, "%s", base_dir && base_dir[0] ? base_dir : k.cwd);
 
-    if (!(k.md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(k.md, EVP_sha256(), NULL) != 1) {
+    if (!x && (!(k.md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(k.md, EVP_sha256(), NULL) != 1)) {
         free(text);
         EVP_MD_CTX_free(k.md);
         return NGS_ERR_NOMEM;
@@ -915,8 +924,8 @@ static int walk(ngs_cache_key *key, const char *netlist_path, const char *netlis
                     k.random_what);
 
     rc = k.status;
-    if (rc == NGS_OK && EVP_DigestFinal_ex(k.md, md, &mdlen) != 1) rc = NGS_ERR_NOMEM;
-    if (rc == NGS_OK && key->cacheable) {
+    if (rc == NGS_OK && k.md && EVP_DigestFinal_ex(k.md, md, &mdlen) != 1) rc = NGS_ERR_NOMEM;
+    if (rc == NGS_OK && k.md && key->cacheable) {
         for (unsigned i = 0; i < mdlen && i < 32; i++) snprintf(key->hex + 2 * i, 3, "%02x", md[i]);
     } else {
         key->hex[0] = '\0';
@@ -934,14 +943,15 @@ int ngs_cache_key_compute(ngs_cache_key *key, const char *netlist_path, const ch
                           const char *const *extra_strings, const char *const *extra_files,
                           char *err, size_t errlen)
 {
-    return walk(key, netlist_path, netlist_text, base_dir, search_dirs, extra_strings, extra_files, NULL, NULL,
-                err, errlen);
+    return walk(key, netlist_path, netlist_text, base_dir, search_dirs, extra_strings, extra_files, NULL, err,
+                errlen);
 }
 
 int ngs_netlist_mentions(const char *netlist_path, const char *const *search_dirs, const char *const *names,
                          int *seen, char *err, size_t errlen)
 {
     ngs_cache_key key;
+    walk_for x = {names, seen, NULL, NULL};
     size_t n = 0;
     if (!netlist_path || !names || !seen) {
         if (err && errlen) snprintf(err, errlen, "no netlist or names given");
@@ -949,5 +959,18 @@ int ngs_netlist_mentions(const char *netlist_path, const char *const *search_dir
     }
     while (names[n]) seen[n++] = 0;
     if (n == 0) return NGS_OK;
-    return walk(&key, netlist_path, NULL, NULL, search_dirs, NULL, NULL, names, seen, err, errlen);
+    return walk(&key, netlist_path, NULL, NULL, search_dirs, NULL, NULL, &x, err, errlen);
+}
+
+int ngs_netlist_visit_included(const char *netlist_text, const char *base_dir, const char *const *search_dirs,
+                               void (*visit)(void *user, const char *line), void *user, char *err,
+                               size_t errlen)
+{
+    ngs_cache_key key;
+    walk_for x = {NULL, NULL, visit, user};
+    if (!netlist_text || !visit) {
+        if (err && errlen) snprintf(err, errlen, "no netlist or visitor given");
+        return NGS_ERR_ARG;
+    }
+    return walk(&key, NULL, netlist_text, base_dir, search_dirs, NULL, NULL, &x, err, errlen);
 }

@@ -65,6 +65,19 @@ int ngs_cache_key_compute(ngs_cache_key *key, const char *netlist_path, const ch
 int ngs_netlist_mentions(const char *netlist_path, const char *const *search_dirs, const char *const *names,
                          int *seen, char *err, size_t errlen);
 
+/*
+ * Calls visit(user, line) for the lines ngspice reads from the files the netlist
+ * pulls in (.include files, the .lib sections it uses, `source`d scripts; nested),
+ * in reading order: the first line of each card (continuation and comment lines
+ * left out), and every line of their .control blocks. The netlist's own lines are
+ * not visited. Names resolve as for ngs_cache_key_compute (netlist_text with
+ * base_dir and search_dirs); every candidate file that exists is visited, and a
+ * file that cannot be found is skipped. Returns NGS_OK, NGS_ERR_ARG or NGS_ERR_NOMEM.
+ */
+int ngs_netlist_visit_included(const char *netlist_text, const char *base_dir, const char *const *search_dirs,
+                               void (*visit)(void *user, const char *line), void *user, char *err,
+                               size_t errlen);
+
 /* 1 when s is 64 lowercase hex digits (a key or an entry name), else 0. */
 int ngs_cache_key_valid_hex(const char *s);
 

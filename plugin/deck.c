@@ -18,6 +18,7 @@
 
 #include "ngscale.h"
 #include "cache/record.h"
+#include "cache/cache_key.h"
 
 /* .control commands that neither read vectors nor change what is saved. */
 static const char *const harmless_commands[] = {
@@ -69,35 +70,41 @@ static void mark_reads(ngs_deck *d, const char *fmt, const char *what)
     snprintf(d->reason, sizeof d->reason, fmt, what);
 }
 
+/* One line of the deck or of a file it pulls in; *in_control follows .control blocks. */
+static void classify(ngs_deck *d, const char *line, int *in_control)
+{
+    char w[64];
+    first_word(line, w, sizeof w);
+    if (w[0] == '\0' || w[0] == '*' || w[0] == '+') {
+        return;
+    } else if (strcmp(w, ".control") == 0) {
+        *in_control = d->has_control = 1;
+    } else if (strcmp(w, ".endc") == 0) {
+        *in_control = 0;
+    } else if (*in_control) {
+        if (w[0] == '#') return;
+        if (!in_list(w, harmless_commands))
+            mark_reads(d, "the .control script uses '%s', which needs ngspice's vectors", w);
+        else if (strcmp(w, "echo") == 0 && strstr(line, "$&"))
+            mark_reads(d, "the .control script %s-es a vector value", w);
+    } else if (in_list(w, reading_cards)) {
+        mark_reads(d, "the netlist has a %s card, which needs ngspice's vectors", w);
+    } else if (in_list(w, analysis_cards)) {
+        d->has_analysis = 1;
+    } else if ((strcmp(w, ".option") == 0 || strcmp(w, ".options") == 0 || strcmp(w, ".opt") == 0) &&
+               contains_word_ci(line, "interp")) {
+        mark_reads(d, "%s interp stores interpolated points, which need ngspice's vectors", w);
+    }
+}
+
 static void analyze(ngs_deck *d)
 {
     int in_control = 0;
     d->has_control = d->reads_vectors = d->has_analysis = 0;
+    d->included_random = d->included_noise = 0;
     d->reason[0] = '\0';
-    for (size_t i = 1; i < d->nlines; i++) { /* line 0 is the title */
-        char w[64];
-        first_word(d->lines[i], w, sizeof w);
-        if (w[0] == '\0' || w[0] == '*' || w[0] == '+') {
-            continue;
-        } else if (strcmp(w, ".control") == 0) {
-            in_control = d->has_control = 1;
-        } else if (strcmp(w, ".endc") == 0) {
-            in_control = 0;
-        } else if (in_control) {
-            if (w[0] == '#' || w[0] == '*') continue;
-            if (!in_list(w, harmless_commands))
-                mark_reads(d, "the .control script uses '%s', which needs ngspice's vectors", w);
-            else if (strcmp(w, "echo") == 0 && strstr(d->lines[i], "$&"))
-                mark_reads(d, "the .control script %s-es a vector value", w);
-        } else if (in_list(w, reading_cards)) {
-            mark_reads(d, "the netlist has a %s card, which needs ngspice's vectors", w);
-        } else if (in_list(w, analysis_cards)) {
-            d->has_analysis = 1;
-        } else if ((strcmp(w, ".option") == 0 || strcmp(w, ".options") == 0 ||
-                    strcmp(w, ".opt") == 0) && contains_word_ci(d->lines[i], "interp")) {
-            mark_reads(d, "%s interp stores interpolated points, which need ngspice's vectors", w);
-        }
-    }
+    for (size_t i = 1; i < d->nlines; i++) /* line 0 is the title */
+        classify(d, d->lines[i], &in_control);
 }
 
 static int push_line(ngs_deck *d, const char *s, size_t len, size_t *cap)
@@ -332,6 +339,7 @@ static const char *const random_words[] = {"gauss", "agauss", "sgauss", "unif", 
 
 int ngs_deck_uses_random(const ngs_deck *d)
 {
+    if (d->included_noise || d->included_random) return 1;
     for (size_t i = 0; i < d->nlines; i++)
         if (mentions_any(d->lines[i], noise_sources) || mentions_any(d->lines[i], random_words)) return 1;
     return 0;
@@ -339,8 +347,51 @@ int ngs_deck_uses_random(const ngs_deck *d)
 
 int ngs_deck_draws_while_running(const ngs_deck *d)
 {
+    if (d->included_noise || (d->has_control && d->included_random)) return 1;
     for (size_t i = 0; i < d->nlines; i++)
         if (mentions_any(d->lines[i], noise_sources) || (d->has_control && mentions_any(d->lines[i], random_words)))
             return 1;
     return 0;
+}
+
+typedef struct {
+    ngs_deck *deck;
+    int in_control, reads_before;
+} included_scan;
+
+static void classify_included(void *user, const char *line)
+{
+    included_scan *sc = user;
+    ngs_deck *d = sc->deck;
+    classify(d, line, &sc->in_control);
+    if (!d->included_noise && mentions_any(line, noise_sources)) d->included_noise = 1;
+    if (!d->included_random && mentions_any(line, random_words)) d->included_random = 1;
+}
+
+/* Whether a line may pull in another file: .include, .lib, or a `source` command. */
+static int may_pull_in(const char *line)
+{
+    char w[64];
+    first_word(line, w, sizeof w);
+    return strncmp(w, ".inc", 4) == 0 || strncmp(w, ".lib", 4) == 0 || contains_word_ci(line, "source");
+}
+
+int ngs_deck_add_included(ngs_deck *d, const char *base_dir, const char *const *search_dirs)
+{
+    included_scan sc = {d, 0, d->reads_vectors};
+    char err[256], *text;
+    size_t i;
+    int rc;
+    for (i = 1; i < d->nlines && !may_pull_in(d->lines[i]); i++) continue;
+    if (i >= d->nlines) return NGS_OK; /* the usual deck: nothing to read */
+    if (!(text = ngs_deck_text(d))) return NGS_ERR_NOMEM;
+    rc = ngs_netlist_visit_included(text, base_dir, search_dirs, classify_included, &sc, err, sizeof err);
+    free(text);
+    if (!sc.reads_before && d->reads_vectors) { /* say where */
+        char reason[sizeof d->reason + 32];
+        snprintf(reason, sizeof reason, "in an included file, %s", d->reason);
+        memcpy(d->reason, reason, sizeof d->reason - 1); /* cut to fit */
+        d->reason[sizeof d->reason - 1] = '\0';
+    }
+    return rc == NGS_ERR_NOMEM ? rc : NGS_OK;
 }

@@ -17,12 +17,23 @@ typedef struct ngs_deck {
     int reads_vectors;   /* something reads vectors after an analysis */
     int has_analysis;    /* an analysis card (.tran, .ac, ...) outside .control */
     char reason[200];    /* why reads_vectors is set */
+    /* set by ngs_deck_add_included: a pulled-in file names a noise source, or a
+     * random function or seed */
+    int included_noise, included_random;
 } ngs_deck;
 
 /* Loads a file; on failure err says why. */
 int ngs_deck_load_file(ngs_deck *deck, const char *path, char *err, size_t errlen);
 int ngs_deck_from_lines(ngs_deck *deck, const char *const *lines, size_t nlines);
 void ngs_deck_free(ngs_deck *deck);
+
+/* Adds what the files the deck pulls in (.include, .lib sections, `source`d
+ * scripts) hold to has_control, reads_vectors, has_analysis and the random checks:
+ * ngspice runs a .control block or a .meas card from an included file as if it
+ * were the deck's own. Relative names resolve against base_dir (the netlist's
+ * directory), the current directory, then search_dirs. A deck that pulls nothing
+ * in costs one pass over its lines. NGS_OK, or NGS_ERR_NOMEM. */
+int ngs_deck_add_included(ngs_deck *deck, const char *base_dir, const char *const *search_dirs);
 
 /* Inserts lines before the deck's `.end` card (or at the end when it has none). */
 int ngs_deck_insert_before_end(ngs_deck *deck, const char *const *lines, size_t n);

@@ -326,6 +326,10 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     memset(&ws, 0, sizeof ws);
     pthread_mutex_init(&ws.lock, NULL);
 
+    { /* a .control block or .meas card in an included file counts as the deck's own */
+        const char *search[2] = {e->work_dir, NULL};
+        if ((rc = ngs_deck_add_included(deck, base_dir, search)) != NGS_OK) goto done;
+    }
     /* flat memory: decided per run, and the reason is kept */
     if (o.memory == NGS_MEMORY_FLAT) {
         flat = 1;

@@ -152,6 +152,46 @@ class Cli(unittest.TestCase):
             plots, _ = read_h5_plots(out)
             self.assertAlmostEqual(float(plots[0]["data"]["v(out)"][0]), 3.0, places=9)
 
+    def test_an_included_file_counts_as_the_decks_own(self):
+        """ngspice runs a .control block or a .meas card from an .include as if the
+        netlist held it: memory mode, how the deck is run, and --timeout follow."""
+        with TempDir() as d:
+            sub = os.path.join(d, "lib")
+            os.mkdir(sub)
+
+            def deck(name, body, inc):
+                with open(os.path.join(sub, name + ".inc"), "w") as f:
+                    f.write(inc)
+                path = os.path.join(d, name + ".cir")
+                with open(path, "w") as f:
+                    f.write(name + "\n" + body + ".include lib/%s.inc\n.end\n" % name)
+                return path
+
+            rc_pulse = "V1 in 0 PULSE(0 1 0 1n 1n 5u 10u)\nR1 in out 1k\nC1 out 0 1n\n"
+            # .meas in an include: the vectors are kept, so the maximum is the true one
+            # (with `.save none` it was the last point's value, 0.0067)
+            meas = deck("meas", rc_pulse + ".tran 10n 20u\n", "* measures\n.meas tran vmax max v(out)\n")
+            out = os.path.join(d, "m.h5")
+            p = run([NGSCALE, "run", meas, "-o", out])
+            vmax = float(p.stdout.split("vmax")[1].split("=")[1].split()[0])
+            self.assertGreater(vmax, 0.99)
+            with h5py.File(out, "r") as f:
+                self.assertIn("in an included file", f["run"].attrs["memory_reason"])
+            # a .control block that runs the analysis: run once, not again after it
+            ctl = deck("ctl", rc_pulse + ".tran 10n 20u\n", ".control\nrun\n.endc\n")
+            out = os.path.join(d, "c.h5")
+            run([NGSCALE, "run", "-q", ctl, "-o", out])
+            with h5py.File(out, "r") as f:
+                self.assertEqual(sorted(f["run"]), ["tran1"])
+            # a loop in an included .control block: --timeout reaches it (it hung)
+            loop = deck("loop", "V1 in 0 DC 1\nR1 in out 1k\nR2 out 0 1k\n",
+                        ".control\nop\nlet i = 0\nwhile 1\n  let i = i + 1\nend\n.endc\n")
+            t = time.time()
+            p = run([NGSCALE, "run", "-q", "--timeout", "1", loop, "-o", os.path.join(d, "l.h5")],
+                    check=False, timeout=60)
+            self.assertEqual(p.returncode, 124, p.stderr)
+            self.assertLess(time.time() - t, 30)
+
     def test_info_rejects_foreign_files(self):
         with TempDir() as d:
             foreign = os.path.join(d, "foreign.h5")
