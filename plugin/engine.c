@@ -564,13 +564,18 @@ int ngs_engine_load_copy(ngs_engine *e)
 
 /* ngspice detaches its threads, so they cannot be joined: poll until the last one
  * is gone (tgkill with signal 0 only checks existence). */
+int ngs_engine_thread_exists(pid_t tid)
+{
+    return syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH; /* signal 0: only checks */
+}
+
 static int thread_gone(pid_t tid, int timeout_ms)
 {
     /* the thread is normally gone within microseconds of its last callback: poll
      * fast first (a fixed 1 ms sleep cost every job of a batch two milliseconds) */
     double waited_us = 0, step_us = 5;
     while (waited_us < timeout_ms * 1000.0) {
-        if (syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH) return 1;
+        if (!ngs_engine_thread_exists(tid)) return 1;
         usleep((useconds_t)step_us);
         waited_us += step_us;
         if (step_us < 1000) step_us *= 2;
@@ -602,7 +607,7 @@ void ngs_engine_abandon_copy(ngs_engine *e)
     tid = e->bg_thread;
     pthread_mutex_unlock(&e->lock);
     /* a loop that calls back ends within milliseconds */
-    e->runaway_ended = e->ctx && tid > 0 && thread_gone(tid, 500);
+    e->runaway_thread = tid > 0 && !thread_gone(tid, 500) ? tid : 0;
     e->runaway = 1;
     e->needs_reload = 1;
 }
@@ -630,7 +635,7 @@ void ngs_engine_unload_copy(ngs_engine *e)
     e->handle = NULL;
     e->last_thread = 0;
     e->runaway = 0;
-    e->runaway_ended = 0;
+    e->runaway_thread = 0;
     memset(&e->api, 0, sizeof e->api);
 }
 

@@ -44,7 +44,7 @@ struct ngs_engine {
     int save_none_sticky;/* `.save none` was used: stays on for this copy */
     int needs_reload;   /* exited, halted or broken: load a fresh copy first */
     int runaway;        /* its thread ignored bg_halt: the copy is abandoned, not waited for */
-    int runaway_ended;  /* ...and that thread, cancelled, has ended */
+    pid_t runaway_thread; /* ...and its thread, if it had not ended 0.5 s later (else 0) */
     int sends_progress; /* this copy was given a status callback (a hook wants progress) */
     char version[160];
 
@@ -95,6 +95,8 @@ int ngs_engine_command(ngs_engine *e, const char *cmd);
 /* Gives up on a copy whose background thread does not stop (a .control loop that
  * never looks at ngspice's interrupt flag): its callbacks are cut off, the copy stays
  * mapped while the thread runs, and the next run loads a fresh one. */
+/* Whether the thread tid of this process still exists. */
+int ngs_engine_thread_exists(pid_t tid);
 void ngs_engine_abandon_copy(ngs_engine *e);
 
 /* Waits until the background thread finished or the engine exited; 1 if it finished,

@@ -192,9 +192,22 @@ static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
  * that may draw. */
 static pthread_mutex_t seed_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Set once a copy whose deck uses randomness was abandoned: its thread may go on
- * moving the process's generator, so no later run that draws could be reproduced. */
-static atomic_int generator_lost;
+/* The threads of abandoned copies whose decks use randomness: while one runs on, it
+ * may move the process's generator, so no later run that draws could be reproduced.
+ * Under seed_lock; when more run on than the list holds, the generator stays lost. */
+#define MAX_DRAWING_RUNAWAYS 64
+static pid_t drawing_runaways[MAX_DRAWING_RUNAWAYS];
+static int n_drawing_runaways, drawing_runaways_overflow;
+
+/* Under seed_lock: whether a thread of the list still runs (the ended ones go). */
+static int generator_in_use(void)
+{
+    int k = 0;
+    for (int i = 0; i < n_drawing_runaways; i++)
+        if (ngs_engine_thread_exists(drawing_runaways[i])) drawing_runaways[k++] = drawing_runaways[i];
+    n_drawing_runaways = k;
+    return k > 0 || drawing_runaways_overflow;
+}
 
 /* Takes seed_lock for a phase of deck's run; the time spent waiting for another job
  * is not this run's: *deadline (0: none) moves by as much. Returns 0, without the
@@ -206,7 +219,7 @@ static int lock_seed(ngs_engine *e, const ngs_deck *deck, double *deadline)
     double t = ngs_now_s();
     pthread_mutex_lock(&seed_lock);
     if (*deadline > 0) *deadline += ngs_now_s() - t;
-    if (atomic_load(&generator_lost) && ngs_deck_uses_random(deck)) {
+    if (ngs_deck_uses_random(deck) && generator_in_use()) {
         pthread_mutex_unlock(&seed_lock);
         ngs_engine_set_error(e, "not run: an instance abandoned earlier (a .control loop that ignored the halt) "
                                 "may still draw from the process's random generator, so this run's random "
@@ -217,10 +230,16 @@ static int lock_seed(ngs_engine *e, const ngs_deck *deck, double *deadline)
 }
 
 /* Ends a phase of deck's run that held seed_lock (held) or not: an abandoned copy
- * whose deck uses randomness loses the generator for every later run. */
+ * whose deck uses randomness, and whose thread runs on, holds the generator until
+ * that thread ends. */
 static void end_seed_phase(ngs_engine *e, const ngs_deck *deck, int held)
 {
-    if (e->runaway && !e->runaway_ended && ngs_deck_uses_random(deck)) atomic_store(&generator_lost, 1);
+    if (e->runaway && e->runaway_thread > 0 && ngs_deck_uses_random(deck)) {
+        if (!held) pthread_mutex_lock(&seed_lock);
+        if (n_drawing_runaways < MAX_DRAWING_RUNAWAYS) drawing_runaways[n_drawing_runaways++] = e->runaway_thread;
+        else drawing_runaways_overflow = 1;
+        if (!held) pthread_mutex_unlock(&seed_lock);
+    }
     if (held) pthread_mutex_unlock(&seed_lock);
 }
 
@@ -467,9 +486,10 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             snprintf(e->last_error + len, sizeof e->last_error - len,
                      "; ngspice did not stop within %g s of the halt (a .control loop?): its instance "
                      "was abandoned, %s", HALT_GRACE_S,
-                     e->runaway_ended ? "and its thread ended"
-                                      : "and its thread, in a loop that never calls back, keeps a core "
-                                        "and its memory until this process ends");
+                     !e->runaway_thread ? "and its thread ended"
+                                        : "and its thread, which ends at its next callback to ngscale, had "
+                                          "not yet (a loop that never calls back keeps a core and its memory "
+                                          "until this process ends)");
         }
     }
     if (rc == NGS_OK && wrc != NGS_OK) {

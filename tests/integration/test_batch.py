@@ -426,6 +426,36 @@ class Batch(unittest.TestCase):
                 self.assertEqual(p.returncode, 2, text)
                 self.assertIn(message, p.stderr, text)
 
+    def test_the_random_generator_is_back_once_an_abandoned_thread_has_ended(self):
+        """An abandoned copy whose loop draws random numbers and calls back only every
+        6 s outlives its abandonment: a job that draws meanwhile is refused, one that
+        comes after the loop's next callback (which ends its thread) runs."""
+        with TempDir() as d:
+            def write_deck(name, text):
+                path = os.path.join(d, name)
+                write(path, text)
+                return path
+            loop = write_deck("loop.cir", "slow caller\nV1 in 0 DC 1\nR1 in out 1k\nR2 out 0 1k\n.control\nop\n"
+                                          "let x = sunif(0)\nwhile 1\n  shell sleep 6\n  echo tick\nend\n"
+                                          ".endc\n.end\n")
+            # sleeps, within the time limit, until the loop has called back
+            sleeper = write_deck("sleeper.cir", "sleeper\nV1 a 0 DC 1\nR1 a 0 1k\n.control\nshell sleep 1.8\n"
+                                                "op\n.endc\n.end\n")
+            mc = write_deck("mc.cir", "mc\n.param r1=agauss(1k, 0.1k, 3)\nV1 in 0 DC 1\nR1 in out {r1}\n"
+                                      "R2 out 0 1k\n.op\n.end\n")
+            out = os.path.join(d, "o.h5")
+            # halt at 2 s, abandoned at 4 s, its thread still running at 4.5 s; it calls
+            # back (and ends) at 6 s, before the second mc job at about 8 s
+            p = run([NGSCALE, "batch", "-q", "-j", "1", "--timeout", "2", loop, mc, sleeper, sleeper, mc,
+                     "-o", out], check=False, timeout=120)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            _, summary = jobs_of(out)
+            rows = sorted(summary, key=lambda s: s["job"])
+            self.assertEqual([s["status"].decode() for s in rows],
+                             ["timeout", "failed", "complete", "complete", "complete"])
+            self.assertIn("had not yet", rows[0]["message"].decode())
+            self.assertIn("could not be reproduced", rows[1]["message"].decode())
+
     def test_a_csv_column_no_card_uses_is_warned_about(self):
         """A column whose name no card of the netlist mentions (a typo) would run the
         same circuit in every job: the batch says so, and still runs."""
