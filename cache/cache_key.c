@@ -778,6 +778,7 @@ static void netlist_card(kctx *k, char *card, const char *dir, int depth, int *s
         return;
     }
     if (starts_with(name, ".endl") || starts_with(name, ".control") || starts_with(name, ".endc")) return;
+    if (!k->md) return; /* what follows only matters to a key */
     if (starts_with(name, ".opt")) scan_options(k, p);
     if (strcmp(name, ".model") == 0) {
         /* the model type (e.g. XSPICE `limit`) is not a function call */
