@@ -562,13 +562,13 @@ int ngs_engine_load_copy(ngs_engine *e)
     return NGS_OK;
 }
 
-/* ngspice detaches its threads, so they cannot be joined: poll until the last one
- * is gone (tgkill with signal 0 only checks existence). */
 int ngs_engine_thread_exists(pid_t tid)
 {
     return syscall(SYS_tgkill, getpid(), tid, 0) == 0 || errno != ESRCH; /* signal 0: only checks */
 }
 
+/* ngspice detaches its threads, so they cannot be joined: poll until the last one
+ * is gone. */
 static int thread_gone(pid_t tid, int timeout_ms)
 {
     /* the thread is normally gone within microseconds of its last callback: poll

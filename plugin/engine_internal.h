@@ -93,11 +93,13 @@ void ngs_engine_unload_copy(ngs_engine *e);
 void ngs_engine_wait_thread_exit(ngs_engine *e);
 int ngs_engine_command(ngs_engine *e, const char *cmd);
 /* Gives up on a copy whose background thread does not stop (a .control loop that
- * never looks at ngspice's interrupt flag): its callbacks are cut off, the copy stays
- * mapped while the thread runs, and the next run loads a fresh one. */
+ * never looks at ngspice's interrupt flag): its callbacks are cut off, the thread
+ * ends at its next callback, the copy stays mapped, and the next run loads a fresh
+ * one. runaway_thread says whether the thread was still there 0.5 s later. */
+void ngs_engine_abandon_copy(ngs_engine *e);
+
 /* Whether the thread tid of this process still exists. */
 int ngs_engine_thread_exists(pid_t tid);
-void ngs_engine_abandon_copy(ngs_engine *e);
 
 /* Waits until the background thread finished or the engine exited; 1 if it finished,
  * 0 on timeout. */
