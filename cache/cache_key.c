@@ -762,6 +762,7 @@ static void netlist_card(kctx *k, char *card, const char *dir, int depth, int *s
     char name[64], a1[TOKEN_MAX], a2[TOKEN_MAX];
     const char *p = card;
     watch_text(k, card);
+    if (k->x.visit && depth > 0) k->x.visit(k->x.visit_user, card); /* whole: random draws sit on '+' lines */
     card_name(card, name, sizeof name);
     next_token(&p, a1, sizeof a1); /* skip the card name */
     if (starts_with(name, ".inc")) {
@@ -828,10 +829,13 @@ static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *
             if (is_endl(p)) skip = 0;
             continue;
         }
-        if (k->x.visit && depth > 0) k->x.visit(k->x.visit_user, p); /* a card's first line, or "*#" */
         if (p[0] == '*') { control_line(k, p + 2, dir, depth); continue; } /* "*#" command */
         card_name(p, name, sizeof name);
-        if (starts_with(name, ".control")) { in_control = 1; continue; }
+        if (starts_with(name, ".control")) {
+            if (k->x.visit && depth > 0) k->x.visit(k->x.visit_user, p);
+            in_control = 1;
+            continue;
+        }
         cur.n = 0;
         if (sb_append(k, &cur, p, strlen(p))) break;
         strip_inline_comment(cur.s);

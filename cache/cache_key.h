@@ -68,8 +68,8 @@ int ngs_netlist_mentions(const char *netlist_path, const char *const *search_dir
 /*
  * Calls visit(user, line) for the lines ngspice reads from the files the netlist
  * pulls in (.include files, the .lib sections it uses, `source`d scripts; nested),
- * in reading order: the first line of each card (continuation and comment lines
- * left out), and every line of their .control blocks. The netlist's own lines are
+ * in reading order: each card with its continuation lines joined and comments
+ * stripped, and every line of their .control blocks. The netlist's own lines are
  * not visited. Names resolve as for ngs_cache_key_compute (netlist_text with
  * base_dir and search_dirs); every candidate file that exists is visited, and a
  * file that cannot be found is skipped. Returns NGS_OK, NGS_ERR_ARG or NGS_ERR_NOMEM.

@@ -32,6 +32,10 @@ static const char *const harmless_commands[] = {
 static const char *const reading_cards[] = {
     ".meas", ".measure", ".print", ".plot", ".four", ".save", ".probe", ".width", NULL};
 
+/* .control commands that run an analysis: a block without one only sets up */
+static const char *const analysis_commands[] = {
+    "run", "tran", "ac", "dc", "op", "noise", "tf", "sens", "pz", "disto", "sp", "pss", "bg_run", "resume", NULL};
+
 static const char *const analysis_cards[] = {
     ".tran", ".ac", ".dc", ".op", ".noise", ".tf", ".sens", ".pz", ".disto", ".sp", ".pss", NULL};
 
@@ -83,6 +87,7 @@ static void classify(ngs_deck *d, const char *line, int *in_control)
         *in_control = 0;
     } else if (*in_control) {
         if (w[0] == '#') return;
+        if (in_list(w, analysis_commands)) d->control_runs = 1;
         if (!in_list(w, harmless_commands))
             mark_reads(d, "the .control script uses '%s', which needs ngspice's vectors", w);
         else if (strcmp(w, "echo") == 0 && strstr(line, "$&"))
@@ -100,7 +105,7 @@ static void classify(ngs_deck *d, const char *line, int *in_control)
 static void analyze(ngs_deck *d)
 {
     int in_control = 0;
-    d->has_control = d->reads_vectors = d->has_analysis = 0;
+    d->has_control = d->control_runs = d->reads_vectors = d->has_analysis = 0;
     d->included_random = d->included_noise = 0;
     d->reason[0] = '\0';
     for (size_t i = 1; i < d->nlines; i++) /* line 0 is the title */

@@ -13,7 +13,8 @@
 typedef struct ngs_deck {
     char **lines;        /* the netlist as given, one string per line */
     size_t nlines;
-    int has_control;     /* a .control block runs the analyses */
+    int has_control;     /* a .control block (its lines run as ngspice reads the deck) */
+    int control_runs;    /* ...and runs an analysis itself: the deck's analysis cards wait for it */
     int reads_vectors;   /* something reads vectors after an analysis */
     int has_analysis;    /* an analysis card (.tran, .ac, ...) outside .control */
     char reason[200];    /* why reads_vectors is set */

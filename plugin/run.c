@@ -454,7 +454,9 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
         }
     }
     end_seed_phase(e, deck, source_draws);
-    if (bg_rc == NGS_OK && !e->exited && !deck->has_control) {
+    /* a .control block that only sets up (pre_osdi in a model library, options)
+     * leaves the analysis cards to run, as `ngspice -b -r` runs them */
+    if (bg_rc == NGS_OK && !e->exited && (!deck->has_control || (!deck->control_runs && deck->has_analysis))) {
         pthread_mutex_lock(&e->msg_lock);
         int load_errors = e->nerror_lines;
         pthread_mutex_unlock(&e->msg_lock);

@@ -183,6 +183,13 @@ class Cli(unittest.TestCase):
             run([NGSCALE, "run", "-q", ctl, "-o", out])
             with h5py.File(out, "r") as f:
                 self.assertEqual(sorted(f["run"]), ["tran1"])
+            # a block that only sets up (pre_osdi in a model library) leaves the deck's
+            # analysis cards to run
+            setup = deck("setup", rc_pulse + ".tran 10n 20u\n", ".control\nset num_threads=1\n.endc\n")
+            out = os.path.join(d, "s.h5")
+            run([NGSCALE, "run", "-q", setup, "-o", out])
+            with h5py.File(out, "r") as f:
+                self.assertEqual(sorted(f["run"]), ["tran1"])
             # a loop in an included .control block: --timeout reaches it (it hung)
             loop = deck("loop", "V1 in 0 DC 1\nR1 in out 1k\nR2 out 0 1k\n",
                         ".control\nop\nlet i = 0\nwhile 1\n  let i = i + 1\nend\n.endc\n")

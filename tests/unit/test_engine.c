@@ -343,6 +343,63 @@ START_TEST(strerror_names_every_code)
 }
 END_TEST
 
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fputs(text, f);
+    fclose(f);
+}
+
+/* What included files hold counts as the deck's own: a random draw on a '+' line of
+ * a used .lib section, a .control block that only sets up (it leaves the analysis
+ * cards to run), one that runs an analysis; an unused section counts for nothing. */
+START_TEST(included_files_count_as_the_decks_own)
+{
+    char dir[] = "/tmp/ngs-deck-XXXXXX";
+    static const char *const with_lib[] = {"t", "R1 a 0 1", ".lib models.lib stat", ".tran 1n 1u", ".end"};
+    static const char *const with_setup[] = {"t", "R1 a 0 1", ".include setup.inc", ".tran 1n 1u", ".end"};
+    static const char *const with_run[] = {"t", "R1 a 0 1", ".include run.inc", ".end"};
+    ngs_deck d;
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    write_text(dir, "models.lib", ".lib stat\n.model dm D(is=1e-14\n+ rs={1+agauss(0,0.1,3)})\n.endl stat\n"
+                                  ".lib other\n.control\nrun\n.endc\n.meas tran x max v(a)\n.endl other\n");
+    write_text(dir, "setup.inc", ".control\nset num_threads=1\n.endc\n");
+    write_text(dir, "run.inc", ".control\nop\nprint v(a)\n.endc\n");
+
+    ck_assert_int_eq(ngs_deck_from_lines(&d, with_lib, N(with_lib)), NGS_OK);
+    ck_assert_int_eq(ngs_deck_uses_random(&d), 0);
+    ck_assert_int_eq(ngs_deck_add_included(&d, dir, NULL), NGS_OK);
+    ck_assert_int_eq(ngs_deck_uses_random(&d), 1);
+    ck_assert_int_eq(d.has_control, 0);
+    ck_assert_int_eq(d.reads_vectors, 0);
+    ngs_deck_free(&d);
+
+    ck_assert_int_eq(ngs_deck_from_lines(&d, with_setup, N(with_setup)), NGS_OK);
+    ck_assert_int_eq(ngs_deck_add_included(&d, dir, NULL), NGS_OK);
+    ck_assert_int_eq(d.has_control, 1);
+    ck_assert_int_eq(d.control_runs, 0);
+    ck_assert_int_eq(d.has_analysis, 1);
+    ngs_deck_free(&d);
+
+    ck_assert_int_eq(ngs_deck_from_lines(&d, with_run, N(with_run)), NGS_OK);
+    ck_assert_int_eq(ngs_deck_add_included(&d, dir, NULL), NGS_OK);
+    ck_assert_int_eq(d.control_runs, 1);
+    ck_assert_int_eq(d.reads_vectors, 1);
+    ck_assert_ptr_nonnull(strstr(d.reason, "in an included file"));
+    ngs_deck_free(&d);
+
+    for (const char *const *f = (const char *const[]){"models.lib", "setup.inc", "run.inc", NULL}; *f; f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, *f);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("engine");
@@ -357,6 +414,7 @@ int main(void)
     tcase_add_test(tc, batch_refuses_bad_jobs_before_writing);
     tcase_add_test(tc, cache_hit_replays_the_same_events);
     tcase_add_test(tc, memory_decision_follows_the_deck);
+    tcase_add_test(tc, included_files_count_as_the_decks_own);
     tcase_add_test(tc, strerror_names_every_code);
     tcase_add_test(tc, random_functions_are_found_by_whole_name);
     tcase_add_test(tc, spice_numbers_are_one_number_or_nan);
