@@ -353,6 +353,12 @@ static void write_text(const char *dir, const char *name, const char *text)
     fclose(f);
 }
 
+static void load_with_included(ngs_deck *d, const char *const *lines, size_t n, const char *dir)
+{
+    ck_assert_int_eq(ngs_deck_from_lines(d, lines, n), NGS_OK);
+    ck_assert_int_eq(ngs_deck_add_included(d, dir, NULL), NGS_OK);
+}
+
 /* What included files hold counts as the deck's own: a random draw on a '+' line of
  * a used .lib section, a .control block that only sets up (it leaves the analysis
  * cards to run), one that runs an analysis; an unused section counts for nothing. */
@@ -370,22 +376,21 @@ START_TEST(included_files_count_as_the_decks_own)
     write_text(dir, "run.inc", ".control\nop\nprint v(a)\n.endc\n");
 
     ck_assert_int_eq(ngs_deck_from_lines(&d, with_lib, N(with_lib)), NGS_OK);
-    ck_assert_int_eq(ngs_deck_uses_random(&d), 0);
-    ck_assert_int_eq(ngs_deck_add_included(&d, dir, NULL), NGS_OK);
+    ck_assert_int_eq(ngs_deck_uses_random(&d), 0); /* the deck's own lines draw nothing */
+    ngs_deck_free(&d);
+    load_with_included(&d, with_lib, N(with_lib), dir);
     ck_assert_int_eq(ngs_deck_uses_random(&d), 1);
     ck_assert_int_eq(d.has_control, 0);
     ck_assert_int_eq(d.reads_vectors, 0);
     ngs_deck_free(&d);
 
-    ck_assert_int_eq(ngs_deck_from_lines(&d, with_setup, N(with_setup)), NGS_OK);
-    ck_assert_int_eq(ngs_deck_add_included(&d, dir, NULL), NGS_OK);
+    load_with_included(&d, with_setup, N(with_setup), dir);
     ck_assert_int_eq(d.has_control, 1);
     ck_assert_int_eq(d.control_runs, 0);
     ck_assert_int_eq(d.has_analysis, 1);
     ngs_deck_free(&d);
 
-    ck_assert_int_eq(ngs_deck_from_lines(&d, with_run, N(with_run)), NGS_OK);
-    ck_assert_int_eq(ngs_deck_add_included(&d, dir, NULL), NGS_OK);
+    load_with_included(&d, with_run, N(with_run), dir);
     ck_assert_int_eq(d.control_runs, 1);
     ck_assert_int_eq(d.reads_vectors, 1);
     ck_assert_ptr_nonnull(strstr(d.reason, "in an included file"));
