@@ -799,8 +799,11 @@ static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *
                        int depth)
 {
     strbuf cur = {0};
-    int have = 0, in_control = 0, skip = 0;
+    /* a file whose title is *ng_script is a command script: all of it runs as .control */
+    int script = has_title && a < b && strncasecmp(skip_ws(d->lines[a].s), "*ng_script", 10) == 0;
+    int have = 0, in_control = script, skip = 0;
     char name[64];
+    if (script && k->x.visit && depth > 0) k->x.visit(k->x.visit_user, ".control");
     /* once uncacheable, the rest does not matter to the key: the first cause is reported */
     for (size_t i = a; i < b && k->status == NGS_OK && (k->key->cacheable || !k->md); i++) {
         const char *p = skip_ws(d->lines[i].s);
@@ -843,6 +846,7 @@ static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *
         have = 1;
     }
     if (have && k->status == NGS_OK && (k->key->cacheable || !k->md)) netlist_card(k, cur.s, dir, depth, &skip);
+    if (script && k->x.visit && depth > 0) k->x.visit(k->x.visit_user, ".endc");
     free(cur.s);
 }
 

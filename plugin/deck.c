@@ -108,6 +108,8 @@ static void analyze(ngs_deck *d)
     d->has_control = d->control_runs = d->reads_vectors = d->has_analysis = 0;
     d->included_random = d->included_noise = 0;
     d->reason[0] = '\0';
+    /* a deck titled *ng_script is a command script: all of it runs as .control */
+    if (d->nlines > 0 && strncasecmp(d->lines[0], "*ng_script", 10) == 0) in_control = d->has_control = 1;
     for (size_t i = 1; i < d->nlines; i++) /* line 0 is the title */
         classify(d, d->lines[i], &in_control);
 }

@@ -368,12 +368,15 @@ START_TEST(included_files_count_as_the_decks_own)
     static const char *const with_lib[] = {"t", "R1 a 0 1", ".lib models.lib stat", ".tran 1n 1u", ".end"};
     static const char *const with_setup[] = {"t", "R1 a 0 1", ".include setup.inc", ".tran 1n 1u", ".end"};
     static const char *const with_run[] = {"t", "R1 a 0 1", ".include run.inc", ".end"};
+    static const char *const with_script[] = {"t", "R1 a 0 1", ".tran 1n 1u", ".control", "source s.sp", ".endc",
+                                              ".end"};
     ngs_deck d;
     ck_assert_ptr_nonnull(mkdtemp(dir));
     write_text(dir, "models.lib", ".lib stat\n.model dm D(is=1e-14\n+ rs={1+agauss(0,0.1,3)})\n.endl stat\n"
                                   ".lib other\n.control\nrun\n.endc\n.meas tran x max v(a)\n.endl other\n");
     write_text(dir, "setup.inc", ".control\nset num_threads=1\n.endc\n");
     write_text(dir, "run.inc", ".control\nop\nprint v(a)\n.endc\n");
+    write_text(dir, "s.sp", "*ng_script\nrun\nmeas tran x max v(a)\n");
 
     ck_assert_int_eq(ngs_deck_from_lines(&d, with_lib, N(with_lib)), NGS_OK);
     ck_assert_int_eq(ngs_deck_uses_random(&d), 0); /* the deck's own lines draw nothing */
@@ -396,7 +399,13 @@ START_TEST(included_files_count_as_the_decks_own)
     ck_assert_ptr_nonnull(strstr(d.reason, "in an included file"));
     ngs_deck_free(&d);
 
-    for (const char *const *f = (const char *const[]){"models.lib", "setup.inc", "run.inc", NULL}; *f; f++) {
+    /* a sourced *ng_script runs as .control: its meas reads vectors */
+    load_with_included(&d, with_script, N(with_script), dir);
+    ck_assert_int_eq(d.control_runs, 1);
+    ck_assert_int_eq(d.reads_vectors, 1);
+    ngs_deck_free(&d);
+
+    for (const char *const *f = (const char *const[]){"models.lib", "setup.inc", "run.inc", "s.sp", NULL}; *f; f++) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s", dir, *f);
         unlink(path);
