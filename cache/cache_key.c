@@ -603,18 +603,20 @@ static void scan_random(kctx *k, const char *line)
     free(buf);
 }
 
-/* Marks the watched names that text has as whole identifiers (case ignored). */
+int ngs_text_has_name(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0) return 0;
+    for (const char *p = text; (p = strcasestr(p, name)) != NULL; p += n)
+        if ((p == text || !is_ident((unsigned char)p[-1])) && !is_ident((unsigned char)p[n])) return 1;
+    return 0;
+}
+
+/* Marks the watched names that text has. */
 static void watch_text(kctx *k, const char *text)
 {
-    for (size_t i = 0; k->x.watch && k->x.watch[i]; i++) {
-        size_t n = strlen(k->x.watch[i]);
-        if (k->x.seen[i] || n == 0) continue;
-        for (const char *p = text; (p = strcasestr(p, k->x.watch[i])) != NULL; p += n)
-            if ((p == text || !is_ident((unsigned char)p[-1])) && !is_ident((unsigned char)p[n])) {
-                k->x.seen[i] = 1;
-                break;
-            }
-    }
+    for (size_t i = 0; k->x.watch && k->x.watch[i]; i++)
+        if (!k->x.seen[i] && ngs_text_has_name(text, k->x.watch[i])) k->x.seen[i] = 1;
 }
 
 /* Finds `name = value` (name not part of a longer identifier) from *pp on.

@@ -78,6 +78,10 @@ int ngs_netlist_visit_included(const char *netlist_text, const char *base_dir, c
                                void (*visit)(void *user, const char *line), void *user, char *err,
                                size_t errlen);
 
+/* 1 when text has name as a whole identifier (letters, digits, '_'), case ignored:
+ * a node called "brand" does not have "rand". */
+int ngs_text_has_name(const char *text, const char *name);
+
 /* 1 when s is 64 lowercase hex digits (a key or an entry name), else 0. */
 int ngs_cache_key_valid_hex(const char *s);
 

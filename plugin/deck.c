@@ -325,16 +325,11 @@ double ngs_spice_number(const char *s)
     return *end ? NAN : v * scale;
 }
 
-static int is_name_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
-
-/* Whether line has one of words as a whole name: a node called "brand" is not rand. */
+/* Whether line has one of words as a whole name. */
 static int mentions_any(const char *line, const char *const *words)
 {
-    for (size_t i = 0; words[i]; i++) {
-        size_t n = strlen(words[i]);
-        for (const char *p = line; (p = strcasestr(p, words[i])) != NULL; p += n)
-            if ((p == line || !is_name_char(p[-1])) && !is_name_char(p[n])) return 1;
-    }
+    for (size_t i = 0; words[i]; i++)
+        if (ngs_text_has_name(line, words[i])) return 1;
     return 0;
 }
 
