@@ -25,11 +25,13 @@
 #include "hooks/clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,6 +81,7 @@ struct ngs_h5_writer {
     char *path;
     ngs_h5_options opt;
     hid_t fapl, fcpl, file, run_group, complex_type;
+    int in_use_fd; /* holds the lock that tells others the file is being written */
     int swmr_active;
     char *run_path;
     int run_open;
@@ -114,6 +117,32 @@ static void release(ngs_h5_writer *w)
 
 /* 0 for the caller's shared_file, which the caller flushes and closes. */
 static int owns_file(const ngs_h5_writer *w) { return w->opt.shared_file == 0; }
+
+/* Whether another open file description holds a lock on path: HDF5's readers and
+ * plain writers hold flock() locks, but HDF5 drops its lock in SWMR mode, so an
+ * ngscale writer also holds an OFD lock (mark_in_use), which does not conflict with
+ * HDF5's flock. Replacing such a file would destroy it under its reader or writer. */
+static int file_in_use(const char *path)
+{
+    struct flock probe = {.l_type = F_WRLCK, .l_whence = SEEK_SET}; /* the whole file */
+    int fd = open(path, O_RDONLY | O_CLOEXEC), busy = 0;
+    if (fd < 0) return 0;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) busy = errno == EWOULDBLOCK;
+    else flock(fd, LOCK_UN);
+    if (!busy && fcntl(fd, F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) busy = 1;
+    close(fd);
+    return busy;
+}
+
+static void mark_in_use(ngs_h5_writer *w)
+{
+    struct flock lock = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+    w->in_use_fd = open(w->path, O_RDONLY | O_CLOEXEC);
+    if (w->in_use_fd >= 0 && fcntl(w->in_use_fd, F_OFD_SETLK, &lock) != 0) {
+        close(w->in_use_fd); /* a filesystem without such locks: HDF5's own must do */
+        w->in_use_fd = -1;
+    }
+}
 
 static int fail(ngs_h5_writer *w, int code, const char *fmt, ...)
 {
@@ -283,6 +312,7 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
     }
     w->path = strdup(path);
     w->file = w->run_group = w->complex_type = H5I_INVALID_HID;
+    w->in_use_fd = -1;
     w->last_flush = ngs_now_s();
     ngs_codec_register_zstd();
     ngs_bounded_register();
@@ -306,6 +336,11 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
         }
         goto file_ready;
     }
+    if (!w->opt.append && file_in_use(path)) {
+        rc = fail(w, NGS_ERR_IO, "%s is open in another program (an HDF5 reader, or an ngscale run or batch "
+                  "writing it): not replacing it; close it or write elsewhere", path);
+        goto out;
+    }
     for (int attempt = 0;; attempt++) {
         errno = 0;
         H5E_BEGIN_TRY {
@@ -325,6 +360,7 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
                   why ? strerror(why) : "");
         goto out;
     }
+    mark_in_use(w);
     if (w->opt.append) {
         rc = check_ngscale_file(w);
     } else {
@@ -414,6 +450,7 @@ static int close_held(ngs_h5_writer *w)
         if (owns_file(w) && H5Fclose(w->file) < 0 && rc == NGS_OK)
             rc = fail(w, NGS_ERR_HDF5, "%s: close failed", w->path);
     }
+    if (w->in_use_fd >= 0) close(w->in_use_fd);
     plot_free(w->plot);
     if (w->complex_type >= 0) H5Tclose(w->complex_type);
     if (w->fapl >= 0) H5Pclose(w->fapl);

@@ -39,7 +39,8 @@ typedef struct ngs_h5_options {
 
 void ngs_h5_options_init(ngs_h5_options *options);
 
-/* path names the file (with shared_file, only in messages). */
+/* path names the file (with shared_file, only in messages). Without append, a file
+ * there is replaced, unless another program has it open (NGS_ERR_IO). */
 int ngs_h5_open(ngs_h5_writer **writer, const char *path, const ngs_h5_options *options,
                 char *err, size_t errlen);
 /* Finishes what is pending, marks an unfinished run incomplete, closes the file

@@ -210,6 +210,43 @@ class Cli(unittest.TestCase):
             p = run([NGSCALE, "info", netlist("tran_rc.cir")], check=False)
             self.assertEqual(p.returncode, 3)
 
+    def test_an_output_in_use_is_not_replaced(self):
+        """HDF5 truncates before it checks its lock: an output a reader has open, or a
+        running ngscale writes (HDF5 unlocks SWMR files), must be refused untouched."""
+        with TempDir() as d:
+            out = os.path.join(d, "o.h5")
+            run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", out])
+            size = os.path.getsize(out)
+            with h5py.File(out, "r"):
+                for cmd in (["run", "-q", netlist("tran_rc.cir")], ["batch", "-q", netlist("tran_rc.cir")]):
+                    p = run([NGSCALE] + cmd + ["-o", out], check=False)
+                    self.assertEqual(p.returncode, 3, p.stderr)
+                    self.assertIn("open in another program", p.stderr)
+            self.assertEqual(os.path.getsize(out), size)
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "complete")
+
+            cir = os.path.join(d, "long.cir")
+            with open(cir, "w") as f:
+                f.write(gen_circuits.rc_ladder(50, "5000u", "1n"))
+            live = os.path.join(d, "live.h5")
+            first = subprocess.Popen([NGSCALE, "run", "-q", "--timeout", "3", cir, "-o", live],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                deadline = time.time() + 30
+                while not os.path.exists(live) and time.time() < deadline:
+                    time.sleep(0.05)
+                time.sleep(0.5)
+                p = run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", live], check=False)
+                self.assertEqual(p.returncode, 3, p.stderr)
+                self.assertIn("open in another program", p.stderr)
+            finally:
+                first.wait(timeout=60)
+            self.assertEqual(first.returncode, 124)
+            with h5py.File(live, "r") as f:  # the first run's file, whole
+                self.assertGreater(len(f["run/tran1/time"]), 100)
+            run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", live])  # no one has it now
+
     def test_unwritable_output_exit_3(self):
         p = run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", "/nonexistent/dir/o.h5"], check=False)
         self.assertEqual(p.returncode, 3)
