@@ -133,7 +133,8 @@ static void usage(FILE *f)
         "Exit status: 0 success; 1 the netlist was rejected, an analysis failed or ngspice\n"
         "exited with an error; 2 usage error; 3 file, HDF5 or compression error;\n"
         "4 libngspice missing or unusable; 5 convert: the RAW input was truncated (every\n"
-        "complete point converted, the run marked incomplete); 124 timeout; 130 interrupted.\n"
+        "complete point converted, the run marked incomplete); 124 timeout; 130 interrupted\n"
+        "(SIGINT or SIGTERM; a second one more than 2 s later kills at once).\n"
         "batch exits 1 when any job failed; every job's status is in /summary.\n"
         "An unfinished run leaves a readable file whose run status says 'incomplete'.\n"
         "\n"
@@ -232,12 +233,52 @@ static int cli_hook(const ngs_event *ev, void *user)
 
 /* ------------------------------------------------------------------ run -- */
 
+/* What a first SIGINT/SIGTERM stops cleanly: the run's engine or the batch. */
 static ngs_engine *volatile g_engine;
+static ngs_batch *volatile g_batch;
+static volatile sig_atomic_t g_stop_requested;
+static struct timespec g_stop_at;
 
-static void on_sigint(int sig)
+#define STOP_REPEAT_S 2 /* a second signal within this is the same request */
+
+/* The first signal stops cleanly. One within STOP_REPEAT_S is the same request, not
+ * a new one: timeout(1) and a kill of the process group deliver two at once, which
+ * used to kill ngscale mid-flush and leave a file HDF5 would not open. A signal
+ * after that kills at once (the user insists). */
+static void on_stop_signal(int sig)
 {
-    (void)sig;
-    if (g_engine) ngs_engine_interrupt(g_engine); /* only atomic stores */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!g_stop_requested) {
+        g_stop_requested = 1;
+        g_stop_at = now;
+        if (g_engine) ngs_engine_interrupt(g_engine); /* only atomic stores */
+        if (g_batch) ngs_batch_interrupt(g_batch);
+        return;
+    }
+    if (now.tv_sec - g_stop_at.tv_sec < STOP_REPEAT_S) return;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Installed before the instances start: a signal while they start (each makes a
+ * private directory) only asks to stop, which the caller checks once they exist. */
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    g_stop_requested = 0;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void default_stop_signals(void)
+{
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    g_engine = NULL;
+    g_batch = NULL;
 }
 
 static int parse_double(const char *s, double *out)
@@ -391,7 +432,6 @@ static int cmd_run(int argc, char **argv)
     ngs_engine *e = NULL;
     cli_state st;
     const char *log_path = NULL, *netlist;
-    struct sigaction sa;
     int c, rc;
     double d;
     long long n;
@@ -459,9 +499,16 @@ static int cmd_run(int argc, char **argv)
     st.show_progress = !st.quiet && isatty(STDERR_FILENO);
 
     ngs_engine_config_init(&cfg);
+    catch_stop_signals();
     rc = ngs_engine_create(&e, &cfg);
+    if (rc == NGS_OK) g_engine = e;
+    if (rc == NGS_OK && g_stop_requested) rc = NGS_ERR_INTERRUPTED; /* before anything ran */
     if (rc != NGS_OK) {
-        fprintf(stderr, "ngscale: %s\n", e ? ngs_engine_last_error(e) : ngs_strerror(rc));
+        default_stop_signals();
+        if (rc == NGS_ERR_INTERRUPTED)
+            fprintf(stderr, "ngscale: interrupted before the run started; no file written\n");
+        else
+            fprintf(stderr, "ngscale: %s\n", e ? ngs_engine_last_error(e) : ngs_strerror(rc));
         ngs_engine_destroy(e);
         if (st.log) fclose(st.log);
         return exit_code(rc);
@@ -469,18 +516,9 @@ static int cmd_run(int argc, char **argv)
     /* progress events cost ngspice work at every step: asked for only when shown */
     ngs_engine_add_hook(e, st.show_progress ? NGS_EV_ALL : NGS_EV_ALL & ~NGS_EV_PROGRESS, cli_hook, &st);
 
-    g_engine = e;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
     rc = ngs_run_file(e, netlist, &o, &res);
     clear_progress(&st);
-    g_engine = NULL;
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    default_stop_signals();
 
     if (res.cache_note[0] && (!st.quiet || strstr(res.cache_note, "warning")))
         fprintf(stderr, "ngscale: %s\n", res.cache_note);
@@ -635,14 +673,6 @@ static void free_csv(csv_table *t)
     free(t->lineno);
 }
 
-static ngs_batch *volatile g_batch;
-
-static void on_sigint_batch(int sig)
-{
-    (void)sig;
-    if (g_batch) ngs_batch_interrupt(g_batch);
-}
-
 typedef struct {
     int tty;
     int quiet;
@@ -703,7 +733,6 @@ static int cmd_batch(int argc, char **argv)
     char **values = NULL, err[512];
     size_t njobs = 0, nparams = 0;
     int c, rc, temp_col = -1, seed_col = -1, label_col = -1;
-    struct sigaction sa;
 
     const char *spectrum_vector = NULL;
     ngs_batch_options_init(&o);
@@ -859,18 +888,13 @@ static int cmd_batch(int argc, char **argv)
     view.tty = isatty(STDERR_FILENO);
     /* an instance per job at most: each costs a library copy and its start */
     if ((size_t)(o.jobs > 0 ? o.jobs : ngs_cpu_count()) > njobs) o.jobs = (int)njobs;
+    catch_stop_signals();
     rc = ngs_batch_create(&b, &o);
+    if (rc == NGS_OK) g_batch = b;
+    if (rc == NGS_OK && g_stop_requested) rc = NGS_ERR_INTERRUPTED; /* no job started: no file */
     if (rc == NGS_OK) {
-        g_batch = b;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_sigint_batch;
-        sa.sa_flags = SA_RESETHAND;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
         rc = ngs_batch_run(b, jobs, njobs, batch_progress, &view, &fin);
-        g_batch = NULL;
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
+        default_stop_signals();
         if (view.tty && !view.quiet) fputs("\r\033[K", stderr);
         if (fin.total && (!view.quiet || rc != NGS_OK))
             fprintf(stderr, "ngscale batch: %zu/%zu jobs done, %zu failed, %zu cache hits, in %.2f s (%.2f jobs/s) -> %s\n",
@@ -881,7 +905,11 @@ static int cmd_batch(int argc, char **argv)
         if (rc == NGS_ERR_SIMULATION)
             fprintf(stderr, "ngscale batch: see /summary in %s for each failure's message\n", o.output_path);
     } else {
-        fprintf(stderr, "ngscale batch: %s\n", b ? ngs_batch_last_error(b) : ngs_strerror(rc));
+        default_stop_signals();
+        if (rc == NGS_ERR_INTERRUPTED)
+            fprintf(stderr, "ngscale batch: interrupted before any job started; no file written\n");
+        else
+            fprintf(stderr, "ngscale batch: %s\n", b ? ngs_batch_last_error(b) : ngs_strerror(rc));
     }
     if (spectrum_vector && (rc == NGS_OK || rc == NGS_ERR_SIMULATION)) {
         /* every job that finished, failed ones skipped and listed */

@@ -259,7 +259,10 @@ class Batch(unittest.TestCase):
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(4 * one_job + 0.5)
             self.assertIsNone(proc.poll(), "the batch should still be running")
+            # twice at once, as timeout(1) or a kill of the process group delivers it:
+            # the second is the same request, not a kill in the middle of the last flush
             proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
             self.assertEqual(proc.returncode, 130, proc.stderr.read().decode())
             jobs, summary = jobs_of(out)  # opens: the file was closed properly
@@ -271,6 +274,23 @@ class Batch(unittest.TestCase):
             for label in complete:
                 self.assertEqual(jobs[label][0]["status"], "complete")
             self.assertEqual(sorted(os.listdir(d)), ["i.h5", "long.cir", "one.h5"], "nothing left beside the output")
+
+    def test_ctrl_c_while_the_instances_start_leaves_nothing_behind(self):
+        with TempDir() as d:
+            tmp = os.path.join(d, "tmp")
+            os.mkdir(tmp)
+            env = dict(os.environ, TMPDIR=tmp)
+            for delay in (0.02, 0.05, 0.1, 0.2):
+                with self.subTest(delay=delay):
+                    proc = subprocess.Popen([NGSCALE, "batch", "-q", "-j", "8", "--monte-carlo", "8",
+                                             netlist("tran_rc.cir"), "-o", os.path.join(d, "o.h5")],
+                                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    time.sleep(delay)
+                    proc.send_signal(signal.SIGINT)
+                    proc.wait(timeout=60)
+                    # killed before the handler was in place (nothing made yet), or stopped
+                    self.assertIn(proc.returncode, (130, -signal.SIGINT, 0), proc.stderr.read().decode())
+                    self.assertEqual(os.listdir(tmp), [], "an instance's private directory was left")
 
     def test_a_killed_batch_keeps_the_jobs_of_its_last_flush(self):
         with TempDir() as d:
