@@ -862,8 +862,15 @@ static int cmd_batch(int argc, char **argv)
             j->nparams = nparams;
             /* an empty temp, seed or label cell keeps the netlist's own (or the default) */
             for (size_t k = 0; k < csv.cols; k++) {
-                if ((int)k == temp_col) j->temp = *row[k] ? row[k] : NULL;
-                else if ((int)k == label_col) j->label = *row[k] ? row[k] : NULL;
+                if ((int)k == temp_col) {
+                    j->temp = *row[k] ? row[k] : NULL;
+                    /* ngspice reads ".temp abc" as no temperature: the job would run at 27 */
+                    if (j->temp && isnan(ngs_spice_number(j->temp))) {
+                        snprintf(err, sizeof err, "%s: line %zu: temp '%s' is not a number (degrees C)",
+                                 params, csv.lineno[i + 1], row[k]);
+                        goto bad_params;
+                    }
+                } else if ((int)k == label_col) j->label = *row[k] ? row[k] : NULL;
                 else if ((int)k == seed_col) {
                     if (*row[k] && !parse_integer(row[k], 1, NGS_SEED_MAX, &j->seed)) {
                         snprintf(err, sizeof err, "%s: line %zu: seed '%s' is not a whole number in 1..%lld",

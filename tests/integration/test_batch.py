@@ -364,8 +364,8 @@ class Batch(unittest.TestCase):
             self.assertIn("line 3", p.stderr)
 
     def test_bad_values_are_refused_before_any_job_runs(self):
-        """A value ngspice would ignore or misread (seed 0 or 'abc', an empty parameter,
-        '3x') is a usage error that names it, and no output is written."""
+        """A value ngspice would ignore or misread (seed 0 or 'abc', temp 'abc', an empty
+        parameter, '3x') is a usage error that names it, and no output is written."""
         cir = netlist("tran_rc.cir")
         with TempDir() as d:
             out = os.path.join(d, "o.h5")
@@ -375,6 +375,7 @@ class Batch(unittest.TestCase):
                 ("R,seed\n1k,2147483648\n", [], "seed '2147483648'"),
                 ("R,seed\n,7\n", [], "line 2: no value for R"),
                 ("R,,seed\n1k,2,7\n", [], "column 2 has no name"),
+                ("R,temp\n1k,27C\n2k,abc\n", [], "line 3: temp 'abc' is not a number"),
                 (None, ["--monte-carlo", "3x"], "--monte-carlo"),
                 (None, ["--monte-carlo", "3", "--seed", "0"], "--seed"),
                 (None, ["--monte-carlo", "3", "--seed", "2147483646"], "2147483646..2147483648"),
