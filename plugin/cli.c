@@ -676,12 +676,18 @@ static void free_csv(csv_table *t)
 typedef struct {
     int tty;
     int quiet;
+    int cache_warned;
 } batch_view;
 
 static void batch_progress(const ngs_batch_progress *p, void *user)
 {
     batch_view *v = user;
     char eta[32] = "?";
+    if (p->cache_warning[0] && !v->cache_warned) { /* even with -q: the user asked for a cache */
+        v->cache_warned = 1;
+        fprintf(stderr, "%sngscale batch: %s (said once for all jobs)\n", v->tty && !v->quiet ? "\r\033[K" : "",
+                p->cache_warning);
+    }
     if (v->quiet || !v->tty) return;
     if (p->eta_s >= 0) snprintf(eta, sizeof eta, "%.0fs", p->eta_s);
     fprintf(stderr, "\r\033[K[%zu/%zu] %zu failed, %zu cache hits, %.1f jobs/s, ETA %s",
@@ -723,7 +729,7 @@ static int cmd_batch(int argc, char **argv)
     ngs_batch_options o;
     ngs_batch *b = NULL;
     ngs_batch_progress fin = {0};
-    batch_view view = {0, 0};
+    batch_view view = {0, 0, 0};
     csv_table csv = {0};
     const char *params = NULL;
     long long mc = 0, seed0 = 1, n;

@@ -239,6 +239,8 @@ typedef struct ngs_batch_options {
 typedef struct ngs_batch_progress {
     size_t total, done, failed, cache_hits, running;
     double elapsed_s, eta_s;  /* eta_s < 0: unknown yet */
+    char cache_warning[384];  /* the first job's cache trouble (unusable store, Redis
+                                 down...): its jobs ran without that tier; "" if none */
 } ngs_batch_progress;
 
 typedef void (*ngs_batch_progress_fn)(const ngs_batch_progress *progress, void *user);

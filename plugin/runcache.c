@@ -68,7 +68,7 @@ int ngs_run_cache_begin(ngs_run_cache **out, ngs_engine *e, const char *spec, co
     ngs_cache_options_init(&copt);
     r = ngs_cache_open(&rc->cache, dir[0] ? dir : NULL, url[0] ? url : NULL, &copt, err, sizeof err);
     if (r != NGS_OK) {
-        snprintf(note, notelen, "cache unusable (%s); running without it", err);
+        snprintf(note, notelen, "warning: cache unusable (%s); running without it", err);
         free(rc);
         return r == NGS_ERR_ARG ? r : NGS_OK;
     }

@@ -150,6 +150,23 @@ class CacheRuns(unittest.TestCase):
                 self.assertEqual([row[0] for row in summary], [0, 1, 2])
                 self.assertEqual([int(r) for r in f_col(os.path.join(d, name), "cache_hit")], expect)
 
+    def test_a_cache_batch_cannot_use_is_said_once_even_with_q(self):
+        with TempDir() as d:
+            cir = make_design(d)
+            csv = os.path.join(d, "p.csv")
+            write(csv, "rl\n1k\n2k\n3k\n")
+            not_a_dir = os.path.join(d, "notes.txt")
+            write(not_a_dir, "my notes\n")
+            for args in (["--cache", not_a_dir], ["--cache", os.path.join(d, "c") + ",redis://127.0.0.1:%d/0"
+                                                  % free_port()]):
+                p = run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", os.path.join(d, "o.h5")] + args)
+                self.assertEqual(p.stderr.count("warning"), 1, p.stderr)
+                self.assertIn("said once for all jobs", p.stderr)
+            self.assertIn("Not a directory", run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o",
+                                                  os.path.join(d, "o.h5"), "--cache", not_a_dir]).stderr)
+            with open(not_a_dir) as f:
+                self.assertEqual(f.read(), "my notes\n")
+
 
 @unittest.skipUnless(os.path.exists(REDIS), "redis-server not installed")
 class RedisTier(unittest.TestCase):
