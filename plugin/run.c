@@ -34,11 +34,69 @@ void ngs_run_options_init(ngs_run_options *o)
 
 /* ---------------------------------------------------------------- sinks -- */
 
+/* What ngspice printed during a run (.meas results, print output, warnings), kept
+ * for the run's `log` attribute: the first LOG_HEAD and the last LOG_TAIL bytes, so
+ * memory and the file stay bounded when a script prints without end. */
+#define LOG_HEAD (16u << 10)
+#define LOG_TAIL (32u << 10)
+
+typedef struct {
+    char head[LOG_HEAD], tail[LOG_TAIL];
+    size_t head_len, tail_len, tail_end; /* tail: a ring, its newest byte before tail_end */
+    uint64_t total;
+} run_log;
+
+static void log_put(run_log *l, const char *s, size_t n)
+{
+    l->total += n;
+    if (l->head_len < LOG_HEAD) {
+        size_t k = n < LOG_HEAD - l->head_len ? n : LOG_HEAD - l->head_len;
+        memcpy(l->head + l->head_len, s, k);
+        l->head_len += k;
+        s += k;
+        n -= k;
+    }
+    for (; n > 0; s++, n--) { /* only past the head: a few lines per run usually */
+        l->tail[l->tail_end] = *s;
+        l->tail_end = (l->tail_end + 1) % LOG_TAIL;
+        if (l->tail_len < LOG_TAIL) l->tail_len++;
+    }
+}
+
+static void log_line(run_log *l, const char *text)
+{
+    log_put(l, text, strlen(text));
+    log_put(l, "\n", 1);
+}
+
+/* The kept text, with a line saying how much was left out between head and tail
+ * (cut at line ends). */
+static char *log_text(const run_log *l)
+{
+    uint64_t dropped = l->total - l->head_len - l->tail_len;
+    size_t head = l->head_len, skip = 0, start = (l->tail_end + LOG_TAIL - l->tail_len) % LOG_TAIL;
+    char *out = malloc(l->head_len + l->tail_len + 80), *p = out;
+    if (!out) return NULL;
+    if (dropped) {
+        while (head > 0 && l->head[head - 1] != '\n') head--;
+        while (skip < l->tail_len && l->tail[(start + skip) % LOG_TAIL] != '\n') skip++;
+        if (skip < l->tail_len) skip++;
+        dropped += (l->head_len - head) + skip;
+    }
+    memcpy(p, l->head, head);
+    p += head;
+    if (dropped) p += sprintf(p, "[... %llu bytes of ngspice output left out ...]\n", (unsigned long long)dropped);
+    for (size_t i = skip; i < l->tail_len; i++) *p++ = l->tail[(start + i) % LOG_TAIL];
+    *p = '\0';
+    return out;
+}
+
 typedef struct {
     ngs_h5_writer *writer;
     pthread_mutex_t lock; /* the dispatcher's idle ticks vs. the run's own calls */
     int failed;
     char error[512];
+    run_log *log;
 } writer_sink;
 
 static int writer_fail(writer_sink *s, int rc)
@@ -63,6 +121,7 @@ static int writer_on_event(const ngs_event *ev, void *user)
             if (rc == NGS_OK) rc = ngs_h5_tick(s->writer);
             break;
         case NGS_EV_PLOT_END: rc = ngs_h5_plot_end(s->writer, ev->status, ev->text); break;
+        case NGS_EV_MESSAGE: if (s->log) log_line(s->log, ev->text); break;
         default: break;
         }
         if (rc != NGS_OK) writer_fail(s, rc);
@@ -247,7 +306,7 @@ static void build_sinks(ngs_engine *e, writer_sink *ws, ngs_sink *sinks, size_t 
 {
     size_t k = 0;
     if (ws) {
-        sinks[k].mask = NGS_EV_PLOT_BEGIN | NGS_EV_ROWS | NGS_EV_PLOT_END;
+        sinks[k].mask = NGS_EV_PLOT_BEGIN | NGS_EV_ROWS | NGS_EV_PLOT_END | NGS_EV_MESSAGE;
         sinks[k].on_event = writer_on_event;
         sinks[k].on_idle = writer_on_idle;
         sinks[k].user = ws;
@@ -388,6 +447,8 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     if (o.output_path) {
         if ((rc = open_output(e, &o, into, &ws)) != NGS_OK) goto done;
         write_run_attributes(e, &ws, deck, source, &o, flat, res.memory_reason);
+        if ((ws.log = malloc(sizeof *ws.log))) /* its buffers need no zeroing */
+            ws.log->head_len = ws.log->tail_len = ws.log->tail_end = ws.log->total = 0;
     }
     build_sinks(e, o.output_path ? &ws : NULL, sinks, &nsinks);
 
@@ -549,6 +610,11 @@ done:
         pthread_mutex_lock(&ws.lock);
         ngs_h5_hold(ws.writer);
         ngs_h5_run_attr_str(ws.writer, "memory_reason", res.memory_reason);
+        if (ws.log) {
+            char *text = log_text(ws.log);
+            if (text) ngs_h5_run_attr_str(ws.writer, "log", text);
+            free(text);
+        }
         ngs_h5_run_attr_f64(ws.writer, "wall_s", ngs_now_s() - t0);
         ngs_h5_run_attr_i64(ws.writer, "points", (int64_t)res.points);
         crc = ngs_h5_run_end(ws.writer, rc, rc == NGS_OK ? NULL : e->last_error);
@@ -566,6 +632,7 @@ done:
     e->nsave = 0;
     free_words(save_words);
     free(sinks);
+    free(ws.log);
     pthread_mutex_destroy(&ws.lock);
     res.status = rc;
     res.wall_s = ngs_now_s() - t0;

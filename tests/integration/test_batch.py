@@ -79,6 +79,29 @@ class Batch(unittest.TestCase):
                 self.assertAlmostEqual(float(data["op1/v(out)"][0]), r2 / (r1 + r2), places=9)
                 self.assertEqual(attrs["status"], "complete")
 
+    def test_each_jobs_meas_results_are_in_its_log(self):
+        """A sweep whose answer is a .meas result: ngspice prints it, so the job's log
+        keeps it (batch shows no job's output), on a cache hit too."""
+        with TempDir() as d:
+            csv = os.path.join(d, "c.csv")
+            write(csv, "cval\n10n\n20n\n")
+            cir = os.path.join(d, "rc.cir")
+            write(cir, "rc\n.param cval=1n\nV1 in 0 PULSE(0 1 0 1u 1u 50u 100u)\nR1 in out 1k\n"
+                       "C1 out 0 {cval}\n.tran 0.5u 60u\n.meas tran vmax max v(out)\n.end\n")
+            for name in ("b1.h5", "b2.h5"):
+                out = os.path.join(d, name)
+                run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out, "--cache", os.path.join(d, "cache")])
+                jobs, _ = jobs_of(out)
+                vmax = {}
+                for label in ("0", "1"):
+                    attrs, data = jobs[label]
+                    m = re.search(r"^vmax\s*=\s*(\S+)", attrs["log"], re.M)
+                    self.assertTrue(m, attrs["log"])
+                    vmax[label] = float(m.group(1))
+                    self.assertAlmostEqual(vmax[label], float(np.max(data["tran1/v(out)"])), places=5)
+                self.assertGreater(vmax["0"], vmax["1"])  # the larger C charges less in 50 us
+            self.assertEqual(jobs["0"][0]["cache_hit"], 1)
+
     def test_parallel_equals_serial_bit_for_bit(self):
         with TempDir() as d:
             csv = os.path.join(d, "sweep.csv")

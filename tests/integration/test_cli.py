@@ -210,6 +210,29 @@ class Cli(unittest.TestCase):
             p = run([NGSCALE, "info", netlist("tran_rc.cir")], check=False)
             self.assertEqual(p.returncode, 3)
 
+    def test_a_long_output_keeps_its_head_and_tail_in_the_log(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "chatty.cir")
+            with open(cir, "w") as f:
+                f.write("chatty\nV1 in 0 DC 1\nR1 in 0 1k\n.control\nop\nlet i = 0\nwhile i < 5000\n"
+                        "echo line $&i of output\nlet i = i + 1\nend\necho the end\n.endc\n.end\n")
+            out = os.path.join(d, "o.h5")
+            run([NGSCALE, "run", "-q", cir, "-o", out])
+            with h5py.File(out, "r") as f:
+                log = f["run"].attrs["log"]
+            lines = log.splitlines()
+            self.assertLess(len(log), 50 * 1024)
+            self.assertIn("line 0 of output", lines)
+            self.assertEqual(lines[-2:], ["line 4999 of output", "the end"])
+            gap = [n for n in lines if n.startswith("[... ")]
+            self.assertEqual(len(gap), 1, "one line says what was left out")
+            first, last = lines.index(gap[0]) - 1, lines.index(gap[0]) + 1
+            left_out = int(lines[last].split()[1]) - int(lines[first].split()[1]) - 1
+            self.assertEqual(gap[0], "[... %d bytes of ngspice output left out ...]"
+                             % sum(len("line %d of output\n" % i) for i in
+                                   range(int(lines[first].split()[1]) + 1, int(lines[last].split()[1]))))
+            self.assertGreater(left_out, 1000)
+
     def test_an_output_in_use_is_not_replaced(self):
         """HDF5 truncates before it checks its lock: an output a reader has open, or a
         running ngscale writes (HDF5 unlocks SWMR files), must be refused untouched."""
