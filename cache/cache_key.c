@@ -76,6 +76,7 @@ typedef struct {
     int random_used;     /* a random function or source was seen */
     char random_what[64];
     int seed_fixed;      /* .options seed=N, setseed N, set rndseed=N */
+    int unseeded_noise;  /* a TRNOISE source: no seed reaches its generator */
     int sourcepath;      /* the deck sets `sourcepath` */
     int inclusions;      /* files pulled in so far */
     doc_t **docs;
@@ -583,6 +584,9 @@ static const struct { const char *name; int call; } random_names[] = {
 static void scan_random(kctx *k, const char *line)
 {
     char *buf;
+    /* ngspice 39 seeds TRNOISE's generator from the clock once per process:
+     * `.options seed` and `setseed` leave it alone (a seeded run differs each time) */
+    if (!k->unseeded_noise && ngs_text_has_name(line, "trnoise")) k->unseeded_noise = 1;
     if (k->random_used) return;
     if (!(buf = strdup(line))) { k->status = NGS_ERR_NOMEM; return; }
     lower(buf);
@@ -930,7 +934,9 @@ static int walk(ngs_cache_key *key, const char *netlist_path, const char *netlis
             else hash_file(&k, 'f', *f, "extra file");
         }
     }
-    if (k.random_used && !k.seed_fixed)
+    if (k.unseeded_noise)
+        uncacheable(&k, "'trnoise' draws from a generator no seed reaches: its result differs from run to run");
+    else if (k.random_used && !k.seed_fixed)
         uncacheable(&k, "'%s' draws random numbers without a fixed seed (add `.options seed=N` or `setseed N`)",
                     k.random_what);
 
