@@ -1160,6 +1160,11 @@ static void print_table(const job *j, FILE *out, const ngs_spectrum_metrics *m, 
             continue;
         }
         const ngs_spectrum_metrics *r = &m[index[i]];
+        if (isnan(r->fundamental)) { /* only a search finds none */
+            fprintf(out, "%-*s  no tone stands out beside the DC lobe: too few periods in the record for "
+                         "the window (or it drifts); give --fund F or simulate longer\n", w, it->run);
+            continue;
+        }
         fprintf(out, "%-*s  %12.7g  %10.4g  %9.2f  %9.3g  %9.2f  %10.2f  %10.2f  %10.2f  %11.1f\n", w,
                 it->run, r->fundamental, r->amplitude, r->thd_db, r->thd_percent, r->snr_db, r->sinad_db,
                 r->sfdr_db, r->enob, r->noise_floor_db);

@@ -114,7 +114,7 @@ void spx_metrics(const spx_metric_args *a, const double *dft, double *amp, doubl
     m->dc = dft[0] / win->s1;
     for (int h = 0; h <= NGS_SPECTRUM_MAX_HARMONICS; h++)
         m->hd_dbc[h] = NAN;
-    claim_lobe(0, L, n, pw, claimed, BY_DC);
+    double dc_lobe = claim_lobe(0, L, n, pw, claimed, BY_DC);
 
     /* Fundamental: given (folded), or the largest bin outside the DC lobe. */
     double pos;
@@ -127,18 +127,19 @@ void spx_metrics(const spx_metric_args *a, const double *dft, double *amp, doubl
                 best = k;
         pos = best ? (double)best + interpolate(win, amp, n, best) : NAN;
     }
-    if (!isfinite(pos)) { /* record too short to hold a tone outside the DC lobe */
-        m->fundamental = m->amplitude = m->signal_power = m->harmonic_power = NAN;
-        m->noise_power = m->thd_db = m->thd_percent = m->snr_db = m->sinad_db = NAN;
-        m->sfdr_db = m->spur_frequency = m->enob = m->noise_density = m->noise_floor_db = NAN;
-        return;
-    }
+    if (!isfinite(pos)) /* record too short to hold a tone outside the DC lobe */
+        goto no_tone;
     long kf = lround(pos);
     if (kf >= (long)nb)
         kf = (long)nb - 1;
     m->fundamental = a->fundamental > 0 ? a->fundamental : pos * df;
     m->amplitude = amp[kf] / spx_window_gain(win, fabs(pos - (double)kf));
     double p1 = claim_lobe(kf, L, n, pw, claimed, BY_FUND);
+    /* A search can only see tones outside the DC lobe: when the lobe holds more AC
+     * power (its power less the mean's) than the tone found, the record holds too few
+     * periods of the real one (or drifts), and what was found is its skirt or noise. */
+    if (a->fundamental <= 0 && dc_lobe - m->dc * m->dc > p1)
+        goto no_tone;
 
     /* Harmonics, folded; one whose centre is already claimed cannot be told apart. */
     double ph_sum = 0.0;
@@ -191,4 +192,9 @@ void spx_metrics(const spx_metric_args *a, const double *dft, double *amp, doubl
     m->enob = (m->sinad_db - 1.76) / 6.02;
     m->noise_density = noise / (a->fs / 2.0);
     m->noise_floor_db = 10.0 * log10(m->noise_density * df);
+    return;
+no_tone:
+    m->fundamental = m->amplitude = m->signal_power = m->harmonic_power = NAN;
+    m->noise_power = m->thd_db = m->thd_percent = m->snr_db = m->sinad_db = NAN;
+    m->sfdr_db = m->spur_frequency = m->enob = m->noise_density = m->noise_floor_db = NAN;
 }

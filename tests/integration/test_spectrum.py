@@ -177,6 +177,27 @@ class Spectrum(unittest.TestCase):
             self.assertNotEqual(p.returncode, 0)
             self.assertIn("nope", p.stderr)
 
+    def test_a_record_of_few_periods_finds_no_tone_rather_than_a_wrong_one(self):
+        """Four periods of 1 kHz put the tone inside a Blackman-Harris window's DC lobe:
+        a search found its skirt (1125 Hz, 0.75 V) and reported it; now it says so."""
+        with TempDir() as d:
+            for stop, found in (("4m", False), ("2m", False), ("30u", False), ("6m", True)):
+                cir = os.path.join(d, "s%s.cir" % stop)
+                write(cir, "sine\nV1 in 0 SIN(0.5 1 1k)\nR1 in 0 1k\n.tran 10u %s\n.end\n" % stop)
+                out = os.path.join(d, "s%s.h5" % stop)
+                run([NGSCALE, "run", "-q", cir, "-o", out])
+                p = run([NGSCALE, "spectrum", out, "--vector", "v(in)"])
+                with h5py.File(out, "r") as f:
+                    fund = float(f["spectrum_metrics"]["fundamental_hz"][0])
+                if found:
+                    self.assertAlmostEqual(fund, 1000, delta=1)
+                else:
+                    self.assertTrue(np.isnan(fund), (stop, fund))
+                    self.assertIn("no tone stands out", p.stdout)
+                    if stop != "30u":  # --fund needs a whole period in the record
+                        p = run([NGSCALE, "spectrum", out, "--vector", "v(in)", "--fund", "1k"])
+                        self.assertNotIn("no tone", p.stdout)
+
     def test_gpu_backend_works_or_says_why(self):
         with TempDir() as d:
             _, out = self.simulate(d)
