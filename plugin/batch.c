@@ -38,7 +38,7 @@ typedef struct finished {
     double wall_s;
     uint64_t points;
     int cache_hit;
-    char *cache_warning; /* NULL when the cache said nothing alarming */
+    char *warning; /* the cache's trouble or --save's unmatched names; NULL: none */
     struct finished *next;
 } finished;
 
@@ -342,7 +342,8 @@ static void *worker_main(void *arg)
         f->wall_s = ngs_now_s() - t0;
         f->points = res.points;
         f->cache_hit = res.cache_hit;
-        if (strstr(res.cache_note, "warning")) f->cache_warning = strdup(res.cache_note);
+        if (strstr(res.cache_note, "warning")) f->warning = strdup(res.cache_note);
+        else if (res.save_note[0]) f->warning = strdup(res.save_note);
         pthread_mutex_lock(&b->lock);
         if (b->queue_tail) b->queue_tail->next = f; else b->queue = f;
         b->queue_tail = f;
@@ -528,7 +529,7 @@ static void free_finished(finished *f)
 {
     if (!f) return;
     free(f->message);
-    free(f->cache_warning);
+    free(f->warning);
     free(f);
 }
 
@@ -720,8 +721,7 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
         p.done++;
         if (f->status != NGS_OK) p.failed++;
         if (f->cache_hit) p.cache_hits++;
-        if (f->cache_warning && !p.cache_warning[0])
-            snprintf(p.cache_warning, sizeof p.cache_warning, "%s", f->cache_warning);
+        if (f->warning && !p.warning[0]) snprintf(p.warning, sizeof p.warning, "%s", f->warning);
         if (out_rc == NGS_OK) {
             if (queue_summary(&out, f->job, f) != NGS_OK) {
                 free_finished(f);

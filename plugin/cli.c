@@ -286,7 +286,7 @@ static int parse_double(const char *s, double *out)
     char *end;
     errno = 0;
     *out = strtod(s, &end);
-    return errno == 0 && end != s && *end == '\0';
+    return errno == 0 && end != s && *end == '\0' && isfinite(*out); /* "nan" passed every "d <= 0" */
 }
 
 /* Refuses an output that is one of the inputs, or an existing file that is not HDF5
@@ -522,6 +522,7 @@ static int cmd_run(int argc, char **argv)
 
     if (res.cache_note[0] && (!st.quiet || strstr(res.cache_note, "warning")))
         fprintf(stderr, "ngscale: %s\n", res.cache_note);
+    if (res.save_note[0]) fprintf(stderr, "ngscale: warning: %s\n", res.save_note);
     if (rc == NGS_OK) {
         if (!st.quiet)
             fprintf(stderr, "ngscale: %d plot%s, %llu points in %.2f s -> %s (%s)\n",
@@ -676,17 +677,17 @@ static void free_csv(csv_table *t)
 typedef struct {
     int tty;
     int quiet;
-    int cache_warned;
+    int warned;
 } batch_view;
 
 static void batch_progress(const ngs_batch_progress *p, void *user)
 {
     batch_view *v = user;
     char eta[32] = "?";
-    if (p->cache_warning[0] && !v->cache_warned) { /* even with -q: the user asked for a cache */
-        v->cache_warned = 1;
-        fprintf(stderr, "%sngscale batch: %s (said once for all jobs)\n", v->tty && !v->quiet ? "\r\033[K" : "",
-                p->cache_warning);
+    if (p->warning[0] && !v->warned) { /* even with -q: about what the user asked for */
+        v->warned = 1;
+        fprintf(stderr, "%sngscale batch: %s%s (said once for all jobs)\n", v->tty && !v->quiet ? "\r\033[K" : "",
+                strncmp(p->warning, "--save", 6) == 0 ? "warning: " : "", p->warning);
     }
     if (v->quiet || !v->tty) return;
     if (p->eta_s >= 0) snprintf(eta, sizeof eta, "%.0fs", p->eta_s);

@@ -205,13 +205,16 @@ static void raw_name(char *out, size_t n, const char *name, int type)
     }
 }
 
-static int save_matches(const ngs_engine *e, const char *raw, const char *ngname)
+static int save_matches(ngs_engine *e, const char *raw, const char *ngname)
 {
+    int hit = 0;
     if (!e->save_names) return 1;
     for (size_t i = 0; i < e->nsave; i++)
-        if (strcasecmp(e->save_names[i], raw) == 0 || strcasecmp(e->save_names[i], ngname) == 0)
-            return 1;
-    return 0;
+        if (strcasecmp(e->save_names[i], raw) == 0 || strcasecmp(e->save_names[i], ngname) == 0) {
+            if (e->save_seen) e->save_seen[i] = 1;
+            hit = 1; /* the others too: "out" and "v(out)" may both be given */
+        }
+    return hit;
 }
 
 void ngs_engine_close_plot(ngs_engine *e)

@@ -64,6 +64,7 @@ struct ngs_engine {
     /* simulation-thread state (one run at a time) */
     const char *const *save_names; /* --save filter, NULL = all */
     size_t nsave;
+    unsigned char *save_seen;      /* [nsave]: the name matched a vector of some plot */
     ngs_plot_desc *plot_template;  /* kept only while its plot is open (for counting) */
     int *vec_map;                  /* kept vector k <- callback index vec_map[k] */
     int *vec_cplx;

@@ -199,6 +199,7 @@ typedef struct ngs_run_result {
     char memory_reason[256]; /* why memory was (not) kept flat */
     int cache_hit;           /* 1: replayed from the cache, nothing simulated */
     char cache_note[384];    /* what the cache did ("cache hit (local...)", "not cached: ...") */
+    char save_note[256];     /* --save names that matched no vector of any plot; "" if none */
 } ngs_run_result;
 
 /* Runs a netlist file: its analysis cards, or its .control blocks unchanged. */
@@ -239,8 +240,9 @@ typedef struct ngs_batch_options {
 typedef struct ngs_batch_progress {
     size_t total, done, failed, cache_hits, running;
     double elapsed_s, eta_s;  /* eta_s < 0: unknown yet */
-    char cache_warning[384];  /* the first job's cache trouble (unusable store, Redis
-                                 down...): its jobs ran without that tier; "" if none */
+    char warning[384];        /* the first job warning: cache trouble (unusable store,
+                                 Redis down: jobs ran without that tier), --save names
+                                 matching nothing; "" if none */
 } ngs_batch_progress;
 
 typedef void (*ngs_batch_progress_fn)(const ngs_batch_progress *progress, void *user);

@@ -288,6 +288,18 @@ static int lock_seed(ngs_engine *e, const ngs_deck *deck, double *deadline)
     return 1;
 }
 
+/* Names --save gave that no plot of the run had (a typo keeps only the scale). */
+static void note_unmatched_save(const ngs_engine *e, char *note, size_t n)
+{
+    size_t len = 0;
+    note[0] = '\0';
+    for (size_t i = 0; i < e->nsave && len + 1 < n; i++) {
+        if (e->save_seen[i]) continue;
+        len += (size_t)snprintf(note + len, n - len, "%s%s", len ? ", " : "--save: no vector named ", e->save_names[i]);
+    }
+    if (len && len + 1 < n) snprintf(note + len, n - len, " in any plot (only what matched, and the scale, kept)");
+}
+
 /* Ends a phase of deck's run that held seed_lock (held) or not: an abandoned copy
  * whose deck uses randomness, and whose thread runs on, holds the generator until
  * that thread ends. */
@@ -437,6 +449,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     if (o.save && *o.save) {
         save_words = split_words(o.save, &e->nsave);
         e->save_names = (const char *const *)save_words;
+        e->save_seen = calloc(e->nsave ? e->nsave : 1, 1);
     } else {
         e->save_names = NULL;
         e->nsave = 0;
@@ -628,6 +641,10 @@ done:
             ngs_engine_set_error(e, "cannot finish %s", o.output_path);
         }
     }
+    if (e->save_seen && !res.cache_hit && res.nplots > 0)
+        note_unmatched_save(e, res.save_note, sizeof res.save_note);
+    free(e->save_seen);
+    e->save_seen = NULL;
     e->save_names = NULL;
     e->nsave = 0;
     free_words(save_words);

@@ -25,7 +25,8 @@ class Cli(unittest.TestCase):
     def test_usage_errors_exit_2(self):
         for args in ([], ["run"], ["run", netlist("tran_rc.cir")], ["bogus"],
                      ["run", "--codec", "lzma", netlist("tran_rc.cir"), "-o", "x.h5"],
-                     ["run", "--memory", "sometimes", netlist("tran_rc.cir"), "-o", "x.h5"]):
+                     ["run", "--memory", "sometimes", netlist("tran_rc.cir"), "-o", "x.h5"],
+                     ["run", "--timeout", "nan", netlist("tran_rc.cir"), "-o", "x.h5"]):
             with self.subTest(args=args):
                 p = run([NGSCALE] + args, check=False)
                 self.assertEqual(p.returncode, 2, p.stderr)
@@ -69,7 +70,8 @@ class Cli(unittest.TestCase):
     def test_save_keeps_only_named_vectors_and_the_scale(self):
         with TempDir() as d:
             out = os.path.join(d, "o.h5")
-            run([NGSCALE, "run", "-q", "--save", "v(out) i(v1)", netlist("multi.cir"), "-o", out])
+            p = run([NGSCALE, "run", "-q", "--save", "v(out) i(v1)", netlist("multi.cir"), "-o", out])
+            self.assertNotIn("--save", p.stderr)
             plots, _ = read_h5_plots(out)
             by = {p["attrs"]["analysis"]: p["names"] for p in plots}
             self.assertEqual(by["tran"], ["time", "v(out)", "i(v1)"])
@@ -78,6 +80,12 @@ class Cli(unittest.TestCase):
             run([NGSCALE, "run", "-q", "--save", "out", netlist("tran_rc.cir"), "-o", out2])
             plots, _ = read_h5_plots(out2)
             self.assertEqual(plots[0]["names"], ["time", "v(out)"])
+            # a typo keeps only the scale: said, not silent
+            p = run([NGSCALE, "run", "-q", "--save", "v(out) v(nothere)", netlist("tran_rc.cir"), "-o", out2])
+            self.assertIn("warning: --save: no vector named v(nothere) in any plot", p.stderr)
+            p = run([NGSCALE, "batch", "-q", "--save", "v(nothere)", netlist("tran_rc.cir"), netlist("tran_rc.cir"),
+                     "-o", out2])
+            self.assertEqual(p.stderr.count("no vector named v(nothere)"), 1, p.stderr)
 
     def test_append_adds_runs_and_refuses_a_taken_group(self):
         with TempDir() as d:
