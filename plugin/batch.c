@@ -343,7 +343,11 @@ static void *worker_main(void *arg)
         f->points = res.points;
         f->cache_hit = res.cache_hit;
         if (strstr(res.cache_note, "warning")) f->warning = strdup(res.cache_note);
-        else if (res.save_note[0]) f->warning = strdup(res.save_note);
+        else if (res.warning[0]) f->warning = strdup(res.warning);
+        if (rc == NGS_OK && res.warning[0]) { /* complete, with a note in /summary */
+            free(f->message);
+            f->message = strdup(res.warning);
+        }
         pthread_mutex_lock(&b->lock);
         if (b->queue_tail) b->queue_tail->next = f; else b->queue = f;
         b->queue_tail = f;

@@ -522,15 +522,12 @@ static int cmd_run(int argc, char **argv)
 
     if (res.cache_note[0] && (!st.quiet || strstr(res.cache_note, "warning")))
         fprintf(stderr, "ngscale: %s\n", res.cache_note);
-    if (res.save_note[0]) fprintf(stderr, "ngscale: warning: %s\n", res.save_note);
+    if (res.warning[0]) fprintf(stderr, "ngscale: warning: %s: %s\n", netlist, res.warning);
     if (rc == NGS_OK) {
         if (!st.quiet)
             fprintf(stderr, "ngscale: %d plot%s, %llu points in %.2f s -> %s (%s)\n",
                     res.nplots, res.nplots == 1 ? "" : "s", (unsigned long long)res.points,
                     res.wall_s, o.output_path, res.cache_hit ? "replayed from the cache" : res.memory_reason);
-        if (res.nplots == 0)
-            fprintf(stderr, "ngscale: warning: %s produced no analysis (no .tran/.ac/.dc/.op/... "
-                            "card, or a .control block without one)\n", netlist);
     } else {
         fprintf(stderr, "ngscale: %s: %s\n", netlist, ngs_engine_last_error(e)[0]
                                                          ? ngs_engine_last_error(e)
@@ -686,8 +683,8 @@ static void batch_progress(const ngs_batch_progress *p, void *user)
     char eta[32] = "?";
     if (p->warning[0] && !v->warned) { /* even with -q: about what the user asked for */
         v->warned = 1;
-        fprintf(stderr, "%sngscale batch: %s%s (said once for all jobs)\n", v->tty && !v->quiet ? "\r\033[K" : "",
-                strncmp(p->warning, "--save", 6) == 0 ? "warning: " : "", p->warning);
+        fprintf(stderr, "%sngscale batch: %s%s (said once for the batch)\n", v->tty && !v->quiet ? "\r\033[K" : "",
+                strstr(p->warning, "warning") ? "" : "warning: ", p->warning);
     }
     if (v->quiet || !v->tty) return;
     if (p->eta_s >= 0) snprintf(eta, sizeof eta, "%.0fs", p->eta_s);

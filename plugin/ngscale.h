@@ -199,7 +199,8 @@ typedef struct ngs_run_result {
     char memory_reason[256]; /* why memory was (not) kept flat */
     int cache_hit;           /* 1: replayed from the cache, nothing simulated */
     char cache_note[384];    /* what the cache did ("cache hit (local...)", "not cached: ...") */
-    char save_note[256];     /* --save names that matched no vector of any plot; "" if none */
+    char warning[384];       /* what the user should hear although the run completed: no
+                                analysis ran, --save names matched nothing; "" if none */
 } ngs_run_result;
 
 /* Runs a netlist file: its analysis cards, or its .control blocks unchanged. */

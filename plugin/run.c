@@ -292,7 +292,6 @@ static int lock_seed(ngs_engine *e, const ngs_deck *deck, double *deadline)
 static void note_unmatched_save(const ngs_engine *e, char *note, size_t n)
 {
     size_t len = 0;
-    note[0] = '\0';
     for (size_t i = 0; i < e->nsave && len + 1 < n; i++) {
         if (e->save_seen[i]) continue;
         len += (size_t)snprintf(note + len, n - len, "%s%s", len ? ", " : "--save: no vector named ", e->save_names[i]);
@@ -618,11 +617,17 @@ done:
     } else if (ws.writer && o.cache) {
         ngs_h5_run_attr_str(ws.writer, "cache", res.cache_note);
     }
+    if (rc == NGS_OK && res.nplots == 0)
+        snprintf(res.warning, sizeof res.warning,
+                 "no analysis ran (no .tran/.ac/.dc/.op/... card, or a .control block without one)");
+    if (e->save_seen && !res.cache_hit && res.nplots > 0)
+        note_unmatched_save(e, res.warning, sizeof res.warning);
     if (ws.writer) {
         int crc;
         pthread_mutex_lock(&ws.lock);
         ngs_h5_hold(ws.writer);
         ngs_h5_run_attr_str(ws.writer, "memory_reason", res.memory_reason);
+        if (res.warning[0]) ngs_h5_run_attr_str(ws.writer, "warning", res.warning);
         if (ws.log) {
             char *text = log_text(ws.log);
             if (text) ngs_h5_run_attr_str(ws.writer, "log", text);
@@ -641,8 +646,6 @@ done:
             ngs_engine_set_error(e, "cannot finish %s", o.output_path);
         }
     }
-    if (e->save_seen && !res.cache_hit && res.nplots > 0)
-        note_unmatched_save(e, res.save_note, sizeof res.save_note);
     free(e->save_seen);
     e->save_seen = NULL;
     e->save_names = NULL;

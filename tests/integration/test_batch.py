@@ -102,6 +102,21 @@ class Batch(unittest.TestCase):
                 self.assertGreater(vmax["0"], vmax["1"])  # the larger C charges less in 50 us
             self.assertEqual(jobs["0"][0]["cache_hit"], 1)
 
+    def test_a_job_with_no_analysis_completes_with_a_note(self):
+        with TempDir() as d:
+            noan = os.path.join(d, "noan.cir")
+            write(noan, "no analysis\nR1 a 0 1k\n.end\n")
+            out = os.path.join(d, "o.h5")
+            p = run([NGSCALE, "batch", "-q", noan, noan, netlist("tran_rc.cir"), "-o", out])
+            self.assertEqual(p.stderr.count("no analysis ran"), 1, p.stderr)
+            with h5py.File(out, "r") as f:
+                rows = {int(r["job"]): r for r in f["summary"][()]}
+                self.assertEqual([rows[i]["status"] for i in range(3)], [b"complete"] * 3)
+                self.assertIn(b"no analysis ran", rows[0]["message"])
+                self.assertEqual(rows[2]["message"], b"")
+                self.assertIn("no analysis ran", f["job_00000001"].attrs["warning"])
+                self.assertNotIn("warning", f["job_00000002"].attrs)
+
     def test_parallel_equals_serial_bit_for_bit(self):
         with TempDir() as d:
             csv = os.path.join(d, "sweep.csv")

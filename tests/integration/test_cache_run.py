@@ -161,7 +161,7 @@ class CacheRuns(unittest.TestCase):
                                                   % free_port()]):
                 p = run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", os.path.join(d, "o.h5")] + args)
                 self.assertEqual(p.stderr.count("warning"), 1, p.stderr)
-                self.assertIn("said once for all jobs", p.stderr)
+                self.assertIn("said once for the batch", p.stderr)
             self.assertIn("Not a directory", run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o",
                                                   os.path.join(d, "o.h5"), "--cache", not_a_dir]).stderr)
             with open(not_a_dir) as f:

@@ -82,7 +82,8 @@ class Cli(unittest.TestCase):
             self.assertEqual(plots[0]["names"], ["time", "v(out)"])
             # a typo keeps only the scale: said, not silent
             p = run([NGSCALE, "run", "-q", "--save", "v(out) v(nothere)", netlist("tran_rc.cir"), "-o", out2])
-            self.assertIn("warning: --save: no vector named v(nothere) in any plot", p.stderr)
+            self.assertIn("--save: no vector named v(nothere) in any plot", p.stderr)
+            self.assertIn("warning", p.stderr)
             p = run([NGSCALE, "batch", "-q", "--save", "v(nothere)", netlist("tran_rc.cir"), netlist("tran_rc.cir"),
                      "-o", out2])
             self.assertEqual(p.stderr.count("no vector named v(nothere)"), 1, p.stderr)
