@@ -755,7 +755,8 @@ static int cmd_batch(int argc, char **argv)
         case 'p': params = optarg; break;
         case 'M':
             if (!parse_integer(optarg, 1, NGS_SEED_MAX, &mc)) {
-                fprintf(stderr, "ngscale batch: --monte-carlo needs a whole number of runs\n");
+                fprintf(stderr, "ngscale batch: --monte-carlo needs a whole number of runs, 1..%lld: '%s'\n",
+                        NGS_SEED_MAX, optarg);
                 return EXIT_USAGE;
             }
             break;
