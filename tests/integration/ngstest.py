@@ -3,6 +3,7 @@
 The environment comes from CMake: NGSCALE (the command), NGSCALE_EMBED (the embedding
 example), NGSCALE_SOURCE_DIR, NGSCALE_BUILD_DIR, HDF5_PLUGIN_PATH (our zstd plugin).
 """
+import atexit
 import os
 import re
 import resource
@@ -21,6 +22,14 @@ PLUGIN_DIR = os.environ.get("HDF5_PLUGIN_PATH", os.path.join(BUILD, "hdf5-plugin
 os.environ["HDF5_PLUGIN_PATH"] = PLUGIN_DIR
 
 import h5py  # noqa: E402  (after HDF5_PLUGIN_PATH is set)
+
+# Every ngscale a test starts makes its private directories in here, and so do the
+# tests' own temporary directories: the tests that kill ngscale outright leave nothing
+# in the machine's /tmp.
+SESSION_TMP = tempfile.mkdtemp(prefix="ngscale-tests-")
+os.environ["TMPDIR"] = SESSION_TMP
+tempfile.tempdir = SESSION_TMP
+atexit.register(shutil.rmtree, SESSION_TMP, True)
 
 
 def netlist(name):
