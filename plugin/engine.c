@@ -15,11 +15,15 @@
 #include "codemodels/codemodels.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <link.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -678,6 +682,78 @@ void ngs_engine_reset_run_state(ngs_engine *e)
     atomic_store(&e->interrupted, 0);
 }
 
+/* ---------------------------------- private directories of killed processes -- */
+
+/* Each private directory names its process in an `owner` file (pid and pid
+ * namespace), so that a later ngscale removes the ones a killed process (SIGKILL,
+ * the OOM killer) left behind: about half a MB of copies each. */
+static void pid_namespace(char *buf, size_t n)
+{
+    ssize_t len = readlink("/proc/self/ns/pid", buf, n - 1);
+    buf[len > 0 ? len : 0] = '\0';
+}
+
+static void write_owner(const char *dir)
+{
+    char path[4200], ns[64];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/owner", dir);
+    pid_namespace(ns, sizeof ns);
+    if ((f = fopen(path, "w"))) {
+        fprintf(f, "%ld %s\n", (long)getpid(), ns);
+        fclose(f);
+    }
+}
+
+/* Stale: its owner is a process of our pid namespace that no longer exists. A
+ * directory without an owner file (being made, or an older ngscale's) is left alone,
+ * and so is one whose pid was reused. */
+static int is_stale(const char *dir, const char *ns)
+{
+    char path[4300], owner_ns[64] = "";
+    long pid = 0;
+    FILE *f;
+    snprintf(path, sizeof path, "%s/owner", dir);
+    if (!(f = fopen(path, "r"))) return 0;
+    if (fscanf(f, "%ld %63s", &pid, owner_ns) != 2) pid = 0;
+    fclose(f);
+    return pid > 0 && pid != (long)getpid() && strcmp(owner_ns, ns) == 0 && kill((pid_t)pid, 0) != 0 &&
+           errno == ESRCH;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP) rmdir(path);
+    else unlink(path);
+    return 0;
+}
+
+/* Once per process: the first engine looks through its temporary directory. */
+static void sweep_stale_dirs(const char *tmp)
+{
+    static pthread_mutex_t sweep_lock = PTHREAD_MUTEX_INITIALIZER;
+    static int swept;
+    char ns[64], path[4200];
+    struct dirent *ent;
+    struct stat st;
+    DIR *d;
+    pthread_mutex_lock(&sweep_lock);
+    if (swept++ || (pid_namespace(ns, sizeof ns), !ns[0]) || !(d = opendir(tmp))) {
+        pthread_mutex_unlock(&sweep_lock);
+        return;
+    }
+    while ((ent = readdir(d))) {
+        if (strncmp(ent->d_name, "ngscale-", 8) != 0 || strlen(ent->d_name) != 14) continue; /* mkdtemp's */
+        snprintf(path, sizeof path, "%s/%s", tmp, ent->d_name);
+        if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
+        if (is_stale(path, ns)) nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    }
+    closedir(d);
+    pthread_mutex_unlock(&sweep_lock);
+}
+
 /* ------------------------------------------------------------- public -- */
 
 void ngs_engine_config_init(ngs_engine_config *c)
@@ -708,6 +784,7 @@ int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
         ngs_engine_destroy(e);
         return NGS_ERR_NOMEM;
     }
+    sweep_stale_dirs(tmp);
     sprintf(dir, "%s/ngscale-XXXXXX", tmp);
     if (!mkdtemp(dir)) {
         ngs_engine_set_error(e, "cannot create a private directory in %s: %s", tmp, strerror(errno));
@@ -716,6 +793,7 @@ int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
         return NGS_ERR_IO;
     }
     e->work_dir = dir;
+    write_owner(dir);
     if (e->config.private_codemodels) {
         char err[512];
         if ((rc = ngs_codemodels_prepare(dir, err, sizeof err)) != NGS_OK) {
@@ -747,6 +825,8 @@ void ngs_engine_destroy(ngs_engine *e)
     if (e->work_dir) {
         char deck[4200];
         snprintf(deck, sizeof deck, "%s/deck.cir", e->work_dir); /* the last run's, see run.c */
+        unlink(deck);
+        snprintf(deck, sizeof deck, "%s/owner", e->work_dir);
         unlink(deck);
         rmdir(e->work_dir);
     }

@@ -242,6 +242,29 @@ class Cli(unittest.TestCase):
                                    range(int(lines[first].split()[1]) + 1, int(lines[last].split()[1]))))
             self.assertGreater(left_out, 1000)
 
+    def test_the_next_run_removes_what_a_killed_one_left(self):
+        with TempDir() as d:
+            tmp = os.path.join(d, "tmp")
+            os.mkdir(tmp)
+            env = dict(os.environ, TMPDIR=tmp)
+            cir = os.path.join(d, "long.cir")
+            with open(cir, "w") as f:
+                f.write(gen_circuits.rc_ladder(50, "5000u", "1n"))
+            proc = subprocess.Popen([NGSCALE, "run", "-q", cir, "-o", os.path.join(d, "k.h5")], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 30
+            while not os.path.exists(os.path.join(d, "k.h5")) and time.time() < deadline:
+                time.sleep(0.05)
+            proc.kill()
+            proc.wait()
+            left = os.listdir(tmp)
+            self.assertEqual(len(left), 1, "the killed run's private directory")
+            with open(os.path.join(tmp, left[0], "owner")) as f:
+                self.assertEqual(int(f.read().split()[0]), proc.pid)
+            os.mkdir(os.path.join(tmp, "ngscale-notour"))  # no owner file: not touched
+            run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", os.path.join(d, "o.h5")], env=env)
+            self.assertEqual(os.listdir(tmp), ["ngscale-notour"])
+
     def test_an_output_in_use_is_not_replaced(self):
         """HDF5 truncates before it checks its lock: an output a reader has open, or a
         running ngscale writes (HDF5 unlocks SWMR files), must be refused untouched."""
