@@ -135,10 +135,12 @@ void spx_metrics(const spx_metric_args *a, const double *dft, double *amp, doubl
     m->fundamental = a->fundamental > 0 ? a->fundamental : pos * df;
     m->amplitude = amp[kf] / spx_window_gain(win, fabs(pos - (double)kf));
     double p1 = claim_lobe(kf, L, n, pw, claimed, BY_FUND);
-    /* A search can only see tones outside the DC lobe: when the lobe holds more AC
-     * power (its power less the mean's) than the tone found, the record holds too few
-     * periods of the real one (or drifts), and what was found is its skirt or noise. */
-    if (a->fundamental <= 0 && dc_lobe - m->dc * m->dc > p1)
+    /* A search can only see tones outside the DC lobe: when what it found lies next
+     * to the lobe and the lobe holds more AC power (its power less the mean's) than
+     * it, the record holds too few periods of the real tone, and what was found is
+     * its skirt or noise. Farther out, a tone found is one (a drift fills the lobe
+     * too, but leaves a tone of many periods measurable). */
+    if (a->fundamental <= 0 && kf <= 2 * L + 1 && dc_lobe - m->dc * m->dc > p1)
         goto no_tone;
 
     /* Harmonics, folded; one whose centre is already claimed cannot be told apart. */

@@ -664,7 +664,7 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
     ngs_batch_progress p;
     unsigned char *seen;
     double t0 = ngs_now_s(), last_flush = t0;
-    int rc, started = 0, out_rc = NGS_OK;
+    int rc, started = 0, out_rc = NGS_OK, stopped;
 
     if (final) memset(final, 0, sizeof *final);
     if (!b || (!jobs && njobs)) return NGS_ERR_ARG;
@@ -673,8 +673,7 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
     p.total = njobs;
     b->jobs = jobs;
     b->njobs = njobs;
-    atomic_store(&b->next, 0);
-    atomic_store(&b->stop, 0);
+    atomic_store(&b->next, 0); /* stop stays: an interrupt before the run stops it */
     if ((rc = output_open(b, &out, njobs ? &jobs[0] : NULL)) != NGS_OK) {
         output_close(&out);
         return rc;
@@ -725,7 +724,7 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
         p.done++;
         if (f->status != NGS_OK) p.failed++;
         if (f->cache_hit) p.cache_hits++;
-        if (f->warning && !p.warning[0]) snprintf(p.warning, sizeof p.warning, "%s", f->warning);
+        if (f->warning) snprintf(p.warning, sizeof p.warning, "%s", f->warning);
         if (out_rc == NGS_OK) {
             if (queue_summary(&out, f->job, f) != NGS_OK) {
                 free_finished(f);
@@ -756,8 +755,9 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
     free(seen);
     report(b, &p, t0, NULL, NULL);
     if (final) *final = p;
+    stopped = atomic_exchange(&b->stop, 0); /* it was for this run */
     if (out_rc != NGS_OK) return out_rc;
-    if (atomic_load(&b->stop)) return NGS_ERR_INTERRUPTED;
+    if (stopped) return NGS_ERR_INTERRUPTED;
     if (started == 0 && njobs) {
         set_error(b, "no worker thread could be started");
         return NGS_ERR_NOMEM;

@@ -250,13 +250,15 @@ static void on_stop_signal(int sig)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (!g_stop_requested) {
+        g_stop_at = now; /* before the flag; the mask keeps a second signal out meanwhile */
         g_stop_requested = 1;
-        g_stop_at = now;
         if (g_engine) ngs_engine_interrupt(g_engine); /* only atomic stores */
         if (g_batch) ngs_batch_interrupt(g_batch);
         return;
     }
-    if (now.tv_sec - g_stop_at.tv_sec < STOP_REPEAT_S) return;
+    if ((double)(now.tv_sec - g_stop_at.tv_sec) + (double)(now.tv_nsec - g_stop_at.tv_nsec) * 1e-9 <
+        STOP_REPEAT_S)
+        return;
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -268,6 +270,8 @@ static void catch_stop_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
+    sigfillset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART; /* a file copy or read as instances start goes on */
     g_stop_requested = 0;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -502,7 +506,7 @@ static int cmd_run(int argc, char **argv)
     catch_stop_signals();
     rc = ngs_engine_create(&e, &cfg);
     if (rc == NGS_OK) g_engine = e;
-    if (rc == NGS_OK && g_stop_requested) rc = NGS_ERR_INTERRUPTED; /* before anything ran */
+    if (g_stop_requested) rc = NGS_ERR_INTERRUPTED; /* before anything ran (or what failed was cut short) */
     if (rc != NGS_OK) {
         default_stop_signals();
         if (rc == NGS_ERR_INTERRUPTED)
@@ -671,21 +675,37 @@ static void free_csv(csv_table *t)
     free(t->lineno);
 }
 
+#define BATCH_WARNINGS 5 /* different job warnings said; more are in the jobs' attributes */
+
 typedef struct {
     int tty;
     int quiet;
-    int warned;
+    char said[BATCH_WARNINGS][sizeof(((ngs_batch_progress *)0)->warning)];
+    int nsaid, said_more;
 } batch_view;
+
+/* Each different job warning once (jobs mostly share theirs), even with -q: they are
+ * about what the user asked for (a cache, --save names). */
+static void say_batch_warning(batch_view *v, const char *warning)
+{
+    const char *clear = v->tty && !v->quiet ? "\r\033[K" : "";
+    for (int i = 0; i < v->nsaid; i++)
+        if (strcmp(v->said[i], warning) == 0) return;
+    if (v->nsaid == BATCH_WARNINGS) {
+        if (!v->said_more++)
+            fprintf(stderr, "%sngscale batch: more warnings: see each job's cache and warning attributes\n", clear);
+        return;
+    }
+    snprintf(v->said[v->nsaid++], sizeof v->said[0], "%s", warning);
+    fprintf(stderr, "%sngscale batch: %s%s (said once for the batch)\n", clear,
+            strstr(warning, "warning") ? "" : "warning: ", warning);
+}
 
 static void batch_progress(const ngs_batch_progress *p, void *user)
 {
     batch_view *v = user;
     char eta[32] = "?";
-    if (p->warning[0] && !v->warned) { /* even with -q: about what the user asked for */
-        v->warned = 1;
-        fprintf(stderr, "%sngscale batch: %s%s (said once for the batch)\n", v->tty && !v->quiet ? "\r\033[K" : "",
-                strstr(p->warning, "warning") ? "" : "warning: ", p->warning);
-    }
+    if (p->warning[0]) say_batch_warning(v, p->warning);
     if (v->quiet || !v->tty) return;
     if (p->eta_s >= 0) snprintf(eta, sizeof eta, "%.0fs", p->eta_s);
     fprintf(stderr, "\r\033[K[%zu/%zu] %zu failed, %zu cache hits, %.1f jobs/s, ETA %s",
@@ -730,7 +750,7 @@ static int cmd_batch(int argc, char **argv)
     ngs_batch_options o;
     ngs_batch *b = NULL;
     ngs_batch_progress fin = {0};
-    batch_view view = {0, 0, 0};
+    batch_view view;
     csv_table csv = {0};
     const char *params = NULL;
     long long mc = 0, seed0 = 1, n;
@@ -743,6 +763,7 @@ static int cmd_batch(int argc, char **argv)
 
     const char *spectrum_vector = NULL;
     ngs_batch_options_init(&o);
+    memset(&view, 0, sizeof view);
     shared_options shared = {&o.codec, &o.level, &o.save, &o.cache, &o.memory, &o.timeout_s, &o.lossy};
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:j:qh", longopts, NULL)) != -1) {
@@ -906,7 +927,7 @@ static int cmd_batch(int argc, char **argv)
     catch_stop_signals();
     rc = ngs_batch_create(&b, &o);
     if (rc == NGS_OK) g_batch = b;
-    if (rc == NGS_OK && g_stop_requested) rc = NGS_ERR_INTERRUPTED; /* no job started: no file */
+    if (g_stop_requested) rc = NGS_ERR_INTERRUPTED; /* no job started: no file */
     if (rc == NGS_OK) {
         rc = ngs_batch_run(b, jobs, njobs, batch_progress, &view, &fin);
         default_stop_signals();

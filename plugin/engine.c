@@ -279,7 +279,7 @@ static void send_init_data(ngs_engine *e, pvecinfoall info)
         for (int x = 0; x < n && !is_scale; x++)
             is_scale = x != j && info->vecs[x]->pdvecscale == v->pdvec && v->pdvec != NULL;
         raw_name(names[k], sizeof names[k], v->vecname, type);
-        if (!is_scale && !save_matches(e, names[k], v->vecname)) continue;
+        if (!save_matches(e, names[k], v->vecname) && !is_scale) continue; /* matched first: "--save time" names a vector too */
         vd[k].name = names[k];
         vd[k].ngspice_name = v->vecname;
         vd[k].type = type;
@@ -678,47 +678,64 @@ void ngs_engine_reset_run_state(ngs_engine *e)
     e->plots_in_run = 0;
     e->run_points = 0;
     e->last_error[0] = '\0';
-    atomic_store(&e->stop_requested, 0);
-    atomic_store(&e->interrupted, 0);
+    /* an interrupt that came before the run began stops it (a Ctrl-C while the
+     * netlist and its includes loaded); run_deck clears it when the run ends */
+    atomic_store(&e->stop_requested, atomic_load(&e->interrupted));
 }
 
 /* ---------------------------------- private directories of killed processes -- */
 
-/* Each private directory names its process in an `owner` file (pid and pid
- * namespace), so that a later ngscale removes the ones a killed process (SIGKILL,
- * the OOM killer) left behind: about half a MB of copies each. */
-static void pid_namespace(char *buf, size_t n)
+/* Each private directory names its process in an `owner` file, so that a later
+ * ngscale removes the ones a killed process (SIGKILL, the OOM killer) left behind:
+ * about half a MB of copies each. The process is named by its pid, pid namespace,
+ * boot and host: a TMPDIR shared between machines (NFS, cluster scratch) holds
+ * directories of processes this one cannot see, which must be left alone. */
+static void process_identity(char *buf, size_t n)
 {
-    ssize_t len = readlink("/proc/self/ns/pid", buf, n - 1);
-    buf[len > 0 ? len : 0] = '\0';
+    char ns[64] = "", boot[64] = "", host[128] = "";
+    ssize_t len = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    ns[len > 0 ? len : 0] = '\0';
+    if (f) {
+        if (!fgets(boot, sizeof boot, f)) boot[0] = '\0';
+        boot[strcspn(boot, "\n")] = '\0';
+        fclose(f);
+    }
+    if (gethostname(host, sizeof host) != 0) host[0] = '\0';
+    host[sizeof host - 1] = '\0';
+    buf[0] = '\0';
+    if (ns[0] && boot[0] && host[0] && !strpbrk(host, " \n")) snprintf(buf, n, "%s %s %s", ns, boot, host);
 }
 
 static void write_owner(const char *dir)
 {
-    char path[4200], ns[64];
+    char path[4200], id[320];
     FILE *f;
+    process_identity(id, sizeof id);
+    if (!id[0]) return; /* cannot say who we are: never swept */
     snprintf(path, sizeof path, "%s/owner", dir);
-    pid_namespace(ns, sizeof ns);
     if ((f = fopen(path, "w"))) {
-        fprintf(f, "%ld %s\n", (long)getpid(), ns);
+        fprintf(f, "%ld %s\n", (long)getpid(), id);
         fclose(f);
     }
 }
 
-/* Stale: its owner is a process of our pid namespace that no longer exists. A
- * directory without an owner file (being made, or an older ngscale's) is left alone,
- * and so is one whose pid was reused. */
-static int is_stale(const char *dir, const char *ns)
+/* Stale: its owner is a process of our pid namespace, boot and host that no longer
+ * exists. A directory without an owner file (being made, or an older ngscale's) is
+ * left alone, and so is one whose pid was reused. */
+static int is_stale(const char *dir, const char *id)
 {
-    char path[4300], owner_ns[64] = "";
+    char path[4300], line[400] = "";
     long pid = 0;
+    int at = 0;
     FILE *f;
     snprintf(path, sizeof path, "%s/owner", dir);
     if (!(f = fopen(path, "r"))) return 0;
-    if (fscanf(f, "%ld %63s", &pid, owner_ns) != 2) pid = 0;
+    if (!fgets(line, sizeof line, f)) line[0] = '\0';
     fclose(f);
-    return pid > 0 && pid != (long)getpid() && strcmp(owner_ns, ns) == 0 && kill((pid_t)pid, 0) != 0 &&
-           errno == ESRCH;
+    line[strcspn(line, "\n")] = '\0';
+    if (sscanf(line, "%ld %n", &pid, &at) != 1 || strcmp(line + at, id) != 0) return 0;
+    return pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -735,12 +752,12 @@ static void sweep_stale_dirs(const char *tmp)
 {
     static pthread_mutex_t sweep_lock = PTHREAD_MUTEX_INITIALIZER;
     static int swept;
-    char ns[64], path[4200];
+    char id[320], path[4200];
     struct dirent *ent;
     struct stat st;
     DIR *d;
     pthread_mutex_lock(&sweep_lock);
-    if (swept++ || (pid_namespace(ns, sizeof ns), !ns[0]) || !(d = opendir(tmp))) {
+    if (swept++ || (process_identity(id, sizeof id), !id[0]) || !(d = opendir(tmp))) {
         pthread_mutex_unlock(&sweep_lock);
         return;
     }
@@ -748,7 +765,7 @@ static void sweep_stale_dirs(const char *tmp)
         if (strncmp(ent->d_name, "ngscale-", 8) != 0 || strlen(ent->d_name) != 14) continue; /* mkdtemp's */
         snprintf(path, sizeof path, "%s/%s", tmp, ent->d_name);
         if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
-        if (is_stale(path, ns)) nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+        if (is_stale(path, id)) nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
     }
     closedir(d);
     pthread_mutex_unlock(&sweep_lock);

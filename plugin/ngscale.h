@@ -152,7 +152,8 @@ void ngs_engine_destroy(ngs_engine *engine);
 /* Hooks receive the events whose bits are in event_mask, for every later run. */
 int ngs_engine_add_hook(ngs_engine *engine, unsigned event_mask, ngs_hook_fn hook, void *user);
 
-/* Asks the running simulation to stop (safe from any thread and from a signal handler). */
+/* Asks the running simulation to stop, or the next one when none runs yet (safe from
+ * any thread and from a signal handler); a run's end clears the request. */
 void ngs_engine_interrupt(ngs_engine *engine);
 
 /* Text of the last error, "" when none. Valid until the next call on this engine. */
@@ -241,9 +242,9 @@ typedef struct ngs_batch_options {
 typedef struct ngs_batch_progress {
     size_t total, done, failed, cache_hits, running;
     double elapsed_s, eta_s;  /* eta_s < 0: unknown yet */
-    char warning[384];        /* the first job warning: cache trouble (unusable store,
-                                 Redis down: jobs ran without that tier), --save names
-                                 matching nothing; "" if none */
+    char warning[384];        /* the latest job warning: cache trouble (unusable store,
+                                 Redis down: jobs ran without that tier), no analysis ran,
+                                 --save names matching nothing; "" if none yet */
 } ngs_batch_progress;
 
 typedef void (*ngs_batch_progress_fn)(const ngs_batch_progress *progress, void *user);
@@ -259,7 +260,8 @@ void ngs_batch_destroy(ngs_batch *batch);
  * error for the output file. */
 int ngs_batch_run(ngs_batch *batch, const ngs_job *jobs, size_t njobs,
                   ngs_batch_progress_fn progress, void *user, ngs_batch_progress *final);
-/* Safe from any thread and from a signal handler. */
+/* Stops the running batch, or the next one when none runs yet; safe from any thread
+ * and from a signal handler. */
 void ngs_batch_interrupt(ngs_batch *batch);
 const char *ngs_batch_last_error(const ngs_batch *batch);
 

@@ -44,6 +44,7 @@ typedef struct {
     char head[LOG_HEAD], tail[LOG_TAIL];
     size_t head_len, tail_len, tail_end; /* tail: a ring, its newest byte before tail_end */
     uint64_t total;
+    char last_dropped; /* the byte before the ring's oldest: a '\n' means a whole line starts it */
 } run_log;
 
 static void log_put(run_log *l, const char *s, size_t n)
@@ -57,6 +58,7 @@ static void log_put(run_log *l, const char *s, size_t n)
         n -= k;
     }
     for (; n > 0; s++, n--) { /* only past the head: a few lines per run usually */
+        if (l->tail_len == LOG_TAIL) l->last_dropped = l->tail[l->tail_end];
         l->tail[l->tail_end] = *s;
         l->tail_end = (l->tail_end + 1) % LOG_TAIL;
         if (l->tail_len < LOG_TAIL) l->tail_len++;
@@ -79,8 +81,10 @@ static char *log_text(const run_log *l)
     if (!out) return NULL;
     if (dropped) {
         while (head > 0 && l->head[head - 1] != '\n') head--;
-        while (skip < l->tail_len && l->tail[(start + skip) % LOG_TAIL] != '\n') skip++;
-        if (skip < l->tail_len) skip++;
+        if (l->last_dropped != '\n') { /* the ring starts within a line: drop its rest */
+            while (skip < l->tail_len && l->tail[(start + skip) % LOG_TAIL] != '\n') skip++;
+            if (skip < l->tail_len) skip++;
+        }
         dropped += (l->head_len - head) + skip;
     }
     memcpy(p, l->head, head);
@@ -459,8 +463,10 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     if (o.output_path) {
         if ((rc = open_output(e, &o, into, &ws)) != NGS_OK) goto done;
         write_run_attributes(e, &ws, deck, source, &o, flat, res.memory_reason);
-        if ((ws.log = malloc(sizeof *ws.log))) /* its buffers need no zeroing */
+        if ((ws.log = malloc(sizeof *ws.log))) { /* its buffers need no zeroing */
             ws.log->head_len = ws.log->tail_len = ws.log->tail_end = ws.log->total = 0;
+            ws.log->last_dropped = '\0';
+        }
     }
     build_sinks(e, o.output_path ? &ws : NULL, sinks, &nsinks);
 
@@ -538,6 +544,8 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             describe_failure(e, rc, "ngspice rejected the netlist");
         } else if (draws && !lock_seed(e, deck, &deadline)) {
             rc = NGS_ERR_STATE;
+        } else if (atomic_load(&e->interrupted)) {
+            bg_rc = NGS_ERR_INTERRUPTED; /* before the analyses began */
         } else {
             bg_rc = run_in_background(e, "bg_run", deadline);
             end_seed_phase(e, deck, draws);
@@ -654,6 +662,7 @@ done:
     free(sinks);
     free(ws.log);
     pthread_mutex_destroy(&ws.lock);
+    atomic_store(&e->interrupted, 0); /* it was for this run */
     res.status = rc;
     res.wall_s = ngs_now_s() - t0;
     if (result) *result = res;

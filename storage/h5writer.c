@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,8 +126,13 @@ static int owns_file(const ngs_h5_writer *w) { return w->opt.shared_file == 0; }
 static int file_in_use(const char *path)
 {
     struct flock probe = {.l_type = F_WRLCK, .l_whence = SEEK_SET}; /* the whole file */
-    int fd = open(path, O_RDONLY | O_CLOEXEC), busy = 0;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK), busy = 0; /* a FIFO must not block */
     if (fd < 0) return 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { /* HDF5 says what is wrong with it */
+        close(fd);
+        return 0;
+    }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) busy = errno == EWOULDBLOCK;
     else flock(fd, LOCK_UN);
     if (!busy && fcntl(fd, F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) busy = 1;
@@ -137,7 +143,7 @@ static int file_in_use(const char *path)
 static void mark_in_use(ngs_h5_writer *w)
 {
     struct flock lock = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
-    w->in_use_fd = open(w->path, O_RDONLY | O_CLOEXEC);
+    w->in_use_fd = open(w->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (w->in_use_fd >= 0 && fcntl(w->in_use_fd, F_OFD_SETLK, &lock) != 0) {
         close(w->in_use_fd); /* a filesystem without such locks: HDF5's own must do */
         w->in_use_fd = -1;

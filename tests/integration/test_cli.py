@@ -70,8 +70,8 @@ class Cli(unittest.TestCase):
     def test_save_keeps_only_named_vectors_and_the_scale(self):
         with TempDir() as d:
             out = os.path.join(d, "o.h5")
-            p = run([NGSCALE, "run", "-q", "--save", "v(out) i(v1)", netlist("multi.cir"), "-o", out])
-            self.assertNotIn("--save", p.stderr)
+            p = run([NGSCALE, "run", "-q", "--save", "time v(out) i(v1)", netlist("multi.cir"), "-o", out])
+            self.assertNotIn("--save", p.stderr)  # "time" names the tran plot's scale
             plots, _ = read_h5_plots(out)
             by = {p["attrs"]["analysis"]: p["names"] for p in plots}
             self.assertEqual(by["tran"], ["time", "v(out)", "i(v1)"])
@@ -260,10 +260,15 @@ class Cli(unittest.TestCase):
             left = os.listdir(tmp)
             self.assertEqual(len(left), 1, "the killed run's private directory")
             with open(os.path.join(tmp, left[0], "owner")) as f:
-                self.assertEqual(int(f.read().split()[0]), proc.pid)
+                owner = f.read().split()
+            self.assertEqual(int(owner[0]), proc.pid)
             os.mkdir(os.path.join(tmp, "ngscale-notour"))  # no owner file: not touched
+            # the same dead pid on another machine sharing TMPDIR: it may well be alive there
+            os.mkdir(os.path.join(tmp, "ngscale-remote"))
+            with open(os.path.join(tmp, "ngscale-remote", "owner"), "w") as f:
+                f.write(" ".join(owner[:3] + ["another-host"]) + "\n")
             run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", os.path.join(d, "o.h5")], env=env)
-            self.assertEqual(os.listdir(tmp), ["ngscale-notour"])
+            self.assertEqual(sorted(os.listdir(tmp)), ["ngscale-notour", "ngscale-remote"])
 
     def test_an_output_in_use_is_not_replaced(self):
         """HDF5 truncates before it checks its lock: an output a reader has open, or a
@@ -306,6 +311,11 @@ class Cli(unittest.TestCase):
         p = run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", "/nonexistent/dir/o.h5"], check=False)
         self.assertEqual(p.returncode, 3)
         self.assertIn("/nonexistent/dir/o.h5", p.stderr)
+        with TempDir() as d:  # a FIFO: refused, not waited on
+            fifo = os.path.join(d, "o.h5")
+            os.mkfifo(fifo)
+            p = run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", fifo], check=False, timeout=60)
+            self.assertEqual(p.returncode, 3)
 
     def test_embedding_example(self):
         embed = os.environ.get("NGSCALE_EMBED")

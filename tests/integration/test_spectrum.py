@@ -197,6 +197,14 @@ class Spectrum(unittest.TestCase):
                     if stop != "30u":  # --fund needs a whole period in the record
                         p = run([NGSCALE, "spectrum", out, "--vector", "v(in)", "--fund", "1k"])
                         self.assertNotIn("no tone", p.stdout)
+            # a slow drift fills the DC lobe too, but a tone of many periods stays found
+            cir = os.path.join(d, "drift.cir")
+            write(cir, "drift\nV1 in mid SIN(1 1m 1k)\nV2 mid 0 PWL(0 0 20m 100m)\nR1 in 0 1k\n.tran 1u 20m\n.end\n")
+            out = os.path.join(d, "drift.h5")
+            run([NGSCALE, "run", "-q", cir, "-o", out])
+            run([NGSCALE, "spectrum", out, "--vector", "v(in)"])
+            with h5py.File(out, "r") as f:
+                self.assertAlmostEqual(float(f["spectrum_metrics"]["fundamental_hz"][0]), 1000, delta=1)
 
     def test_gpu_backend_works_or_says_why(self):
         with TempDir() as d:

@@ -157,6 +157,22 @@ START_TEST(hook_can_stop_a_run)
 }
 END_TEST
 
+START_TEST(an_interrupt_before_the_run_stops_it_and_only_it)
+{
+    ngs_engine *e = engine();
+    counter c = {0};
+    ngs_run_result res;
+    ngs_engine_add_hook(e, NGS_EV_ALL, count, &c);
+    /* a Ctrl-C while the netlist loads came before the run cleared it, and was lost */
+    ngs_engine_interrupt(e);
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_ERR_INTERRUPTED);
+    ck_assert_uint_eq(c.rows, 0);
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK); /* the next runs */
+    ck_assert_uint_gt(c.rows, 0);
+    ngs_engine_destroy(e);
+}
+END_TEST
+
 START_TEST(cache_hit_replays_the_same_events)
 {
     ngs_engine *e = engine();
@@ -424,6 +440,7 @@ int main(void)
     tcase_add_test(tc, quit_replaces_the_copy);
     tcase_add_test(tc, broken_netlist_then_good_run);
     tcase_add_test(tc, hook_can_stop_a_run);
+    tcase_add_test(tc, an_interrupt_before_the_run_stops_it_and_only_it);
     tcase_add_test(tc, bad_library_path_is_an_error);
     tcase_add_test(tc, batch_refuses_bad_jobs_before_writing);
     tcase_add_test(tc, cache_hit_replays_the_same_events);
