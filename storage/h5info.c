@@ -101,13 +101,81 @@ static herr_t visit_plot(hid_t run, const char *name, const H5L_info_t *li, void
     return 0;
 }
 
+/* ngspice's error text has several lines: each continues under the first. */
+static void print_lines(FILE *out, const char *text, const char *indent)
+{
+    for (const char *p = text; *p; p++) {
+        fputc(*p, out);
+        if (*p == '\n' && p[1]) fputs(indent, out);
+    }
+}
+
+typedef struct {
+    FILE *out;
+    int n;
+} param_line;
+
+/* A batch job's parameters (its param.* attributes), on one line. */
+static herr_t visit_param(hid_t obj, const char *name, const H5A_info_t *ai, void *op)
+{
+    param_line *l = op;
+    char value[128];
+    (void)ai;
+    if (strncmp(name, "param.", 6) != 0) return 0;
+    ngs_h5_attr_read_str(obj, name, value, sizeof value);
+    fprintf(l->out, "%s%s=%s", l->n++ ? ", " : "    params: ", name + 6, value);
+    return 0;
+}
+
+/* A batch file's /summary: how many jobs ended how. */
+static void print_summary(FILE *out, hid_t file)
+{
+    static const char *const kinds[] = {"complete", "failed", "timeout", "interrupted", "not run"};
+    size_t count[5] = {0}, other = 0;
+    hid_t d, space, mt, st;
+    hssize_t n;
+    char **status;
+    H5E_BEGIN_TRY { d = H5Dopen2(file, "summary", H5P_DEFAULT); } H5E_END_TRY;
+    if (d < 0) return;
+    space = H5Dget_space(d);
+    n = H5Sget_simple_extent_npoints(space);
+    st = ngs_h5_vlen_str_type();
+    mt = H5Tcreate(H5T_COMPOUND, sizeof(char *));
+    H5Tinsert(mt, "status", 0, st);
+    status = n > 0 ? calloc((size_t)n, sizeof *status) : NULL;
+    if (status && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, status) >= 0) {
+        for (hssize_t i = 0; i < n; i++) {
+            size_t k = 0;
+            while (k < 5 && (!status[i] || strcmp(status[i], kinds[k]) != 0)) k++;
+            if (k < 5) count[k]++;
+            else other++;
+        }
+        const char *sep = " (";
+        fprintf(out, "  batch: %lld jobs", (long long)n);
+        for (size_t k = 0; k < 5; k++)
+            if (count[k]) {
+                fprintf(out, "%s%zu %s", sep, count[k], kinds[k]);
+                sep = ", ";
+            }
+        if (other) fprintf(out, "%s%zu other", sep, other);
+        fprintf(out, "%s, each in /summary\n", n > 0 ? ")" : "");
+        H5Dvlen_reclaim(mt, space, H5P_DEFAULT, status);
+    }
+    free(status);
+    H5Tclose(mt);
+    H5Tclose(st);
+    H5Sclose(space);
+    H5Dclose(d);
+}
+
 static herr_t visit_run(hid_t file, const char *name, const H5L_info_t *li, void *op)
 {
     info_ctx *c = op;
     hid_t g;
-    char status[32], msg[512], path[512], ver[160], mem[300], codec[16];
+    char status[32], msg[512], path[512], ver[160], mem[300], codec[16], label[256], warning[384];
     long long plots;
     hsize_t idx = 0;
+    param_line params = {c->out, 0};
     H5O_info_t oi;
     (void)li;
     if (H5Oget_info_by_name(file, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP) return 0;
@@ -119,8 +187,16 @@ static herr_t visit_run(hid_t file, const char *name, const H5L_info_t *li, void
     ngs_h5_attr_read_str(g, "ngspice_version", ver, sizeof ver);
     ngs_h5_attr_read_str(g, "memory_reason", mem, sizeof mem);
     ngs_h5_attr_read_str(g, "codec", codec, sizeof codec);
+    ngs_h5_attr_read_str(g, "job_label", label, sizeof label);
+    ngs_h5_attr_read_str(g, "warning", warning, sizeof warning);
     plots = ngs_h5_attr_read_i64(g, "plots", -1);
-    fprintf(c->out, "  run %s: %s%s%s\n", name, status, msg[0] ? " - " : "", msg);
+    fprintf(c->out, "  run %s: %s%s", name, status, msg[0] ? " - " : "");
+    print_lines(c->out, msg, "      ");
+    fputc('\n', c->out);
+    if (label[0]) fprintf(c->out, "    label: %s\n", label);
+    H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_INC, NULL, visit_param, &params);
+    if (params.n) fputc('\n', c->out);
+    if (warning[0]) fprintf(c->out, "    warning: %s\n", warning);
     if (path[0]) fprintf(c->out, "    netlist: %s\n", path);
     if (ver[0]) fprintf(c->out, "    ngspice: %s\n", ver);
     if (codec[0]) fprintf(c->out, "    codec: %s\n", codec);
@@ -163,6 +239,7 @@ int ngs_h5_info_print(const char *path, FILE *out, char *err, size_t errlen)
             ngs_h5_attr_read_i64(f, "ngscale_format_version", 0), ver,
             live ? " (still being written, or its writer was killed)" : "");
     c.file = f;
+    print_summary(out, f);
     H5E_BEGIN_TRY {
         H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_run, &c);
     } H5E_END_TRY;

@@ -73,6 +73,8 @@ class Batch(unittest.TestCase):
             self.assertEqual(len(summary), 3)
             self.assertTrue(all(s == b"complete" for s in summary["status"]))
             self.assertEqual(sorted(summary["R1val"]), [500.0, 1000.0, 2000.0])
+            info = run([NGSCALE, "info", out]).stdout
+            self.assertIn("label: b\n    params: R1val=2k, temp=85\n", info)
             for label, r1, t in (("a", 1e3, 27), ("b", 2e3, 85), ("c", 500, -40)):
                 attrs, data = jobs[label]
                 r2 = 1e3 * (1 + 0.01 * (t - 27))   # tc1 makes .temp visible in the result
@@ -209,6 +211,9 @@ class Batch(unittest.TestCase):
             self.assertIn("ngspice exited", status["subckt_unbalanced.cir"][1])
             self.assertIn(".subckt", status["subckt_unbalanced.cir"][1])
             self.assertLess(max(s["wall_s"] for s in summary), 30)
+            info = run([NGSCALE, "info", out]).stdout
+            self.assertIn("batch: 7 jobs (3 complete, 3 failed, 1 timeout), each in /summary", info)
+            self.assertRegex(info, r"ngspice rejected the netlist:\n      \S")  # its lines indented
 
     def test_a_control_loop_that_ignores_halt_times_out_and_the_batch_goes_on(self):
         """bg_halt stops analyses, not a .control `while` loop: its instance is given up
