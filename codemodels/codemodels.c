@@ -4,7 +4,6 @@
 #include "codemodels/codemodels.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -146,26 +145,4 @@ int ngs_codemodels_files(char ***out)
     files[n] = NULL;
     *out = files;
     return NGS_OK;
-}
-
-void ngs_codemodels_remove(const char *dir)
-{
-    char path[4096];
-    DIR *d;
-    struct dirent *ent;
-    snprintf(path, sizeof path, "%s/cm", dir);
-    if ((d = opendir(path))) {
-        while ((ent = readdir(d))) {
-            char file[4096 + 256];
-            if (ent->d_name[0] == '.') continue;
-            snprintf(file, sizeof file, "%s/%s", path, ent->d_name);
-            unlink(file);
-        }
-        closedir(d);
-        rmdir(path);
-    }
-    snprintf(path, sizeof path, "%s/scripts/spinit", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/scripts", dir);
-    rmdir(path);
 }

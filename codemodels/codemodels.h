@@ -24,7 +24,4 @@ int ngs_codemodels_files(char ***files);
  * dlopen'ed by path, so instances need files of their own). 0, or -1 with errno. */
 int ngs_private_copy(const char *from, const char *to);
 
-/* Removes what ngs_codemodels_prepare created (not dir itself). */
-void ngs_codemodels_remove(const char *dir);
-
 #endif

@@ -747,6 +747,12 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return 0;
 }
 
+/* A private directory and all it holds: code-model copies, spinit, deck.cir, owner. */
+static void remove_private_dir(const char *dir)
+{
+    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Once per process: the first engine looks through its temporary directory. */
 static void sweep_stale_dirs(const char *tmp)
 {
@@ -765,7 +771,7 @@ static void sweep_stale_dirs(const char *tmp)
         if (strncmp(ent->d_name, "ngscale-", 8) != 0 || strlen(ent->d_name) != 14) continue; /* mkdtemp's */
         snprintf(path, sizeof path, "%s/%s", tmp, ent->d_name);
         if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
-        if (is_stale(path, id)) nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+        if (is_stale(path, id)) remove_private_dir(path);
     }
     closedir(d);
     pthread_mutex_unlock(&sweep_lock);
@@ -838,15 +844,7 @@ void ngs_engine_destroy(ngs_engine *e)
     }
     ngs_engine_unload_copy(e);
     if (e->dispatch) ngs_dispatch_destroy(e->dispatch);
-    if (e->work_dir && e->has_private_codemodels) ngs_codemodels_remove(e->work_dir);
-    if (e->work_dir) {
-        char deck[4200];
-        snprintf(deck, sizeof deck, "%s/deck.cir", e->work_dir); /* the last run's, see run.c */
-        unlink(deck);
-        snprintf(deck, sizeof deck, "%s/owner", e->work_dir);
-        unlink(deck);
-        rmdir(e->work_dir);
-    }
+    if (e->work_dir) remove_private_dir(e->work_dir);
     free(e->work_dir);
     free(e->lib_source);
     free(e->hooks);
