@@ -725,13 +725,14 @@ static void warn_unused_params(const char *netlist, const char *csv_path, const 
         free(seen);
         return; /* an unreadable netlist is reported by its jobs */
     }
+    enum { NAMED = 5 }; /* a wrong netlist leaves every column unused: name a few, count the rest */
     size_t unused = 0;
     for (size_t i = 0; i < n; i++) {
-        if (seen[i] || ++unused > 5) continue; /* a wrong netlist leaves every column unused */
+        if (seen[i] || ++unused > NAMED) continue;
         fprintf(stderr, "ngscale batch: warning: %s column '%s' appears nowhere in %s or the files it "
                         "includes: that parameter changes nothing\n", csv_path, names[i], netlist);
     }
-    if (unused > 5) fprintf(stderr, "ngscale batch: warning: ... and %zu more such columns\n", unused - 5);
+    if (unused > NAMED) fprintf(stderr, "ngscale batch: warning: ... and %zu more such columns\n", unused - NAMED);
     free(seen);
 }
 
