@@ -417,6 +417,22 @@ static int parse_shared(int c, const char *arg, const shared_options *so)
     }
 }
 
+/* A netlist must be a readable file: a directory passes access(R_OK) and would only
+ * fail later, as a job, after the others had started. */
+static int netlist_is_readable(const char *cmd, const char *path)
+{
+    struct stat st;
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "ngscale %s: cannot read %s: %s\n", cmd, path, strerror(errno));
+        return 0;
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "ngscale %s: %s is a directory, not a netlist\n", cmd, path);
+        return 0;
+    }
+    return 1;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -485,10 +501,7 @@ static int cmd_run(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (check_shared(&shared) != 0) return EXIT_USAGE;
-    if (access(netlist, R_OK) != 0) {
-        fprintf(stderr, "ngscale: cannot read %s: %s\n", netlist, strerror(errno));
-        return EXIT_IO;
-    }
+    if (!netlist_is_readable("run", netlist)) return EXIT_IO;
     {
         const char *inputs[] = {netlist, log_path};
         if (!output_is_safe("run", o.output_path, inputs, 2)) return EXIT_USAGE;
@@ -777,7 +790,14 @@ static int cmd_batch(int argc, char **argv)
             }
             o.jobs = (int)n;
             break;
-        case 'p': params = optarg; break;
+        case 'p':
+            if (params) { /* the last one silently winning would drop a whole sweep */
+                fprintf(stderr, "ngscale batch: --params is given twice ('%s', '%s'): one CSV per batch\n",
+                        params, optarg);
+                return EXIT_USAGE;
+            }
+            params = optarg;
+            break;
         case 'M':
             if (!parse_integer(optarg, 1, NGS_SEED_MAX, &mc)) {
                 fprintf(stderr, "ngscale batch: --monte-carlo needs a whole number of runs, 1..%lld: '%s'\n",
@@ -829,10 +849,7 @@ static int cmd_batch(int argc, char **argv)
         return EXIT_USAGE;
     }
     for (int i = optind; i < argc; i++)
-        if (access(argv[i], R_OK) != 0) {
-            fprintf(stderr, "ngscale batch: cannot read %s: %s\n", argv[i], strerror(errno));
-            return EXIT_IO;
-        }
+        if (!netlist_is_readable("batch", argv[i])) return EXIT_IO;
     {
         int safe;
         const char **inputs = calloc((size_t)(argc - optind) + 1, sizeof *inputs);

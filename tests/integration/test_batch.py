@@ -405,6 +405,19 @@ class Batch(unittest.TestCase):
                     check=False)
             self.assertEqual(p.returncode, 2)
             self.assertIn("line 3", p.stderr)
+            good = os.path.join(d, "good.csv")
+            write(good, "R\n1k\n")
+            out = os.path.join(d, "o.h5")
+            p = run([NGSCALE, "batch", netlist("tran_rc.cir"), "--params", good, "--params", good, "-o", out],
+                    check=False)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("--params is given twice", p.stderr)
+            # a directory among the netlists is refused before any job runs, like a missing file
+            for bad_netlist, code, message in ((d, 3, "is a directory"), (os.path.join(d, "nope.cir"), 3, "nope.cir")):
+                p = run([NGSCALE, "batch", "-q", netlist("tran_rc.cir"), bad_netlist, "-o", out], check=False)
+                self.assertEqual(p.returncode, code, p.stderr)
+                self.assertIn(message, p.stderr)
+                self.assertFalse(os.path.exists(out))
 
     def test_bad_values_are_refused_before_any_job_runs(self):
         """A value ngspice would ignore or misread (seed 0 or 'abc', temp 'abc', an empty

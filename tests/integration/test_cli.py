@@ -38,6 +38,9 @@ class Cli(unittest.TestCase):
                     check=False)
             self.assertEqual(p.returncode, 3)
             self.assertIn("nope.cir", p.stderr)
+            p = run([NGSCALE, "run", d, "-o", os.path.join(d, "o.h5")], check=False)
+            self.assertEqual(p.returncode, 3)
+            self.assertIn("is a directory, not a netlist", p.stderr)
 
     def test_bad_netlist_reports_ngspice_message_with_user_line_number(self):
         with TempDir() as d:
