@@ -209,7 +209,7 @@ static void raw_name(char *out, size_t n, const char *name, int type)
     }
 }
 
-static int save_matches(ngs_engine *e, const char *raw, const char *ngname)
+int ngs_engine_save_matches(ngs_engine *e, const char *raw, const char *ngname)
 {
     int hit = 0;
     if (!e->save_names) return 1;
@@ -279,7 +279,7 @@ static void send_init_data(ngs_engine *e, pvecinfoall info)
         for (int x = 0; x < n && !is_scale; x++)
             is_scale = x != j && info->vecs[x]->pdvecscale == v->pdvec && v->pdvec != NULL;
         raw_name(names[k], sizeof names[k], v->vecname, type);
-        if (!save_matches(e, names[k], v->vecname) && !is_scale) continue; /* matched first: "--save time" names a vector too */
+        if (!ngs_engine_save_matches(e, names[k], v->vecname) && !is_scale) continue; /* matched first: "--save time" names a vector too */
         vd[k].name = names[k];
         vd[k].ngspice_name = v->vecname;
         vd[k].type = type;

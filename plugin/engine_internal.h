@@ -108,6 +108,8 @@ int ngs_engine_wait_bg(ngs_engine *e, int timeout_ms);
 void ngs_engine_set_error(ngs_engine *e, const char *fmt, ...);
 void ngs_engine_reset_run_state(ngs_engine *e);
 void ngs_engine_close_plot(ngs_engine *e);
+/* Whether a vector (its RAW name and ngspice's) passes --save; marks the names it matched. */
+int ngs_engine_save_matches(ngs_engine *e, const char *raw, const char *ngname);
 
 /* run.c: a run written into an HDF5 file its caller keeps open (a batch's output).
  * options->output_path names that file in messages and options->group is the

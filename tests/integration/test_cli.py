@@ -90,6 +90,15 @@ class Cli(unittest.TestCase):
             p = run([NGSCALE, "batch", "-q", "--save", "v(nothere)", netlist("tran_rc.cir"), netlist("tran_rc.cir"),
                      "-o", out2])
             self.assertEqual(p.stderr.count("no vector named v(nothere)"), 1, p.stderr)
+            # a cache hit warns as the run it replays did, and keeps the warning attribute
+            cache = os.path.join(d, "cache")
+            for attempt in ("miss", "hit"):
+                p = run([NGSCALE, "run", "-q", "--cache", cache, "--save", "v(out) v(nothere)",
+                         netlist("tran_rc.cir"), "-o", out2])
+                self.assertIn("--save: no vector named v(nothere) in any plot", p.stderr, attempt)
+                with h5py.File(out2, "r") as f:
+                    self.assertEqual(int(f["run"].attrs["cache_hit"]), attempt == "hit")
+                    self.assertIn("v(nothere)", f["run"].attrs["warning"], attempt)
 
     def test_append_adds_runs_and_refuses_a_taken_group(self):
         with TempDir() as d:
