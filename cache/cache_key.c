@@ -693,6 +693,25 @@ static int in_list(const char *const *list, const char *s)
     return 0;
 }
 
+/* ngspice replaces "$name" ("$?name", "$#name") in a command with its variable of
+ * that name, else the environment's: the environment's value goes into the key,
+ * shadowed or not (at worst a needless miss). "$&vector" reads the run's own data. */
+static void hash_environment_refs(kctx *k, const char *cmdline)
+{
+    for (const char *p = strchr(cmdline, '$'); p; p = strchr(p + 1, '$')) {
+        const char *start = p + 1, *end, *value;
+        char name[TOKEN_MAX];
+        if (*start == '?' || *start == '#') start++;
+        for (end = start; isalnum((unsigned char)*end) || *end == '_'; end++) {}
+        if (end == start || (size_t)(end - start) >= sizeof name) continue;
+        snprintf(name, sizeof name, "%.*s", (int)(end - start), start);
+        value = getenv(name);
+        hash_rec(k, 'E', name, strlen(name));
+        if (value) hash_rec(k, 'e', value, strlen(value));
+        else hash_rec(k, 'U', "", 0);
+    }
+}
+
 /* One command of a .control block (or a "*#" line). */
 static void control_command(kctx *k, const char *cmdline, const char *dir, int depth)
 {
@@ -735,6 +754,7 @@ static void control_command(kctx *k, const char *cmdline, const char *dir, int d
                 break;
             }
     }
+    hash_environment_refs(k, cmdline);
     scan_random(k, cmdline);
     if (strcmp(cmd, "source") != 0) scan_file_params(k, rest, dir, depth);
 }

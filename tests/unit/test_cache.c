@@ -482,6 +482,34 @@ START_TEST(key_follows_parameters_analyses_and_options)
 }
 END_TEST
 
+/* ngspice reads "$name" from the environment when no variable of its own has it */
+START_TEST(key_follows_environment_variables_a_control_block_reads)
+{
+    char *d = make_tmpdir();
+    const char *text = "env\nV1 in 0 1\nR1 in out 1k\nR2 out 0 1k\n.control\nalter r2 = $NGS_TEST_RVAL\nop\n"
+                       "echo $&v(out) $?NGS_TEST_FLAG\n.endc\n.end\n";
+    unsetenv("NGS_TEST_RVAL");
+    unsetenv("NGS_TEST_FLAG");
+    ngs_cache_key unset = key_of(d, text);
+    setenv("NGS_TEST_RVAL", "3k", 1);
+    ngs_cache_key k3 = key_of(d, text);
+    setenv("NGS_TEST_RVAL", "9k", 1);
+    ngs_cache_key k9 = key_of(d, text);
+    setenv("NGS_TEST_FLAG", "", 1);
+    ngs_cache_key flag = key_of(d, text);
+    setenv("NGS_TEST_RVAL", "3k", 1);
+    unsetenv("NGS_TEST_FLAG");
+    ngs_cache_key again = key_of(d, text);
+    assert_cacheable(&unset);
+    ck_assert_str_ne(unset.hex, k3.hex);
+    ck_assert_str_ne(k3.hex, k9.hex);
+    ck_assert_str_ne(k9.hex, flag.hex); /* set but empty is not unset */
+    ck_assert_str_eq(k3.hex, again.hex);
+    unsetenv("NGS_TEST_RVAL");
+    rm_rf(d);
+}
+END_TEST
+
 START_TEST(key_follows_extra_strings_and_files)
 {
     char *d = make_tmpdir();
@@ -1660,6 +1688,7 @@ int main(void)
     tcase_add_test(key, key_follows_two_levels_of_include);
     tcase_add_test(key, key_follows_lib_sections_only);
     tcase_add_test(key, key_follows_parameters_analyses_and_options);
+    tcase_add_test(key, key_follows_environment_variables_a_control_block_reads);
     tcase_add_test(key, key_follows_extra_strings_and_files);
     tcase_add_test(key, key_disabling_constructs);
     tcase_add_test(key, key_constructs_that_stay_cacheable);
