@@ -61,6 +61,7 @@ struct ngs_cache {
     pthread_mutex_t rmu;
     redisContext *rc;
     struct timespec retry_at;
+    char *url; /* as given: which servers_down entry is this one's */
     /* last warning, guarded by wmu */
     pthread_mutex_t wmu;
     char warning[512];
@@ -784,12 +785,125 @@ bad:
     return NGS_ERR_ARG;
 }
 
+int ngs_cache_spec_parse(const char *spec, char *dir, size_t dn, char *url, size_t un, char *err,
+                         size_t errlen)
+{
+    const char *comma;
+    ngs_cache probe;
+    int rc;
+    if (err && errlen) err[0] = '\0';
+    if (!spec || !dir || !url || !dn || !un) return NGS_ERR_ARG;
+    dir[0] = url[0] = '\0';
+    if (!spec[0]) {
+        set_err(err, errlen, "an empty cache spec names no cache (give DIR, redis://... or DIR,redis://...)");
+        return NGS_ERR_ARG;
+    }
+    comma = strncmp(spec, "redis://", 8) == 0 ? NULL : strchr(spec, ',');
+    if (strncmp(spec, "redis://", 8) == 0) {
+        if (snprintf(url, un, "%s", spec) >= (int)un) goto too_long;
+    } else if (comma) {
+        if (comma == spec) {
+            set_err(err, errlen, "cache spec '%s': no directory before the comma", spec);
+            return NGS_ERR_ARG;
+        }
+        if (snprintf(dir, dn, "%.*s", (int)(comma - spec), spec) >= (int)dn) goto too_long;
+        if (snprintf(url, un, "%s", comma + 1) >= (int)un) goto too_long;
+    } else if (snprintf(dir, dn, "%s", spec) >= (int)dn) {
+        goto too_long;
+    }
+    if (!url[0]) return NGS_OK;
+    memset(&probe, 0, sizeof probe);
+    rc = parse_url(&probe, url, err, errlen);
+    free(probe.host);
+    free(probe.user);
+    free(probe.pass);
+    if (rc == NGS_ERR_ARG && err && errlen) { /* name what was given */
+        char why[256];
+        snprintf(why, sizeof why, "%s", err);
+        set_err(err, errlen, "cache spec '%s': %s", spec, why);
+    }
+    return rc;
+too_long:
+    set_err(err, errlen, "cache spec '%.64s...' is too long", spec);
+    return NGS_ERR_ARG;
+}
+
+/* A directory that holds other files is not taken over: the tag and counters a
+ * cache writes would replace a file named "stats" and hide the directory from
+ * backups. Ours carry ngscale's CACHEDIR.TAG (empty while a first opener writes it). */
+static int dir_is_ours_or_empty(const char *dir, char *err, size_t errlen)
+{
+    char tag[PATH_MAX], text[256];
+    struct dirent *de;
+    int others = 0, fd;
+    ssize_t n;
+    DIR *d = opendir(dir);
+    if (!d) return NGS_OK; /* absent (created next), or an error the caller reports */
+    while (!others && (de = readdir(d)))
+        others = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    if (!others || path_fmt(tag, sizeof tag, "%s/CACHEDIR.TAG", dir) != 0) return NGS_OK;
+    fd = open(tag, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
+    if (fd >= 0) close(fd);
+    if (n == 0) return NGS_OK;
+    if (n > 0) {
+        text[n] = '\0';
+        if (strstr(text, "created by ngscale")) return NGS_OK;
+    }
+    set_err(err, errlen, "%s holds other files and is not an ngscale cache (it has no CACHEDIR.TAG of "
+                         "ngscale's): give an empty or new directory", dir);
+    return NGS_ERR_ARG;
+}
+
 static struct timeval ms_tv(int ms)
 {
     struct timeval tv;
     tv.tv_sec = ms / 1000;
     tv.tv_usec = (ms % 1000) * 1000;
     return tv;
+}
+
+/* Every ngs_cache of the process learns that a Redis (a URL: server, credentials,
+ * db) is being skipped: a batch opens one per job, and each would otherwise wait
+ * out its own timeouts, 2 s a job with a server that accepts and never answers. */
+#define SERVERS_DOWN_MAX 16
+static pthread_mutex_t servers_down_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char *url;
+    struct timespec until;
+} servers_down[SERVERS_DOWN_MAX];
+
+static int before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static void note_server_down(const char *url, const struct timespec *until)
+{
+    size_t slot = 0;
+    pthread_mutex_lock(&servers_down_lock);
+    for (size_t i = 0; i < SERVERS_DOWN_MAX; i++) {
+        if (servers_down[i].url && strcmp(servers_down[i].url, url) == 0) { slot = i; break; }
+        if (before(&servers_down[i].until, &servers_down[slot].until)) slot = i; /* the oldest, or a free one */
+    }
+    if (!servers_down[slot].url || strcmp(servers_down[slot].url, url) != 0) {
+        free(servers_down[slot].url);
+        servers_down[slot].url = strdup(url);
+    }
+    servers_down[slot].until = *until;
+    pthread_mutex_unlock(&servers_down_lock);
+}
+
+/* Until when another ngs_cache of the process found url failing (0 if none). */
+static struct timespec server_down_until(const char *url)
+{
+    struct timespec until = {0, 0};
+    pthread_mutex_lock(&servers_down_lock);
+    for (size_t i = 0; i < SERVERS_DOWN_MAX; i++)
+        if (servers_down[i].url && strcmp(servers_down[i].url, url) == 0) until = servers_down[i].until;
+    pthread_mutex_unlock(&servers_down_lock);
+    return until;
 }
 
 /* With rmu held: drops the connection and skips Redis for a while. */
@@ -800,7 +914,10 @@ static void redis_down(ngs_cache *c, const char *what, const char *why)
     if (c->rc) redisFree(c->rc);
     c->rc = NULL;
     mono_now(&c->retry_at);
-    if (c->o.redis_retry_s > 0) c->retry_at.tv_sec += c->o.redis_retry_s;
+    if (c->o.redis_retry_s > 0) {
+        c->retry_at.tv_sec += c->o.redis_retry_s;
+        if (c->url) note_server_down(c->url, &c->retry_at);
+    }
 }
 
 /* With rmu held: a command whose reply is not an error; NULL after a failure
@@ -834,9 +951,11 @@ static redisContext *redis_ctx(ngs_cache *c)
     redisReply *r;
     if (c->rc) return c->rc;
     mono_now(&now);
-    if (c->o.redis_retry_s > 0 && (now.tv_sec < c->retry_at.tv_sec ||
-                                   (now.tv_sec == c->retry_at.tv_sec && now.tv_nsec < c->retry_at.tv_nsec)))
-        return NULL;
+    if (c->o.redis_retry_s > 0) {
+        struct timespec elsewhere = c->url ? server_down_until(c->url) : c->retry_at;
+        if (before(&c->retry_at, &elsewhere)) c->retry_at = elsewhere; /* said where it was found */
+        if (before(&now, &c->retry_at)) return NULL;
+    }
     c->rc = redisConnectWithTimeout(c->host, c->port, ms_tv(c->o.redis_connect_timeout_ms));
     if (!c->rc || c->rc->err) {
         redis_down(c, "connect", c->rc ? c->rc->errstr : "out of memory");
@@ -1113,17 +1232,22 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
     pthread_mutex_init(&c->rmu, NULL);
     pthread_mutex_init(&c->wmu, NULL);
     if (!(c->dir = strdup(dir))) { ngs_cache_close(c); return NGS_ERR_NOMEM; }
+    if (redis_url && !(c->url = strdup(redis_url))) { ngs_cache_close(c); return NGS_ERR_NOMEM; }
     if (redis_url && (rc = parse_url(c, redis_url, err, errlen)) != NGS_OK) {
         ngs_cache_close(c);
         return rc;
     }
-    if (mkdir_p(c->dir) != 0 || (lfd = dir_lock(c)) < 0) {
+    if ((rc = dir_is_ours_or_empty(c->dir, err, errlen)) != NGS_OK) {
+        ngs_cache_close(c);
+        return rc;
+    }
+    if (mkdir_p(c->dir) != 0) {
         set_err(err, errlen, "cache directory %s: %s", c->dir, strerror(errno));
         ngs_cache_close(c);
         return NGS_ERR_IO;
     }
-    dir_unlock(lfd);
-    /* tells backup tools the directory is a cache (https://bford.info/cachedir/) */
+    /* tells backup tools the directory is a cache (https://bford.info/cachedir/);
+     * written first, so that a second opener sees whose directory it is */
     if (path_fmt(tag, sizeof tag, "%s/CACHEDIR.TAG", c->dir) == 0 && access(tag, F_OK) != 0) {
         int fd = open(tag, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         static const char text[] = "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -1133,6 +1257,12 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
             close(fd);
         }
     }
+    if ((lfd = dir_lock(c)) < 0) {
+        set_err(err, errlen, "cache directory %s: %s", c->dir, strerror(errno));
+        ngs_cache_close(c);
+        return NGS_ERR_IO;
+    }
+    dir_unlock(lfd);
     *out = c;
     return NGS_OK;
 }
@@ -1145,6 +1275,7 @@ void ngs_cache_close(ngs_cache *c)
     pthread_mutex_destroy(&c->wmu);
     free(c->dir);
     free(c->host);
+    free(c->url);
     free(c->user);
     free(c->pass);
     free(c);

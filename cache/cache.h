@@ -20,7 +20,7 @@
  *
  * Failures of the cache never fail a run: a Redis that is unreachable, slow or
  * refusing gives a warning (callback and ngs_cache_take_warning) and is skipped for
- * redis_retry_s; a corrupt entry is deleted and counted as a miss.
+ * redis_retry_s, by every ngs_cache of the process on the same URL; a corrupt entry is deleted and counted as a miss.
  *
  * Threads: one ngs_cache may be shared by several threads. Local operations are
  * serialized between threads and processes by flock on DIR/lock where needed; the
@@ -80,12 +80,20 @@ int ngs_cache_default_dir(char *out, size_t n);
  * redis://[[user]:password@]host[:port][/db] (port 6379 and db 0 by default;
  * "%xx" escapes allowed in user and password; "redis://secret@host" gives a
  * password). Redis is connected lazily: opening never waits for it.
- * options may be NULL (defaults). Returns NGS_OK, NGS_ERR_ARG (bad URL or options),
- * NGS_ERR_IO (the directory cannot be created or written) or NGS_ERR_NOMEM.
+ * options may be NULL (defaults). A directory that already holds files must carry
+ * ngscale's CACHEDIR.TAG: another directory is never taken over. Returns NGS_OK,
+ * NGS_ERR_ARG (bad URL or options, a directory that is not a cache), NGS_ERR_IO (the
+ * directory cannot be created or written) or NGS_ERR_NOMEM.
  */
 int ngs_cache_open(ngs_cache **cache, const char *local_dir, const char *redis_url,
                    const ngs_cache_options *options, char *err, size_t errlen);
 void ngs_cache_close(ngs_cache *cache);
+
+/* Splits a cache spec: "DIR", "redis://URL" (the default directory is then the first
+ * tier) or "DIR,redis://URL", and checks the URL's form; nothing is opened. dir and
+ * url get "" where the spec has none. NGS_OK, or NGS_ERR_ARG (err says why). */
+int ngs_cache_spec_parse(const char *spec, char *dir, size_t dn, char *url, size_t un, char *err,
+                         size_t errlen);
 
 const char *ngs_cache_dir(const ngs_cache *cache);
 

@@ -357,6 +357,18 @@ static int check_shared(const shared_options *so)
         fprintf(stderr, "ngscale: deflate levels are 1..9\n");
         return -1;
     }
+    if (*so->cache) { /* a wrong spec is refused before anything is written */
+        char dir[4096], url[1024], err[768];
+        ngs_cache *c = NULL;
+        int rc = ngs_cache_spec_parse(*so->cache, dir, sizeof dir, url, sizeof url, err, sizeof err);
+        if (rc == NGS_OK)
+            rc = ngs_cache_open(&c, dir[0] ? dir : NULL, url[0] ? url : NULL, NULL, err, sizeof err);
+        ngs_cache_close(c);
+        if (rc == NGS_ERR_ARG) { /* one that merely cannot be used now is warned about per run */
+            fprintf(stderr, "ngscale: --cache: %s\n", err);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -1010,7 +1022,8 @@ static int cmd_cache(int argc, char **argv)
     ngs_cache_options copt;
     int rc;
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc) spec = argv[++i];
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) what = argv[i];
+        else if (strcmp(argv[i], "--cache") == 0 && i + 1 < argc) spec = argv[++i];
         else if (strncmp(argv[i], "--cache=", 8) == 0) spec = argv[i] + 8;
         else {
             fprintf(stderr, "ngscale cache: unknown option %s\n", argv[i]);
@@ -1018,24 +1031,43 @@ static int cmd_cache(int argc, char **argv)
         }
     }
     if (!what || (strcmp(what, "stats") && strcmp(what, "list") && strcmp(what, "clear") && strcmp(what, "gc"))) {
-        fprintf(stderr, "usage: ngscale cache stats|list|clear|gc [--cache DIR|redis://...|DIR,redis://...]\n");
-        return EXIT_USAGE;
+        int help = what && (strcmp(what, "--help") == 0 || strcmp(what, "-h") == 0);
+        fprintf(help ? stdout : stderr,
+                "usage: ngscale cache stats|list|clear|gc [--cache DIR|redis://...|DIR,redis://...]\n"
+                "  The local directory is the default one unless named (see 'ngscale --help');\n"
+                "  stats and list show the local tier; clear and gc act on it only: Redis is never cleared.\n");
+        return help ? EXIT_OK : EXIT_USAGE;
     }
     dir[0] = '\0';
-    if (spec) {
-        const char *comma = strchr(spec, ',');
-        if (strncmp(spec, "redis://", 8) == 0) snprintf(url, sizeof url, "%s", spec);
-        else if (comma) {
-            snprintf(dir, sizeof dir, "%.*s", (int)(comma - spec), spec);
-            snprintf(url, sizeof url, "%s", comma + 1);
-        } else snprintf(dir, sizeof dir, "%s", spec);
+    if (spec && ngs_cache_spec_parse(spec, dir, sizeof dir, url, sizeof url, err, sizeof err) != NGS_OK) {
+        fprintf(stderr, "ngscale cache: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (url[0] && strcmp(what, "clear") == 0 && !dir[0]) {
+        fprintf(stderr, "ngscale cache clear: it clears a local directory, and Redis is never cleared (its "
+                        "entries are shared by a team, and expire when unused): name the directory, "
+                        "--cache DIR\n");
+        return EXIT_USAGE;
+    }
+    if (!dir[0] && ngs_cache_default_dir(dir, sizeof dir) != NGS_OK) {
+        fprintf(stderr, "ngscale cache: no cache directory: set XDG_CACHE_HOME or HOME, or give --cache DIR\n");
+        return EXIT_USAGE;
+    }
+    { /* looking at a cache creates none: a mistyped path is said, not made */
+        struct stat st;
+        if (stat(dir, &st) != 0) {
+            fprintf(stderr, "ngscale cache: no cache at %s: %s\n", dir, strerror(errno));
+            return EXIT_IO;
+        }
     }
     ngs_cache_options_init(&copt);
-    rc = ngs_cache_open(&c, dir[0] ? dir : NULL, url[0] ? url : NULL, &copt, err, sizeof err);
+    rc = ngs_cache_open(&c, dir, url[0] ? url : NULL, &copt, err, sizeof err);
     if (rc != NGS_OK) {
         fprintf(stderr, "ngscale cache: %s\n", err);
         return exit_code(rc);
     }
+    if (url[0]) fprintf(stderr, "ngscale cache %s: the local tier %s only; Redis is not %s\n", what, dir,
+                        strcmp(what, "clear") == 0 ? "cleared" : strcmp(what, "gc") == 0 ? "collected" : "listed");
     if (strcmp(what, "stats") == 0) {
         ngs_cache_stats s;
         rc = ngs_cache_get_stats(c, &s);

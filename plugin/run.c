@@ -467,6 +467,16 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
         e->nsave = 0;
     }
 
+    /* the cache is consulted before ngspice runs anything, and before the output is
+     * touched: a wrong spec fails the run with any existing file intact */
+    if (o.cache) {
+        rc = ngs_run_cache_begin(&cache, e, o.cache, deck, source, base_dir, &o, flat, &cache_hit,
+                                 res.cache_note, sizeof res.cache_note);
+        if (rc != NGS_OK) {
+            ngs_engine_set_error(e, "%s", res.cache_note);
+            goto done;
+        }
+    }
     sinks = calloc(e->nhooks + 3, sizeof *sinks);
     if (!sinks) { rc = NGS_ERR_NOMEM; goto done; }
     if (o.output_path) {
@@ -479,14 +489,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     }
     build_sinks(e, o.output_path ? &ws : NULL, sinks, &nsinks);
 
-    /* the cache is consulted before ngspice runs anything */
-    if (o.cache) {
-        rc = ngs_run_cache_begin(&cache, e, o.cache, deck, source, base_dir, &o, flat, &cache_hit,
-                                 res.cache_note, sizeof res.cache_note);
-        if (rc != NGS_OK) {
-            ngs_engine_set_error(e, "%s", res.cache_note);
-            goto done;
-        }
+    if (cache) {
         if (cache_hit) {
             int nplots = 0;
             uint64_t points = 0;
@@ -503,7 +506,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             }
             rc = NGS_OK; /* the entry was refused before any event: simulate */
         }
-        if (cache && ngs_run_cache_sink(cache, &sinks[nsinks]) == NGS_OK) nsinks++;
+        if (ngs_run_cache_sink(cache, &sinks[nsinks]) == NGS_OK) nsinks++;
     }
     if ((rc = ngs_dispatch_set_sinks(e->dispatch, sinks, nsinks)) != NGS_OK) goto done;
     ngs_dispatch_reset_error(e->dispatch);

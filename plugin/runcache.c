@@ -30,21 +30,6 @@ struct ngs_run_cache {
     const char *work_dir;
 };
 
-static int split_spec(const char *spec, char *dir, size_t dn, char *url, size_t un)
-{
-    const char *comma = strchr(spec, ',');
-    dir[0] = url[0] = '\0';
-    if (strncmp(spec, "redis://", 8) == 0) {
-        snprintf(url, un, "%s", spec);
-    } else if (comma) {
-        snprintf(dir, dn, "%.*s", (int)(comma - spec), spec);
-        snprintf(url, un, "%s", comma + 1);
-    } else {
-        snprintf(dir, dn, "%s", spec);
-    }
-    return url[0] && strncmp(url, "redis://", 8) != 0 ? -1 : 0;
-}
-
 int ngs_run_cache_begin(ngs_run_cache **out, ngs_engine *e, const char *spec, const ngs_deck *deck,
                         const char *netlist_path, const char *base_dir, const ngs_run_options *o,
                         int flat, int *hit, char *note, size_t notelen)
@@ -59,8 +44,8 @@ int ngs_run_cache_begin(ngs_run_cache **out, ngs_engine *e, const char *spec, co
 
     *out = NULL;
     *hit = 0;
-    if (split_spec(spec, dir, sizeof dir, url, sizeof url) != 0) {
-        snprintf(note, notelen, "cache: '%s' is neither a directory nor redis://host:port/db", spec);
+    if (ngs_cache_spec_parse(spec, dir, sizeof dir, url, sizeof url, err, sizeof err) != NGS_OK) {
+        snprintf(note, notelen, "%s", err);
         return NGS_ERR_ARG;
     }
     rc = calloc(1, sizeof *rc);
@@ -68,7 +53,9 @@ int ngs_run_cache_begin(ngs_run_cache **out, ngs_engine *e, const char *spec, co
     ngs_cache_options_init(&copt);
     r = ngs_cache_open(&rc->cache, dir[0] ? dir : NULL, url[0] ? url : NULL, &copt, err, sizeof err);
     if (r != NGS_OK) {
-        snprintf(note, notelen, "warning: cache unusable (%s); running without it", err);
+        /* a wrong spec is the caller's to fix; a cache that cannot be used is a warning */
+        if (r == NGS_ERR_ARG) snprintf(note, notelen, "cache: %s", err);
+        else snprintf(note, notelen, "warning: cache unusable (%s); running without it", err);
         free(rc);
         return r == NGS_ERR_ARG ? r : NGS_OK;
     }

@@ -17,7 +17,8 @@ typedef struct ngs_run_cache ngs_run_cache;
 /* Opens the cache named by spec ("DIR", "redis://..." (with the default local
  * directory as first tier), or "DIR,redis://..."), computes the run's key and
  * looks it up. *hit is set when a verified recording is ready to replay. A cache
- * that cannot be used is not an error: note says why and the run goes on. */
+ * that cannot be used is not an error: note says why and the run goes on. A wrong
+ * spec, or a directory that is not a cache, is NGS_ERR_ARG (note says why). */
 int ngs_run_cache_begin(ngs_run_cache **rc, ngs_engine *e, const char *spec, const ngs_deck *deck,
                         const char *netlist_path, const char *base_dir, const ngs_run_options *o,
                         int flat, int *hit, char *note, size_t notelen);

@@ -167,6 +167,39 @@ class CacheRuns(unittest.TestCase):
             with open(not_a_dir) as f:
                 self.assertEqual(f.read(), "my notes\n")
 
+    def test_a_wrong_cache_is_refused_before_anything_is_written(self):
+        """A directory with other files is never taken over (its 'stats' would be replaced,
+        and the cache tag hides it from backups); a malformed spec is a usage error that
+        leaves an existing output as it was; looking at a cache creates none."""
+        with TempDir() as d:
+            cir = make_design(d)
+            out = os.path.join(d, "o.h5")
+            run([NGSCALE, "run", "-q", cir, "-o", out])
+            with h5py.File(out, "r") as f:
+                before = f["run"].attrs["status"]
+            write(os.path.join(d, "stats"), "my numbers\n")
+            for spec, message in ((d, "not an ngscale cache"), ("", "empty cache spec"),
+                                  ("redis://127.0.0.1:99999/0", "bad Redis URL"), ("c1,,", "redis://")):
+                for cmd in (["run", "-q", cir, "-o", out], ["batch", "-q", cir, cir, "-o", out]):
+                    p = run([NGSCALE] + cmd + ["--cache", spec], check=False)
+                    self.assertEqual(p.returncode, 2, (spec, cmd, p.stderr))
+                    self.assertIn(message, p.stderr, spec)
+            with open(os.path.join(d, "stats")) as f:
+                self.assertEqual(f.read(), "my numbers\n")
+            self.assertFalse(os.path.exists(os.path.join(d, "CACHEDIR.TAG")))
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], before)
+            missing = os.path.join(d, "no-such-cache")
+            p = run([NGSCALE, "cache", "stats", "--cache", missing], check=False)
+            self.assertEqual(p.returncode, 3)
+            self.assertIn("no cache at", p.stderr)
+            self.assertFalse(os.path.exists(missing))
+            p = run([NGSCALE, "cache", "clear", "--cache", "redis://127.0.0.1:%d/0" % free_port()], check=False)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("Redis is never cleared", p.stderr)
+            p = run([NGSCALE, "cache", "--help"])
+            self.assertIn("stats|list|clear|gc", p.stdout)
+
 
 @unittest.skipUnless(os.path.exists(REDIS), "redis-server not installed")
 class RedisTier(unittest.TestCase):

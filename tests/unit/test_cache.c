@@ -1537,7 +1537,8 @@ START_TEST(redis_silent_server_is_bounded_by_the_timeouts)
     o.redis_command_timeout_ms = 300;
     o.warn = count_warning;
     warn_count = 0;
-    ck_assert_int_eq(ngs_cache_open(&c, d, url, &o, NULL, 0), NGS_OK);
+    fmt(hit, sizeof hit, "%s/cache", d); /* beside the recording: a cache takes no directory over */
+    ck_assert_int_eq(ngs_cache_open(&c, hit, url, &o, NULL, 0), NGS_OK);
     t0 = now_ms();
     ck_assert_int_eq(ngs_cache_lookup(c, &k, hit, sizeof hit, NULL), NGS_CACHE_MISS);
     dt = now_ms() - t0;
@@ -1549,6 +1550,13 @@ START_TEST(redis_silent_server_is_bounded_by_the_timeouts)
     ck_assert_int_eq(ngs_cache_lookup(c, &k, hit, sizeof hit, NULL), NGS_OK);
     dt = now_ms() - t0;
     ck_assert_msg(dt < 200, "took %.0f ms", dt);
+    ck_assert_int_eq(warn_count, 1);
+    ngs_cache_close(c);
+    /* and so does every other cache of the process on that URL (a batch opens one a
+     * job): it neither connects nor warns again */
+    fmt(hit, sizeof hit, "%s/cache2", d);
+    ck_assert_int_eq(ngs_cache_open(&c, hit, url, &o, NULL, 0), NGS_OK);
+    ck_assert_int_eq(ngs_cache_lookup(c, &k, hit, sizeof hit, NULL), NGS_CACHE_MISS);
     ck_assert_int_eq(warn_count, 1);
     ngs_cache_close(c);
     close(s);
@@ -1595,7 +1603,8 @@ START_TEST(redis_server_hanging_up_mid_upload_is_a_warning)
     fmt(url, sizeof url, "redis://127.0.0.1:%d", ntohs(addr.sin_port));
     fmt(rec, sizeof rec, "%s/run.ngsc", d);
     record_big(rec, 21, (size_t)1 << 18); /* 8 MiB: two chunks */
-    c = open_tiered(d, url, 0);
+    fmt(hit, sizeof hit, "%s/cache", d); /* beside the recording: a cache takes no directory over */
+    c = open_tiered(hit, url, 0);
     ck_assert_int_eq(ngs_cache_store(c, &k, rec, 1, NULL), NGS_OK); /* alive: no SIGPIPE */
     ck_assert_int_eq(ngs_cache_take_warning(c, w, sizeof w), 1);
     ck_assert_ptr_nonnull(strstr(w, "SET"));
@@ -1671,6 +1680,57 @@ START_TEST(redis_url_parsing)
         ck_assert_msg(ngs_cache_open(&c, d, good[i], NULL, err, sizeof err) == NGS_OK, "refused %s: %s", good[i], err);
         ngs_cache_close(c);
     }
+    /* specs: DIR, URL, DIR,URL; anything else is refused before anything opens */
+    {
+        char dir[256], url[256];
+        static const char *const bad_specs[] = {"", ",redis://h", "c1,,", "c1,http://h", "redis://h:99999",
+                                                "c1,redis://h/x"};
+        for (size_t i = 0; i < sizeof bad_specs / sizeof bad_specs[0]; i++)
+            ck_assert_msg(ngs_cache_spec_parse(bad_specs[i], dir, sizeof dir, url, sizeof url, err, sizeof err) ==
+                              NGS_ERR_ARG && err[0], "accepted '%s'", bad_specs[i]);
+        ck_assert_int_eq(ngs_cache_spec_parse("c1,redis://h:7/1", dir, sizeof dir, url, sizeof url, err, sizeof err),
+                         NGS_OK);
+        ck_assert_str_eq(dir, "c1");
+        ck_assert_str_eq(url, "redis://h:7/1");
+        ck_assert_int_eq(ngs_cache_spec_parse("redis://h", dir, sizeof dir, url, sizeof url, err, sizeof err), NGS_OK);
+        ck_assert_str_eq(dir, "");
+        ck_assert_int_eq(ngs_cache_spec_parse("a dir", dir, sizeof dir, url, sizeof url, err, sizeof err), NGS_OK);
+        ck_assert_str_eq(dir, "a dir");
+        ck_assert_str_eq(url, "");
+    }
+    rm_rf(d);
+}
+END_TEST
+
+/* --cache . in a project directory must not overwrite its "stats" nor tag it a cache */
+START_TEST(store_never_takes_over_a_directory_with_other_files)
+{
+    ngs_cache *c = NULL;
+    char *d = make_tmpdir(), sub[512], file[600], err[512], text[64] = "";
+    FILE *f;
+    fmt(sub, sizeof sub, "%s/project", d);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    fmt(file, sizeof file, "%s/stats", sub);
+    f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("my numbers\n", f);
+    fclose(f);
+    ck_assert_int_eq(ngs_cache_open(&c, sub, NULL, NULL, err, sizeof err), NGS_ERR_ARG);
+    ck_assert_ptr_null(c);
+    ck_assert_ptr_nonnull(strstr(err, "not an ngscale cache"));
+    f = fopen(file, "r");
+    ck_assert_ptr_nonnull(fgets(text, sizeof text, f));
+    fclose(f);
+    ck_assert_str_eq(text, "my numbers\n");
+    fmt(file, sizeof file, "%s/CACHEDIR.TAG", sub);
+    ck_assert_int_ne(access(file, F_OK), 0);
+    /* an empty directory becomes a cache, and stays one when reopened */
+    fmt(sub, sizeof sub, "%s/empty", d);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    ck_assert_int_eq(ngs_cache_open(&c, sub, NULL, NULL, err, sizeof err), NGS_OK);
+    ngs_cache_close(c);
+    ck_assert_int_eq(ngs_cache_open(&c, sub, NULL, NULL, err, sizeof err), NGS_OK);
+    ngs_cache_close(c);
     rm_rf(d);
 }
 END_TEST
@@ -1695,6 +1755,7 @@ int main(void)
     tcase_add_test(key, key_follows_files_read_by_commands_and_models);
     tcase_add_test(key, key_search_dirs_quotes_and_comments);
     tcase_add_test(rec, record_replay_round_trip_is_bit_exact);
+    tcase_add_test(store, store_never_takes_over_a_directory_with_other_files);
     tcase_add_test(rec, record_damaged_files_are_refused_before_any_event);
     tcase_add_test(rec, record_replay_stops_when_the_hook_says_so);
     tcase_add_test(rec, record_abort_and_failures_leave_no_file);
