@@ -65,7 +65,7 @@ void ngs_engine_set_error(ngs_engine *e, const char *fmt, ...)
 
 const char *ngs_engine_last_error(const ngs_engine *e) { return e ? e->last_error : ""; }
 
-const char *ngs_engine_ngspice_version(const ngs_engine *e) { return e->version; }
+const char *ngs_engine_ngspice_version(const ngs_engine *e) { return e ? e->version : ""; }
 
 /* ------------------------------------------------------------- callbacks -- */
 
@@ -800,6 +800,7 @@ int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
     pthread_mutex_init(&e->msg_lock, NULL);
     atomic_init(&e->stop_requested, 0);
     atomic_init(&e->interrupted, 0);
+    atomic_init(&e->in_run, 0);
     tmp = e->config.tmp_dir ? e->config.tmp_dir : getenv("TMPDIR");
     if (!tmp || !*tmp) tmp = "/tmp";
     dir = malloc(strlen(tmp) + 32);

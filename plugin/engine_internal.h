@@ -77,6 +77,7 @@ struct ngs_engine {
     char plot_error[512];
 
     atomic_int stop_requested;     /* interrupt, timeout or a hook asked to stop */
+    atomic_int in_run;             /* a run function is on it (from any thread, or a hook) */
     atomic_int interrupted;
 
     /* messages: the run's error lines, for error reports */

@@ -127,7 +127,9 @@ typedef struct ngs_event {
     double percent;            /* PROGRESS: 0..100, or -1 when unknown */
 } ngs_event;
 
-/* A hook returns 0 to continue; any other value stops the run (NGS_ERR_INTERRUPTED). */
+/* A hook returns 0 to continue; any other value stops the run (NGS_ERR_INTERRUPTED).
+ * A hook may call ngs_engine_interrupt; a run function on its own engine from a hook
+ * returns NGS_ERR_STATE. */
 typedef int (*ngs_hook_fn)(const ngs_event *event, void *user);
 
 /* ---- engine: one private instance of ngspice ------------------------------------- */
@@ -204,7 +206,11 @@ typedef struct ngs_run_result {
                                 analysis ran, --save names matched nothing; "" if none */
 } ngs_run_result;
 
-/* Runs a netlist file: its analysis cards, or its .control blocks unchanged. */
+/* Runs a netlist file: its analysis cards, or its .control blocks unchanged.
+ * One run at a time per engine: a run function called while another runs on the
+ * same engine (from another thread, or from one of its hooks) returns NGS_ERR_STATE
+ * at once and leaves that run alone. Use one engine per thread to run in parallel.
+ * result may be NULL; when given, it is filled whatever the outcome. */
 int ngs_run_file(ngs_engine *engine, const char *netlist_path,
                  const ngs_run_options *options, ngs_run_result *result);
 

@@ -212,6 +212,7 @@ static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
 {
     int halted = 0, rc = NGS_OK;
     double halted_at = 0;
+    if (atomic_load(&e->interrupted)) return NGS_ERR_INTERRUPTED; /* before anything began */
     ngs_engine_wait_thread_exit(e); /* ngspice refuses a command while one still runs */
     pthread_mutex_lock(&e->lock);
     e->bg_finished = 0;
@@ -244,6 +245,10 @@ static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
     /* The thread reports its end before its last callbacks (after `quit`, ngspice
      * calls ControlledExit only then): once it is gone, everything it said is in. */
     ngs_engine_wait_thread_exit(e);
+    /* a stop that came between two polls: the plots it cut short say so, and so must the run */
+    if (rc == NGS_OK && atomic_load(&e->stop_requested))
+        rc = atomic_load(&e->interrupted) || ngs_dispatch_error(e->dispatch) == NGS_OK
+                 ? NGS_ERR_INTERRUPTED : ngs_dispatch_error(e->dispatch);
     return rc;
 }
 
@@ -326,6 +331,13 @@ static int mark_saved_on_replay(const ngs_event *ev, void *user)
     return 0;
 }
 
+/* A user's hook says only "go on" (0) or "stop": its numbers are not our error codes. */
+static int call_user_hook(const ngs_event *ev, void *user)
+{
+    const user_hook *h = user;
+    return h->fn(ev, h->user) != 0 ? NGS_ERR_INTERRUPTED : 0;
+}
+
 static void build_sinks(ngs_engine *e, writer_sink *ws, ngs_sink *sinks, size_t *n)
 {
     size_t k = 0;
@@ -345,9 +357,9 @@ static void build_sinks(ngs_engine *e, writer_sink *ws, ngs_sink *sinks, size_t 
     }
     for (size_t i = 0; i < e->nhooks; i++, k++) {
         sinks[k].mask = e->hooks[i].mask;
-        sinks[k].on_event = e->hooks[i].fn;
+        sinks[k].on_event = call_user_hook;
         sinks[k].on_idle = NULL;
-        sinks[k].user = e->hooks[i].user;
+        sinks[k].user = &e->hooks[i];
     }
     *n = k;
 }
@@ -558,8 +570,6 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             describe_failure(e, rc, "ngspice rejected the netlist");
         } else if (draws && !lock_seed(e, deck, &deadline)) {
             rc = NGS_ERR_STATE;
-        } else if (atomic_load(&e->interrupted)) {
-            bg_rc = NGS_ERR_INTERRUPTED; /* before the analyses began */
         } else {
             bg_rc = run_in_background(e, "bg_run", deadline);
             end_seed_phase(e, deck, draws);
@@ -683,22 +693,39 @@ done:
     return rc;
 }
 
+/* A run that cannot start: result (if any) says so like a run's would. */
+static int refuse_run(ngs_run_result *result, int rc)
+{
+    if (result) {
+        memset(result, 0, sizeof *result);
+        result->status = rc;
+    }
+    return rc;
+}
+
+/* One run at a time per engine: a second one, from another thread or from a hook of
+ * the first, would drive the same ngspice and wreck both (or wait on itself).
+ * Nothing of the engine is touched, last_error included: it belongs to the run on. */
+static int claim_engine(ngs_engine *e)
+{
+    int expected = 0;
+    return atomic_compare_exchange_strong(&e->in_run, &expected, 1);
+}
+
 int ngs_run_file(ngs_engine *e, const char *path, const ngs_run_options *o, ngs_run_result *result)
 {
     ngs_deck deck;
     char err[512];
     char *abs, *dir;
     int rc;
-    if (!e || !path) return NGS_ERR_ARG;
-    if (!e->dispatch || !e->lib_source) return NGS_ERR_STATE;
+    if (!e || !path) return refuse_run(result, NGS_ERR_ARG);
+    if (!e->dispatch || !e->lib_source) return refuse_run(result, NGS_ERR_STATE);
+    if (!claim_engine(e)) return refuse_run(result, NGS_ERR_STATE);
     rc = ngs_deck_load_file(&deck, path, err, sizeof err);
     if (rc != NGS_OK) {
         ngs_engine_set_error(e, "%s", err);
-        if (result) {
-            memset(result, 0, sizeof *result);
-            result->status = rc;
-        }
-        return rc;
+        atomic_store(&e->in_run, 0);
+        return refuse_run(result, rc);
     }
     abs = realpath(path, NULL);
     dir = abs ? strdup(abs) : NULL;
@@ -706,6 +733,7 @@ int ngs_run_file(ngs_engine *e, const char *path, const ngs_run_options *o, ngs_
     free(dir);
     free(abs);
     ngs_deck_free(&deck);
+    atomic_store(&e->in_run, 0);
     return rc;
 }
 
@@ -721,11 +749,16 @@ int ngs_run_lines_into(ngs_engine *e, const char *const *lines, size_t n, const 
     ngs_deck deck;
     char cwd[4096];
     int rc;
-    if (!e || !lines || n == 0) return NGS_ERR_ARG;
-    if (!e->dispatch || !e->lib_source) return NGS_ERR_STATE;
-    if ((rc = ngs_deck_from_lines(&deck, lines, n)) != NGS_OK) return rc;
+    if (!e || !lines || n == 0) return refuse_run(result, NGS_ERR_ARG);
+    if (!e->dispatch || !e->lib_source) return refuse_run(result, NGS_ERR_STATE);
+    if (!claim_engine(e)) return refuse_run(result, NGS_ERR_STATE);
+    if ((rc = ngs_deck_from_lines(&deck, lines, n)) != NGS_OK) {
+        atomic_store(&e->in_run, 0);
+        return refuse_run(result, rc);
+    }
     if (!base_dir) base_dir = getcwd(cwd, sizeof cwd) ? cwd : ".";
     rc = run_deck(e, &deck, base_dir, NULL, o, into, result);
     ngs_deck_free(&deck);
+    atomic_store(&e->in_run, 0);
     return rc;
 }

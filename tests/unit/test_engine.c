@@ -162,6 +162,8 @@ START_TEST(an_interrupt_before_the_run_stops_it_and_only_it)
     ngs_engine *e = engine();
     counter c = {0};
     ngs_run_result res;
+    static const char *const control_deck[] = {
+        "control", "V1 in 0 DC 1", "R1 in 0 1k", ".control", "op", "print v(in)", ".endc", ".end"};
     ngs_engine_add_hook(e, NGS_EV_ALL, count, &c);
     /* a Ctrl-C while the netlist loads came before the run cleared it, and was lost */
     ngs_engine_interrupt(e);
@@ -169,7 +171,63 @@ START_TEST(an_interrupt_before_the_run_stops_it_and_only_it)
     ck_assert_uint_eq(c.rows, 0);
     ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK); /* the next runs */
     ck_assert_uint_gt(c.rows, 0);
+    /* a .control script too: it ran, kept nothing, and said NGS_OK */
+    c.begins = 0;
+    ngs_engine_interrupt(e);
+    ck_assert_int_eq(ngs_run_lines(e, control_deck, N(control_deck), NULL, NULL, &res), NGS_ERR_INTERRUPTED);
+    ck_assert_int_eq(res.status, NGS_ERR_INTERRUPTED);
+    ck_assert_int_eq(c.begins, 0);
+    ck_assert_int_eq(ngs_run_lines(e, control_deck, N(control_deck), NULL, NULL, &res), NGS_OK);
+    ck_assert_int_eq(c.begins, 1);
     ngs_engine_destroy(e);
+}
+END_TEST
+
+/* What a hook returns is "stop" or "go on": -7 is not NGS_ERR_EXIT */
+static int stop_with_minus_seven(const ngs_event *ev, void *user)
+{
+    (void)ev;
+    (void)user;
+    return -7;
+}
+
+typedef struct {
+    ngs_engine *e;
+    int nested_rc, calls;
+} nested;
+
+static int run_from_a_hook(const ngs_event *ev, void *user)
+{
+    nested *n = user;
+    (void)ev;
+    n->calls++;
+    n->nested_rc = ngs_run_lines(n->e, rc_deck, N(rc_deck), NULL, NULL, NULL);
+    return 0;
+}
+
+START_TEST(one_run_at_a_time_and_hooks_only_stop_or_go_on)
+{
+    ngs_engine *e = engine();
+    ngs_run_result res;
+    nested n = {e, 0, 0};
+    /* a run started from a hook of a run on the same engine hung the process */
+    ngs_engine_add_hook(e, NGS_EV_PLOT_BEGIN | NGS_EV_PLOT_END, run_from_a_hook, &n);
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK);
+    ck_assert_int_eq(n.calls, 2);
+    ck_assert_int_eq(n.nested_rc, NGS_ERR_STATE);
+    ck_assert_uint_gt(res.points, 0);
+    ngs_engine_destroy(e);
+    e = engine();
+    ngs_engine_add_hook(e, NGS_EV_ROWS, stop_with_minus_seven, NULL);
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_ERR_INTERRUPTED);
+    ck_assert_str_ne(ngs_engine_last_error(e), "");
+    ngs_engine_destroy(e);
+    /* early refusals fill the result too; a NULL engine has no version */
+    memset(&res, 0x5a, sizeof res);
+    ck_assert_int_eq(ngs_run_file(NULL, "x.cir", NULL, &res), NGS_ERR_ARG);
+    ck_assert_int_eq(res.status, NGS_ERR_ARG);
+    ck_assert_int_eq(res.nplots, 0);
+    ck_assert_str_eq(ngs_engine_ngspice_version(NULL), "");
 }
 END_TEST
 
@@ -441,6 +499,7 @@ int main(void)
     tcase_add_test(tc, broken_netlist_then_good_run);
     tcase_add_test(tc, hook_can_stop_a_run);
     tcase_add_test(tc, an_interrupt_before_the_run_stops_it_and_only_it);
+    tcase_add_test(tc, one_run_at_a_time_and_hooks_only_stop_or_go_on);
     tcase_add_test(tc, bad_library_path_is_an_error);
     tcase_add_test(tc, batch_refuses_bad_jobs_before_writing);
     tcase_add_test(tc, cache_hit_replays_the_same_events);
