@@ -24,6 +24,7 @@
 #include "ngscale.h"
 #include "hooks/clock.h"
 #include "storage/h5info.h"
+#include "storage/h5writer.h"
 #include "cache/cache.h"
 #include "cache/cache_key.h"
 #include "gpu/spectrum.h"
@@ -299,7 +300,6 @@ static int parse_double(const char *s, double *out)
 static int output_is_safe(const char *cmd, const char *out, const char *const *inputs, size_t n)
 {
     struct stat so, si;
-    htri_t is_hdf5;
     if (stat(out, &so) != 0) return 1; /* a new file */
     for (size_t i = 0; i < n; i++)
         if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
@@ -307,11 +307,7 @@ static int output_is_safe(const char *cmd, const char *out, const char *const *i
                     inputs[i]);
             return 0;
         }
-    if (!S_ISREG(so.st_mode) || so.st_size == 0) return 1; /* the writer says what is wrong */
-    H5E_BEGIN_TRY {
-        is_hdf5 = H5Fis_hdf5(out);
-    } H5E_END_TRY;
-    if (is_hdf5 <= 0) {
+    if (ngs_h5_is_foreign_file(out)) { /* said here too: before a batch starts its instances */
         fprintf(stderr, "ngscale %s: %s exists and is not an HDF5 file: not overwriting it (remove it first)\n",
                 cmd, out);
         return 0;

@@ -172,7 +172,8 @@ typedef enum {
 } ngs_memory_mode;
 
 typedef struct ngs_run_options {
-    const char *output_path;  /* HDF5 file to write; NULL: events only */
+    const char *output_path;  /* HDF5 file to write (an existing HDF5 file is replaced, any
+                                 other file refused: NGS_ERR_IO); NULL: events only */
     const char *group;        /* group for this run in the file; NULL: "run" */
     int append;               /* 1: add the group to an existing file */
     ngs_codec codec;

@@ -119,6 +119,17 @@ static void release(ngs_h5_writer *w)
 /* 0 for the caller's shared_file, which the caller flushes and closes. */
 static int owns_file(const ngs_h5_writer *w) { return w->opt.shared_file == 0; }
 
+int ngs_h5_is_foreign_file(const char *path)
+{
+    struct stat st;
+    htri_t is_hdf5;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return 0;
+    H5E_BEGIN_TRY {
+        is_hdf5 = H5Fis_hdf5(path);
+    } H5E_END_TRY;
+    return is_hdf5 <= 0;
+}
+
 /* Whether another open file description holds a lock on path: HDF5's readers and
  * plain writers hold flock() locks, but HDF5 drops its lock in SWMR mode, so an
  * ngscale writer also holds an OFD lock (mark_in_use), which does not conflict with
@@ -341,6 +352,10 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
             rc = fail(w, NGS_ERR_ARG, "%s: the shared file is not open", path);
         }
         goto file_ready;
+    }
+    if (!w->opt.append && ngs_h5_is_foreign_file(path)) {
+        rc = fail(w, NGS_ERR_IO, "%s exists and is not an HDF5 file: not overwriting it (remove it first)", path);
+        goto out;
     }
     if (!w->opt.append && file_in_use(path)) {
         rc = fail(w, NGS_ERR_IO, "%s is open in another program (an HDF5 reader, or an ngscale run or batch "

@@ -39,8 +39,13 @@ typedef struct ngs_h5_options {
 
 void ngs_h5_options_init(ngs_h5_options *options);
 
-/* path names the file (with shared_file, only in messages). Without append, a file
- * there is replaced, unless another program has it open (NGS_ERR_IO). */
+/* 1 when path is a non-empty regular file that is not HDF5 (a netlist, notes): a
+ * writer never replaces one (ngs_h5_open fails with NGS_ERR_IO), and says so. */
+int ngs_h5_is_foreign_file(const char *path);
+
+/* path names the file (with shared_file, only in messages). Without append, an HDF5
+ * file there is replaced, unless another program has it open (NGS_ERR_IO); any other
+ * file is left alone (NGS_ERR_IO). */
 int ngs_h5_open(ngs_h5_writer **writer, const char *path, const ngs_h5_options *options,
                 char *err, size_t errlen);
 /* Finishes what is pending, marks an unfinished run incomplete, closes the file

@@ -222,6 +222,27 @@ START_TEST(one_run_at_a_time_and_hooks_only_stop_or_go_on)
     ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_ERR_INTERRUPTED);
     ck_assert_str_ne(ngs_engine_last_error(e), "");
     ngs_engine_destroy(e);
+    /* an output that exists and is not HDF5 (the netlist, notes) is never replaced */
+    {
+        char path[] = "/tmp/ngs-notes-XXXXXX", text[32] = "";
+        ngs_run_options o;
+        int fd = mkstemp(path);
+        FILE *f;
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, "precious\n", 9), 9);
+        close(fd);
+        e = engine();
+        ngs_run_options_init(&o);
+        o.output_path = path;
+        ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, &o, &res), NGS_ERR_IO);
+        ck_assert_ptr_nonnull(strstr(ngs_engine_last_error(e), "not an HDF5 file"));
+        f = fopen(path, "r");
+        ck_assert_ptr_nonnull(fgets(text, sizeof text, f));
+        fclose(f);
+        ck_assert_str_eq(text, "precious\n");
+        unlink(path);
+        ngs_engine_destroy(e);
+    }
     /* early refusals fill the result too; a NULL engine has no version */
     memset(&res, 0x5a, sizeof res);
     ck_assert_int_eq(ngs_run_file(NULL, "x.cir", NULL, &res), NGS_ERR_ARG);
