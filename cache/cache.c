@@ -798,8 +798,8 @@ int ngs_cache_spec_parse(const char *spec, char *dir, size_t dn, char *url, size
         set_err(err, errlen, "an empty cache spec names no cache (give DIR, redis://... or DIR,redis://...)");
         return NGS_ERR_ARG;
     }
-    comma = strncmp(spec, "redis://", 8) == 0 ? NULL : strchr(spec, ',');
-    if (strncmp(spec, "redis://", 8) == 0) {
+    comma = strchr(spec, ',');
+    if (strncmp(spec, "redis://", 8) == 0) { /* a comma in it belongs to the URL */
         if (snprintf(url, un, "%s", spec) >= (int)un) goto too_long;
     } else if (comma) {
         if (comma == spec) {
@@ -836,21 +836,24 @@ static int dir_is_ours_or_empty(const char *dir, char *err, size_t errlen)
     char tag[PATH_MAX], text[256];
     struct dirent *de;
     int others = 0, fd;
-    ssize_t n;
-    DIR *d = opendir(dir);
-    if (!d) return NGS_OK; /* absent (created next), or an error the caller reports */
-    while (!others && (de = readdir(d)))
-        others = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
-    closedir(d);
-    if (!others || path_fmt(tag, sizeof tag, "%s/CACHEDIR.TAG", dir) != 0) return NGS_OK;
-    fd = open(tag, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
-    if (fd >= 0) close(fd);
+    ssize_t n = -1;
+    DIR *d;
+    /* the tag first: an existing cache (every job of a batch opens one) needs no listing */
+    if (path_fmt(tag, sizeof tag, "%s/CACHEDIR.TAG", dir) != 0) return NGS_OK; /* open says so */
+    if ((fd = open(tag, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+        n = read(fd, text, sizeof text - 1);
+        close(fd);
+    }
     if (n == 0) return NGS_OK;
     if (n > 0) {
         text[n] = '\0';
         if (strstr(text, "created by ngscale")) return NGS_OK;
     }
+    if (!(d = opendir(dir))) return NGS_OK; /* absent (created next), or an error open reports */
+    while (!others && (de = readdir(d)))
+        others = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    if (!others) return NGS_OK;
     set_err(err, errlen, "%s holds other files and is not an ngscale cache (it has no CACHEDIR.TAG of "
                          "ngscale's): give an empty or new directory", dir);
     return NGS_ERR_ARG;
@@ -916,7 +919,7 @@ static void redis_down(ngs_cache *c, const char *what, const char *why)
     mono_now(&c->retry_at);
     if (c->o.redis_retry_s > 0) {
         c->retry_at.tv_sec += c->o.redis_retry_s;
-        if (c->url) note_server_down(c->url, &c->retry_at);
+        note_server_down(c->url, &c->retry_at);
     }
 }
 
@@ -952,7 +955,7 @@ static redisContext *redis_ctx(ngs_cache *c)
     if (c->rc) return c->rc;
     mono_now(&now);
     if (c->o.redis_retry_s > 0) {
-        struct timespec elsewhere = c->url ? server_down_until(c->url) : c->retry_at;
+        struct timespec elsewhere = server_down_until(c->url); /* set with every Redis URL */
         if (before(&c->retry_at, &elsewhere)) c->retry_at = elsewhere; /* said where it was found */
         if (before(&now, &c->retry_at)) return NULL;
     }
