@@ -278,6 +278,8 @@ static void catch_stop_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* Only once the private directories are gone: a signal between the run's end and
+ * the engine's destroy, with the default action back, killed ngscale and left them. */
 static void default_stop_signals(void)
 {
     signal(SIGINT, SIG_DFL);
@@ -529,12 +531,13 @@ static int cmd_run(int argc, char **argv)
     if (rc == NGS_OK) g_engine = e;
     if (g_stop_requested) rc = NGS_ERR_INTERRUPTED; /* before anything ran (or what failed was cut short) */
     if (rc != NGS_OK) {
-        default_stop_signals();
+        g_engine = NULL;
         if (rc == NGS_ERR_INTERRUPTED)
             fprintf(stderr, "ngscale: interrupted before the run started; no file written\n");
         else
             fprintf(stderr, "ngscale: %s\n", e ? ngs_engine_last_error(e) : ngs_strerror(rc));
         ngs_engine_destroy(e);
+        default_stop_signals();
         if (st.log) fclose(st.log);
         return exit_code(rc);
     }
@@ -543,7 +546,7 @@ static int cmd_run(int argc, char **argv)
 
     rc = ngs_run_file(e, netlist, &o, &res);
     clear_progress(&st);
-    default_stop_signals();
+    g_engine = NULL; /* nothing left to stop; the handler stays until the engine is gone */
 
     if (res.cache_note[0] && (!st.quiet || strstr(res.cache_note, "warning")))
         fprintf(stderr, "ngscale: %s\n", res.cache_note);
@@ -563,6 +566,7 @@ static int cmd_run(int argc, char **argv)
                     rc == NGS_ERR_INTERRUPTED || rc == NGS_ERR_TIMEOUT ? "incomplete" : "failed");
     }
     ngs_engine_destroy(e);
+    default_stop_signals();
     if (st.log) fclose(st.log);
     return exit_code(rc);
 }
@@ -956,7 +960,7 @@ static int cmd_batch(int argc, char **argv)
     if (g_stop_requested) rc = NGS_ERR_INTERRUPTED; /* no job started: no file */
     if (rc == NGS_OK) {
         rc = ngs_batch_run(b, jobs, njobs, batch_progress, &view, &fin);
-        default_stop_signals();
+        g_batch = NULL; /* nothing left to stop; the handler stays until the instances are gone */
         if (view.tty && !view.quiet) fputs("\r\033[K", stderr);
         if (fin.total && (!view.quiet || rc != NGS_OK))
             fprintf(stderr, "ngscale batch: %zu/%zu jobs done, %zu failed, %zu cache hits, in %.2f s (%.2f jobs/s) -> %s\n",
@@ -967,12 +971,15 @@ static int cmd_batch(int argc, char **argv)
         if (rc == NGS_ERR_SIMULATION)
             fprintf(stderr, "ngscale batch: see /summary in %s for each failure's message\n", o.output_path);
     } else {
-        default_stop_signals();
+        g_batch = NULL;
         if (rc == NGS_ERR_INTERRUPTED)
             fprintf(stderr, "ngscale batch: interrupted before any job started; no file written\n");
         else
             fprintf(stderr, "ngscale batch: %s\n", b ? ngs_batch_last_error(b) : ngs_strerror(rc));
     }
+    ngs_batch_destroy(b);
+    b = NULL;
+    default_stop_signals(); /* a Ctrl-C during the spectra below stops at once, as before */
     if (spectrum_vector && (rc == NGS_OK || rc == NGS_ERR_SIMULATION)) {
         /* every job that finished, failed ones skipped and listed */
         ngs_spectrum_file_options so;
