@@ -25,6 +25,7 @@
 #include "hooks/clock.h"
 #include "plugin/deck.h"
 #include "plugin/engine_internal.h"
+#include "plugin/runcache.h"
 #include "storage/h5attr.h"
 #include "storage/h5writer.h"
 #include "storage/pool.h"
@@ -46,6 +47,7 @@ struct ngs_batch {
     ngs_batch_options opt;
     int nworkers;
     ngs_engine **engines;
+    int started;       /* ngs_batch_create succeeded: every engine is there */
     char err[1024];
     atomic_int stop;
     /* one run */
@@ -124,28 +126,64 @@ static int start_engines(ngs_batch *b)
     return rc;
 }
 
+/* Every job runs with these; ngs_batch_create checks them once. */
+static void job_run_options(const ngs_batch_options *bo, const char *group, ngs_run_options *o)
+{
+    ngs_run_options_init(o);
+    o->output_path = bo->output_path;
+    o->group = group;
+    o->codec = bo->codec;
+    o->level = bo->level;
+    o->save = bo->save;
+    o->memory = bo->memory;
+    o->timeout_s = bo->timeout_s;
+    o->encoder_threads = 1; /* the workers already use every core */
+    o->cache = bo->cache;
+    o->lossy = bo->lossy;
+}
+
+/* What every job would refuse is refused once, before any instance starts. */
+static int check_batch_options(ngs_batch *b)
+{
+    ngs_run_options o;
+    char why[768];
+    int rc;
+    if (b->opt.jobs < 0 || b->opt.jobs > NGS_BATCH_JOBS_MAX) {
+        set_error(b, "jobs must be 0 (one per core) to %d, not %d", NGS_BATCH_JOBS_MAX, b->opt.jobs);
+        return NGS_ERR_ARG;
+    }
+    job_run_options(&b->opt, "job", &o);
+    if ((rc = ngs_run_options_check(&o, why, sizeof why)) != NGS_OK ||
+        (b->opt.cache && (rc = ngs_run_cache_check(b->opt.cache, why, sizeof why)) != NGS_OK))
+        set_error(b, "%s", why);
+    return rc;
+}
+
 int ngs_batch_create(ngs_batch **out, const ngs_batch_options *options)
 {
     ngs_batch *b;
-    int rc;
+    ngs_engine **engines;
+    int rc, n;
     if (!out || !options || !options->output_path) return NGS_ERR_ARG;
     *out = NULL;
     b = calloc(1, sizeof *b);
     if (!b) return NGS_ERR_NOMEM;
     b->opt = *options;
-    b->nworkers = options->jobs > 0 ? options->jobs : ngs_cpu_count();
     atomic_init(&b->stop, 0);
     atomic_init(&b->next, 0);
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->file_lock, NULL);
     pthread_cond_init(&b->cond, NULL);
-    b->engines = calloc((size_t)b->nworkers, sizeof *b->engines);
-    if (!b->engines) {
-        ngs_batch_destroy(b);
+    *out = b; /* on failure too: the caller reads the error, then destroys it */
+    if ((rc = check_batch_options(b)) != NGS_OK) return rc;
+    n = options->jobs > 0 ? options->jobs : ngs_cpu_count();
+    if (!(engines = calloc((size_t)n, sizeof *engines))) {
+        set_error(b, "out of memory");
         return NGS_ERR_NOMEM;
     }
-    rc = start_engines(b);
-    *out = b; /* on failure too: the caller reads the error, then destroys it */
+    b->engines = engines; /* before the count: ngs_batch_interrupt may read both */
+    b->nworkers = n;
+    if ((rc = start_engines(b)) == NGS_OK) b->started = 1;
     return rc;
 }
 
@@ -283,17 +321,7 @@ static int run_job(ngs_batch *b, ngs_engine *e, size_t i, ngs_run_result *res, c
         return rc;
     }
     snprintf(group, sizeof group, "job_%08zu", i);
-    ngs_run_options_init(&o);
-    o.output_path = b->opt.output_path;
-    o.group = group;
-    o.codec = b->opt.codec;
-    o.level = b->opt.level;
-    o.save = b->opt.save;
-    o.memory = b->opt.memory;
-    o.timeout_s = b->opt.timeout_s;
-    o.encoder_threads = 1; /* the workers already use every core */
-    o.cache = b->opt.cache;
-    o.lossy = b->opt.lossy;
+    job_run_options(&b->opt, group, &o);
     into.file = b->out_file;
     into.file_lock = &b->file_lock;
     into.attr_keys = (const char *const *)attrs.keys;
@@ -668,6 +696,11 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
 
     if (final) memset(final, 0, sizeof *final);
     if (!b || (!jobs && njobs)) return NGS_ERR_ARG;
+    if (!b->started) {
+        set_error(b, "this batch has no instances: ngs_batch_create failed");
+        return NGS_ERR_STATE;
+    }
+    b->err[0] = '\0'; /* a previous run's error is not this one's */
     if ((rc = check_jobs(b, jobs, njobs)) != NGS_OK) return rc;
     memset(&p, 0, sizeof p);
     p.total = njobs;

@@ -31,6 +31,7 @@
 #include "gpu/spectrum_h5.h"
 #include "storage/convert.h"
 #include "plugin/deck.h"
+#include "plugin/runcache.h"
 #include "storage/pool.h"
 
 enum {
@@ -348,21 +349,23 @@ typedef struct {
     ngs_lossy_options *lossy;
 } shared_options;
 
-/* What parse_shared cannot see option by option: the level against the codec. */
+/* What parse_shared cannot see option by option: the level and the lossy options
+ * against the codec (the writer's own check, so that both refuse the same). */
 static int check_shared(const shared_options *so)
 {
-    if (*so->codec == NGS_CODEC_DEFLATE && (*so->level > 9 || *so->level < 0)) {
-        fprintf(stderr, "ngscale: deflate levels are 1..9\n");
+    ngs_h5_options ho;
+    char why[256];
+    ngs_h5_options_init(&ho);
+    ho.codec = *so->codec;
+    ho.level = *so->level;
+    ho.lossy = *so->lossy;
+    if (ngs_h5_options_check(&ho, why, sizeof why) != NGS_OK) {
+        fprintf(stderr, "ngscale: %s\n", why);
         return -1;
     }
     if (*so->cache) { /* a wrong spec is refused before anything is written */
-        char dir[4096], url[1024], err[768];
-        ngs_cache *c = NULL;
-        int rc = ngs_cache_spec_parse(*so->cache, dir, sizeof dir, url, sizeof url, err, sizeof err);
-        if (rc == NGS_OK)
-            rc = ngs_cache_open(&c, dir[0] ? dir : NULL, url[0] ? url : NULL, NULL, err, sizeof err);
-        ngs_cache_close(c);
-        if (rc == NGS_ERR_ARG) { /* one that merely cannot be used now is warned about per run */
+        char err[768];
+        if (ngs_run_cache_check(*so->cache, err, sizeof err) != NGS_OK) {
             fprintf(stderr, "ngscale: --cache: %s\n", err);
             return -1;
         }
@@ -796,8 +799,8 @@ static int cmd_batch(int argc, char **argv)
         switch (c) {
         case 'o': o.output_path = optarg; break;
         case 'j':
-            if (!parse_integer(optarg, 1, 1024, &n)) {
-                fprintf(stderr, "ngscale batch: -j needs 1..1024 instances\n");
+            if (!parse_integer(optarg, 1, NGS_BATCH_JOBS_MAX, &n)) {
+                fprintf(stderr, "ngscale batch: -j needs 1..%d instances\n", NGS_BATCH_JOBS_MAX);
                 return EXIT_USAGE;
             }
             o.jobs = (int)n;

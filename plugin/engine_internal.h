@@ -112,6 +112,10 @@ void ngs_engine_close_plot(ngs_engine *e);
 /* Whether a vector (its RAW name and ngspice's) passes --save; marks the names it matched. */
 int ngs_engine_save_matches(ngs_engine *e, const char *raw, const char *ngname);
 
+/* run.c: NGS_OK, or NGS_ERR_ARG with the reason in err (unknown memory mode, bad
+ * timeout, or the writer's options: ngs_h5_options_check). Every run checks first. */
+int ngs_run_options_check(const ngs_run_options *options, char *err, size_t errlen);
+
 /* run.c: a run written into an HDF5 file its caller keeps open (a batch's output).
  * options->output_path names that file in messages and options->group is the
  * run's group; its extra attributes are written as the group is created. The

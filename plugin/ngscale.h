@@ -66,7 +66,7 @@ typedef struct ngs_lossy_options {
     int bits;        /* bitround: mantissa bits kept; 0: from rel_err, else 24 */
 } ngs_lossy_options;
 
-/* Parses "zstd", "deflate" or "none"; returns -1 when unknown. */
+/* Parses "zstd", "deflate", "none", "bounded" or "bitround"; returns -1 when unknown. */
 int ngs_codec_from_name(const char *name);
 const char *ngs_codec_name(ngs_codec codec);
 
@@ -211,6 +211,10 @@ typedef struct ngs_run_result {
  * One run at a time per engine: a run function called while another runs on the
  * same engine (from another thread, or from one of its hooks) returns NGS_ERR_STATE
  * at once and leaves that run alone. Use one engine per thread to run in parallel.
+ * Options are checked before ngspice runs: an unknown codec or memory mode, a level
+ * outside the codec's range, lossy bounds that are not positive (or given to a
+ * lossless codec), chunk_points over 16777216, a negative timeout or encoder_threads
+ * is NGS_ERR_ARG with the reason in ngs_engine_last_error, and nothing is written.
  * result may be NULL; when given, it is filled whatever the outcome. */
 int ngs_run_file(ngs_engine *engine, const char *netlist_path,
                  const ngs_run_options *options, ngs_run_result *result);
@@ -234,8 +238,10 @@ typedef struct ngs_job {
 
 #define NGS_SEED_MAX 2147483647LL /* ngspice ignores `.options seed` outside 1..2^31-1 */
 
+#define NGS_BATCH_JOBS_MAX 1024
+
 typedef struct ngs_batch_options {
-    int jobs;                 /* parallel instances; 0 = number of cores */
+    int jobs;                 /* parallel instances, 1..NGS_BATCH_JOBS_MAX; 0 = number of cores */
     const char *output_path;  /* required: one HDF5 file, one group per job + /summary */
     ngs_codec codec;
     int level;
@@ -259,6 +265,12 @@ typedef void (*ngs_batch_progress_fn)(const ngs_batch_progress *progress, void *
 typedef struct ngs_batch ngs_batch;
 
 void ngs_batch_options_init(ngs_batch_options *options);
+/* Checks the options (as each job's run would: codec, level, lossy, memory, timeout,
+ * and a cache spec or directory that is not a cache) and starts the instances.
+ * NGS_ERR_ARG for a bad option, before any instance starts. On any failure *batch is
+ * still set (NULL only when options or output_path is missing or memory ran out):
+ * read ngs_batch_last_error, then ngs_batch_destroy; ngs_batch_run on it returns
+ * NGS_ERR_STATE. */
 int ngs_batch_create(ngs_batch **batch, const ngs_batch_options *options);
 void ngs_batch_destroy(ngs_batch *batch);
 /* Runs every job; returns NGS_OK when all succeeded, NGS_ERR_SIMULATION when some
@@ -270,6 +282,7 @@ int ngs_batch_run(ngs_batch *batch, const ngs_job *jobs, size_t njobs,
 /* Stops the running batch, or the next one when none runs yet; safe from any thread
  * and from a signal handler. */
 void ngs_batch_interrupt(ngs_batch *batch);
+/* The reason of the last failure of create or run, "" when the last run had none. */
 const char *ngs_batch_last_error(const ngs_batch *batch);
 
 #ifdef __cplusplus

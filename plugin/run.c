@@ -364,21 +364,42 @@ static void build_sinks(ngs_engine *e, writer_sink *ws, ngs_sink *sinks, size_t 
     *n = k;
 }
 
+static void writer_options(const ngs_run_options *o, ngs_h5_options *ho)
+{
+    ngs_h5_options_init(ho);
+    ho->codec = o->codec;
+    ho->level = o->level;
+    ho->swmr = o->swmr;
+    ho->append = o->append;
+    ho->chunk_points = o->chunk_points;
+    ho->flush_interval_s = o->flush_interval_s;
+    ho->encoder_threads = o->encoder_threads;
+    ho->lossy = o->lossy;
+}
+
+int ngs_run_options_check(const ngs_run_options *o, char *err, size_t errlen)
+{
+    ngs_h5_options ho;
+    if (o->memory != NGS_MEMORY_AUTO && o->memory != NGS_MEMORY_FLAT && o->memory != NGS_MEMORY_KEEP) {
+        snprintf(err, errlen, "unknown memory mode %d (auto, flat or keep)", (int)o->memory);
+        return NGS_ERR_ARG;
+    }
+    if (!(o->timeout_s >= 0)) { /* NaN too */
+        snprintf(err, errlen, "timeout_s must be 0 (none) or a positive number of seconds");
+        return NGS_ERR_ARG;
+    }
+    if (!o->output_path) return NGS_OK; /* nothing is written: the writer's options do not matter */
+    writer_options(o, &ho);
+    return ngs_h5_options_check(&ho, err, errlen);
+}
+
 static int open_output(ngs_engine *e, const ngs_run_options *o, const ngs_run_into *into,
                        writer_sink *ws)
 {
     ngs_h5_options ho;
     char err[512] = "";
     int rc;
-    ngs_h5_options_init(&ho);
-    ho.codec = o->codec;
-    ho.level = o->level;
-    ho.swmr = o->swmr;
-    ho.append = o->append;
-    ho.chunk_points = o->chunk_points;
-    ho.flush_interval_s = o->flush_interval_s;
-    ho.encoder_threads = o->encoder_threads;
-    ho.lossy = o->lossy;
+    writer_options(o, &ho);
     if (into) {
         ho.shared_file = into->file;
         ho.shared_lock = into->file_lock;
@@ -420,6 +441,16 @@ static void write_run_attributes(ngs_engine *e, writer_sink *ws, const ngs_deck 
 
 /* ------------------------------------------------------------------ run -- */
 
+/* A run that cannot start: result (if any) says so like a run's would. */
+static int refuse_run(ngs_run_result *result, int rc)
+{
+    if (result) {
+        memset(result, 0, sizeof *result);
+        result->status = rc;
+    }
+    return rc;
+}
+
 static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const char *source,
                     const ngs_run_options *opts, const ngs_run_into *into, ngs_run_result *result)
 {
@@ -436,6 +467,13 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     int flat, draws, source_draws, rc = NGS_OK, bg_rc = NGS_OK, wrc;
 
     if (opts) o = *opts; else ngs_run_options_init(&o);
+    { /* before anything runs: a bad option would fail only once ngspice had finished */
+        char why[384];
+        if ((rc = ngs_run_options_check(&o, why, sizeof why)) != NGS_OK) {
+            ngs_engine_set_error(e, "%s", why);
+            return refuse_run(result, rc);
+        }
+    }
     memset(&res, 0, sizeof res);
     memset(&ws, 0, sizeof ws);
     pthread_mutex_init(&ws.lock, NULL);
@@ -690,16 +728,6 @@ done:
     res.status = rc;
     res.wall_s = ngs_now_s() - t0;
     if (result) *result = res;
-    return rc;
-}
-
-/* A run that cannot start: result (if any) says so like a run's would. */
-static int refuse_run(ngs_run_result *result, int rc)
-{
-    if (result) {
-        memset(result, 0, sizeof *result);
-        result->status = rc;
-    }
     return rc;
 }
 

@@ -30,13 +30,33 @@ struct ngs_run_cache {
     const char *work_dir;
 };
 
+/* The one way a spec becomes an open cache: NGS_ERR_ARG for a wrong spec or a
+ * directory that is not a cache; another error for a cache that cannot be used now. */
+static int open_spec(const char *spec, ngs_cache **cache, char *err, size_t errlen)
+{
+    char dir[4096], url[1024];
+    ngs_cache_options copt;
+    int r = ngs_cache_spec_parse(spec, dir, sizeof dir, url, sizeof url, err, errlen);
+    *cache = NULL;
+    if (r != NGS_OK) return r;
+    ngs_cache_options_init(&copt);
+    return ngs_cache_open(cache, dir[0] ? dir : NULL, url[0] ? url : NULL, &copt, err, errlen);
+}
+
+int ngs_run_cache_check(const char *spec, char *err, size_t errlen)
+{
+    ngs_cache *c;
+    int r = open_spec(spec, &c, err, errlen);
+    ngs_cache_close(c);
+    return r == NGS_ERR_ARG ? r : NGS_OK;
+}
+
 int ngs_run_cache_begin(ngs_run_cache **out, ngs_engine *e, const char *spec, const ngs_deck *deck,
                         const char *netlist_path, const char *base_dir, const ngs_run_options *o,
                         int flat, int *hit, char *note, size_t notelen)
 {
     ngs_run_cache *rc;
-    ngs_cache_options copt;
-    char dir[4096], url[1024], err[512] = "", save[600], mem[32], fmt[32], home_init[4096];
+    char err[512] = "", save[600], mem[32], fmt[32], home_init[4096];
     const char *strings[6], *files[64], *search[2] = {e->work_dir, NULL};
     char **cm = NULL;
     char *text;
@@ -44,14 +64,9 @@ int ngs_run_cache_begin(ngs_run_cache **out, ngs_engine *e, const char *spec, co
 
     *out = NULL;
     *hit = 0;
-    if (ngs_cache_spec_parse(spec, dir, sizeof dir, url, sizeof url, err, sizeof err) != NGS_OK) {
-        snprintf(note, notelen, "%s", err);
-        return NGS_ERR_ARG;
-    }
     rc = calloc(1, sizeof *rc);
     if (!rc) return NGS_ERR_NOMEM;
-    ngs_cache_options_init(&copt);
-    r = ngs_cache_open(&rc->cache, dir[0] ? dir : NULL, url[0] ? url : NULL, &copt, err, sizeof err);
+    r = open_spec(spec, &rc->cache, err, sizeof err);
     if (r != NGS_OK) {
         /* a wrong spec is the caller's to fix; a cache that cannot be used is a warning */
         if (r == NGS_ERR_ARG) snprintf(note, notelen, "cache: %s", err);

@@ -23,6 +23,11 @@ int ngs_run_cache_begin(ngs_run_cache **rc, ngs_engine *e, const char *spec, con
                         const char *netlist_path, const char *base_dir, const ngs_run_options *o,
                         int flat, int *hit, char *note, size_t notelen);
 
+/* NGS_ERR_ARG (err says why) when spec is wrong or names a directory that is not a
+ * cache: what every run with it would refuse. A cache that merely cannot be used now
+ * is NGS_OK (each run warns). For refusing up front, before many runs start. */
+int ngs_run_cache_check(const char *spec, char *err, size_t errlen);
+
 /* Replays the hit into sinks; counts plots and points. NGS_OK, or an error after
  * which nothing was delivered (the entry is dropped; simulate instead). */
 int ngs_run_cache_replay(ngs_run_cache *rc, const ngs_sink *sinks, size_t nsinks, int *nplots,

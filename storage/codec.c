@@ -110,6 +110,12 @@ static int resolve_level(ngs_codec codec, int level, int *resolved)
     return NGS_OK;
 }
 
+int ngs_codec_check_level(ngs_codec codec, int level)
+{
+    int resolved;
+    return resolve_level(codec, level, &resolved);
+}
+
 /* 0 when nbytes is too large for the codec (or the codec is unknown). */
 size_t ngs_codec_bound(ngs_codec codec, size_t nbytes)
 {

@@ -18,6 +18,11 @@
 /* Default compression level of a codec (zstd -1, deflate 4, none and unknown 0). */
 int ngs_codec_default_level(ngs_codec codec);
 
+/* NGS_OK when level (0: the default) suits the codec: zstd's range (negative = fast
+ * levels), deflate 1..9, anything for none; NGS_ERR_ARG otherwise, or for a codec
+ * that has no levels of its own (bounded, bitround: use zstd's, deflate's). */
+int ngs_codec_check_level(ngs_codec codec, int level);
+
 /* Largest encoded size of a chunk of nbytes. */
 size_t ngs_codec_bound(ngs_codec codec, size_t nbytes);
 

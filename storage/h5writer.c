@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +307,56 @@ static int check_ngscale_file(ngs_h5_writer *w)
     return NGS_OK;
 }
 
+static int refuse_option(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return NGS_ERR_ARG;
+}
+
+/* 0 or a finite positive number: 0 means unset */
+static int lossy_bound_ok(double x) { return x == 0 || (isfinite(x) && x > 0); }
+
+int ngs_h5_options_check(const ngs_h5_options *o, char *err, size_t errlen)
+{
+    ngs_codec level_codec;
+    const ngs_lossy_options *l;
+    if (!o) return NGS_OK;
+    l = &o->lossy;
+    if (!ngs_codec_name(o->codec))
+        return refuse_option(err, errlen, "unknown codec %d", (int)o->codec);
+    /* the lossy codecs compress what they keep with zstd (bounded) or deflate (bitround) */
+    level_codec = o->codec == NGS_CODEC_BOUNDED ? NGS_CODEC_ZSTD
+                : o->codec == NGS_CODEC_BITROUND ? NGS_CODEC_DEFLATE : o->codec;
+    if (ngs_codec_check_level(level_codec, o->level) != NGS_OK)
+        return refuse_option(err, errlen, "level %d does not suit codec %s (zstd: 1..22 or a negative fast "
+                                          "level; deflate and bitround: 1..9)", o->level, ngs_codec_name(o->codec));
+    if (!lossy_bound_ok(l->abs_err) || !lossy_bound_ok(l->rel_err))
+        return refuse_option(err, errlen, "abs_err and rel_err must be positive and finite (0: unset)");
+    if (l->bits < 0 || l->bits > 52)
+        return refuse_option(err, errlen, "bits must be 1..52 mantissa bits (0: unset), not %d", l->bits);
+    if (o->codec != NGS_CODEC_BOUNDED && o->codec != NGS_CODEC_BITROUND &&
+        (l->abs_err > 0 || l->rel_err > 0 || l->bits > 0))
+        return refuse_option(err, errlen, "abs_err, rel_err and bits apply to codec bounded or bitround, not %s",
+                             ngs_codec_name(o->codec));
+    if (o->codec == NGS_CODEC_BITROUND && l->abs_err > 0)
+        return refuse_option(err, errlen, "bitround bounds the relative error only: give rel_err or bits, "
+                                          "or use codec bounded for abs_err");
+    if (o->codec == NGS_CODEC_BOUNDED && l->bits > 0)
+        return refuse_option(err, errlen, "bits applies to codec bitround; bounded takes abs_err or rel_err");
+    if (o->chunk_points > NGS_H5_CHUNK_POINTS_MAX)
+        return refuse_option(err, errlen, "chunk_points %zu is over the limit of %u", o->chunk_points,
+                             NGS_H5_CHUNK_POINTS_MAX);
+    if (o->encoder_threads < 0 || o->encoder_threads > NGS_H5_ENCODER_THREADS_MAX)
+        return refuse_option(err, errlen, "encoder_threads must be 0..%d, not %d", NGS_H5_ENCODER_THREADS_MAX,
+                             o->encoder_threads);
+    if (isnan(o->flush_interval_s))
+        return refuse_option(err, errlen, "flush_interval_s is not a number");
+    return NGS_OK;
+}
+
 static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_options *options,
                 char *err, size_t errlen)
 {
@@ -313,6 +364,7 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
     int rc = NGS_OK;
     if (!out || !path) return NGS_ERR_ARG;
     *out = NULL;
+    if ((rc = ngs_h5_options_check(options, err, errlen)) != NGS_OK) return rc;
     w = calloc(1, sizeof *w);
     if (!w) return NGS_ERR_NOMEM;
     if (options) w->opt = *options; else ngs_h5_options_init(&w->opt);

@@ -39,6 +39,15 @@ typedef struct ngs_h5_options {
 
 void ngs_h5_options_init(ngs_h5_options *options);
 
+#define NGS_H5_CHUNK_POINTS_MAX 16777216u /* 256 MiB per complex chunk, far below HDF5's 4 GiB */
+#define NGS_H5_ENCODER_THREADS_MAX 1024
+
+/* NGS_OK, or NGS_ERR_ARG with the reason in err: an unknown codec, a level outside
+ * its codec's range, lossy parameters that are not finite and positive (or given to
+ * a codec that ignores them), chunk_points over NGS_H5_CHUNK_POINTS_MAX, a negative
+ * or huge encoder_threads, a NaN flush interval. ngs_h5_open checks the same. */
+int ngs_h5_options_check(const ngs_h5_options *options, char *err, size_t errlen);
+
 /* 1 when path is a non-empty regular file that is not HDF5 (a netlist, notes): a
  * writer never replaces one (ngs_h5_open fails with NGS_ERR_IO), and says so. */
 int ngs_h5_is_foreign_file(const char *path);

@@ -2,6 +2,7 @@
 #include <check.h>
 #include "tests/unit/ngs_check.h"
 #include <hdf5.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +191,64 @@ START_TEST(errors_are_codes_with_messages)
 }
 END_TEST
 
+/* Options the writer cannot honour are refused when it opens, each with its reason,
+ * and no file is created; the limits themselves pass. */
+START_TEST(bad_options_are_refused_before_a_file_exists)
+{
+    static const struct { const char *field; const char *why; } cases[] = {
+        {"codec", "unknown codec 42"},
+        {"level", "level 1000 does not suit codec zstd"},
+        {"deflate_level", "level 10 does not suit codec deflate"},
+        {"bits", "bits must be 1..52"},
+        {"abs_err", "must be positive and finite"},
+        {"rel_err_nan", "must be positive and finite"},
+        {"lossy_on_zstd", "apply to codec bounded or bitround, not zstd"},
+        {"abs_on_bitround", "bitround bounds the relative error only"},
+        {"bits_on_bounded", "bits applies to codec bitround"},
+        {"chunk", "over the limit"},
+        {"threads", "encoder_threads must be 0..1024"},
+        {"flush", "flush_interval_s is not a number"},
+    };
+    char path[128], err[256];
+    ngs_h5_writer *w = NULL;
+    ngs_h5_options o;
+    snprintf(path, sizeof path, "%s/refused.h5", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *f = cases[i].field;
+        ngs_h5_options_init(&o);
+        if (!strcmp(f, "codec")) o.codec = (ngs_codec)42;
+        if (!strcmp(f, "level")) o.level = 1000;
+        if (!strcmp(f, "deflate_level")) o.codec = NGS_CODEC_DEFLATE, o.level = 10;
+        if (!strcmp(f, "bits")) o.codec = NGS_CODEC_BITROUND, o.lossy.bits = 53;
+        if (!strcmp(f, "abs_err")) o.codec = NGS_CODEC_BOUNDED, o.lossy.abs_err = -1e-6;
+        if (!strcmp(f, "rel_err_nan")) o.codec = NGS_CODEC_BOUNDED, o.lossy.rel_err = NAN;
+        if (!strcmp(f, "lossy_on_zstd")) o.lossy.rel_err = 1e-3;
+        if (!strcmp(f, "abs_on_bitround")) o.codec = NGS_CODEC_BITROUND, o.lossy.abs_err = 1e-6;
+        if (!strcmp(f, "bits_on_bounded")) o.codec = NGS_CODEC_BOUNDED, o.lossy.bits = 20;
+        if (!strcmp(f, "chunk")) o.chunk_points = NGS_H5_CHUNK_POINTS_MAX + 1u;
+        if (!strcmp(f, "threads")) o.encoder_threads = -1;
+        if (!strcmp(f, "flush")) o.flush_interval_s = NAN;
+        err[0] = '\0';
+        ck_assert_int_eq(ngs_h5_options_check(&o, err, sizeof err), NGS_ERR_ARG);
+        ck_assert_msg(strstr(err, cases[i].why), "%s: %s", f, err);
+        ck_assert_int_eq(ngs_h5_open(&w, path, &o, err, sizeof err), NGS_ERR_ARG);
+        ck_assert_ptr_null(w);
+        ck_assert_int_ne(access(path, F_OK), 0);
+    }
+    ngs_h5_options_init(&o); /* the edges are fine */
+    o.codec = NGS_CODEC_BITROUND;
+    o.lossy.bits = 52;
+    o.level = 9;
+    o.chunk_points = NGS_H5_CHUNK_POINTS_MAX;
+    o.encoder_threads = NGS_H5_ENCODER_THREADS_MAX;
+    ck_assert_int_eq(ngs_h5_options_check(&o, err, sizeof err), NGS_OK);
+    ngs_h5_options_init(&o);
+    o.codec = NGS_CODEC_ZSTD;
+    o.level = -7;
+    ck_assert_int_eq(ngs_h5_options_check(&o, err, sizeof err), NGS_OK);
+}
+END_TEST
+
 START_TEST(closing_mid_plot_marks_incomplete_and_keeps_data)
 {
     char path[128], err[256];
@@ -348,6 +407,7 @@ int main(void)
     tcase_add_test(tc, roundtrip_deflate);
     tcase_add_test(tc, roundtrip_none);
     tcase_add_test(tc, errors_are_codes_with_messages);
+    tcase_add_test(tc, bad_options_are_refused_before_a_file_exists);
     tcase_add_test(tc, closing_mid_plot_marks_incomplete_and_keeps_data);
     tcase_add_test(tc, a_plot_created_at_its_end_gets_its_final_status);
     tcase_add_test(tc, status_names);
