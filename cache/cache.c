@@ -831,29 +831,36 @@ too_long:
 /* A directory that holds other files is not taken over: the tag and counters a
  * cache writes would replace a file named "stats" and hide the directory from
  * backups. Ours carry ngscale's CACHEDIR.TAG (empty while a first opener writes it). */
-static int dir_is_ours_or_empty(const char *dir, char *err, size_t errlen)
+static int tag_is_ours(const char *tag)
 {
-    char tag[PATH_MAX], text[256];
-    struct dirent *de;
-    int others = 0, fd;
+    char text[256];
     ssize_t n = -1;
-    DIR *d;
-    /* the tag first: an existing cache (every job of a batch opens one) needs no listing */
-    if (path_fmt(tag, sizeof tag, "%s/CACHEDIR.TAG", dir) != 0) return NGS_OK; /* open says so */
-    if ((fd = open(tag, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+    int fd = open(tag, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
         n = read(fd, text, sizeof text - 1);
         close(fd);
     }
-    if (n == 0) return NGS_OK;
-    if (n > 0) {
-        text[n] = '\0';
-        if (strstr(text, "created by ngscale")) return NGS_OK;
-    }
+    if (n < 0) return 0;
+    text[n] = '\0';
+    return n == 0 || strstr(text, "created by ngscale") != NULL;
+}
+
+static int dir_is_ours_or_empty(const char *dir, char *err, size_t errlen)
+{
+    char tag[PATH_MAX];
+    struct dirent *de;
+    int others = 0;
+    DIR *d;
+    /* the tag first: an existing cache (every job of a batch opens one) needs no listing */
+    if (path_fmt(tag, sizeof tag, "%s/CACHEDIR.TAG", dir) != 0) return NGS_OK; /* open says so */
+    if (tag_is_ours(tag)) return NGS_OK;
     if (!(d = opendir(dir))) return NGS_OK; /* absent (created next), or an error open reports */
     while (!others && (de = readdir(d)))
         others = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
     closedir(d);
-    if (!others) return NGS_OK;
+    /* a first opener writes the tag before anything else: one that did so between
+     * the two looks made the directory ours, not foreign */
+    if (!others || tag_is_ours(tag)) return NGS_OK;
     set_err(err, errlen, "%s holds other files and is not an ngscale cache (it has no CACHEDIR.TAG of "
                          "ngscale's): give an empty or new directory", dir);
     return NGS_ERR_ARG;

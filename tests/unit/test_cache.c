@@ -1175,6 +1175,47 @@ START_TEST(store_same_key_from_several_processes)
 }
 END_TEST
 
+/* Processes that open a new cache directory at the same moment (a team's batch
+ * jobs starting) all get it: one sees the tag another just wrote, not a stranger's
+ * directory. Before the fix, about one open in eight was refused. */
+START_TEST(first_opens_side_by_side_all_succeed)
+{
+    enum { NPROC = 8, ROUNDS = 25 };
+    char *d = make_tmpdir();
+    int failed = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        char cdir[4096];
+        pid_t pids[NPROC];
+        int go[2];
+        fmt(cdir, sizeof cdir, "%s/cache%d", d, r);
+        ck_assert_int_eq(pipe(go), 0);
+        for (int i = 0; i < NPROC; i++) {
+            pids[i] = fork();
+            ck_assert_int_ge(pids[i], 0);
+            if (pids[i] == 0) {
+                ngs_cache *c = NULL;
+                char b;
+                int rc;
+                close(go[1]);
+                if (read(go[0], &b, 1) < 0) _exit(3); /* all start together */
+                rc = ngs_cache_open(&c, cdir, NULL, NULL, NULL, 0);
+                ngs_cache_close(c);
+                _exit(rc == NGS_OK ? 0 : 1);
+            }
+        }
+        close(go[0]);
+        close(go[1]);
+        for (int i = 0; i < NPROC; i++) {
+            int status;
+            ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+            failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+    }
+    ck_assert_int_eq(failed, 0);
+    rm_rf(d);
+}
+END_TEST
+
 typedef struct {
     ngs_cache *c;
     const char *rec;
@@ -1764,6 +1805,7 @@ int main(void)
     tcase_add_test(store, store_corrupt_entries_are_misses_and_gc_cleans_up);
     tcase_add_test(store, store_list_and_clear);
     tcase_add_test(store, store_same_key_from_several_processes);
+    tcase_add_test(store, first_opens_side_by_side_all_succeed);
     tcase_add_test(store, store_one_cache_shared_by_threads);
     tcase_add_test(redis, redis_url_parsing);
     tcase_add_test(redis, redis_hit_on_a_second_machine);
