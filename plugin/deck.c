@@ -114,6 +114,28 @@ static void analyze(ngs_deck *d)
         classify(d, d->lines[i], &in_control);
 }
 
+static size_t end_card(const ngs_deck *d);
+
+/* A .control block still open at `.end` (or at the end of the deck): ngspice warns,
+ * then runs `.end` as a command and fails on it, and anything added before `.end`
+ * (a batch's .param overrides) would land in the script. Closing the block there
+ * runs it as written. A *ng_script deck is a script throughout and is left alone. */
+static int close_open_control(ngs_deck *d)
+{
+    static const char *const endc[] = {".endc"};
+    size_t end = end_card(d), open_at = 0;
+    if (d->nlines > 0 && strncasecmp(d->lines[0], "*ng_script", 10) == 0) return NGS_OK;
+    for (size_t i = 1; i < end; i++) {
+        char w[16];
+        first_word(d->lines[i], w, sizeof w);
+        if (strcmp(w, ".control") == 0) open_at = i;
+        else if (strcmp(w, ".endc") == 0) open_at = 0;
+    }
+    if (!open_at) return NGS_OK;
+    d->closed_control = open_at + 1;
+    return ngs_deck_insert_before_end(d, endc, 1);
+}
+
 static int push_line(ngs_deck *d, const char *s, size_t len, size_t *cap)
 {
     char *copy;
@@ -183,7 +205,11 @@ int ngs_deck_load_file(ngs_deck *d, const char *path, char *err, size_t errlen)
         return rc;
     }
     analyze(d);
-    return NGS_OK;
+    if ((rc = close_open_control(d)) != NGS_OK) {
+        snprintf(err, errlen, "out of memory reading %s", path);
+        ngs_deck_free(d);
+    }
+    return rc;
 }
 
 int ngs_deck_from_lines(ngs_deck *d, const char *const *lines, size_t nlines)
@@ -206,6 +232,10 @@ int ngs_deck_from_lines(ngs_deck *d, const char *const *lines, size_t nlines)
         }
     }
     analyze(d);
+    if (close_open_control(d) != NGS_OK) {
+        ngs_deck_free(d);
+        return NGS_ERR_NOMEM;
+    }
     return NGS_OK;
 }
 

@@ -21,6 +21,9 @@ typedef struct ngs_deck {
     /* set by ngs_deck_add_included: a pulled-in file names a noise source, or a
      * random function or seed */
     int included_noise, included_random;
+    /* 1-based line of a .control that had no .endc: the loader closed it before
+     * `.end` (ngspice would run `.end` as a command and fail); 0 when none */
+    size_t closed_control;
 } ngs_deck;
 
 /* Loads a file; on failure err says why. */

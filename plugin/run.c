@@ -642,8 +642,13 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
         ngs_engine_set_error(e, "%s", ws.failed ? ws.error : "a hook stopped the run");
     }
     if (rc == NGS_OK && e->exited && (e->exit_status != 0 || !e->exit_quit)) {
+        char why[96];
+        if (e->exit_quit) /* `quit N` in the script: its author's verdict on the run */
+            snprintf(why, sizeof why, "the .control script quit with status %d", e->exit_status);
+        else
+            snprintf(why, sizeof why, "ngspice exited (status %d)", e->exit_status);
         rc = NGS_ERR_EXIT;
-        describe_failure(e, rc, "ngspice exited");
+        describe_failure(e, rc, why);
     }
     if (rc == NGS_OK && e->plots_in_run == 0 && e->nerror_lines) {
         rc = NGS_ERR_NETLIST;
@@ -692,6 +697,12 @@ done:
                  "no analysis ran (no .tran/.ac/.dc/.op/... card, or a .control block without one)");
     if (e->save_seen && res.nplots > 0)
         note_unmatched_save(e, res.warning, sizeof res.warning);
+    if (deck->closed_control) {
+        size_t len = strlen(res.warning);
+        snprintf(res.warning + len, sizeof res.warning - len,
+                 "%sline %zu: .control has no .endc; ngscale closed it before .end", len ? "; " : "",
+                 deck->closed_control);
+    }
     if (ws.writer) {
         int crc;
         pthread_mutex_lock(&ws.lock);

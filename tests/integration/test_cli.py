@@ -70,6 +70,40 @@ class Cli(unittest.TestCase):
             self.assertEqual(attrs["status"], "complete")
             self.assertEqual([p["attrs"]["analysis"] for p in plots], ["op"])
 
+    def test_quit_with_a_status_fails_the_run_and_says_the_status(self):
+        with TempDir() as d:
+            deck, out = os.path.join(d, "q.cir"), os.path.join(d, "o.h5")
+            with open(deck, "w") as f:
+                f.write("checks\nV1 in 0 DC 1\nR1 in 0 1k\n.control\nop\nquit 3\n.endc\n.end\n")
+            p = run([NGSCALE, "run", "-q", deck, "-o", out], check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("quit with status 3", p.stderr)
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "failed")
+                self.assertIn("quit with status 3", f["run"].attrs["message"])
+
+    def test_control_block_without_endc_runs_as_written_with_a_warning(self):
+        # ngspice warns, runs `.end` as a command and fails on it; the script meant
+        # to end there, and a batch's .param overrides must not land inside it
+        with TempDir() as d:
+            deck, out = os.path.join(d, "n.cir"), os.path.join(d, "o.h5")
+            with open(deck, "w") as f:
+                f.write("open\n.param r=1k\nV1 in 0 DC 1\nR1 in out {r}\nR2 out 0 1k\n"
+                        ".control\nop\nprint v(out)\n.end\n")
+            p = run([NGSCALE, "run", "-q", deck, "-o", out])
+            self.assertIn("line 6: .control has no .endc", p.stderr)
+            plots, attrs = read_h5_plots(out)
+            self.assertEqual(attrs["status"], "complete")
+            self.assertIn("no .endc", attrs["warning"])
+            self.assertAlmostEqual(float(plots[0]["data"]["v(out)"][0]), 0.5, places=9)
+            params = os.path.join(d, "p.csv")
+            with open(params, "w") as f:
+                f.write("r\n3k\n")
+            run([NGSCALE, "batch", "-q", deck, "--params", params, "-o", out])
+            plots, attrs = read_h5_plots(out, "job_00000000")
+            self.assertEqual(attrs["status"], "complete")
+            self.assertAlmostEqual(float(plots[0]["data"]["v(out)"][0]), 0.25, places=9)
+
     def test_save_keeps_only_named_vectors_and_the_scale(self):
         with TempDir() as d:
             out = os.path.join(d, "o.h5")
