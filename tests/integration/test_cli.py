@@ -1,13 +1,15 @@
 """The `ngscale` command: errors come back as exit codes with ngspice's message, and
 data already written is never lost."""
+import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import unittest
 
-from ngstest import NGSCALE, SRC, TempDir, h5py, netlist, read_h5_plots, run
+from ngstest import BUILD, NGSCALE, SRC, TempDir, h5py, netlist, read_h5_plots, run
 
 sys.path.insert(0, os.path.join(SRC, "bench"))
 import gen_circuits  # noqa: E402
@@ -374,6 +376,41 @@ class Cli(unittest.TestCase):
             rows = int(p.stdout.split("points seen by the hook")[0].split()[-1])
             with h5py.File(out, "r") as f:
                 self.assertEqual(len(f["run/tran1/v(out)"]), rows)
+
+    def test_installed_library_links_with_pkg_config_shared_and_static(self):
+        # what an embedder does: install, then `cc embed.c $(pkg-config ...)`; the
+        # static link needs every library libngscale uses in Libs.private
+        cmake, cc, pkgconf = (shutil.which(t) for t in ("cmake", "cc", "pkg-config"))
+        if not (cmake and cc and pkgconf) or not os.path.exists(os.path.join(BUILD, "cmake_install.cmake")):
+            self.skipTest("needs cmake, cc, pkg-config and a configured build directory")
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            if "NGSCALE_ASAN:BOOL=ON" in f.read():
+                self.skipTest("a sanitizer build: programs linking it need the sanitizer runtime")
+        with TempDir() as d:
+            prefix = os.path.join(d, "prefix")
+            run([cmake, "--install", BUILD, "--prefix", prefix])
+            pcdirs = [os.path.dirname(p) for p in glob.glob(os.path.join(prefix, "*", "**", "ngscale.pc"),
+                                                            recursive=True)]
+            self.assertEqual(len(pcdirs), 1, pcdirs)
+            env = dict(os.environ, PKG_CONFIG_PATH=pcdirs[0])
+            flags = run([pkgconf, "--cflags", "--libs", "ngscale"], env=env).stdout.split()
+            static = run([pkgconf, "--static", "--libs", "ngscale"], env=env).stdout.split()
+            libdir = [f[2:] for f in flags if f.startswith("-L")][0]
+            self.assertTrue(os.path.exists(os.path.join(libdir, "libngscale.a")), libdir)
+            src = os.path.join(SRC, "examples", "embed.c")
+            shared_exe, static_exe = os.path.join(d, "embed_shared"), os.path.join(d, "embed_static")
+            run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", src, "-o", shared_exe] + flags +
+                ["-Wl,-rpath," + libdir])
+            cflags = [f for f in flags if f.startswith("-I")]
+            static = [os.path.join(libdir, "libngscale.a") if f == "-lngscale" else f for f in static]
+            run([cc, "-std=c11", src, "-o", static_exe] + cflags + static)
+            self.assertNotIn("libngscale", run(["ldd", static_exe]).stdout)
+            for exe in (shared_exe, static_exe):
+                out = exe + ".h5"
+                p = run([exe, out])
+                self.assertIn("points seen by the hook", p.stdout)
+                with h5py.File(out, "r") as f:
+                    self.assertEqual(f["run"].attrs["status"], "complete")
 
 
 if __name__ == "__main__":
