@@ -754,8 +754,12 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
         pthread_mutex_unlock(&b->lock);
 
         seen[f->job] = 1;
-        p.done++;
-        if (f->status != NGS_OK) p.failed++;
+        if (f->status == NGS_ERR_INTERRUPTED) { /* stopped by the interrupt: not the job's fault */
+            p.interrupted++;
+        } else {
+            p.done++;
+            if (f->status != NGS_OK) p.failed++;
+        }
         if (f->cache_hit) p.cache_hits++;
         if (f->warning) snprintf(p.warning, sizeof p.warning, "%s", f->warning);
         if (out_rc == NGS_OK) {

@@ -965,10 +965,13 @@ static int cmd_batch(int argc, char **argv)
         rc = ngs_batch_run(b, jobs, njobs, batch_progress, &view, &fin);
         g_batch = NULL; /* nothing left to stop; the handler stays until the instances are gone */
         if (view.tty && !view.quiet) fputs("\r\033[K", stderr);
-        if (fin.total && (!view.quiet || rc != NGS_OK))
-            fprintf(stderr, "ngscale batch: %zu/%zu jobs done, %zu failed, %zu cache hits, in %.2f s (%.2f jobs/s) -> %s\n",
-                    fin.done, fin.total, fin.failed, fin.cache_hits, fin.elapsed_s,
+        if (fin.total && (!view.quiet || rc != NGS_OK)) {
+            char stopped[64] = "";
+            if (fin.interrupted) snprintf(stopped, sizeof stopped, ", %zu interrupted", fin.interrupted);
+            fprintf(stderr, "ngscale batch: %zu/%zu jobs done, %zu failed%s, %zu cache hits, in %.2f s (%.2f jobs/s) -> %s\n",
+                    fin.done, fin.total, fin.failed, stopped, fin.cache_hits, fin.elapsed_s,
                     fin.elapsed_s > 0 ? (double)fin.done / fin.elapsed_s : 0.0, o.output_path);
+        }
         if (rc != NGS_OK && rc != NGS_ERR_SIMULATION && ngs_batch_last_error(b)[0])
             fprintf(stderr, "ngscale batch: %s\n", ngs_batch_last_error(b));
         if (rc == NGS_ERR_SIMULATION)

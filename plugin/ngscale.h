@@ -253,7 +253,11 @@ typedef struct ngs_batch_options {
 } ngs_batch_options;
 
 typedef struct ngs_batch_progress {
-    size_t total, done, failed, cache_hits, running;
+    size_t total;
+    size_t done;              /* jobs that ended on their own: complete, failed or timed out */
+    size_t failed;            /* of those, the ones that did not complete */
+    size_t interrupted;       /* stopped by ngs_batch_interrupt while running (kept, "interrupted") */
+    size_t cache_hits, running;
     double elapsed_s, eta_s;  /* eta_s < 0: unknown yet */
     char warning[384];        /* the latest job warning: cache trouble (unusable store,
                                  Redis down: jobs ran without that tier), no analysis ran,
