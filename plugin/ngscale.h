@@ -182,7 +182,11 @@ typedef struct ngs_run_options {
     ngs_memory_mode memory;
     int swmr;                 /* 1 (default): readers can follow the file live (HDF5 SWMR) */
     double flush_interval_s;  /* data reaches the file at least this often (default 1 s) */
-    double timeout_s;         /* 0 = none */
+    /* 0 = none. Past it ngspice is halted (NGS_ERR_TIMEOUT, data so far kept); a
+     * .control loop that halt cannot reach is abandoned 2 s later: the run returns,
+     * but a loop that never calls back (only `let`, `setseed`) keeps a core until the
+     * process ends. */
+    double timeout_s;
     size_t chunk_points;      /* points per HDF5 chunk; 0 = automatic */
     int encoder_threads;      /* threads compressing chunks; 0 = cores - 1 */
     ngs_lossy_options lossy;  /* codec bounded / bitround */
