@@ -4,6 +4,7 @@
 #include "codemodels/codemodels.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -73,6 +74,28 @@ static FILE *open_system_spinit(char *path, size_t n)
     return NULL;
 }
 
+/* ngspice runs a command it does not know as a script found on sourcepath, whose
+ * scripts directory is now the instance's: the system's other scripts (ciderinit,
+ * spectrum, devload...) are linked there. One missing is ngspice's own message. */
+static void link_system_scripts(const char *system_spinit, const char *dir)
+{
+    char from_dir[4096], from[4096 + 256], to[4096 + 256];
+    struct dirent *de;
+    DIR *d;
+    char *slash;
+    snprintf(from_dir, sizeof from_dir, "%s", system_spinit);
+    if (!(slash = strrchr(from_dir, '/'))) return;
+    *slash = '\0';
+    if (!(d = opendir(from_dir))) return;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || strcmp(de->d_name, "spinit") == 0) continue;
+        snprintf(from, sizeof from, "%s/%s", from_dir, de->d_name);
+        snprintf(to, sizeof to, "%s/scripts/%s", dir, de->d_name);
+        (void)symlink(from, to);
+    }
+    closedir(d);
+}
+
 int ngs_codemodels_prepare(const char *dir, char *err, size_t errlen)
 {
     char src[4096], path[4096], line[4096];
@@ -107,7 +130,10 @@ int ngs_codemodels_prepare(const char *dir, char *err, size_t errlen)
             fputs(line, out);
         }
     }
-    if (in) fclose(in);
+    if (in) {
+        fclose(in);
+        link_system_scripts(src, dir);
+    }
     if (ferror(out)) rc = NGS_ERR_IO;
     if (fclose(out) != 0) rc = NGS_ERR_IO;
     if (rc != NGS_OK) snprintf(err, errlen, "%s: write error", path);

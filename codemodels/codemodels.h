@@ -12,7 +12,8 @@
 
 /* Prepares dir/scripts/spinit and dir/cm/<copies of the system's .cm files>, from
  * the system spinit ($SPICE_LIB_DIR/scripts/spinit, else ngspice's default). Its
- * other lines are kept. Returns NGS_OK; err says what failed otherwise. */
+ * other lines are kept, and the system's other scripts are linked into dir/scripts
+ * (ngspice finds scripts there by name). Returns NGS_OK; err says what failed otherwise. */
 int ngs_codemodels_prepare(const char *dir, char *err, size_t errlen);
 
 /* The system spinit and the code-model libraries it loads (what a run's result

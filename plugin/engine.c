@@ -561,12 +561,25 @@ int ngs_engine_load_copy(ngs_engine *e)
     /* ngspice's " Reference value : ..." console progress reads the process CPU clock
      * at every output point (a system call that walks all our threads): off */
     e->api.Command("set norefvalue");
+    /* the sourcepath spinit and .spiceinit left: ".", ngspice's scripts directory
+     * (ciderinit, spectrum...), $NGSPICE_INPUT_DIR. Each run puts its netlist's
+     * directory in front of it (run.c), as ngspice -b looks there first. */
+    e->api.Command("set ngscale_sourcepath = ( $sourcepath )");
     if (e->config.num_threads > 0) {
         char cmd[64];
         snprintf(cmd, sizeof cmd, "set num_threads=%d", e->config.num_threads);
         e->api.Command(cmd);
     }
     return NGS_OK;
+}
+
+void ngs_engine_search_dirs(const ngs_engine *e, const char *dirs[3])
+{
+    const char *input_dir = getenv("NGSPICE_INPUT_DIR");
+    int n = 0;
+    dirs[n++] = e->work_dir;
+    if (input_dir && *input_dir) dirs[n++] = input_dir;
+    dirs[n] = NULL;
 }
 
 int ngs_engine_thread_exists(pid_t tid)

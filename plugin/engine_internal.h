@@ -100,6 +100,11 @@ int ngs_engine_command(ngs_engine *e, const char *cmd);
  * one. runaway_thread says whether the thread was still there 0.5 s later. */
 void ngs_engine_abandon_copy(ngs_engine *e);
 
+/* Where, after the netlist's directory and the current one, ngspice finds a relative
+ * .include or sourced file: the instance's work directory, then $NGSPICE_INPUT_DIR
+ * (in ngspice's sourcepath). NULL-terminated; for the deck walk and the cache key. */
+void ngs_engine_search_dirs(const ngs_engine *e, const char *dirs[3]);
+
 /* Whether the thread tid of this process still exists. */
 int ngs_engine_thread_exists(pid_t tid);
 

@@ -479,7 +479,8 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     pthread_mutex_init(&ws.lock, NULL);
 
     { /* a .control block or .meas card in an included file counts as the deck's own */
-        const char *search[2] = {e->work_dir, NULL};
+        const char *search[3];
+        ngs_engine_search_dirs(e, search);
         if ((rc = ngs_deck_add_included(deck, base_dir, search)) != NGS_OK) goto done;
     }
     /* flat memory: decided per run, and the reason is kept */
@@ -567,11 +568,12 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
         rc = NGS_ERR_IO;
         goto done;
     }
-    /* relative .include/.lib paths resolve against the netlist's directory */
+    /* relative .include/.lib paths resolve against the netlist's directory first,
+     * then where ngspice's own sourcepath says (engine.c) */
     { /* quoted: directories may contain spaces */
         const char *dir = base_dir && *base_dir ? base_dir : ".";
         char q = strchr(dir, '"') ? '\'' : '"';
-        snprintf(cmd, sizeof cmd, "set sourcepath = ( %c%s%c )", q, dir, q);
+        snprintf(cmd, sizeof cmd, "set sourcepath = ( %c%s%c $ngscale_sourcepath )", q, dir, q);
     }
     ngs_engine_command(e, cmd);
 

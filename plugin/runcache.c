@@ -57,13 +57,14 @@ int ngs_run_cache_begin(ngs_run_cache **out, ngs_engine *e, const char *spec, co
 {
     ngs_run_cache *rc;
     char err[512] = "", save[600], mem[32], fmt[32], home_init[4096];
-    const char *strings[6], *files[64], *search[2] = {e->work_dir, NULL};
+    const char *strings[6], *files[64], *search[3];
     char **cm = NULL;
     char *text;
     int n = 0, nf = 0, r;
 
     *out = NULL;
     *hit = 0;
+    ngs_engine_search_dirs(e, search);
     rc = calloc(1, sizeof *rc);
     if (!rc) return NGS_ERR_NOMEM;
     r = open_spec(spec, &rc->cache, err, sizeof err);

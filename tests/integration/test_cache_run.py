@@ -92,6 +92,30 @@ class CacheRuns(unittest.TestCase):
             p = run([NGSCALE, "run", cir, "-o", out, "--cache", cache, "--save", "v(a)"])
             self.assertIn("cache miss", p.stderr)
 
+    def test_an_include_found_through_ngspice_input_dir_is_in_the_key(self):
+        # ngspice -b finds a relative .include in $NGSPICE_INPUT_DIR (its sourcepath);
+        # so must ngscale, and the included file's edits must be misses
+        with TempDir() as d:
+            lib, proj = os.path.join(d, "lib"), os.path.join(d, "proj")
+            os.makedirs(lib)
+            os.makedirs(proj)
+            cir, cache, out = os.path.join(proj, "top.cir"), os.path.join(d, "cache"), os.path.join(d, "o.h5")
+            write(cir, "top\n.include divider.inc\nV1 in 0 DC 1\n.op\n.end\n")
+            write(os.path.join(lib, "divider.inc"), "R1 in out 1k\nR2 out 0 1k\n")
+            env = dict(os.environ, NGSPICE_INPUT_DIR=lib)
+            for want, r2 in ((0.5, "1k"), (0.75, "3k")):
+                write(os.path.join(lib, "divider.inc"), "R1 in out 1k\nR2 out 0 %s\n" % r2)
+                for kind in ("miss", "hit"):
+                    p = run([NGSCALE, "run", cir, "-o", out, "--cache", cache], env=env)
+                    self.assertIn("cache " + kind, p.stderr)
+                    plots, _ = read_h5_plots(out)
+                    self.assertAlmostEqual(float(plots[0]["data"]["v(out)"][0]), want, places=9)
+            run([NGSCALE, "batch", "-q", "-j", "2", cir, cir, "-o", out], env=env)
+            for job in ("job_00000000", "job_00000001"):
+                plots, attrs = read_h5_plots(out, job)
+                self.assertEqual(attrs["status"], "complete")
+                self.assertAlmostEqual(float(plots[0]["data"]["v(out)"][0]), 0.75, places=9)
+
     def test_what_the_key_cannot_cover_disables_the_cache(self):
         with TempDir() as d:
             cir = os.path.join(d, "rand.cir")
