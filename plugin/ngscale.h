@@ -174,7 +174,8 @@ typedef enum {
 typedef struct ngs_run_options {
     const char *output_path;  /* HDF5 file to write (an existing HDF5 file is replaced, any
                                  other file refused: NGS_ERR_IO); NULL: events only */
-    const char *group;        /* group for this run in the file; NULL: "run" */
+    const char *group;        /* group for this run in the file; NULL: "run". One level:
+                                 '/' is stored as %2F and '%' as %25 (as vector names) */
     int append;               /* 1: add the group to an existing file */
     ngs_codec codec;
     int level;                /* codec level; 0 = codec default */
