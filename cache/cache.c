@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -1200,6 +1201,26 @@ void ngs_cache_options_init(ngs_cache_options *o)
     memset(o, 0, sizeof *o);
 }
 
+/* "20G", "500M", "1.5T", "4096" (binary units; an optional "iB" or "B" after the
+ * letter): 0 when it is not such a size. */
+static uint64_t parse_size(const char *text)
+{
+    static const char units[] = "KMGT";
+    char *end;
+    double v;
+    const char *u;
+    errno = 0;
+    v = strtod(text, &end);
+    if (end == text || errno || !(v > 0)) return 0;
+    if (*end && (u = strchr(units, toupper((unsigned char)*end))) != NULL) {
+        v *= (double)((uint64_t)1 << (10 * (u - units + 1)));
+        end++;
+        if (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0) end += strlen(end);
+    }
+    if (*end || v < 1 || v > 9.0e18) return 0;
+    return (uint64_t)v;
+}
+
 static void fill_defaults(ngs_cache_options *o)
 {
     if (!o->max_bytes) o->max_bytes = DEFAULT_MAX_BYTES;
@@ -1225,6 +1246,7 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
 {
     ngs_cache *c;
     char dir[PATH_MAX], tag[PATH_MAX];
+    const char *size_env;
     int rc, lfd;
     if (err && errlen) err[0] = '\0';
     if (!out) return NGS_ERR_ARG;
@@ -1238,9 +1260,15 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
     while (strlen(dir) > 1 && dir[strlen(dir) - 1] == '/') dir[strlen(dir) - 1] = '\0';
     if (!(c = calloc(1, sizeof *c))) return NGS_ERR_NOMEM;
     if (options) c->o = *options;
-    fill_defaults(&c->o);
     pthread_mutex_init(&c->rmu, NULL);
     pthread_mutex_init(&c->wmu, NULL);
+    if (!c->o.max_bytes && (size_env = getenv("NGSCALE_CACHE_SIZE")) && *size_env &&
+        !(c->o.max_bytes = parse_size(size_env))) {
+        set_err(err, errlen, "NGSCALE_CACHE_SIZE='%s' is not a size (give one like 20G or 500M)", size_env);
+        ngs_cache_close(c);
+        return NGS_ERR_ARG;
+    }
+    fill_defaults(&c->o);
     if (!(c->dir = strdup(dir))) { ngs_cache_close(c); return NGS_ERR_NOMEM; }
     if (redis_url && !(c->url = strdup(redis_url))) { ngs_cache_close(c); return NGS_ERR_NOMEM; }
     if (redis_url && (rc = parse_url(c, redis_url, err, errlen)) != NGS_OK) {

@@ -57,7 +57,8 @@ typedef struct ngs_cache ngs_cache;
 typedef void (*ngs_cache_warn_fn)(const char *message, void *user);
 
 typedef struct ngs_cache_options {
-    uint64_t max_bytes;           /* local tier size cap, LRU eviction; 0: 10 GiB */
+    uint64_t max_bytes;           /* local tier size cap, LRU eviction; 0: $NGSCALE_CACHE_SIZE
+                                     ("20G"; not a size: ngs_cache_open fails, NGS_ERR_ARG), else 10 GiB */
     int redis_ttl_s;              /* expiry of Redis keys (refreshed on hits); 0: 30 days */
     int redis_connect_timeout_ms; /* 0: 200 ms */
     int redis_command_timeout_ms; /* per socket read/write; 0: 2000 ms */

@@ -140,8 +140,10 @@ static void usage(FILE *f)
         "batch exits 1 when any job failed; every job's status is in /summary.\n"
         "An unfinished run leaves a readable file whose run status says 'incomplete'.\n"
         "\n"
-        "Environment: NGSCALE_LIBNGSPICE (path of libngspice.so), HDF5_PLUGIN_PATH (for\n"
-        "other readers of zstd files: the directory holding libh5zzstd.so).\n",
+        "Environment: NGSCALE_LIBNGSPICE (path of libngspice.so), NGSCALE_CACHE_SIZE (cap\n"
+        "of the local cache, least recently used entries go first; default 10G),\n"
+        "HDF5_PLUGIN_PATH (for other readers of zstd files: the directory holding\n"
+        "libh5zzstd.so).\n",
         f);
 }
 

@@ -902,6 +902,38 @@ static ngs_cache *open_local(const char *dir, uint64_t cap, int grace)
     return c;
 }
 
+/* The cap comes from the options, else from NGSCALE_CACHE_SIZE, else 10 GiB; a
+ * value that is not a size is refused, naming it. */
+START_TEST(size_cap_from_options_environment_or_default)
+{
+    static const struct { const char *env; uint64_t cap; } ok[] = {
+        {"20G", (uint64_t)20 << 30}, {"500MiB", (uint64_t)500 << 20}, {"1.5k", 1536},
+        {"4096", 4096}, {"2TB", (uint64_t)2 << 40}, {"", (uint64_t)10 << 30}};
+    static const char *const bad[] = {"abc", "0", "-5", "10X", "5 G", "1e30"};
+    char *d = make_tmpdir(), err[256];
+    ngs_cache *c;
+    ngs_cache_stats st;
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        setenv("NGSCALE_CACHE_SIZE", ok[i].env, 1);
+        c = open_local(d, 0, 0);
+        ck_assert_int_eq(ngs_cache_get_stats(c, &st), NGS_OK);
+        ck_assert_msg(st.max_bytes == ok[i].cap, "%s: %llu", ok[i].env, (unsigned long long)st.max_bytes);
+        ngs_cache_close(c);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("NGSCALE_CACHE_SIZE", bad[i], 1);
+        ck_assert_int_eq(ngs_cache_open(&c, d, NULL, NULL, err, sizeof err), NGS_ERR_ARG);
+        ck_assert_ptr_nonnull(strstr(err, "NGSCALE_CACHE_SIZE"));
+        c = open_local(d, 12345, 0); /* the options win */
+        ck_assert_int_eq(ngs_cache_get_stats(c, &st), NGS_OK);
+        ck_assert_uint_eq(st.max_bytes, 12345);
+        ngs_cache_close(c);
+    }
+    unsetenv("NGSCALE_CACHE_SIZE");
+    rm_rf(d);
+}
+END_TEST
+
 START_TEST(store_lookup_hit_and_stats)
 {
     char *d = make_tmpdir(), rec[4096], cdir[4096], hit[4096];
@@ -1806,6 +1838,7 @@ int main(void)
     tcase_add_test(store, store_list_and_clear);
     tcase_add_test(store, store_same_key_from_several_processes);
     tcase_add_test(store, first_opens_side_by_side_all_succeed);
+    tcase_add_test(store, size_cap_from_options_environment_or_default);
     tcase_add_test(store, store_one_cache_shared_by_threads);
     tcase_add_test(redis, redis_url_parsing);
     tcase_add_test(redis, redis_hit_on_a_second_machine);
