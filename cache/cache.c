@@ -67,6 +67,7 @@ struct ngs_cache {
     pthread_mutex_t wmu;
     char warning[512];
     int has_warning;
+    int read_only; /* an existing cache this process may not write: lookups only */
 };
 
 /* Metadata of one entry (the .meta file, or a Redis manifest). */
@@ -1296,9 +1297,15 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
         }
     }
     if ((lfd = dir_lock(c)) < 0) {
-        set_err(err, errlen, "cache directory %s: %s", c->dir, strerror(errno));
-        ngs_cache_close(c);
-        return NGS_ERR_IO;
+        int why = errno;
+        /* a team's shared cache, or one on a read-only mount: its hits still count */
+        if ((why == EACCES || why == EROFS || why == EPERM) && tag_is_ours(tag)) {
+            c->read_only = 1;
+        } else {
+            set_err(err, errlen, "cache directory %s: %s", c->dir, strerror(why));
+            ngs_cache_close(c);
+            return NGS_ERR_IO;
+        }
     }
     dir_unlock(lfd);
     *out = c;
@@ -1395,7 +1402,10 @@ int ngs_cache_store(ngs_cache *c, const ngs_cache_key *key, const char *recordin
     m.sim_seconds = sim_seconds >= 0 ? sim_seconds : 0;
     one_line(m.ngspice, sizeof m.ngspice, ngspice_version);
 
-    if (ri.file_bytes + META_MAX > c->o.max_bytes) {
+    if (c->read_only) {
+        warn(c, "cache %s is read-only here: the run was not stored in it", c->dir);
+        rc = NGS_ERR_IO;
+    } else if (ri.file_bytes + META_MAX > c->o.max_bytes) {
         warn(c, "entry of %llu bytes is larger than the local cache cap: not kept locally",
              (unsigned long long)ri.file_bytes);
         rc = NGS_OK;

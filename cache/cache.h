@@ -82,9 +82,11 @@ int ngs_cache_default_dir(char *out, size_t n);
  * "%xx" escapes allowed in user and password; "redis://secret@host" gives a
  * password). Redis is connected lazily: opening never waits for it.
  * options may be NULL (defaults). A directory that already holds files must carry
- * ngscale's CACHEDIR.TAG: another directory is never taken over. Returns NGS_OK,
- * NGS_ERR_ARG (bad URL or options, a directory that is not a cache), NGS_ERR_IO (the
- * directory cannot be created or written) or NGS_ERR_NOMEM.
+ * ngscale's CACHEDIR.TAG: another directory is never taken over. An existing cache
+ * this process may not write (permissions, a read-only mount) opens read-only:
+ * lookups hit, a store warns and keeps nothing locally. Returns NGS_OK, NGS_ERR_ARG
+ * (bad URL or options, a directory that is not a cache), NGS_ERR_IO (the directory
+ * cannot be created, or written when it is no cache yet) or NGS_ERR_NOMEM.
  */
 int ngs_cache_open(ngs_cache **cache, const char *local_dir, const char *redis_url,
                    const ngs_cache_options *options, char *err, size_t errlen);

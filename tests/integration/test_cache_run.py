@@ -116,6 +116,47 @@ class CacheRuns(unittest.TestCase):
                 self.assertEqual(attrs["status"], "complete")
                 self.assertAlmostEqual(float(plots[0]["data"]["v(out)"][0]), 0.75, places=9)
 
+    def test_a_read_only_cache_still_gives_hits(self):
+        # a team's cache shared read-only (or on a read-only mount): hits are served,
+        # misses run and say they were not stored, nothing fails
+        setpriv = shutil.which("setpriv")
+        if os.geteuid() == 0 and not setpriv:
+            self.skipTest("root ignores file modes, and setpriv is missing to drop it")
+        with TempDir() as d:
+            os.chmod(os.path.dirname(d), 0o711)  # the session's directory: let the other user through
+            os.chmod(d, 0o777)
+            cir, cache = make_design(d), os.path.join(d, "cache")
+            other = os.path.join(d, "other.cir")
+            write(other, "other\nV1 1 0 1\nR1 1 0 2k\n.op\n.end\n")
+            self.assertIn("stored", cached_run(cir, os.path.join(d, "a.h5"), cache)[1])
+            for root, dirs, files in os.walk(cache):
+                for name in dirs + files:
+                    os.chmod(os.path.join(root, name), 0o555 if name in dirs else 0o444)
+            os.chmod(cache, 0o555)
+            for name in os.listdir(d):
+                if name.endswith((".cir", ".inc")):
+                    os.chmod(os.path.join(d, name), 0o644)
+            scratch = os.path.join(d, "scratch")
+            os.mkdir(scratch)
+            os.chmod(scratch, 0o777)
+            env = dict(os.environ, HOME=scratch, TMPDIR=scratch)
+            as_user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+            try:
+                p = run(as_user + [NGSCALE, "run", cir, "-o", os.path.join(scratch, "b.h5"), "--cache", cache],
+                        env=env)
+                self.assertIn("cache hit", p.stderr)
+                p = run(as_user + [NGSCALE, "run", other, "-o", os.path.join(scratch, "c.h5"), "--cache", cache],
+                        env=env)
+                self.assertIn("cache miss", p.stderr)
+                self.assertIn("read-only here: the run was not stored", p.stderr)
+                self.assertNotIn("unusable", p.stderr)
+            finally:
+                for root, dirs, _ in os.walk(cache):
+                    os.chmod(root, 0o755)
+            a, _ = read_h5_plots(os.path.join(d, "a.h5"))
+            b, _ = read_h5_plots(os.path.join(scratch, "b.h5"))
+            self.assertTrue(all(bits_equal(a[0]["data"][k], b[0]["data"][k]) for k in a[0]["data"]))
+
     def test_what_the_key_cannot_cover_disables_the_cache(self):
         with TempDir() as d:
             cir = os.path.join(d, "rand.cir")
