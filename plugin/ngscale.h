@@ -148,7 +148,13 @@ typedef struct ngs_engine_config {
 
 void ngs_engine_config_init(ngs_engine_config *config);
 
+/* Copies libngspice (and, with private_codemodels, the code models) into a private
+ * directory under tmp_dir and loads it. On failure *engine is still set (NULL only
+ * when engine is NULL or memory ran out): read ngs_engine_last_error, then
+ * ngs_engine_destroy (a run on it fails again). config may be NULL. */
 int ngs_engine_create(ngs_engine **engine, const ngs_engine_config *config);
+/* Unloads the copy and removes the private directory. Not while a run function of
+ * this engine is executing on another thread. */
 void ngs_engine_destroy(ngs_engine *engine);
 
 /* Hooks receive the events whose bits are in event_mask, for every later run. */
