@@ -43,6 +43,11 @@ typedef struct finished {
     struct finished *next;
 } finished;
 
+typedef struct {
+    const char *path; /* the job's pointer */
+    ngs_deck deck;
+} netlist_snapshot;
+
 struct ngs_batch {
     ngs_batch_options opt;
     int nworkers;
@@ -60,6 +65,10 @@ struct ngs_batch {
     pthread_cond_t cond;
     finished *queue, *queue_tail;
     size_t running, workers_left;
+    /* netlists of jobs with overrides, read once at the start of the run: a sweep or
+     * Monte Carlo runs one circuit even if its file is edited meanwhile */
+    netlist_snapshot *snapshots;
+    size_t nsnapshots;
 };
 
 static void set_error(ngs_batch *b, const char *fmt, ...)
@@ -208,16 +217,91 @@ void ngs_batch_interrupt(ngs_batch *b)
 
 /* ------------------------------------------------------------- workers -- */
 
-/* The job's deck: the netlist with its overrides before `.end` (a later .param
- * wins over an earlier one in ngspice). */
-static int job_deck(const ngs_job *job, ngs_deck *deck, char *err, size_t errlen)
+static int job_has_overrides(const ngs_job *job)
+{
+    return job->nparams || job->temp || job->seed >= 0;
+}
+
+static const netlist_snapshot *find_snapshot(const ngs_batch *b, const char *path)
+{
+    for (size_t i = b->nsnapshots; i-- > 0;) /* the newest first: jobs of one netlist come together */
+        if (strcmp(b->snapshots[i].path, path) == 0) return &b->snapshots[i];
+    return NULL;
+}
+
+static void free_snapshots(ngs_batch *b)
+{
+    for (size_t i = 0; i < b->nsnapshots; i++) ngs_deck_free(&b->snapshots[i].deck);
+    free(b->snapshots);
+    b->snapshots = NULL;
+    b->nsnapshots = 0;
+}
+
+/* Reads each netlist that jobs add overrides to, once, and refuses overrides that
+ * ngspice would not apply: any in an *ng_script deck (it takes commands, not cards),
+ * and a job's seed where the netlist sets its own (ngspice keeps the first seed it
+ * reads, so every job would draw the same numbers). A netlist that cannot be read is
+ * left to fail its jobs with the reason. */
+static int snapshot_netlists(ngs_batch *b, const ngs_job *jobs, size_t njobs)
+{
+    for (size_t i = 0; i < njobs; i++) {
+        const ngs_job *j = &jobs[i];
+        const netlist_snapshot *snap;
+        char err[512];
+        if (!job_has_overrides(j)) continue;
+        if (!(snap = find_snapshot(b, j->netlist))) {
+            netlist_snapshot *grown = realloc(b->snapshots, (b->nsnapshots + 1) * sizeof *grown);
+            netlist_snapshot *n;
+            char *abs;
+            if (!grown) return NGS_ERR_NOMEM;
+            b->snapshots = grown;
+            n = &b->snapshots[b->nsnapshots];
+            if (ngs_deck_load_file(&n->deck, j->netlist, err, sizeof err) != NGS_OK) continue;
+            n->path = j->netlist;
+            b->nsnapshots++;
+            if ((abs = realpath(j->netlist, NULL)) != NULL) { /* a seed set in an included file counts */
+                ngs_deck_add_included(&n->deck, dirname(abs), NULL);
+                free(abs);
+            }
+            snap = n;
+        }
+        if (snap->deck.is_script) {
+            set_error(b, "job %zu: %s is an *ng_script deck (commands only): its parameters, temp and seed "
+                         "cannot be added to it", i, j->netlist);
+            return NGS_ERR_ARG;
+        }
+        if (j->seed >= 0 && snap->deck.sets_seed) {
+            set_error(b, "job %zu: %s sets its own random seed (.options seed, setseed or rndseed), which "
+                         "ngspice would keep instead of the job's seed %lld: remove it from the netlist",
+                      i, j->netlist, j->seed);
+            return NGS_ERR_ARG;
+        }
+    }
+    return NGS_OK;
+}
+
+/* The job's deck: its netlist (as read at the start, for a job with overrides) with
+ * its overrides before `.end` (a later .param wins over an earlier one in ngspice). */
+static int job_deck(const ngs_batch *b, const ngs_job *job, ngs_deck *deck, char *err, size_t errlen)
 {
     size_t n = job->nparams + 2, k = 0;
     char **extra;
-    int rc = ngs_deck_load_file(deck, job->netlist, err, errlen);
+    const netlist_snapshot *snap = job_has_overrides(job) ? find_snapshot(b, job->netlist) : NULL;
+    int rc;
+    if (snap) {
+        rc = ngs_deck_from_lines(deck, (const char *const *)snap->deck.lines, snap->deck.nlines);
+        if (rc != NGS_OK) snprintf(err, errlen, "out of memory");
+        else deck->closed_control = snap->deck.closed_control;
+    } else {
+        rc = ngs_deck_load_file(deck, job->netlist, err, errlen);
+    }
     if (rc != NGS_OK) return rc;
     extra = calloc(n, sizeof *extra);
-    if (!extra) return NGS_ERR_NOMEM;
+    if (!extra) {
+        ngs_deck_free(deck);
+        snprintf(err, errlen, "out of memory");
+        return NGS_ERR_NOMEM;
+    }
     for (size_t i = 0; i < job->nparams; i++) {
         size_t len = strlen(job->param_names[i]) + strlen(job->param_values[i]) + 16;
         if ((extra[k] = malloc(len)))
@@ -312,7 +396,7 @@ static int run_job(ngs_batch *b, ngs_engine *e, size_t i, ngs_run_result *res, c
     ngs_run_into into;
     job_attrs attrs;
     char group[64], *abs, *dir;
-    int rc = job_deck(job, &deck, err, errlen);
+    int rc = job_deck(b, job, &deck, err, errlen);
     if (rc != NGS_OK) return rc;
     if ((rc = job_attrs_make(job, i, &attrs)) != NGS_OK) {
         job_attrs_free(&attrs);
@@ -683,8 +767,8 @@ static int check_jobs(ngs_batch *b, const ngs_job *jobs, size_t njobs)
     return NGS_OK;
 }
 
-int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_progress_fn fn,
-                  void *user, ngs_batch_progress *final)
+static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_progress_fn fn,
+                     void *user, ngs_batch_progress *final)
 {
     pthread_t *threads;
     worker_arg *args;
@@ -702,6 +786,11 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
     }
     b->err[0] = '\0'; /* a previous run's error is not this one's */
     if ((rc = check_jobs(b, jobs, njobs)) != NGS_OK) return rc;
+    if ((rc = snapshot_netlists(b, jobs, njobs)) != NGS_OK) {
+        if (rc == NGS_ERR_NOMEM) set_error(b, "out of memory reading the netlists");
+        free_snapshots(b);
+        return rc;
+    }
     memset(&p, 0, sizeof p);
     p.total = njobs;
     b->jobs = jobs;
@@ -800,4 +889,12 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
         return NGS_ERR_NOMEM;
     }
     return p.failed ? NGS_ERR_SIMULATION : NGS_OK;
+}
+
+int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_progress_fn fn,
+                  void *user, ngs_batch_progress *final)
+{
+    int rc = batch_run(b, jobs, njobs, fn, user, final);
+    if (b) free_snapshots(b);
+    return rc;
 }

@@ -88,10 +88,16 @@ static void classify(ngs_deck *d, const char *line, int *in_control)
     } else if (*in_control) {
         if (w[0] == '#') return;
         if (in_list(w, analysis_commands)) d->control_runs = 1;
+        if (strcmp(w, "setseed") == 0 ||
+            ((strcmp(w, "set") == 0 || strncmp(w, "option", 6) == 0) &&
+             (contains_word_ci(line, "rndseed") || contains_word_ci(line, "seed"))))
+            d->sets_seed = 1;
         if (!in_list(w, harmless_commands))
             mark_reads(d, "the .control script uses '%s', which needs ngspice's vectors", w);
-        else if (strcmp(w, "echo") == 0 && strstr(line, "$&"))
-            mark_reads(d, "the .control script %s-es a vector value", w);
+        else if (strstr(line, "$&")) /* echo $&v(out), set x = $&v(out)... */
+            mark_reads(d, "the .control script reads a vector value with '%s ... $&'", w);
+    } else if (strncmp(w, ".opt", 4) == 0 && contains_word_ci(line, "seed")) {
+        d->sets_seed = 1;
     } else if (in_list(w, reading_cards)) {
         mark_reads(d, "the netlist has a %s card, which needs ngspice's vectors", w);
     } else if (in_list(w, analysis_cards)) {
@@ -106,10 +112,14 @@ static void analyze(ngs_deck *d)
 {
     int in_control = 0;
     d->has_control = d->control_runs = d->reads_vectors = d->has_analysis = 0;
-    d->included_random = d->included_noise = 0;
+    d->included_random = d->included_noise = d->sets_seed = 0;
     d->reason[0] = '\0';
     /* a deck titled *ng_script is a command script: all of it runs as .control */
-    if (d->nlines > 0 && strncasecmp(d->lines[0], "*ng_script", 10) == 0) in_control = d->has_control = 1;
+    d->is_script = d->nlines > 0 && strncasecmp(d->lines[0], "*ng_script", 10) == 0;
+    if (d->is_script) {
+        in_control = d->has_control = 1;
+        mark_reads(d, "%s", "an *ng_script deck is all commands: no `.save none` card can be added");
+    }
     for (size_t i = 1; i < d->nlines; i++) /* line 0 is the title */
         classify(d, d->lines[i], &in_control);
 }
@@ -124,7 +134,7 @@ static int close_open_control(ngs_deck *d)
 {
     static const char *const endc[] = {".endc"};
     size_t end = end_card(d), open_at = 0;
-    if (d->nlines > 0 && strncasecmp(d->lines[0], "*ng_script", 10) == 0) return NGS_OK;
+    if (d->is_script) return NGS_OK;
     for (size_t i = 1; i < end; i++) {
         char w[16];
         first_word(d->lines[i], w, sizeof w);

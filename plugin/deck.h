@@ -17,6 +17,9 @@ typedef struct ngs_deck {
     int control_runs;    /* ...and runs an analysis itself: the deck's analysis cards wait for it */
     int reads_vectors;   /* something reads vectors after an analysis */
     int has_analysis;    /* an analysis card (.tran, .ac, ...) outside .control */
+    int is_script;       /* titled *ng_script: commands only, no cards can be added */
+    int sets_seed;       /* .options seed, setseed or set rndseed (here or, after
+                            ngs_deck_add_included, in a pulled-in file) */
     char reason[200];    /* why reads_vectors is set */
     /* set by ngs_deck_add_included: a pulled-in file names a noise source, or a
      * random function or seed */

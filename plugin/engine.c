@@ -536,6 +536,7 @@ int ngs_engine_load_copy(ngs_engine *e)
     pthread_mutex_unlock(&e->lock);
     e->save_none_sticky = 0;
     e->needs_reload = 0;
+    e->copy_used = 0;
     e->capturing_version = 1;
     e->version[0] = '\0';
     e->ctx = calloc(1, sizeof *e->ctx);

@@ -43,6 +43,7 @@ struct ngs_engine {
     int generation;     /* how many copies were loaded */
     int save_none_sticky;/* `.save none` was used: stays on for this copy */
     int needs_reload;   /* exited, halted or broken: load a fresh copy first */
+    int copy_used;      /* a run has gone through this copy since it was loaded */
     int runaway;        /* its thread ignored bg_halt: the copy is abandoned, not waited for */
     pid_t runaway_thread; /* ...and its thread, if it had not ended 0.5 s later (else 0) */
     int sends_progress; /* this copy was given a status callback (a hook wants progress) */

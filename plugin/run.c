@@ -501,12 +501,17 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     res.memory_flat = flat;
 
     /* a copy that exited, was halted, or has `.save none` stuck on is replaced */
-    if (!e->handle || e->needs_reload || (!flat && e->save_none_sticky)) {
+    /* ...and so is a used one for a deck that draws random numbers while it runs:
+     * ngspice's gaussian generator keeps a spare value between draws, which a fresh
+     * process (ngspice -b, the same job run alone) does not have */
+    if (!e->handle || e->needs_reload || (!flat && e->save_none_sticky) ||
+        (e->copy_used && ngs_deck_draws_while_running(deck))) {
         if ((rc = ngs_engine_load_copy(e)) != NGS_OK) goto done;
     }
     /* only now: a replaced copy may have printed its last lines until it was gone */
     ngs_engine_reset_run_state(e);
     if (flat) e->save_none_sticky = 1;
+    e->copy_used = 1;
     e->dedupe_by_index = !flat;
 
     if (o.save && *o.save) {

@@ -183,6 +183,65 @@ class Batch(unittest.TestCase):
             self.assertEqual(runs[0][8], runs[2][8])             # seed 8 in both batches
             self.assertNotEqual(runs[0][7], runs[2][11])
 
+    def test_gaussian_trrandom_jobs_equal_ngspice_run_alone(self):
+        # ngspice's gaussian generator keeps a spare draw: a reused instance gave job i
+        # the state job i-1 left, unlike `ngspice -b` of the same netlist and seed
+        with TempDir() as d:
+            cir = os.path.join(d, "trr.cir")
+            write(cir, "trr\nVR in 0 DC 0 TRRANDOM(2 10u 0 1 0)\nR1 in out 1k\nC1 out 0 10n\n"
+                       ".tran 1u 300u\n.end\n")
+            out = os.path.join(d, "j1.h5")
+            run([NGSCALE, "batch", "-q", "-j", "1", cir, "--monte-carlo", "3", "-o", out])
+            for seed in (1, 2, 3):
+                ref = os.path.join(d, "ref%d" % seed)
+                write(ref + ".cir", open(cir).read().replace(".end", ".options seed=%d\n.end" % seed))
+                run(["ngspice", "-b", "-r", ref + ".raw", ref + ".cir"])
+                run([NGSCALE, "convert", "-q", ref + ".raw", ref + ".h5"])
+                with h5py.File(ref + ".h5", "r") as f, h5py.File(out, "r") as g:
+                    self.assertTrue(bits_equal(g["job_%08d/tran1/v(in)" % (seed - 1)][()],
+                                               f["run/tran1/v(in)"][()]), "seed %d" % seed)
+
+    def test_overrides_ngspice_would_not_apply_are_refused(self):
+        with TempDir() as d:
+            out, own = os.path.join(d, "o.h5"), os.path.join(d, "own.cir")
+            circuit = "own seed\n.param r1=agauss(1k, 100, 1)\nV1 in 0 DC 1\nR1 in out {r1}\nR2 out 0 1k\n"
+            write(os.path.join(d, "opts.inc"), ".options seed=42\n")
+
+            def refused(netlist_file, extra, why):
+                p = run([NGSCALE, "batch", "-q", netlist_file, "-o", out] + extra, check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(why, p.stderr)
+                self.assertFalse(os.path.exists(out))
+
+            # a seed of its own: in a card, in an included file, or set by its script
+            for own_seed in (".options seed=42\n.op\n", ".include opts.inc\n.op\n",
+                             ".control\nsetseed 3\nop\n.endc\n"):
+                write(own, circuit + own_seed + ".end\n")
+                refused(own, ["--monte-carlo", "2"], "sets its own random seed")
+            # parameters given to a command script
+            script, params = os.path.join(d, "s.sp"), os.path.join(d, "p.csv")
+            write(script, "*ng_script\nsource %s\nop\n" % netlist("op_divider.cir"))
+            write(params, "r1\n1k\n2k\n")
+            refused(script, ["--params", params], "*ng_script deck")
+
+    def test_a_sweep_runs_the_netlist_as_it_was_when_the_batch_started(self):
+        with TempDir() as d:
+            cir = os.path.join(d, "slow.cir")
+            text = ("slow\n.param r1=1k\nV1 in 0 DC 1\nR1 in out {r1}\nR2 out 0 1k\n"
+                    ".control\nop\nshell sleep 0.3\n.endc\n.end\n")
+            write(cir, text)
+            params = os.path.join(d, "p.csv")
+            write(params, "r1\n" + "1k\n" * 6)
+            out = os.path.join(d, "o.h5")
+            proc = subprocess.Popen([NGSCALE, "batch", "-q", "-j", "1", cir, "--params", params, "-o", out],
+                                    stderr=subprocess.PIPE)
+            time.sleep(0.8)  # a few jobs in: the user edits the circuit for the next experiment
+            write(cir, text.replace("R2 out 0 1k", "R2 out 0 3k"))
+            self.assertEqual(proc.wait(timeout=120), 0, proc.stderr.read().decode())
+            jobs, _ = jobs_of(out)
+            values = {float(v[1]["op1/v(out)"][0]) for v in jobs.values()}
+            self.assertEqual(values, {0.5})
+
     def test_failing_jobs_are_recorded_and_the_rest_complete(self):
         with TempDir() as d:
             long_cir = os.path.join(d, "long.cir")

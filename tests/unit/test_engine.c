@@ -447,6 +447,43 @@ START_TEST(memory_decision_follows_the_deck)
     ck_assert_int_eq(decide(interp, N(interp), why, sizeof why), 1);
     ck_assert_ptr_nonnull(strstr(why, "interp"));
     ck_assert_int_eq(decide(echo_vec, N(echo_vec), why, sizeof why), 1);
+    { /* `set` is harmless, unless it reads a vector's value */
+        static const char *const set_vec[] = {"t", "R1 a 0 1", ".control", "dc v1 0 1 0.5", "set vo = $&v(a)",
+                                              "echo $vo", ".endc", ".end"};
+        static const char *const script[] = {"*ng_script", "source x.cir", "op"};
+        ck_assert_int_eq(decide(set_vec, N(set_vec), why, sizeof why), 1);
+        ck_assert_ptr_nonnull(strstr(why, "$&"));
+        ck_assert_int_eq(decide(script, N(script), why, sizeof why), 1); /* no card can be added */
+        ck_assert_ptr_nonnull(strstr(why, "ng_script"));
+    }
+}
+END_TEST
+
+/* What a batch refuses to add a seed to: a netlist that sets its own, in a card or in
+ * its script; a parameter or node named like the option is no seed. */
+START_TEST(decks_that_set_their_own_seed)
+{
+    static const struct { const char *line; int sets; } cases[] = {
+        {".options seed=42", 1}, {".OPTION reltol=1e-4 SEED=random", 1}, {".opt seed = 3", 1},
+        {".param seed=3", 0}, {"Rseed a 0 1k", 0}, {".options reltol=1e-4", 0},
+    };
+    static const struct { const char *line; int sets; } commands[] = {
+        {"setseed 5", 1}, {"set rndseed=7", 1}, {"option seed=9", 1}, {"set width=80", 0}, {"echo seed", 0},
+    };
+    for (size_t i = 0; i < N(cases); i++) {
+        const char *lines[] = {"t", cases[i].line, ".op", ".end"};
+        ngs_deck d;
+        ck_assert_int_eq(ngs_deck_from_lines(&d, lines, N(lines)), NGS_OK);
+        ck_assert_msg(d.sets_seed == cases[i].sets, "%s", cases[i].line);
+        ngs_deck_free(&d);
+    }
+    for (size_t i = 0; i < N(commands); i++) {
+        const char *lines[] = {"t", "R1 a 0 1", ".control", commands[i].line, "op", ".endc", ".end"};
+        ngs_deck d;
+        ck_assert_int_eq(ngs_deck_from_lines(&d, lines, N(lines)), NGS_OK);
+        ck_assert_msg(d.sets_seed == commands[i].sets, "%s", commands[i].line);
+        ngs_deck_free(&d);
+    }
 }
 END_TEST
 
@@ -595,6 +632,7 @@ int main(void)
     tcase_add_test(tc, bad_options_are_refused_before_anything_runs);
     tcase_add_test(tc, cache_hit_replays_the_same_events);
     tcase_add_test(tc, memory_decision_follows_the_deck);
+    tcase_add_test(tc, decks_that_set_their_own_seed);
     tcase_add_test(tc, included_files_count_as_the_decks_own);
     tcase_add_test(tc, strerror_names_every_code);
     tcase_add_test(tc, random_functions_are_found_by_whole_name);
