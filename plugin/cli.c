@@ -8,6 +8,7 @@
  * a full disk from an interrupted run.
  */
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <math.h>
 #include <getopt.h>
@@ -320,6 +321,36 @@ static int output_is_safe(const char *cmd, const char *out, const char *const *i
     return 1;
 }
 
+/* The path with its directory resolved (the file itself may not exist yet), or NULL. */
+static char *canonical_path(const char *path)
+{
+    char *copy = strdup(path), *copy2 = strdup(path), *dir, *out = NULL;
+    if (copy && copy2 && (dir = realpath(dirname(copy), NULL)) != NULL) {
+        const char *base = basename(copy2);
+        if ((out = malloc(strlen(dir) + strlen(base) + 2)) != NULL) sprintf(out, "%s/%s", dir, base);
+        free(dir);
+    }
+    free(copy);
+    free(copy2);
+    return out;
+}
+
+/* Whether two paths name one file: the same inode, or (one not there yet) the same
+ * place once their directories are resolved. */
+static int names_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    char *ca, *cb;
+    int same;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    ca = canonical_path(a);
+    cb = canonical_path(b);
+    same = ca && cb && strcmp(ca, cb) == 0;
+    free(ca);
+    free(cb);
+    return same;
+}
+
 /* A whole number in lo..hi, also written as a float ("7.0", "1e4": spreadsheets and
  * pandas write those); "2x", "1.5" and "" are refused, not cut short. */
 static int parse_integer(const char *s, long long lo, long long hi, long long *out)
@@ -520,6 +551,11 @@ static int cmd_run(int argc, char **argv)
     {
         const char *inputs[] = {netlist, log_path};
         if (!output_is_safe("run", o.output_path, inputs, 2)) return EXIT_USAGE;
+    }
+    if (log_path && (names_same_file(log_path, netlist) || names_same_file(log_path, o.output_path))) {
+        fprintf(stderr, "ngscale run: --log %s names the %s: not overwriting it\n", log_path,
+                names_same_file(log_path, netlist) ? "netlist" : "output file");
+        return EXIT_USAGE;
     }
     if (log_path) {
         st.log = fopen(log_path, "w");

@@ -679,6 +679,7 @@ typedef struct {
 
 typedef struct {
     hid_t want; /* H5I_GROUP or H5I_DATASET */
+    const char *required_attr; /* only children carrying it (a run's plots: not its spectrum/) */
     child *v;
     size_t n, cap;
     int nomem;
@@ -692,7 +693,7 @@ static herr_t collect_child(hid_t g, const char *name, const H5L_info_t *li, voi
     H5E_BEGIN_TRY { obj = H5Oopen(g, name, H5P_DEFAULT); } H5E_END_TRY;
     if (obj < 0)
         return 0;
-    if (H5Iget_type(obj) == l->want) {
+    if (H5Iget_type(obj) == l->want && (!l->required_attr || H5Aexists(obj, l->required_attr) > 0)) {
         if (l->n == l->cap) {
             size_t cap = l->cap ? 2 * l->cap : 16;
             child *v = realloc(l->v, cap * sizeof *v);
@@ -732,12 +733,13 @@ static void free_children(child_list *l)
 
 /* Children of g of one kind, in creation order (name order when it is not tracked),
  * then sorted by their "index" attribute (stable for equal indices). */
-static int list_children(hid_t g, hid_t want, int sort, child_list *l)
+static int list_children(hid_t g, hid_t want, const char *required_attr, int sort, child_list *l)
 {
     hsize_t idx = 0;
     herr_t rc;
     memset(l, 0, sizeof *l);
     l->want = want;
+    l->required_attr = required_attr;
     H5E_BEGIN_TRY {
         rc = H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_child, l);
         if (rc < 0 && !l->nomem && l->n == 0) {
@@ -961,7 +963,7 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, int ascii)
     if (status && strcmp(status, "complete") != 0)
         x->rep->truncated = 1;
 
-    if ((rc = list_children(g, H5I_DATASET, 1, &dl)) != NGS_OK) {
+    if ((rc = list_children(g, H5I_DATASET, NULL, 1, &dl)) != NGS_OK) {
         set_err(x->err, x->errlen, rc, "%s: cannot list the vectors of %s", x->h5_path, link);
         goto out;
     }
@@ -1151,7 +1153,7 @@ static int pick_run(hid_t f, const char *group, const char *path, char **out, ch
                     size_t errlen)
 {
     child_list runs;
-    int rc = list_children(f, H5I_GROUP, 0, &runs);
+    int rc = list_children(f, H5I_GROUP, NULL, 0, &runs);
     if (rc != NGS_OK)
         return set_err(err, errlen, rc, "%s: cannot list its groups", path);
     char names[256] = "";
@@ -1250,7 +1252,7 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
                  msg && *msg ? ": " : "", msg ? msg : "");
         free(msg);
     }
-    if ((rc = list_children(run, H5I_GROUP, 1, &plots)) != NGS_OK) {
+    if ((rc = list_children(run, H5I_GROUP, "plot_name", 1, &plots)) != NGS_OK) {
         set_err(err, errlen, rc, "%s: cannot list the plots of %s", h5_path, run_link);
         goto out;
     }

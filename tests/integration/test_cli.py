@@ -106,6 +106,21 @@ class Cli(unittest.TestCase):
             self.assertEqual(attrs["status"], "complete")
             self.assertAlmostEqual(float(plots[0]["data"]["v(out)"][0]), 0.25, places=9)
 
+    def test_log_never_replaces_the_netlist_or_the_output(self):
+        with TempDir() as d:
+            cir, out = os.path.join(d, "amp.cir"), os.path.join(d, "o.h5")
+            with open(netlist("tran_rc.cir")) as f:
+                text = f.read()
+            with open(cir, "w") as f:
+                f.write(text)
+            for log, what in ((cir, "netlist"), (os.path.join(d, ".", "o.h5"), "output file")):
+                p = run([NGSCALE, "run", "-q", cir, "-o", out, "--log", log], check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn("names the " + what, p.stderr)
+            with open(cir) as f:
+                self.assertEqual(f.read(), text)
+            self.assertFalse(os.path.exists(out))
+
     def test_save_keeps_only_named_vectors_and_the_scale(self):
         with TempDir() as d:
             out = os.path.join(d, "o.h5")

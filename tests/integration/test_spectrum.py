@@ -177,6 +177,18 @@ class Spectrum(unittest.TestCase):
             self.assertNotEqual(p.returncode, 0)
             self.assertIn("nope", p.stderr)
 
+    def test_export_after_spectrum_gives_the_same_raw_file(self):
+        # spectrum/ sits beside the plots: export once wrote it as an empty plot that
+        # neither ngspice nor ngscale could read back
+        with TempDir() as d:
+            _, out = self.simulate(d)
+            before, after = os.path.join(d, "before.raw"), os.path.join(d, "after.raw")
+            run([NGSCALE, "export", out, before])
+            run([NGSCALE, "spectrum", out, "--vector", "v(out)", "--fund", "1000", "--periods", str(PERIODS)])
+            run([NGSCALE, "export", out, after])
+            with open(before, "rb") as a, open(after, "rb") as b:
+                self.assertEqual(a.read(), b.read())
+
     def test_a_record_of_few_periods_finds_no_tone_rather_than_a_wrong_one(self):
         """Four periods of 1 kHz put the tone inside a Blackman-Harris window's DC lobe:
         a search found its skirt (1125 Hz, 0.75 V) and reported it; now it says so."""
