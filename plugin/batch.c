@@ -674,7 +674,7 @@ static int flush_output(ngs_batch *b, output *out)
         row->temp = job->temp ? ngs_spice_number(job->temp) : NAN;
         row->seed = job->seed;
         for (size_t k = 0; k < out->nparams; k++) {
-            double v = k < job->nparams ? ngs_spice_number(job->param_values[k]) : NAN;
+            double v = k < job->nparams ? ngs_param_number(job->param_values[k]) : NAN;
             memcpy((unsigned char *)row + sizeof(summary_fixed) + k * sizeof(double), &v, sizeof v);
         }
     }

@@ -337,7 +337,7 @@ char *ngs_deck_text(const ngs_deck *d) { return joined(d, d->nlines + 1, NULL); 
 
 /* SPICE number ("1k", "2.2u", "3meg", "10pF") to double; NAN when the text is not
  * one number (an expression such as "2*1k", "1 k", "inf"). */
-double ngs_spice_number(const char *s)
+static double spice_number(const char *s, double mil)
 {
     char *end;
     double v, scale = 1;
@@ -348,7 +348,7 @@ double ngs_spice_number(const char *s)
     v = strtod(s, &end);
     if (end == s) return NAN;
     if (strncasecmp(end, "meg", 3) == 0) scale = 1e6;
-    else if (strncasecmp(end, "mil", 3) == 0) scale = 25.4e-6;
+    else if (strncasecmp(end, "mil", 3) == 0) scale = mil;
     else switch (*end | 0x20) {
         case 't': scale = 1e12; break;
         case 'g': scale = 1e9; break;
@@ -364,6 +364,12 @@ double ngs_spice_number(const char *s)
     while (*end == ' ' || *end == '\t') end++;
     return *end ? NAN : v * scale;
 }
+
+double ngs_spice_number(const char *s) { return spice_number(s, 25.4e-6); }
+
+/* ngspice's .param reader takes "mil" for milli (2mil = 2e-3), unlike its device
+ * lines (2mil = 50.8u): /summary holds what the simulation used */
+double ngs_param_number(const char *s) { return spice_number(s, 1e-3); }
 
 /* Whether line has one of words as a whole name. */
 static int mentions_any(const char *line, const char *const *words)

@@ -50,6 +50,8 @@ int ngs_deck_write(const ngs_deck *deck, int save_none, const char *path);
 
 /* A SPICE number ("1k", "2.2u", "3meg", "10") as a double; NAN when it is not one. */
 double ngs_spice_number(const char *text);
+/* The same as ngspice's .param reads it: "mil" is milli there. */
+double ngs_param_number(const char *text);
 
 /* 1 when ngspice may draw random numbers while the deck runs, not only while it is
  * read: sources drawing during an analysis (trnoise, trrandom), or a .control block

@@ -531,6 +531,11 @@ START_TEST(spice_numbers_are_one_number_or_nan)
     ck_assert(isnan(ngs_spice_number("inf")));
     ck_assert(isnan(ngs_spice_number("0x10")));
     ck_assert(isnan(ngs_spice_number("")));
+    /* "mil": 25.4u on device lines, milli in .param, as ngspice reads them */
+    ck_assert_double_eq_tol(ngs_spice_number("2mil"), 50.8e-6, 1e-18);
+    ck_assert_double_eq_tol(ngs_param_number("2mil"), 2e-3, 1e-15);
+    ck_assert_double_eq_tol(ngs_param_number("1mils"), 1e-3, 1e-15);
+    ck_assert_double_eq(ngs_param_number("2.5meg"), 2.5e6);
 }
 END_TEST
 
