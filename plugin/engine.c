@@ -196,12 +196,11 @@ static void bg_running(ngs_engine *e, NG_BOOL finished)
 /* ngspice's internal name -> the name its RAW writer prints. */
 static void raw_name(char *out, size_t n, const char *name, int type)
 {
-    size_t len = strlen(name);
     if (type == 4 /* SV_CURRENT */) {
-        if (len > 7 && strcmp(name + len - 7, "#branch") == 0)
-            snprintf(out, n, "i(%.*s)", (int)(len - 7), name);
-        else
-            snprintf(out, n, "i(%s)", name);
+        /* cut at "#branch", as ngspice's writer does: v1#branch and an XSPICE
+         * a1#branch_1_0 are i(v1) and i(a1) */
+        const char *branch = strstr(name, "#branch");
+        snprintf(out, n, "i(%.*s)", branch ? (int)(branch - name) : (int)strlen(name), name);
     } else if (type == 3 /* SV_VOLTAGE */) {
         snprintf(out, n, "v(%s)", name);
     } else {

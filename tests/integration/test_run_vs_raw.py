@@ -10,7 +10,7 @@ import unittest
 from ngstest import NGSCALE, TempDir, bits_equal, netlist, read_h5_plots, read_raw, run
 
 CARD_NETLISTS = ["tran_rc.cir", "ac_rlc.cir", "dc_sweep.cir", "op_divider.cir",
-                 "noise_amp.cir", "multi.cir", "small_signal.cir"]
+                 "noise_amp.cir", "multi.cir", "small_signal.cir", "xspice_gain.cir"]
 ANALYSIS_CMDS = ("tran", "ac", "dc", "op", "noise", "tf", "sens", "pz")
 
 
