@@ -792,9 +792,14 @@ static void sweep_stale_dirs(const char *tmp)
 
 /* ------------------------------------------------------------- public -- */
 
+static atomic_int system_codemodels_taken;
+
 void ngs_engine_config_init(ngs_engine_config *c)
 {
     memset(c, 0, sizeof *c);
+    /* on by default: a second engine that loads the same .cm files takes over their
+     * callbacks, and the first one's XSPICE runs crash once it is gone */
+    c->private_codemodels = 1;
 }
 
 int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
@@ -831,6 +836,10 @@ int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
     }
     e->work_dir = dir;
     write_owner(dir);
+    /* the system's .cm files serve one engine per process, ever: a second one would
+     * share them (see ngs_engine_config) */
+    if (!e->config.private_codemodels && atomic_exchange(&system_codemodels_taken, 1))
+        e->config.private_codemodels = 1;
     if (e->config.private_codemodels) {
         char err[512];
         if ((rc = ngs_codemodels_prepare(dir, err, sizeof err)) != NGS_OK) {

@@ -418,6 +418,30 @@ START_TEST(bad_options_are_refused_before_anything_runs)
 }
 END_TEST
 
+/* Two engines on the system's .cm files crashed the first one's XSPICE runs once the
+ * second was gone: only the first engine of a process may use them. */
+START_TEST(a_second_engine_never_shares_the_code_models)
+{
+    static const char *const xspice[] = {"gain", "V1 in 0 SIN(0 1 1k)", "A1 in out amp",
+                                         ".model amp gain(gain=2)", "R1 out 0 1k", ".tran 10u 1m", ".end"};
+    ngs_engine_config c;
+    ngs_engine *a = NULL, *b = NULL;
+    counter n = {0};
+    ngs_engine_config_init(&c);
+    ck_assert_int_eq(c.private_codemodels, 1); /* the default */
+    c.private_codemodels = 0;
+    ck_assert_int_eq(ngs_engine_create(&a, &c), NGS_OK);
+    ck_assert_int_eq(ngs_engine_create(&b, &c), NGS_OK);
+    ck_assert_int_eq(ngs_run_lines(b, xspice, N(xspice), NULL, NULL, NULL), NGS_OK);
+    ngs_engine_destroy(b);
+    ck_assert_int_eq(ngs_engine_add_hook(a, NGS_EV_ALL, count, &n), NGS_OK);
+    ck_assert_int_eq(ngs_run_lines(a, xspice, N(xspice), NULL, NULL, NULL), NGS_OK);
+    ck_assert_int_eq(n.begins, 1);
+    ck_assert_uint_gt(n.rows, 50);
+    ngs_engine_destroy(a);
+}
+END_TEST
+
 static int decide(const char *const *lines, size_t n, char *reason, size_t len)
 {
     ngs_deck d;
@@ -638,6 +662,7 @@ int main(void)
     tcase_add_test(tc, cache_hit_replays_the_same_events);
     tcase_add_test(tc, memory_decision_follows_the_deck);
     tcase_add_test(tc, decks_that_set_their_own_seed);
+    tcase_add_test(tc, a_second_engine_never_shares_the_code_models);
     tcase_add_test(tc, included_files_count_as_the_decks_own);
     tcase_add_test(tc, strerror_names_every_code);
     tcase_add_test(tc, random_functions_are_found_by_whole_name);
