@@ -882,17 +882,22 @@ void ngs_engine_destroy(ngs_engine *e)
 int ngs_engine_add_hook(ngs_engine *e, unsigned mask, ngs_hook_fn fn, void *user)
 {
     user_hook *h;
+    int idle = 0;
     if (!e || !fn) return NGS_ERR_ARG;
+    /* a run holds pointers into the hook array: growing it then would free them */
+    if (!atomic_compare_exchange_strong(&e->in_run, &idle, 1)) return NGS_ERR_STATE;
     h = realloc(e->hooks, (e->nhooks + 1) * sizeof *h);
-    if (!h) return NGS_ERR_NOMEM;
-    e->hooks = h;
-    e->hooks[e->nhooks].fn = fn;
-    e->hooks[e->nhooks].user = user;
-    e->hooks[e->nhooks].mask = mask;
-    e->nhooks++;
-    if ((mask & NGS_EV_PROGRESS) && e->handle && !e->sends_progress)
-        e->needs_reload = 1; /* the loaded copy has no status callback */
-    return NGS_OK;
+    if (h) {
+        e->hooks = h;
+        e->hooks[e->nhooks].fn = fn;
+        e->hooks[e->nhooks].user = user;
+        e->hooks[e->nhooks].mask = mask;
+        e->nhooks++;
+        if ((mask & NGS_EV_PROGRESS) && e->handle && !e->sends_progress)
+            e->needs_reload = 1; /* the loaded copy has no status callback */
+    }
+    atomic_store(&e->in_run, 0);
+    return h ? NGS_OK : NGS_ERR_NOMEM;
 }
 
 void ngs_engine_interrupt(ngs_engine *e)

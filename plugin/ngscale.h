@@ -159,7 +159,8 @@ int ngs_engine_create(ngs_engine **engine, const ngs_engine_config *config);
  * this engine is executing on another thread. */
 void ngs_engine_destroy(ngs_engine *engine);
 
-/* Hooks receive the events whose bits are in event_mask, for every later run. */
+/* Hooks receive the events whose bits are in event_mask, for every later run. Not
+ * during a run (from a hook or another thread): NGS_ERR_STATE. */
 int ngs_engine_add_hook(ngs_engine *engine, unsigned event_mask, ngs_hook_fn hook, void *user);
 
 /* Asks the running simulation to stop, or the next one when none runs yet (safe from

@@ -193,15 +193,17 @@ static int stop_with_minus_seven(const ngs_event *ev, void *user)
 
 typedef struct {
     ngs_engine *e;
-    int nested_rc, calls;
+    int nested_rc, add_rc, calls;
 } nested;
 
+/* a run, or a new hook (which would move the hook array the run reads), from a hook */
 static int run_from_a_hook(const ngs_event *ev, void *user)
 {
     nested *n = user;
     (void)ev;
     n->calls++;
     n->nested_rc = ngs_run_lines(n->e, rc_deck, N(rc_deck), NULL, NULL, NULL);
+    n->add_rc = ngs_engine_add_hook(n->e, NGS_EV_ALL, stop_with_minus_seven, NULL);
     return 0;
 }
 
@@ -209,12 +211,13 @@ START_TEST(one_run_at_a_time_and_hooks_only_stop_or_go_on)
 {
     ngs_engine *e = engine();
     ngs_run_result res;
-    nested n = {e, 0, 0};
+    nested n = {e, 0, 0, 0};
     /* a run started from a hook of a run on the same engine hung the process */
     ngs_engine_add_hook(e, NGS_EV_PLOT_BEGIN | NGS_EV_PLOT_END, run_from_a_hook, &n);
     ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK);
     ck_assert_int_eq(n.calls, 2);
     ck_assert_int_eq(n.nested_rc, NGS_ERR_STATE);
+    ck_assert_int_eq(n.add_rc, NGS_ERR_STATE);
     ck_assert_uint_gt(res.points, 0);
     ngs_engine_destroy(e);
     e = engine();
