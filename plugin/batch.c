@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "ngscale.h"
 #include "hooks/clock.h"
@@ -55,6 +56,7 @@ struct ngs_batch {
     int started;       /* ngs_batch_create succeeded: every engine is there */
     char err[1024];
     atomic_int stop;
+    atomic_int in_run;   /* ngs_batch_run under way (one at a time; destroy waits for it) */
     /* one run */
     const ngs_job *jobs;
     size_t njobs;
@@ -179,6 +181,7 @@ int ngs_batch_create(ngs_batch **out, const ngs_batch_options *options)
     if (!b) return NGS_ERR_NOMEM;
     b->opt = *options;
     atomic_init(&b->stop, 0);
+    atomic_init(&b->in_run, 0);
     atomic_init(&b->next, 0);
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->file_lock, NULL);
@@ -198,7 +201,14 @@ int ngs_batch_create(ngs_batch **out, const ngs_batch_options *options)
 
 void ngs_batch_destroy(ngs_batch *b)
 {
+    int idle = 0;
     if (!b) return;
+    /* a run on another thread is stopped and waited for, as an engine's is */
+    while (!atomic_compare_exchange_strong(&b->in_run, &idle, 1)) {
+        idle = 0;
+        ngs_batch_interrupt(b);
+        usleep(2000);
+    }
     for (int i = 0; b->engines && i < b->nworkers; i++) ngs_engine_destroy(b->engines[i]);
     free(b->engines);
     pthread_mutex_destroy(&b->lock);
@@ -894,7 +904,12 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
 int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_progress_fn fn,
                   void *user, ngs_batch_progress *final)
 {
-    int rc = batch_run(b, jobs, njobs, fn, user, final);
-    if (b) free_snapshots(b);
+    int rc, idle = 0;
+    if (final) memset(final, 0, sizeof *final);
+    if (!b) return NGS_ERR_ARG;
+    if (!atomic_compare_exchange_strong(&b->in_run, &idle, 1)) return NGS_ERR_STATE;
+    rc = batch_run(b, jobs, njobs, fn, user, final);
+    free_snapshots(b);
+    atomic_store(&b->in_run, 0);
     return rc;
 }

@@ -860,7 +860,15 @@ int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
 
 void ngs_engine_destroy(ngs_engine *e)
 {
+    int idle = 0;
     if (!e) return;
+    /* a run on another thread is stopped and waited for: it returns interrupted,
+     * its file says incomplete, and nothing of the engine is freed under it */
+    while (!atomic_compare_exchange_strong(&e->in_run, &idle, 1)) {
+        idle = 0;
+        ngs_engine_interrupt(e);
+        usleep(2000);
+    }
     if (e->handle && !e->runaway && e->api.Running && e->api.Running()) {
         ngs_engine_command(e, "bg_halt");
         ngs_engine_wait_bg(e, 5000);

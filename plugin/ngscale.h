@@ -155,8 +155,9 @@ void ngs_engine_config_init(ngs_engine_config *config);
  * when engine is NULL or memory ran out): read ngs_engine_last_error, then
  * ngs_engine_destroy (a run on it fails again). config may be NULL. */
 int ngs_engine_create(ngs_engine **engine, const ngs_engine_config *config);
-/* Unloads the copy and removes the private directory. Not while a run function of
- * this engine is executing on another thread. */
+/* Unloads the copy and removes the private directory. A run on another thread is
+ * interrupted first and waited for (it returns NGS_ERR_INTERRUPTED, its file says
+ * incomplete); then no call on the engine may follow. Never from one of its hooks. */
 void ngs_engine_destroy(ngs_engine *engine);
 
 /* Hooks receive the events whose bits are in event_mask, for every later run. Not
@@ -283,6 +284,9 @@ typedef void (*ngs_batch_progress_fn)(const ngs_batch_progress *progress, void *
 typedef struct ngs_batch ngs_batch;
 
 void ngs_batch_options_init(ngs_batch_options *options);
+/* ngs_batch_destroy stops a run under way on another thread and waits for it (its
+ * file keeps the finished jobs); one ngs_batch_run at a time per batch, a second is
+ * NGS_ERR_STATE. */
 /* Checks the options (as each job's run would: codec, level, lossy, memory, timeout,
  * and a cache spec or directory that is not a cache) and starts the instances.
  * NGS_ERR_ARG for a bad option, before any instance starts. On any failure *batch is

@@ -3,7 +3,9 @@
  * stop a run, and the flat-memory decision follows the deck. */
 #include <check.h>
 #include "tests/unit/ngs_check.h"
+#include <hdf5.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 
 #include "ngscale.h"
 #include "plugin/deck.h"
+#include "storage/h5attr.h"
 
 static const char *const rc_deck[] = {
     "rc", "V1 in 0 PULSE(0 1 0 1n 1n 5u 10u)", "R1 in out 1k", "C1 out 0 1n",
@@ -445,6 +448,53 @@ START_TEST(a_second_engine_never_shares_the_code_models)
 }
 END_TEST
 
+typedef struct {
+    ngs_engine *e;
+    const char *out;
+    int rc;
+} long_run;
+
+static void *run_long(void *arg)
+{
+    static const char *const lines[] = {"long tran", "V1 in 0 SIN(0 1 1k)", "R1 in out 1k", "C1 out 0 1u",
+                                        ".tran 1u 2", ".end"};
+    long_run *r = arg;
+    ngs_run_options o;
+    ngs_run_options_init(&o);
+    o.output_path = r->out;
+    r->rc = ngs_run_lines(r->e, lines, N(lines), NULL, &o, NULL);
+    return NULL;
+}
+
+/* An embedder closing its window destroys the engine while a run goes on: the run
+ * is stopped and waited for (it returned NGS_OK with a tenth of the points, its file
+ * "complete", or crashed on the freed engine). */
+START_TEST(destroy_during_a_run_stops_it_first)
+{
+    tmpdir t;
+    char out[512];
+    pthread_t th;
+    long_run r = {engine(), out, 1234};
+    hid_t f, g;
+    char status[32] = "";
+    tmp_make(&t);
+    path_in(&t, "long.h5", out, sizeof out);
+    ck_assert_int_eq(pthread_create(&th, NULL, run_long, &r), 0);
+    usleep(400000);
+    ngs_engine_destroy(r.e);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(r.rc, NGS_ERR_INTERRUPTED);
+    f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    g = H5Gopen2(f, "run", H5P_DEFAULT);
+    ngs_h5_attr_read_str(g, "status", status, sizeof status);
+    ck_assert_str_eq(status, "incomplete");
+    H5Gclose(g);
+    H5Fclose(f);
+    tmp_free(&t);
+}
+END_TEST
+
 static int decide(const char *const *lines, size_t n, char *reason, size_t len)
 {
     ngs_deck d;
@@ -666,6 +716,7 @@ int main(void)
     tcase_add_test(tc, memory_decision_follows_the_deck);
     tcase_add_test(tc, decks_that_set_their_own_seed);
     tcase_add_test(tc, a_second_engine_never_shares_the_code_models);
+    tcase_add_test(tc, destroy_during_a_run_stops_it_first);
     tcase_add_test(tc, included_files_count_as_the_decks_own);
     tcase_add_test(tc, strerror_names_every_code);
     tcase_add_test(tc, random_functions_are_found_by_whole_name);
