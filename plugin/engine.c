@@ -821,6 +821,13 @@ int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
     atomic_init(&e->in_run, 0);
     tmp = e->config.tmp_dir ? e->config.tmp_dir : getenv("TMPDIR");
     if (!tmp || !*tmp) tmp = "/tmp";
+    if (strpbrk(tmp, " \t\n\"'")) { /* ngspice's source and codemodel commands split paths there */
+        ngs_engine_set_error(e, "the directory for private copies, '%s'%s, holds a space or a quote, "
+                                "which ngspice's commands cannot take: set %s to a path without them",
+                             tmp, e->config.tmp_dir ? "" : " ($TMPDIR)", e->config.tmp_dir ? "tmp_dir" : "TMPDIR");
+        *out = e;
+        return NGS_ERR_IO;
+    }
     dir = malloc(strlen(tmp) + 32);
     if (!dir) {
         ngs_engine_destroy(e);

@@ -301,6 +301,12 @@ START_TEST(bad_library_path_is_an_error)
     ck_assert_ptr_nonnull(e);
     ck_assert_ptr_nonnull(strstr(ngs_engine_last_error(e), "/nonexistent/libngspice.so"));
     ngs_engine_destroy(e);
+    /* ngspice's commands cannot take a path with a space: said, not "ngspice exited" later */
+    ngs_engine_config_init(&cfg);
+    cfg.tmp_dir = "/tmp/with space";
+    ck_assert_int_eq(ngs_engine_create(&e, &cfg), NGS_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ngs_engine_last_error(e), "holds a space or a quote"));
+    ngs_engine_destroy(e);
 }
 END_TEST
 
