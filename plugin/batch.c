@@ -175,8 +175,9 @@ int ngs_batch_create(ngs_batch **out, const ngs_batch_options *options)
     ngs_batch *b;
     ngs_engine **engines;
     int rc, n;
-    if (!out || !options || !options->output_path) return NGS_ERR_ARG;
+    if (!out) return NGS_ERR_ARG;
     *out = NULL;
+    if (!options || !options->output_path) return NGS_ERR_ARG;
     b = calloc(1, sizeof *b);
     if (!b) return NGS_ERR_NOMEM;
     b->opt = *options;
@@ -910,6 +911,10 @@ int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_pro
     if (!atomic_compare_exchange_strong(&b->in_run, &idle, 1)) return NGS_ERR_STATE;
     rc = batch_run(b, jobs, njobs, fn, user, final);
     free_snapshots(b);
+    /* an interrupt was for this run: an instance that took no job after it keeps its
+     * request, and would stop its first job of the next run */
+    for (int i = 0; i < b->nworkers; i++)
+        if (b->engines[i]) atomic_store(&b->engines[i]->interrupted, 0);
     atomic_store(&b->in_run, 0);
     return rc;
 }

@@ -474,6 +474,10 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             return refuse_run(result, rc);
         }
     }
+    if (atomic_load(&e->interrupted)) { /* a cache hit would not look at it later */
+        ngs_engine_set_error(e, "interrupted before the run began");
+        return refuse_run(result, NGS_ERR_INTERRUPTED);
+    }
     memset(&res, 0, sizeof res);
     memset(&ws, 0, sizeof ws);
     pthread_mutex_init(&ws.lock, NULL);
@@ -758,6 +762,14 @@ static int claim_engine(ngs_engine *e)
     return atomic_compare_exchange_strong(&e->in_run, &expected, 1);
 }
 
+/* The end of a run that claimed the engine, however it ended: a pending interrupt
+ * was for this run, refused or not. */
+static void release_engine(ngs_engine *e)
+{
+    atomic_store(&e->interrupted, 0);
+    atomic_store(&e->in_run, 0);
+}
+
 int ngs_run_file(ngs_engine *e, const char *path, const ngs_run_options *o, ngs_run_result *result)
 {
     ngs_deck deck;
@@ -770,7 +782,7 @@ int ngs_run_file(ngs_engine *e, const char *path, const ngs_run_options *o, ngs_
     rc = ngs_deck_load_file(&deck, path, err, sizeof err);
     if (rc != NGS_OK) {
         ngs_engine_set_error(e, "%s", err);
-        atomic_store(&e->in_run, 0);
+        release_engine(e);
         return refuse_run(result, rc);
     }
     abs = realpath(path, NULL);
@@ -779,7 +791,7 @@ int ngs_run_file(ngs_engine *e, const char *path, const ngs_run_options *o, ngs_
     free(dir);
     free(abs);
     ngs_deck_free(&deck);
-    atomic_store(&e->in_run, 0);
+    release_engine(e);
     return rc;
 }
 
@@ -799,12 +811,12 @@ int ngs_run_lines_into(ngs_engine *e, const char *const *lines, size_t n, const 
     if (!e->dispatch || !e->lib_source) return refuse_run(result, NGS_ERR_STATE);
     if (!claim_engine(e)) return refuse_run(result, NGS_ERR_STATE);
     if ((rc = ngs_deck_from_lines(&deck, lines, n)) != NGS_OK) {
-        atomic_store(&e->in_run, 0);
+        release_engine(e);
         return refuse_run(result, rc);
     }
     if (!base_dir) base_dir = getcwd(cwd, sizeof cwd) ? cwd : ".";
     rc = run_deck(e, &deck, base_dir, NULL, o, into, result);
     ngs_deck_free(&deck);
-    atomic_store(&e->in_run, 0);
+    release_engine(e);
     return rc;
 }

@@ -182,6 +182,17 @@ START_TEST(an_interrupt_before_the_run_stops_it_and_only_it)
     ck_assert_int_eq(c.begins, 0);
     ck_assert_int_eq(ngs_run_lines(e, control_deck, N(control_deck), NULL, NULL, &res), NGS_OK);
     ck_assert_int_eq(c.begins, 1);
+    /* a refused run ends too: the request was for it, not for the next one */
+    {
+        ngs_run_options o;
+        ngs_run_options_init(&o);
+        o.memory = (ngs_memory_mode)7;
+        ngs_engine_interrupt(e);
+        ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, &o, &res), NGS_ERR_ARG);
+        ngs_engine_interrupt(e);
+        ck_assert_int_eq(ngs_run_file(e, "/nonexistent/x.cir", NULL, &res), NGS_ERR_IO);
+        ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK);
+    }
     ngs_engine_destroy(e);
 }
 END_TEST
@@ -282,6 +293,10 @@ START_TEST(cache_hit_replays_the_same_events)
     ck_assert_uint_eq(second.rows, first.rows);
     ck_assert(second.last_time == first.last_time);
     ck_assert_int_eq(second.messages, first.messages);
+    /* a pending interrupt stops a hit as it stops a simulation */
+    ngs_engine_interrupt(e);
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, &o, &res), NGS_ERR_INTERRUPTED);
+    ck_assert_int_eq(res.cache_hit, 0);
     ngs_engine_destroy(e);
     {
         char cmd[128];
@@ -497,6 +512,42 @@ START_TEST(destroy_during_a_run_stops_it_first)
     ck_assert_str_eq(status, "incomplete");
     H5Gclose(g);
     H5Fclose(f);
+    tmp_free(&t);
+}
+END_TEST
+
+/* An interrupt is for one batch run: instances that took no job after it kept their
+ * request, and the next run had "interrupted" jobs. */
+START_TEST(a_batch_interrupt_is_for_one_run)
+{
+    tmpdir t;
+    char netlist[512], out[512];
+    ngs_batch_options o;
+    ngs_batch *b = NULL;
+    ngs_batch_progress fin;
+    ngs_job jobs[4];
+    tmp_make(&t);
+    path_in(&t, "rc.cir", netlist, sizeof netlist);
+    path_in(&t, "out.h5", out, sizeof out);
+    write_file(netlist, "rc\nV1 in 0 DC 1\nR1 in 0 1k\n.op\n.end\n", 36);
+    memset(jobs, 0, sizeof jobs);
+    for (int i = 0; i < 4; i++) jobs[i].netlist = netlist, jobs[i].seed = -1;
+    ngs_batch_options_init(&o);
+    o.jobs = 2;
+    o.output_path = out;
+    ck_assert_int_eq(ngs_batch_create(&b, &o), NGS_OK);
+    ngs_batch_interrupt(b);
+    ck_assert_int_eq(ngs_batch_run(b, jobs, 4, NULL, NULL, &fin), NGS_ERR_INTERRUPTED);
+    ck_assert_uint_eq(fin.done, 0);
+    ck_assert_int_eq(ngs_batch_run(b, jobs, 4, NULL, NULL, &fin), NGS_OK);
+    ck_assert_uint_eq(fin.done, 4);
+    ck_assert_uint_eq(fin.interrupted, 0);
+    ngs_batch_destroy(b);
+    /* no output: refused, and *batch is NULL as the header says */
+    b = (ngs_batch *)&o;
+    o.output_path = NULL;
+    ck_assert_int_eq(ngs_batch_create(&b, &o), NGS_ERR_ARG);
+    ck_assert_ptr_null(b);
     tmp_free(&t);
 }
 END_TEST
@@ -723,6 +774,7 @@ int main(void)
     tcase_add_test(tc, decks_that_set_their_own_seed);
     tcase_add_test(tc, a_second_engine_never_shares_the_code_models);
     tcase_add_test(tc, destroy_during_a_run_stops_it_first);
+    tcase_add_test(tc, a_batch_interrupt_is_for_one_run);
     tcase_add_test(tc, included_files_count_as_the_decks_own);
     tcase_add_test(tc, strerror_names_every_code);
     tcase_add_test(tc, random_functions_are_found_by_whole_name);
