@@ -228,9 +228,15 @@ void ngs_batch_interrupt(ngs_batch *b)
 
 /* ------------------------------------------------------------- workers -- */
 
+/* The job's temperature, NULL for the netlist's own (NULL or "", as a CSV's empty cell) */
+static const char *job_temp(const ngs_job *job)
+{
+    return job->temp && *job->temp ? job->temp : NULL;
+}
+
 static int job_has_overrides(const ngs_job *job)
 {
-    return job->nparams || job->temp || job->seed >= 0;
+    return job->nparams || job_temp(job) || job->seed >= 0;
 }
 
 static const netlist_snapshot *find_snapshot(const ngs_batch *b, const char *path)
@@ -318,7 +324,7 @@ static int job_deck(const ngs_batch *b, const ngs_job *job, ngs_deck *deck, char
         if ((extra[k] = malloc(len)))
             snprintf(extra[k++], len, ".param %s=%s", job->param_names[i], job->param_values[i]);
     }
-    if (job->temp && (extra[k] = malloc(strlen(job->temp) + 8)))
+    if (job_temp(job) && (extra[k] = malloc(strlen(job->temp) + 8)))
         sprintf(extra[k++], ".temp %s", job->temp);
     if (job->seed >= 0 && (extra[k] = malloc(48)))
         snprintf(extra[k++], 48, ".options seed=%lld", job->seed);
@@ -391,7 +397,7 @@ static int job_attrs_make(const ngs_job *job, size_t i, job_attrs *a)
     if (rc == NGS_OK) rc = job_attrs_add(a, "", "job_netlist", job->netlist);
     for (size_t k = 0; rc == NGS_OK && k < job->nparams; k++)
         rc = job_attrs_add(a, "param.", job->param_names[k], job->param_values[k]);
-    if (rc == NGS_OK && job->temp) rc = job_attrs_add(a, "param.", "temp", job->temp);
+    if (rc == NGS_OK && job_temp(job)) rc = job_attrs_add(a, "param.", "temp", job->temp);
     if (rc == NGS_OK && job->seed >= 0) {
         snprintf(seed, sizeof seed, "%lld", job->seed);
         rc = job_attrs_add(a, "param.", "seed", seed);
@@ -682,7 +688,7 @@ static int flush_output(ngs_batch *b, output *out)
         row->wall_s = f ? f->wall_s : 0;
         row->points = f ? (int64_t)f->points : 0;
         row->cache_hit = f ? f->cache_hit : 0;
-        row->temp = job->temp ? ngs_spice_number(job->temp) : NAN;
+        row->temp = job_temp(job) ? ngs_spice_number(job->temp) : NAN;
         row->seed = job->seed;
         for (size_t k = 0; k < out->nparams; k++) {
             double v = k < job->nparams ? ngs_param_number(job->param_values[k]) : NAN;
@@ -757,6 +763,10 @@ static int check_jobs(ngs_batch *b, const ngs_job *jobs, size_t njobs)
         const ngs_job *j = &jobs[i];
         if (!j->netlist || (j->nparams && (!j->param_names || !j->param_values))) {
             set_error(b, "job %zu: no netlist, or parameters without names or values", i);
+            return NGS_ERR_ARG;
+        }
+        if (job_temp(j) && isnan(ngs_spice_number(j->temp))) { /* ngspice only warns, at 27 C */
+            set_error(b, "job %zu: temp '%s' is not a temperature (a number, in C)", i, j->temp);
             return NGS_ERR_ARG;
         }
         if (j->seed == 0 || j->seed > NGS_SEED_MAX) {

@@ -247,7 +247,7 @@ typedef struct ngs_job {
     size_t nparams;                     /* .param overrides, values as SPICE text ("1k") */
     const char *const *param_names;
     const char *const *param_values;
-    const char *temp;                   /* NULL: the netlist's own temperature */
+    const char *temp;                   /* a number in C; NULL or "": the netlist's own */
     long long seed;                     /* < 0: the netlist's own; else `.options seed=`, 1..NGS_SEED_MAX */
 } ngs_job;
 

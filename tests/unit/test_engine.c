@@ -371,6 +371,16 @@ START_TEST(batch_refuses_bad_jobs_before_writing)
         ck_assert_ptr_nonnull(strstr(ngs_batch_last_error(b), "job 1: its parameters differ"));
         ck_assert_int_ne(access(out, F_OK), 0);
     }
+    { /* a temperature that is no number: ngspice warns and simulates at 27 C */
+        memset(jobs, 0, sizeof jobs);
+        jobs[0].netlist = jobs[1].netlist = netlist;
+        jobs[0].seed = jobs[1].seed = -1;
+        jobs[0].temp = ""; /* the netlist's own, as a CSV's empty cell */
+        jobs[1].temp = "hot";
+        ck_assert_int_eq(ngs_batch_run(b, jobs, 2, NULL, NULL, NULL), NGS_ERR_ARG);
+        ck_assert_ptr_nonnull(strstr(ngs_batch_last_error(b), "job 1: temp 'hot' is not a temperature"));
+        ck_assert_int_ne(access(out, F_OK), 0);
+    }
     ngs_batch_destroy(b);
     tmp_free(&t);
 }
