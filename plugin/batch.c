@@ -748,11 +748,17 @@ static void output_close(output *out)
 
 /* ----------------------------------------------------------------- run -- */
 
-static void report(ngs_batch *b, ngs_batch_progress *p, double t0, ngs_batch_progress_fn fn, void *user)
+/* job_wall_s: the wall times of the finished jobs, summed */
+static void report(ngs_batch *b, ngs_batch_progress *p, double t0, double job_wall_s, ngs_batch_progress_fn fn,
+                   void *user)
 {
+    size_t started = atomic_load(&b->next), ended = p->done + p->interrupted;
+    if (started > p->total) started = p->total;
+    p->running = started > ended ? started - ended : 0;
+    if (p->running > (size_t)b->nworkers) p->running = (size_t)b->nworkers; /* a finished job not yet counted */
     p->elapsed_s = ngs_now_s() - t0;
-    p->eta_s = p->done ? p->elapsed_s / (double)p->done * (double)(p->total - p->done) : -1;
-    (void)b;
+    /* what is left, at the mean job's length, spread over the instances */
+    p->eta_s = p->done ? (double)(p->total - p->done) * (job_wall_s / (double)p->done) / (double)b->nworkers : -1;
     if (fn) fn(p, user);
 }
 
@@ -796,7 +802,7 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
     output out;
     ngs_batch_progress p;
     unsigned char *seen;
-    double t0 = ngs_now_s(), last_flush = t0;
+    double t0 = ngs_now_s(), last_flush = t0, job_wall_s = 0;
     int rc, started = 0, out_rc = NGS_OK, stopped;
 
     if (final) memset(final, 0, sizeof *final);
@@ -843,7 +849,7 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
         args[i].started = 1;
         started++;
     }
-    report(b, &p, t0, fn, user);
+    report(b, &p, t0, job_wall_s, fn, user);
     pthread_mutex_lock(&b->lock);
     for (;;) {
         finished *f = b->queue;
@@ -855,7 +861,7 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
             /* while long jobs run, finished ones and the running ones' data still
              * reach the file every second */
             flush_if_due(b, &out, &last_flush, &out_rc);
-            report(b, &p, t0, fn, user); /* keeps the ETA line alive */
+            report(b, &p, t0, job_wall_s, fn, user); /* keeps the ETA line alive */
             pthread_mutex_lock(&b->lock);
             continue;
         }
@@ -868,6 +874,7 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
             p.interrupted++;
         } else {
             p.done++;
+            job_wall_s += f->wall_s;
             if (f->status != NGS_OK) p.failed++;
         }
         if (f->cache_hit) p.cache_hits++;
@@ -883,7 +890,7 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
         } else {
             free_finished(f);
         }
-        report(b, &p, t0, fn, user);
+        report(b, &p, t0, job_wall_s, fn, user);
         pthread_mutex_lock(&b->lock);
     }
     pthread_mutex_unlock(&b->lock);
@@ -900,7 +907,7 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
     free(threads);
     free(args);
     free(seen);
-    report(b, &p, t0, NULL, NULL);
+    report(b, &p, t0, job_wall_s, NULL, NULL);
     if (final) *final = p;
     stopped = atomic_exchange(&b->stop, 0); /* it was for this run */
     if (out_rc != NGS_OK) return out_rc;

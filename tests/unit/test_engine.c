@@ -528,8 +528,15 @@ END_TEST
 
 /* An interrupt is for one batch run: instances that took no job after it kept their
  * request, and the next run had "interrupted" jobs. */
+static void most_running(const ngs_batch_progress *p, void *user)
+{
+    size_t *peak = user;
+    if (p->running > *peak) *peak = p->running;
+}
+
 START_TEST(a_batch_interrupt_is_for_one_run)
 {
+    size_t peak = 0;
     tmpdir t;
     char netlist[512], out[512];
     ngs_batch_options o;
@@ -549,9 +556,11 @@ START_TEST(a_batch_interrupt_is_for_one_run)
     ngs_batch_interrupt(b);
     ck_assert_int_eq(ngs_batch_run(b, jobs, 4, NULL, NULL, &fin), NGS_ERR_INTERRUPTED);
     ck_assert_uint_eq(fin.done, 0);
-    ck_assert_int_eq(ngs_batch_run(b, jobs, 4, NULL, NULL, &fin), NGS_OK);
+    ck_assert_int_eq(ngs_batch_run(b, jobs, 4, most_running, &peak, &fin), NGS_OK);
     ck_assert_uint_eq(fin.done, 4);
     ck_assert_uint_eq(fin.interrupted, 0);
+    ck_assert_uint_eq(fin.running, 0);
+    ck_assert_uint_le(peak, 2); /* never more than the instances */
     ngs_batch_destroy(b);
     /* no output: refused, and *batch is NULL as the header says */
     b = (ngs_batch *)&o;
