@@ -109,7 +109,9 @@ typedef struct ngs_plot_desc {
     int index;               /* 0-based order of this plot within the run */
     int nvectors;            /* vectors kept (after --save filtering), RAW order, scale first */
     const ngs_vector_desc *vectors;
-    int scale_index;         /* index into vectors of the scale, -1 when none (op) */
+    int scale_index;         /* index into vectors of the scale: time, frequency, the swept
+                                source; in an op plot its first vector, as RAW files have it
+                                (so --save always keeps that one too) */
     int is_complex;          /* any complex vector ("Flags: complex") */
     int row_doubles;         /* doubles per row (complex vectors count twice) */
 } ngs_plot_desc;
