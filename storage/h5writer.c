@@ -434,6 +434,13 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
         goto out;
     }
     mark_in_use(w);
+#if H5_VERSION_GE(1, 10, 7)
+    /* Reopening for structure changes takes HDF5's file lock, which a SWMR reader
+     * holds as long as it has the file open: the run failed under the reader that
+     * followed it. From here the writer goes without HDF5's lock; its own (above)
+     * keeps other writers out, and a SWMR reader retries what it reads mid-change. */
+    H5Pset_file_locking(w->fapl, 0, 1);
+#endif
     if (w->opt.append) {
         rc = check_ngscale_file(w);
     } else {

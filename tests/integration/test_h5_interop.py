@@ -143,6 +143,42 @@ class Interop(unittest.TestCase):
                 self.assertEqual(f["run"].attrs["status"], "complete")
                 self.assertGreater(f["run/tran1/time"].shape[0], growing[-1] - 1)
 
+    def test_a_reader_that_keeps_the_file_open_never_fails_the_writer(self):
+        """HDF5's file lock, which a SWMR reader holds while it has the file open, stopped
+        the writer's reopen between plots: the run failed and its later plots were lost."""
+        with TempDir() as d:
+            cir = os.path.join(d, "plots.cir")
+            with open(cir, "w") as f:
+                f.write("plots\nV1 in 0 SIN(0 1 1k) AC 1\nR1 in out 1k\nC1 out 0 1u\n.control\n"
+                        "tran 1u 300m\nop\nac dec 20 1 1meg\ntran 1u 300m\n.endc\n.end\n")
+            out = os.path.join(d, "held.h5")
+            proc = subprocess.Popen([NGSCALE, "run", "-q", "--flush", "0.1", cir, "-o", out],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            reader, sizes = None, []
+            try:
+                deadline = time.time() + 120
+                while proc.poll() is None and time.time() < deadline:
+                    try:
+                        if reader is None:
+                            reader = h5py.File(out, "r", libver="latest", swmr=True)
+                        if "run/tran1/time" in reader:
+                            ds = reader["run/tran1/time"]
+                            ds.refresh()
+                            sizes.append(ds.shape[0])
+                    except (OSError, KeyError, RuntimeError):
+                        pass  # the reader may see the file mid-change: its problem, not the writer's
+                    time.sleep(0.05)
+            finally:
+                proc.wait(timeout=300)
+                if reader is not None:
+                    reader.close()
+            self.assertIsNotNone(reader, "the reader opened the live file")
+            self.assertEqual(proc.returncode, 0, proc.stderr.read().decode())
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "complete")
+                self.assertEqual(f["run"].attrs["plots"], 4)
+                self.assertEqual(f["run/tran2"].attrs["status"], "complete")
+
     def test_killed_run_is_readable_up_to_last_flush(self):
         with TempDir() as d:
             cir = os.path.join(d, "slow.cir")
