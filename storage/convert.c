@@ -1227,6 +1227,9 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
         if (f < 0) /* still being written, or left by a killed writer */
             f = H5Fopen(h5_path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
     } H5E_END_TRY;
+    if (f < 0 && ngs_h5_file_in_use(h5_path))
+        return set_err(err, errlen, NGS_ERR_IO, "%s is being written without SWMR (a running ngscale "
+                       "batch, or another program): export it when it has finished", h5_path);
     if (f < 0)
         return set_err(err, errlen, NGS_ERR_IO, "%s: cannot open as HDF5 (missing or not HDF5)",
                        h5_path);

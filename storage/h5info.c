@@ -5,6 +5,7 @@
  * flag set; opening it in SWMR-read mode still works, so we fall back to that.
  */
 #include "storage/h5info.h"
+#include "storage/h5writer.h"
 #include "storage/codec.h"
 #include "storage/h5attr.h"
 #include "storage/bounded.h"
@@ -223,6 +224,11 @@ int ngs_h5_info_print(const char *path, FILE *out, char *err, size_t errlen)
             live = f >= 0;
         }
     } H5E_END_TRY;
+    if (f < 0 && ngs_h5_file_in_use(path)) {
+        snprintf(err, errlen, "%s is being written without SWMR (a running ngscale batch, or another "
+                              "program): look again when it has finished", path);
+        return NGS_ERR_IO;
+    }
     if (f < 0) {
         snprintf(err, errlen, "%s: cannot open as HDF5 (missing, not HDF5, or left by a killed "
                               "writer: try 'h5clear -s %s')", path, path);

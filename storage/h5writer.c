@@ -135,7 +135,7 @@ int ngs_h5_is_foreign_file(const char *path)
  * plain writers hold flock() locks, but HDF5 drops its lock in SWMR mode, so an
  * ngscale writer also holds an OFD lock (mark_in_use), which does not conflict with
  * HDF5's flock. Replacing such a file would destroy it under its reader or writer. */
-static int file_in_use(const char *path)
+int ngs_h5_file_in_use(const char *path)
 {
     struct flock probe = {.l_type = F_WRLCK, .l_whence = SEEK_SET}; /* the whole file */
     struct stat st;
@@ -409,7 +409,7 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
         rc = fail(w, NGS_ERR_IO, "%s exists and is not an HDF5 file: not overwriting it (remove it first)", path);
         goto out;
     }
-    if (!w->opt.append && file_in_use(path)) {
+    if (!w->opt.append && ngs_h5_file_in_use(path)) {
         rc = fail(w, NGS_ERR_IO, "%s is open in another program (an HDF5 reader, or an ngscale run or batch "
                   "writing it): not replacing it; close it or write elsewhere", path);
         goto out;

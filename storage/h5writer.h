@@ -52,6 +52,10 @@ int ngs_h5_options_check(const ngs_h5_options *options, char *err, size_t errlen
  * writer never replaces one (ngs_h5_open fails with NGS_ERR_IO), and says so. */
 int ngs_h5_is_foreign_file(const char *path);
 
+/* 1 when another open file holds a lock on path: an HDF5 reader or plain writer (a
+ * running batch), or an ngscale writer (which holds its own lock in SWMR mode too). */
+int ngs_h5_file_in_use(const char *path);
+
 /* path names the file (with shared_file, only in messages). Without append, an HDF5
  * file there is replaced, unless another program has it open (NGS_ERR_IO); any other
  * file is left alone (NGS_ERR_IO). */

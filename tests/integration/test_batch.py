@@ -433,6 +433,10 @@ class Batch(unittest.TestCase):
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(3.5)  # the quick jobs are done, a flush or two has passed, long.cir runs
             self.assertIsNone(proc.poll(), "the long job should still be running")
+            # a batch writes without SWMR: info says so, not "left by a killed writer"
+            p = run([NGSCALE, "info", out], check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("being written without SWMR", p.stderr)
             kill_after_a_flush(proc, out)
             subprocess.run(["h5clear", "-s", out], check=True)
             jobs, summary = jobs_of(out)
