@@ -665,6 +665,17 @@ START_TEST(random_functions_are_found_by_whole_name)
     ck_assert_int_eq(draws(seeded, N(seeded)), 1); /* seeding moves the shared generator */
     ck_assert_int_eq(draws(noise, N(noise)), 1);
     ck_assert_int_eq(draws(plain, N(plain)), 0);   /* no .control, no noise source: nothing while running */
+    { /* a comment, or an XSPICE limit model, draws nothing: such decks ran one at a time */
+        static const char *const comment[] = {"t", "* no gauss here, no limit either", "R1 a 0 1", ".control",
+                                              "* seed the generator? no", "op", ".endc", ".end"};
+        static const char *const model[] = {"t", "A1 a b lim", ".model lim limit(gain=1 out_lower_limit=-1)",
+                                            "R1 a 0 1", ".control", "op", ".endc", ".end"};
+        static const char *const model_draws[] = {"t", ".model lim limit(gain={agauss(1, 0.1, 3)})", "R1 a 0 1",
+                                                  ".control", "op", ".endc", ".end"};
+        ck_assert_int_eq(draws(comment, N(comment)), 0);
+        ck_assert_int_eq(draws(model, N(model)), 0);
+        ck_assert_int_eq(draws(model_draws, N(model_draws)), 1);
+    }
 }
 END_TEST
 
