@@ -141,8 +141,14 @@ static void send_char(ngs_engine *e, const char *text)
             snprintf(e->errors + len, sizeof e->errors - len, "%s%s", len ? "\n" : "", msg);
         }
         e->nerror_lines++;
-        if (e->plot_open && !e->plot_errors) snprintf(e->plot_error, sizeof e->plot_error, "%s", msg);
-        if (e->plot_open) e->plot_errors++;
+        if (e->plot_open && !e->plot_finished && !e->plot_errors)
+            snprintf(e->plot_error, sizeof e->plot_error, "%s", msg);
+        if (e->plot_open && !e->plot_finished) e->plot_errors++;
+        pthread_mutex_unlock(&e->msg_lock);
+    } else if (!is_err && e->plot_open && !e->plot_errors && strstr(msg, "No. of Data Rows") &&
+               !atomic_load(&e->stop_requested)) {
+        pthread_mutex_lock(&e->msg_lock); /* ngspice prints it as an analysis ends */
+        e->plot_finished = 1;
         pthread_mutex_unlock(&e->msg_lock);
     }
     /* bookkeeping of ngspice's own thread, not something `ngspice -b` shows */
@@ -232,7 +238,7 @@ void ngs_engine_close_plot(ngs_engine *e)
     }
     e->plot_open = 0;
     pthread_mutex_unlock(&e->msg_lock);
-    if (atomic_load(&e->stop_requested) && status == NGS_OK) {
+    if (atomic_load(&e->stop_requested) && status == NGS_OK && !e->plot_finished) {
         status = NGS_ERR_INTERRUPTED;
         snprintf(msg, sizeof msg, "the analysis was stopped before its end");
     }
@@ -310,6 +316,7 @@ static void send_init_data(ngs_engine *e, pvecinfoall info)
     pthread_mutex_lock(&e->msg_lock);
     e->plot_open = 1;
     e->plot_errors = 0;
+    e->plot_finished = 0;
     e->plot_error[0] = '\0';
     pthread_mutex_unlock(&e->msg_lock);
     e->plots_in_run++;

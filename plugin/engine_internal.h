@@ -75,6 +75,8 @@ struct ngs_engine {
     int last_vecindex;
     uint64_t plot_points, run_points;
     int plot_errors;               /* error lines while the current plot ran */
+    int plot_finished;             /* its analysis reached its end ("No. of Data Rows"):
+                                      what a script does after it is not the plot's */
     char plot_error[512];
 
     atomic_int stop_requested;     /* interrupt, timeout or a hook asked to stop */

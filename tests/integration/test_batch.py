@@ -294,6 +294,10 @@ class Batch(unittest.TestCase):
             endless = jobs[netlist("endless_ctrl.cir")][1]
             self.assertIn("op1/v(out)", endless)
             self.assertEqual(float(endless["op1/v(out)"][0]), 0.5)
+            with h5py.File(out, "r") as f:  # the analysis ended before the loop: complete
+                job = [g for g in f if g.startswith("job_") and
+                       f[g].attrs["job_netlist"].endswith("endless_ctrl.cir")][0]
+                self.assertEqual(f[job + "/op1"].attrs["status"], "complete")
 
             # Ctrl-C reaches it too, with no --timeout
             proc = subprocess.Popen([NGSCALE, "batch", "-q", "-j", "1", netlist("endless_ctrl.cir"),
