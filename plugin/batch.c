@@ -83,6 +83,13 @@ static void set_error(ngs_batch *b, const char *fmt, ...)
 
 const char *ngs_batch_last_error(const ngs_batch *b) { return b ? b->err : ""; }
 
+void ngs_job_init(ngs_job *job, const char *netlist)
+{
+    memset(job, 0, sizeof *job);
+    job->netlist = netlist;
+    job->seed = -1;
+}
+
 void ngs_batch_options_init(ngs_batch_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -429,6 +436,7 @@ static int run_job(ngs_batch *b, ngs_engine *e, size_t i, ngs_run_result *res, c
     into.attr_values = (const char *const *)attrs.values;
     into.nattrs = attrs.n;
     abs = realpath(job->netlist, NULL);
+    into.netlist_path = abs ? abs : job->netlist;
     dir = abs ? strdup(abs) : NULL;
     rc = ngs_run_lines_into(e, (const char *const *)deck.lines, deck.nlines, dir ? dirname(dir) : NULL,
                             &o, &into, res);
@@ -916,7 +924,11 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
         set_error(b, "no worker thread could be started");
         return NGS_ERR_NOMEM;
     }
-    return p.failed ? NGS_ERR_SIMULATION : NGS_OK;
+    if (p.failed) {
+        set_error(b, "%zu of %zu jobs failed (each one's message is in /summary)", p.failed, njobs);
+        return NGS_ERR_SIMULATION;
+    }
+    return NGS_OK;
 }
 
 int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_progress_fn fn,

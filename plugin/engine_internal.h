@@ -131,6 +131,7 @@ int ngs_run_options_check(const ngs_run_options *options, char *err, size_t errl
 typedef struct ngs_run_into {
     int64_t file; /* hid_t */
     pthread_mutex_t *file_lock; /* see ngs_h5_options.shared_lock; NULL: none */
+    const char *netlist_path; /* the file the lines came from (its netlist_path attribute); NULL: none */
     const char *const *attr_keys;
     const char *const *attr_values;
     size_t nattrs;

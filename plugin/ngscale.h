@@ -68,6 +68,7 @@ typedef struct ngs_lossy_options {
 
 /* Parses "zstd", "deflate", "none", "bounded" or "bitround"; returns -1 when unknown. */
 int ngs_codec_from_name(const char *name);
+/* The codec's name; NULL for a value outside ngs_codec. */
 const char *ngs_codec_name(ngs_codec codec);
 
 /* ---- events ------------------------------------------------------------------------
@@ -152,7 +153,10 @@ typedef struct ngs_engine_config {
 
 void ngs_engine_config_init(ngs_engine_config *config);
 
-/* Copies libngspice (and, with private_codemodels, the code models) into a private
+/* Note: ngspice seeds the C library's rand() when a copy is loaded (at create, and
+ * again when a run replaces a copy that quit, timed out or was interrupted): a host
+ * program that draws from rand() itself should seed it after those.
+ * Copies libngspice (and, with private_codemodels, the code models) into a private
  * directory under tmp_dir and loads it. On failure *engine is still set (NULL only
  * when engine is NULL or memory ran out): read ngs_engine_last_error, then
  * ngs_engine_destroy (a run on it fails again). config may be NULL. */
@@ -194,7 +198,8 @@ typedef struct ngs_run_options {
     const char *save;         /* vectors to keep, space-separated ("v(out) i(vdd)"); NULL = all */
     ngs_memory_mode memory;
     int swmr;                 /* 1 (default): readers can follow the file live (HDF5 SWMR) */
-    double flush_interval_s;  /* data reaches the file at least this often (default 1 s) */
+    double flush_interval_s;  /* data reaches the file at least this often (default 1 s;
+                                 <= 0: only as each plot ends) */
     /* 0 = none. Past it ngspice is halted (NGS_ERR_TIMEOUT, data so far kept); a
      * .control loop that halt cannot reach is abandoned 2 s later: the run returns,
      * but a loop that never calls back (only `let`, `setseed`) keeps a core until the
@@ -255,6 +260,9 @@ typedef struct ngs_job {
 
 #define NGS_SEED_MAX 2147483647LL /* ngspice ignores `.options seed` outside 1..2^31-1 */
 
+/* A job of netlist with no overrides (seed -1: the netlist's own). */
+void ngs_job_init(ngs_job *job, const char *netlist);
+
 #define NGS_BATCH_JOBS_MAX 1024
 
 typedef struct ngs_batch_options {
@@ -298,7 +306,7 @@ void ngs_batch_options_init(ngs_batch_options *options);
 int ngs_batch_create(ngs_batch **batch, const ngs_batch_options *options);
 void ngs_batch_destroy(ngs_batch *batch);
 /* Runs every job; returns NGS_OK when all succeeded, NGS_ERR_SIMULATION when some
- * failed (each recorded in /summary with its message), NGS_ERR_INTERRUPTED after
+ * failed (each recorded in /summary with its message; ngs_batch_last_error counts them), NGS_ERR_INTERRUPTED after
  * ngs_batch_interrupt (finished jobs kept, the rest marked "not run"), or an I/O
  * error for the output file. */
 int ngs_batch_run(ngs_batch *batch, const ngs_job *jobs, size_t njobs,

@@ -388,8 +388,7 @@ int ngs_run_options_check(const ngs_run_options *o, char *err, size_t errlen)
         snprintf(err, errlen, "timeout_s must be 0 (none) or a positive number of seconds");
         return NGS_ERR_ARG;
     }
-    if (!o->output_path) return NGS_OK; /* nothing is written: the writer's options do not matter */
-    writer_options(o, &ho);
+    writer_options(o, &ho); /* even with no output: a wrong value is a caller's mistake to hear of */
     return ngs_h5_options_check(&ho, err, errlen);
 }
 
@@ -815,7 +814,7 @@ int ngs_run_lines_into(ngs_engine *e, const char *const *lines, size_t n, const 
         return refuse_run(result, rc);
     }
     if (!base_dir) base_dir = getcwd(cwd, sizeof cwd) ? cwd : ".";
-    rc = run_deck(e, &deck, base_dir, NULL, o, into, result);
+    rc = run_deck(e, &deck, base_dir, into ? into->netlist_path : NULL, o, into, result);
     ngs_deck_free(&deck);
     release_engine(e);
     return rc;

@@ -1148,6 +1148,24 @@ out:
     return rc;
 }
 
+/* 1 when path is a non-empty regular file that is not a RAW file (an HDF5 result, a
+ * netlist): an export never replaces it. RAW files begin with "Title:" (LTspice's in
+ * UTF-16). */
+static int is_foreign_output(const char *path)
+{
+    static const char utf16[] = {'T', 0, 'i', 0, 't', 0, 'l', 0, 'e', 0, ':', 0};
+    char head[12];
+    struct stat st;
+    size_t n;
+    FILE *f;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return 0;
+    if (!(f = fopen(path, "rb"))) return 0; /* the writer says why */
+    n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return !(n >= 6 && strncasecmp(head, "Title:", 6) == 0) &&
+           !(n == sizeof head && memcmp(head, utf16, sizeof head) == 0);
+}
+
 /* The run group to export: the one named, else the only one, else "run". */
 static int pick_run(hid_t f, const char *group, const char *path, char **out, char *err,
                     size_t errlen)
@@ -1262,6 +1280,11 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     if (plots.n == 0) {
         rc = set_err(err, errlen, NGS_ERR_FORMAT, "%s: run %s has no plot to export", h5_path,
                      run_link);
+        goto out;
+    }
+    if (is_foreign_output(raw_path)) {
+        rc = set_err(err, errlen, NGS_ERR_IO, "%s exists and is not a RAW file: not overwriting it (remove it "
+                     "first)", raw_path);
         goto out;
     }
     if ((rc = ngs_raw_writer_open(&x.w, raw_path, 0, err, errlen)) != NGS_OK)

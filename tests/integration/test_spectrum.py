@@ -188,6 +188,16 @@ class Spectrum(unittest.TestCase):
             run([NGSCALE, "export", out, after])
             with open(before, "rb") as a, open(after, "rb") as b:
                 self.assertEqual(a.read(), b.read())
+            # a RAW file is replaced; a result file (or any other) is not
+            run([NGSCALE, "export", out, after])
+            other = os.path.join(d, "other.h5")
+            with open(out, "rb") as src, open(other, "wb") as dst:
+                dst.write(src.read())
+            p = run([NGSCALE, "export", out, other], check=False)
+            self.assertEqual(p.returncode, 3)
+            self.assertIn("is not a RAW file", p.stderr)
+            with h5py.File(other, "r") as f:
+                self.assertIn("run", f)
 
     def test_a_record_of_few_periods_finds_no_tone_rather_than_a_wrong_one(self):
         """Four periods of 1 kHz put the tone inside a Blackman-Harris window's DC lobe:

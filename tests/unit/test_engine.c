@@ -547,8 +547,7 @@ START_TEST(a_batch_interrupt_is_for_one_run)
     path_in(&t, "rc.cir", netlist, sizeof netlist);
     path_in(&t, "out.h5", out, sizeof out);
     write_file(netlist, "rc\nV1 in 0 DC 1\nR1 in 0 1k\n.op\n.end\n", 36);
-    memset(jobs, 0, sizeof jobs);
-    for (int i = 0; i < 4; i++) jobs[i].netlist = netlist, jobs[i].seed = -1;
+    for (int i = 0; i < 4; i++) ngs_job_init(&jobs[i], netlist);
     ngs_batch_options_init(&o);
     o.jobs = 2;
     o.output_path = out;
@@ -561,6 +560,10 @@ START_TEST(a_batch_interrupt_is_for_one_run)
     ck_assert_uint_eq(fin.interrupted, 0);
     ck_assert_uint_eq(fin.running, 0);
     ck_assert_uint_le(peak, 2); /* never more than the instances */
+    ck_assert_str_eq(ngs_batch_last_error(b), "");
+    jobs[3].netlist = "/nonexistent/x.cir"; /* a failure is counted in the error */
+    ck_assert_int_eq(ngs_batch_run(b, jobs, 4, NULL, NULL, &fin), NGS_ERR_SIMULATION);
+    ck_assert_ptr_nonnull(strstr(ngs_batch_last_error(b), "1 of 4 jobs failed"));
     ngs_batch_destroy(b);
     /* no output: refused, and *batch is NULL as the header says */
     b = (ngs_batch *)&o;
