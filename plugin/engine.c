@@ -580,6 +580,12 @@ int ngs_engine_load_copy(ngs_engine *e)
     return NGS_OK;
 }
 
+int ngs_engine_claim(ngs_engine *e)
+{
+    int idle = 0;
+    return atomic_compare_exchange_strong(&e->in_run, &idle, 1);
+}
+
 void ngs_engine_search_dirs(const ngs_engine *e, const char *dirs[3])
 {
     const char *input_dir = getenv("NGSPICE_INPUT_DIR");
@@ -874,12 +880,10 @@ int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
 
 void ngs_engine_destroy(ngs_engine *e)
 {
-    int idle = 0;
     if (!e) return;
     /* a run on another thread is stopped and waited for: it returns interrupted,
      * its file says incomplete, and nothing of the engine is freed under it */
-    while (!atomic_compare_exchange_strong(&e->in_run, &idle, 1)) {
-        idle = 0;
+    while (!ngs_engine_claim(e)) {
         ngs_engine_interrupt(e);
         usleep(2000);
     }
@@ -904,10 +908,9 @@ void ngs_engine_destroy(ngs_engine *e)
 int ngs_engine_add_hook(ngs_engine *e, unsigned mask, ngs_hook_fn fn, void *user)
 {
     user_hook *h;
-    int idle = 0;
     if (!e || !fn) return NGS_ERR_ARG;
     /* a run holds pointers into the hook array: growing it then would free them */
-    if (!atomic_compare_exchange_strong(&e->in_run, &idle, 1)) return NGS_ERR_STATE;
+    if (!ngs_engine_claim(e)) return NGS_ERR_STATE;
     h = realloc(e->hooks, (e->nhooks + 1) * sizeof *h);
     if (h) {
         e->hooks = h;

@@ -103,6 +103,12 @@ int ngs_engine_command(ngs_engine *e, const char *cmd);
  * one. runaway_thread says whether the thread was still there 0.5 s later. */
 void ngs_engine_abandon_copy(ngs_engine *e);
 
+/* One user of the engine at a time: a run, adding a hook, destroying it. A second
+ * run (from another thread, or from a hook of the first) would drive the same ngspice
+ * and wreck both, or wait on itself. 1 when claimed (release: in_run = 0); 0 when in
+ * use, and nothing of the engine is touched, last_error included. */
+int ngs_engine_claim(ngs_engine *e);
+
 /* Where, after the netlist's directory and the current one, ngspice finds a relative
  * .include or sourced file: the instance's work directory, then $NGSPICE_INPUT_DIR
  * (in ngspice's sourcepath). NULL-terminated; for the deck walk and the cache key. */

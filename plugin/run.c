@@ -752,15 +752,6 @@ done:
     return rc;
 }
 
-/* One run at a time per engine: a second one, from another thread or from a hook of
- * the first, would drive the same ngspice and wreck both (or wait on itself).
- * Nothing of the engine is touched, last_error included: it belongs to the run on. */
-static int claim_engine(ngs_engine *e)
-{
-    int expected = 0;
-    return atomic_compare_exchange_strong(&e->in_run, &expected, 1);
-}
-
 /* The end of a run that claimed the engine, however it ended: a pending interrupt
  * was for this run, refused or not. */
 static void release_engine(ngs_engine *e)
@@ -777,7 +768,7 @@ int ngs_run_file(ngs_engine *e, const char *path, const ngs_run_options *o, ngs_
     int rc;
     if (!e || !path) return refuse_run(result, NGS_ERR_ARG);
     if (!e->dispatch || !e->lib_source) return refuse_run(result, NGS_ERR_STATE);
-    if (!claim_engine(e)) return refuse_run(result, NGS_ERR_STATE);
+    if (!ngs_engine_claim(e)) return refuse_run(result, NGS_ERR_STATE);
     rc = ngs_deck_load_file(&deck, path, err, sizeof err);
     if (rc != NGS_OK) {
         ngs_engine_set_error(e, "%s", err);
@@ -808,7 +799,7 @@ int ngs_run_lines_into(ngs_engine *e, const char *const *lines, size_t n, const 
     int rc;
     if (!e || !lines || n == 0) return refuse_run(result, NGS_ERR_ARG);
     if (!e->dispatch || !e->lib_source) return refuse_run(result, NGS_ERR_STATE);
-    if (!claim_engine(e)) return refuse_run(result, NGS_ERR_STATE);
+    if (!ngs_engine_claim(e)) return refuse_run(result, NGS_ERR_STATE);
     if ((rc = ngs_deck_from_lines(&deck, lines, n)) != NGS_OK) {
         release_engine(e);
         return refuse_run(result, rc);
