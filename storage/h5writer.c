@@ -319,18 +319,21 @@ static int refuse_option(char *err, size_t errlen, const char *fmt, ...)
 /* 0 or a finite positive number: 0 means unset */
 static int lossy_bound_ok(double x) { return x == 0 || (isfinite(x) && x > 0); }
 
+/* The codec whose levels a codec takes: the lossy ones compress what they keep with
+ * zstd (bounded) or deflate (bitround). */
+static ngs_codec level_codec(ngs_codec codec)
+{
+    return codec == NGS_CODEC_BOUNDED ? NGS_CODEC_ZSTD : codec == NGS_CODEC_BITROUND ? NGS_CODEC_DEFLATE : codec;
+}
+
 int ngs_h5_options_check(const ngs_h5_options *o, char *err, size_t errlen)
 {
-    ngs_codec level_codec;
     const ngs_lossy_options *l;
     if (!o) return NGS_OK;
     l = &o->lossy;
     if (!ngs_codec_name(o->codec))
         return refuse_option(err, errlen, "unknown codec %d", (int)o->codec);
-    /* the lossy codecs compress what they keep with zstd (bounded) or deflate (bitround) */
-    level_codec = o->codec == NGS_CODEC_BOUNDED ? NGS_CODEC_ZSTD
-                : o->codec == NGS_CODEC_BITROUND ? NGS_CODEC_DEFLATE : o->codec;
-    if (ngs_codec_check_level(level_codec, o->level) != NGS_OK)
+    if (ngs_codec_check_level(level_codec(o->codec), o->level) != NGS_OK)
         return refuse_option(err, errlen, "level %d does not suit codec %s (zstd: 1..22 or a negative fast "
                                           "level; deflate and bitround: 1..9)", o->level, ngs_codec_name(o->codec));
     if (!lossy_bound_ok(l->abs_err) || !lossy_bound_ok(l->rel_err))
@@ -370,10 +373,7 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
     if (options) w->opt = *options; else ngs_h5_options_init(&w->opt);
     if (!w->opt.shared_file) w->opt.shared_lock = NULL;
     else if (w->opt.shared_lock) w->lock_depth = 1; /* ngs_h5_open holds it */
-    if (w->opt.level == 0)
-        w->opt.level = ngs_codec_default_level(w->opt.codec == NGS_CODEC_BITROUND ? NGS_CODEC_DEFLATE
-                                               : w->opt.codec == NGS_CODEC_BOUNDED ? NGS_CODEC_ZSTD
-                                               : w->opt.codec);
+    if (w->opt.level == 0) w->opt.level = ngs_codec_default_level(level_codec(w->opt.codec));
     if (w->opt.codec == NGS_CODEC_BITROUND) {
         w->bits = w->opt.lossy.bits;
         if (!w->bits && w->opt.lossy.rel_err > 0) ngs_bitround_bits_for_rel_err(w->opt.lossy.rel_err, &w->bits);
