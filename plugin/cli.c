@@ -300,27 +300,6 @@ static int parse_double(const char *s, double *out)
     return errno == 0 && end != s && *end == '\0' && isfinite(*out); /* "nan" passed every "d <= 0" */
 }
 
-/* Refuses an output that is one of the inputs, or an existing file that is not HDF5
- * (a netlist given as -o by mistake): either would be overwritten. An existing HDF5
- * output is replaced (run --append adds to it). */
-static int output_is_safe(const char *cmd, const char *out, const char *const *inputs, size_t n)
-{
-    struct stat so, si;
-    if (stat(out, &so) != 0) return 1; /* a new file */
-    for (size_t i = 0; i < n; i++)
-        if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
-            fprintf(stderr, "ngscale %s: the output %s is also an input (%s): not overwriting it\n", cmd, out,
-                    inputs[i]);
-            return 0;
-        }
-    if (ngs_h5_is_foreign_file(out)) { /* said here too: before a batch starts its instances */
-        fprintf(stderr, "ngscale %s: %s exists and is not an HDF5 file: not overwriting it (remove it first)\n",
-                cmd, out);
-        return 0;
-    }
-    return 1;
-}
-
 /* The path with its directory resolved (the file itself may not exist yet), or NULL. */
 static char *canonical_path(const char *path)
 {
@@ -349,6 +328,27 @@ static int names_same_file(const char *a, const char *b)
     free(ca);
     free(cb);
     return same;
+}
+
+/* Refuses an output that is one of the inputs, or an existing file that is not HDF5
+ * (a netlist given as -o by mistake): either would be overwritten. An existing HDF5
+ * output is replaced (run --append adds to it). */
+static int output_is_safe(const char *cmd, const char *out, const char *const *inputs, size_t n)
+{
+    struct stat so;
+    if (stat(out, &so) != 0) return 1; /* a new file */
+    for (size_t i = 0; i < n; i++)
+        if (inputs[i] && names_same_file(out, inputs[i])) {
+            fprintf(stderr, "ngscale %s: the output %s is also an input (%s): not overwriting it\n", cmd, out,
+                    inputs[i]);
+            return 0;
+        }
+    if (ngs_h5_is_foreign_file(out)) { /* said here too: before a batch starts its instances */
+        fprintf(stderr, "ngscale %s: %s exists and is not an HDF5 file: not overwriting it (remove it first)\n",
+                cmd, out);
+        return 0;
+    }
+    return 1;
 }
 
 /* A whole number in lo..hi, also written as a float ("7.0", "1e4": spreadsheets and
@@ -552,10 +552,13 @@ static int cmd_run(int argc, char **argv)
         const char *inputs[] = {netlist, log_path};
         if (!output_is_safe("run", o.output_path, inputs, 2)) return EXIT_USAGE;
     }
-    if (log_path && (names_same_file(log_path, netlist) || names_same_file(log_path, o.output_path))) {
-        fprintf(stderr, "ngscale run: --log %s names the %s: not overwriting it\n", log_path,
-                names_same_file(log_path, netlist) ? "netlist" : "output file");
-        return EXIT_USAGE;
+    if (log_path) { /* the output check above saw an existing output only */
+        const char *clash = names_same_file(log_path, netlist) ? "netlist"
+                          : names_same_file(log_path, o.output_path) ? "output file" : NULL;
+        if (clash) {
+            fprintf(stderr, "ngscale run: --log %s names the %s: not overwriting it\n", log_path, clash);
+            return EXIT_USAGE;
+        }
     }
     if (log_path) {
         st.log = fopen(log_path, "w");
