@@ -374,27 +374,15 @@ double ngs_param_number(const char *s) { return spice_number(s, 1e-3); }
 /* Whether line has one of words as a whole name. */
 static int mentions_any(const char *line, const char *const *words)
 {
-    const char *p = line, *type = NULL, *type_end = NULL;
-    char w[16];
-    while (isspace((unsigned char)*p)) p++;
-    if (*p == '*') return 0; /* a comment line, in a netlist or a script */
-    first_word(p, w, sizeof w);
-    if (strcmp(w, ".model") == 0) { /* ".model name type(...)": an XSPICE `limit` type draws nothing */
-        type = p + 6;
-        for (int k = 0; k < 2; k++) {
-            while (isspace((unsigned char)*type)) type++;
-            if (k == 0) while (*type && !isspace((unsigned char)*type)) type++;
-        }
-        for (type_end = type; *type_end && !isspace((unsigned char)*type_end) && *type_end != '('; type_end++) {}
-    }
-    for (size_t i = 0; words[i]; i++) {
-        if (type && (size_t)(type_end - type) == strlen(words[i]) && strncasecmp(type, words[i], strlen(words[i])) == 0) {
-            /* the type itself matched: look at the rest of the line only */
-            if (ngs_text_has_name(type_end, words[i])) return 1;
-            continue;
-        }
-        if (ngs_text_has_name(line, words[i])) return 1;
-    }
+    char w[16], type[64] = "";
+    int type_end = 0;
+    while (isspace((unsigned char)*line)) line++;
+    if (*line == '*') return 0; /* a comment line, in a netlist or a script */
+    first_word(line, w, sizeof w);
+    /* ".model name type(...)": the type names no function (an XSPICE `limit` draws nothing) */
+    if (strcmp(w, ".model") == 0 && sscanf(line, "%*s %*s %63[^( \t]%n", type, &type_end) != 1) type[0] = '\0';
+    for (size_t i = 0; words[i]; i++)
+        if (ngs_text_has_name(strcasecmp(type, words[i]) == 0 ? line + type_end : line, words[i])) return 1;
     return 0;
 }
 
