@@ -32,6 +32,11 @@ tempfile.tempdir = SESSION_TMP
 atexit.register(shutil.rmtree, SESSION_TMP, True)
 
 
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def netlist(name):
     return os.path.join(NETLISTS, name)
 

@@ -10,7 +10,7 @@ import unittest
 
 import numpy as np
 
-from ngstest import NGSCALE, SRC, TempDir, bits_equal, h5py, netlist, run
+from ngstest import NGSCALE, SRC, TempDir, bits_equal, h5py, netlist, run, write
 
 sys.path.insert(0, os.path.join(SRC, "bench"))
 import gen_circuits  # noqa: E402
@@ -52,11 +52,6 @@ def kill_after_a_flush(proc, path):
 
 # v(out) = 1k / (r1 + 1k)
 DIVIDER = "rc\n.param r1=1k\nV1 in 0 DC 1\nR1 in out {r1}\nR2 out 0 1k\n.op\n.end\n"
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
 
 
 class Batch(unittest.TestCase):

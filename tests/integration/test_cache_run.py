@@ -9,14 +9,9 @@ import subprocess
 import time
 import unittest
 
-from ngstest import NGSCALE, TempDir, bits_equal, h5py, read_h5_plots, run
+from ngstest import NGSCALE, TempDir, bits_equal, h5py, read_h5_plots, run, write
 
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def f_col(path, column):

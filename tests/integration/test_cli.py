@@ -9,7 +9,7 @@ import sys
 import time
 import unittest
 
-from ngstest import BUILD, NGSCALE, SRC, TempDir, h5py, netlist, read_h5_plots, run
+from ngstest import BUILD, NGSCALE, SRC, TempDir, h5py, netlist, read_h5_plots, run, write
 
 sys.path.insert(0, os.path.join(SRC, "bench"))
 import gen_circuits  # noqa: E402
@@ -75,8 +75,7 @@ class Cli(unittest.TestCase):
     def test_quit_with_a_status_fails_the_run_and_says_the_status(self):
         with TempDir() as d:
             deck, out = os.path.join(d, "q.cir"), os.path.join(d, "o.h5")
-            with open(deck, "w") as f:
-                f.write("checks\nV1 in 0 DC 1\nR1 in 0 1k\n.control\nop\nquit 3\n.endc\n.end\n")
+            write(deck, "checks\nV1 in 0 DC 1\nR1 in 0 1k\n.control\nop\nquit 3\n.endc\n.end\n")
             p = run([NGSCALE, "run", "-q", deck, "-o", out], check=False)
             self.assertEqual(p.returncode, 1)
             self.assertIn("quit with status 3", p.stderr)
@@ -89,8 +88,7 @@ class Cli(unittest.TestCase):
         # to end there, and a batch's .param overrides must not land inside it
         with TempDir() as d:
             deck, out = os.path.join(d, "n.cir"), os.path.join(d, "o.h5")
-            with open(deck, "w") as f:
-                f.write("open\n.param r=1k\nV1 in 0 DC 1\nR1 in out {r}\nR2 out 0 1k\n"
+            write(deck, "open\n.param r=1k\nV1 in 0 DC 1\nR1 in out {r}\nR2 out 0 1k\n"
                         ".control\nop\nprint v(out)\n.end\n")
             p = run([NGSCALE, "run", "-q", deck, "-o", out])
             self.assertIn("line 6: .control has no .endc", p.stderr)
@@ -99,8 +97,7 @@ class Cli(unittest.TestCase):
             self.assertIn("no .endc", attrs["warning"])
             self.assertAlmostEqual(float(plots[0]["data"]["v(out)"][0]), 0.5, places=9)
             params = os.path.join(d, "p.csv")
-            with open(params, "w") as f:
-                f.write("r\n3k\n")
+            write(params, "r\n3k\n")
             run([NGSCALE, "batch", "-q", deck, "--params", params, "-o", out])
             plots, attrs = read_h5_plots(out, "job_00000000")
             self.assertEqual(attrs["status"], "complete")
@@ -111,8 +108,7 @@ class Cli(unittest.TestCase):
             cir, out = os.path.join(d, "amp.cir"), os.path.join(d, "o.h5")
             with open(netlist("tran_rc.cir")) as f:
                 text = f.read()
-            with open(cir, "w") as f:
-                f.write(text)
+            write(cir, text)
             for log, what in ((cir, "netlist"), (os.path.join(d, ".", "o.h5"), "output file")):
                 p = run([NGSCALE, "run", "-q", cir, "-o", out, "--log", log], check=False)
                 self.assertEqual(p.returncode, 2, p.stderr)
@@ -172,8 +168,7 @@ class Cli(unittest.TestCase):
     def test_timeout_exit_124_keeps_data(self):
         with TempDir() as d:
             cir = os.path.join(d, "long.cir")
-            with open(cir, "w") as f:
-                f.write(gen_circuits.rc_ladder(300, "5000u", "1n"))
+            write(cir, gen_circuits.rc_ladder(300, "5000u", "1n"))
             out = os.path.join(d, "o.h5")
             p = run([NGSCALE, "run", "-q", "--timeout", "2", cir, "-o", out], check=False)
             self.assertEqual(p.returncode, 124, p.stderr)
@@ -196,8 +191,7 @@ class Cli(unittest.TestCase):
     def test_ctrl_c_exit_130_leaves_valid_file(self):
         with TempDir() as d:
             cir = os.path.join(d, "long.cir")
-            with open(cir, "w") as f:
-                f.write(gen_circuits.rc_ladder(300, "5000u", "1n"))
+            write(cir, gen_circuits.rc_ladder(300, "5000u", "1n"))
             out = os.path.join(d, "o.h5")
             proc = subprocess.Popen([NGSCALE, "run", "-q", cir, "-o", out],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -235,8 +229,7 @@ class Cli(unittest.TestCase):
                 with open(os.path.join(sub, name + ".inc"), "w") as f:
                     f.write(inc)
                 path = os.path.join(d, name + ".cir")
-                with open(path, "w") as f:
-                    f.write(name + "\n" + body + ".include lib/%s.inc\n.end\n" % name)
+                write(path, name + "\n" + body + ".include lib/%s.inc\n.end\n" % name)
                 return path
 
             rc_pulse = "V1 in 0 PULSE(0 1 0 1n 1n 5u 10u)\nR1 in out 1k\nC1 out 0 1n\n"
@@ -285,9 +278,8 @@ class Cli(unittest.TestCase):
     def test_a_long_output_keeps_its_head_and_tail_in_the_log(self):
         with TempDir() as d:
             cir = os.path.join(d, "chatty.cir")
-            with open(cir, "w") as f:
-                f.write("chatty\nV1 in 0 DC 1\nR1 in 0 1k\n.control\nop\nlet i = 0\nwhile i < 5000\n"
-                        "echo line $&i of output\nlet i = i + 1\nend\necho the end\n.endc\n.end\n")
+            write(cir, "chatty\nV1 in 0 DC 1\nR1 in 0 1k\n.control\nop\nlet i = 0\nwhile i < 5000\n"
+                       "echo line $&i of output\nlet i = i + 1\nend\necho the end\n.endc\n.end\n")
             out = os.path.join(d, "o.h5")
             run([NGSCALE, "run", "-q", cir, "-o", out])
             with h5py.File(out, "r") as f:
@@ -311,8 +303,7 @@ class Cli(unittest.TestCase):
             os.mkdir(tmp)
             env = dict(os.environ, TMPDIR=tmp)
             cir = os.path.join(d, "long.cir")
-            with open(cir, "w") as f:
-                f.write(gen_circuits.rc_ladder(50, "5000u", "1n"))
+            write(cir, gen_circuits.rc_ladder(50, "5000u", "1n"))
             proc = subprocess.Popen([NGSCALE, "run", "-q", cir, "-o", os.path.join(d, "k.h5")], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.time() + 30
@@ -350,8 +341,7 @@ class Cli(unittest.TestCase):
                 self.assertEqual(f["run"].attrs["status"], "complete")
 
             cir = os.path.join(d, "long.cir")
-            with open(cir, "w") as f:
-                f.write(gen_circuits.rc_ladder(50, "5000u", "1n"))
+            write(cir, gen_circuits.rc_ladder(50, "5000u", "1n"))
             live = os.path.join(d, "live.h5")
             first = subprocess.Popen([NGSCALE, "run", "-q", "--timeout", "3", cir, "-o", live],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

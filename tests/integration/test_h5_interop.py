@@ -10,7 +10,7 @@ import unittest
 
 import numpy as np
 
-from ngstest import NGSCALE, PLUGIN_DIR, SRC, TempDir, h5py, netlist, run
+from ngstest import NGSCALE, PLUGIN_DIR, SRC, TempDir, h5py, netlist, run, write
 
 sys.path.insert(0, os.path.join(SRC, "bench"))
 import gen_circuits  # noqa: E402
@@ -148,9 +148,8 @@ class Interop(unittest.TestCase):
         the writer's reopen between plots: the run failed and its later plots were lost."""
         with TempDir() as d:
             cir = os.path.join(d, "plots.cir")
-            with open(cir, "w") as f:
-                f.write("plots\nV1 in 0 SIN(0 1 1k) AC 1\nR1 in out 1k\nC1 out 0 1u\n.control\n"
-                        "tran 1u 300m\nop\nac dec 20 1 1meg\ntran 1u 300m\n.endc\n.end\n")
+            write(cir, "plots\nV1 in 0 SIN(0 1 1k) AC 1\nR1 in out 1k\nC1 out 0 1u\n.control\n"
+                       "tran 1u 300m\nop\nac dec 20 1 1meg\ntran 1u 300m\n.endc\n.end\n")
             out = os.path.join(d, "held.h5")
             proc = subprocess.Popen([NGSCALE, "run", "-q", "--flush", "0.1", cir, "-o", out],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -10,7 +10,7 @@ import unittest
 
 import numpy as np
 
-from ngstest import NGSCALE, TempDir, h5py, run
+from ngstest import NGSCALE, TempDir, h5py, run, write
 
 F0 = 1000.0
 PERIODS = 20
@@ -34,11 +34,6 @@ def have_spectrum_command():
     except OSError:
         return False
     return p.returncode == 0
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def numpy_amplitude(t, v, n, periods=PERIODS, f0=F0):
