@@ -284,7 +284,9 @@ static int snapshot_netlists(ngs_batch *b, const ngs_job *jobs, size_t njobs)
             n->path = j->netlist;
             b->nsnapshots++;
             if ((abs = realpath(j->netlist, NULL)) != NULL) { /* a seed set in an included file counts */
-                ngs_deck_add_included(&n->deck, dirname(abs), NULL);
+                const char *search[3]; /* where the job's run will look */
+                ngs_engine_search_dirs(b->engines[0], search);
+                ngs_deck_add_included(&n->deck, dirname(abs), search);
                 free(abs);
             }
             snap = n;

@@ -213,6 +213,14 @@ class Batch(unittest.TestCase):
                              ".control\nsetseed 3\nop\n.endc\n"):
                 write(own, circuit + own_seed + ".end\n")
                 refused(own, ["--monte-carlo", "2"], "sets its own random seed")
+            # an included file found through NGSPICE_INPUT_DIR, as the run finds it
+            os.makedirs(os.path.join(d, "lib"))
+            write(os.path.join(d, "lib", "seeded.inc"), ".options seed=42\n")
+            write(own, circuit + ".include seeded.inc\n.op\n.end\n")
+            p = run([NGSCALE, "batch", "-q", own, "-o", out, "--monte-carlo", "2"], check=False,
+                    env=dict(os.environ, NGSPICE_INPUT_DIR=os.path.join(d, "lib")))
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("sets its own random seed", p.stderr)
             # parameters given to a command script
             script, params = os.path.join(d, "s.sp"), os.path.join(d, "p.csv")
             write(script, "*ng_script\nsource %s\nop\n" % netlist("op_divider.cir"))
