@@ -343,22 +343,12 @@ static int job_deck(const ngs_batch *b, const ngs_job *job, ngs_deck *deck, char
     return rc;
 }
 
-/* The job's label, or its index; a long one is cut at a character boundary (labels
- * are stored as UTF-8). */
-static void default_label(const ngs_job *job, size_t i, char *buf, size_t n)
+/* A job's label: its own, whole (a summary string has no length limit), or its index. */
+static const char *job_label(const ngs_job *job, size_t i, char index[24])
 {
-    size_t len;
-    if (!job->label) {
-        snprintf(buf, n, "%zu", i);
-        return;
-    }
-    len = strlen(job->label);
-    if (len >= n) {
-        len = n - 1;
-        while (len > 0 && ((unsigned char)job->label[len] & 0xC0) == 0x80) len--; /* a continuation byte */
-    }
-    memcpy(buf, job->label, len);
-    buf[len] = '\0';
+    if (job->label) return job->label;
+    snprintf(index, 24, "%zu", i);
+    return index;
 }
 
 /* The attributes a job's group gets besides a run's: label, netlist, parameters. */
@@ -394,15 +384,14 @@ static int job_attrs_add(job_attrs *a, const char *prefix, const char *key, cons
 
 static int job_attrs_make(const ngs_job *job, size_t i, job_attrs *a)
 {
-    char label[256], seed[32];
+    char index[24], seed[32];
     size_t cap = job->nparams + 4;
     int rc;
     memset(a, 0, sizeof *a);
     a->keys = calloc(cap, sizeof *a->keys);
     a->values = calloc(cap, sizeof *a->values);
     if (!a->keys || !a->values) return NGS_ERR_NOMEM;
-    default_label(job, i, label, sizeof label);
-    rc = job_attrs_add(a, "", "job_label", label);
+    rc = job_attrs_add(a, "", "job_label", job_label(job, i, index));
     if (rc == NGS_OK) rc = job_attrs_add(a, "", "job_netlist", job->netlist);
     for (size_t k = 0; rc == NGS_OK && k < job->nparams; k++)
         rc = job_attrs_add(a, "param.", job->param_names[k], job->param_values[k]);
@@ -681,17 +670,16 @@ static int flush_output(ngs_batch *b, output *out)
 {
     size_t n = out->npending;
     unsigned char *rows = n ? calloc(n, out->row_size) : NULL;
-    char (*labels)[256] = n ? calloc(n, sizeof *labels) : NULL;
+    char (*indexes)[24] = n ? calloc(n, sizeof *indexes) : NULL;
     hsize_t start = out->rows, count = n, size = out->rows + n;
     int rc = NGS_OK;
-    if (n && (!rows || !labels)) rc = NGS_ERR_NOMEM;
+    if (n && (!rows || !indexes)) rc = NGS_ERR_NOMEM;
     for (size_t r = 0; rc == NGS_OK && r < n; r++) {
         const ngs_job *job = &b->jobs[out->pending[r].job];
         const finished *f = out->pending[r].f;
         summary_fixed *row = (summary_fixed *)(rows + r * out->row_size);
-        default_label(job, out->pending[r].job, labels[r], sizeof labels[r]);
         row->job = (int64_t)out->pending[r].job;
-        row->label = labels[r];
+        row->label = job_label(job, out->pending[r].job, indexes[r]);
         row->status = status_text(f ? f->status : NGS_OK, f != NULL);
         row->message = f && f->message ? f->message : "";
         row->netlist = job->netlist;
@@ -734,7 +722,7 @@ static int flush_output(ngs_batch *b, output *out)
     for (size_t r = 0; r < n; r++) free_finished(out->pending[r].f);
     out->npending = 0;
     free(rows);
-    free(labels);
+    free(indexes);
     return rc;
 }
 

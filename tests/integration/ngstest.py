@@ -33,7 +33,7 @@ atexit.register(shutil.rmtree, SESSION_TMP, True)
 
 
 def write(path, text):
-    with open(path, "w") as f:
+    with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 
 

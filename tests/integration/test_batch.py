@@ -58,19 +58,20 @@ class Batch(unittest.TestCase):
     def test_param_sweep_with_temp_and_summary(self):
         with TempDir() as d:
             csv = os.path.join(d, "sweep.csv")
-            write(csv, "# a comment\nR1val,temp,label\n1k,27,a\n2k,85,b\n500,-40,c\n")
+            long_label = "c" + "\u00e9" * 200  # 401 bytes of UTF-8: labels are kept whole
+            write(csv, "# a comment\nR1val,temp,label\n1k,27,a\n2k,85,b\n500,-40,%s\n" % long_label)
             cir = os.path.join(d, "div.cir")
             write(cir, "divider\n.param R1val=10k\nV1 in 0 DC 1\nR1 in out {R1val}\nR2 out 0 1k tc1=0.01\n.op\n.end\n")
             out = os.path.join(d, "b.h5")
             run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out, "-j", "2"])
             jobs, summary = jobs_of(out)
-            self.assertEqual(sorted(jobs), ["a", "b", "c"])
-            self.assertEqual(len(summary), 3)
+            self.assertEqual(sorted(jobs), ["a", "b", long_label])
+            self.assertEqual(sorted(s.decode() for s in summary["label"]), ["a", "b", long_label])
             self.assertTrue(all(s == b"complete" for s in summary["status"]))
             self.assertEqual(sorted(summary["R1val"]), [500.0, 1000.0, 2000.0])
             info = run([NGSCALE, "info", out]).stdout
             self.assertIn("label: b\n    params: R1val=2k, temp=85\n", info)
-            for label, r1, t in (("a", 1e3, 27), ("b", 2e3, 85), ("c", 500, -40)):
+            for label, r1, t in (("a", 1e3, 27), ("b", 2e3, 85), (long_label, 500, -40)):
                 attrs, data = jobs[label]
                 r2 = 1e3 * (1 + 0.01 * (t - 27))   # tc1 makes .temp visible in the result
                 self.assertAlmostEqual(float(data["op1/v(out)"][0]), r2 / (r1 + r2), places=9)
