@@ -41,6 +41,7 @@ typedef struct {
     double t_start, dt, fs;
     size_t lo;      /* first input point the resampler needs */
     int coherent;
+    double periods; /* of the fundamental in the record (coherent) */
 } record;
 
 struct ngs_spectrum_ctx {
@@ -210,6 +211,9 @@ static int plan_records(ngs_spectrum_ctx *ctx, const double *const *t, const dou
                                : "value is not finite (NaN or Inf)");
 
     size_t most = 0;
+    int lobe;
+    if (ngs_spectrum_window_info(o->window, o->kaiser_beta, 64, NULL, NULL, &lobe) != NGS_OK)
+        return fail(ctx, NGS_ERR_ARG, "spectrum: bad window");
     *max_in = 0;
     for (size_t i = 0; i < nvec; i++) {
         const double *ti = t[i];
@@ -223,15 +227,22 @@ static int plan_records(ngs_spectrum_ctx *ctx, const double *const *t, const dou
                 return fail(ctx, NGS_ERR_ARG,
                             "spectrum: vector %zu: %.0f periods of %g Hz need %g s, the record has %g s",
                             i, P < 1 ? 1.0 : P, o->fundamental, (P < 1 ? 1.0 : P) / o->fundamental, span);
+            if (P < 2 * lobe)
+                return fail(ctx, NGS_ERR_ARG,
+                            "spectrum: vector %zu: %.0f period%s of %g Hz: the %s window needs %d or "
+                            "more (DC, the fundamental and its harmonics lie P bins apart, and its "
+                            "tones overlap closer than that)", i, P, P == 1 ? "" : "s", o->fundamental,
+                            ngs_spectrum_window_name(o->window), 2 * lobe);
             T = P / o->fundamental;
             r->coherent = 1;
         }
+        r->periods = r->coherent ? T * o->fundamental : 0;
         r->t_start = fmax(t1 - T, t0); /* T <= span up to rounding */
         size_t first = lower_bound(ti, n[i], r->t_start);
         size_t inside = n[i] - first;
         r->lo = first >= 2 ? first - 2 : 0; /* two points of context for the spline ends */
-        if (inside > most)
-            most = inside;
+        if (inside > 0 && inside - 1 > most) /* intervals: 2^k+1 uniform points are 2^k samples */
+            most = inside - 1;
         if (n[i] - r->lo > *max_in)
             *max_in = n[i] - r->lo;
         r->dt = T; /* divided by N below */
@@ -242,10 +253,21 @@ static int plan_records(ngs_spectrum_ctx *ctx, const double *const *t, const dou
         while (N < most && N < MAX_POINTS)
             N <<= 1;
     }
+    /* a search needs a tone 2L bins out with its lobe below Nyquist */
+    size_t n_min = o->fundamental > 0 ? 4 : (size_t)(6 * lobe + 2);
+    if (N < n_min)
+        return fail(ctx, NGS_ERR_ARG, "spectrum: N = %zu points are too few for the %s window: give "
+                    "%zu or more", N, ngs_spectrum_window_name(o->window), n_min);
     for (size_t i = 0; i < nvec; i++) {
         record *r = &ctx->rec[i];
         r->fs = (double)N / r->dt;
         r->dt /= (double)N;
+        /* the fundamental sits at bin P: its lobe must end below Nyquist, or it folds */
+        if (r->coherent && r->periods + lobe > (double)(N / 2))
+            return fail(ctx, NGS_ERR_ARG,
+                        "spectrum: vector %zu: %g Hz is too close to half the sampling rate (%g Hz: "
+                        "N = %zu points over %g s): give %.0f points or more, or a lower fundamental",
+                        i, o->fundamental, r->fs / 2, N, r->dt * (double)N, 2 * (r->periods + lobe));
     }
     *points = N;
     return NGS_OK;

@@ -2,14 +2,15 @@
  * spectrum_h5.c - spectra of vectors in ngscale HDF5 files (see spectrum_h5.h and
  * storage/SCHEMA.md, "Spectra").
  *
- * Steps: open the file read-write -> pick the runs, each one's transient plot and the
+ * Steps: open the file read-only -> pick the runs, each one's transient plot and the
  * vector in it -> read (time, vector) of every run -> one ngs_spectrum_batch() over all
- * of them -> per run, replace <run>/spectrum/<vector> -> rebuild /spectrum_metrics from
- * every run's metrics -> print the table.
+ * of them -> reopen read-write -> per run, replace <run>/spectrum/<vector> -> rebuild
+ * /spectrum_metrics from every run's metrics -> print the table.
  *
  * Why it looks like this:
- * - Everything is computed before anything is written, so a bad run or option leaves
- *   the file as it was.
+ * - Everything is computed before anything is written, with the file open read-only,
+ *   so a bad run or option, a stop request or a kill meanwhile leaves the file as it
+ *   was (and readable: HDF5 marks a file open for writing until it is closed).
  * - With the default selection (every run holding the vector) a run that cannot be
  *   analysed (failed early, too short for the periods asked for, NaN values) is skipped
  *   and listed, so one broken job does not cost a whole batch its spectra. A run named
@@ -42,12 +43,14 @@
 
 #include "gpu/spectrum.h"
 #include "storage/h5attr.h"
+#include "storage/h5writer.h"
 #include "storage/bounded.h"
 #include "storage/codec.h"
 
 #define TAIL_MARGIN 70            /* input points kept before the analysed record */
 #define DETECT_AGREEMENT 1e-3     /* detected fundamentals must agree this well (relative) */
 #define MAX_LISTED_RUNS 3         /* runs whose vector names go into "no such vector" */
+#define TABLE_NAME NGS_H5_SPECTRUM_TABLE
 
 /* ------------------------------------------------------------------ helpers -- */
 
@@ -399,6 +402,7 @@ typedef struct {
     const ngs_spectrum_file_options *o;
     ngs_window window;
     double kaiser_beta;
+    int min_periods;  /* 2L: fewer periods and the window's tones overlap */
     ngs_resample resample;
     ngs_spectrum_backend backend;
     int harmonics;
@@ -519,6 +523,14 @@ static int select_run(job *j, const char *run_link, int explicit)
     if (plot < 0) {
         rc = set_err(j->err, j->errlen, NGS_ERR_HDF5, "%s: cannot open %s/%s", j->path, run_link, plot_link);
         goto out;
+    }
+    if (!explicit) { /* a plot cut short (failed, timed out, killed) only when named */
+        char *status = ngs_h5_attr_dup_str(plot, "status");
+        it.skip = status && strcmp(status, "complete") != 0;
+        if (it.skip)
+            snprintf(it.why, sizeof it.why, "its plot %s is %s (name the run with --run to analyse what it has)",
+                     plot_link, status);
+        free(status);
     }
     scale = ngs_h5_attr_dup_str(plot, "scale");
     found = lookup_vector(plot, j->o->vector, scale, &v);
@@ -667,7 +679,7 @@ static void keep_tail(item *it, size_t lo)
 /* Can the engine analyse this record with fundamental f and periods P (f may be 0)?
  * The engine's own rule (gpu/spectrum.c), checked here to skip one run instead of
  * failing the batch. */
-static int record_fits(const item *it, double f, unsigned P, char *why, size_t n)
+static int record_fits(const job *j, const item *it, double f, unsigned P, char *why, size_t n)
 {
     if (it->n < 2) {
         snprintf(why, n, "%zu usable point%s", it->n, it->n == 1 ? "" : "s");
@@ -675,7 +687,7 @@ static int record_fits(const item *it, double f, unsigned P, char *why, size_t n
     }
     if (f > 0) {
         double span = it->t[it->n - 1] - it->t[0], fit = floor(span * f * (1 + 1e-12));
-        double need = P ? (double)P : 1.0;
+        double need = P ? (double)P : (double)j->min_periods;
         if (fit < need) {
             snprintf(why, n, "%g s of data, %.0f period%s of %g Hz need %g s", span, need,
                      need == 1 ? "" : "s", f, need / f);
@@ -760,7 +772,7 @@ static int read_item(job *j, item *it)
         it->n = o;
         it->dropped = bad;
     }
-    if (!it->skip && !record_fits(it, f, P, it->why, sizeof it->why)) it->skip = 1;
+    if (!it->skip && !record_fits(j, it, f, P, it->why, sizeof it->why)) it->skip = 1;
 out:
     if (dx >= 0) H5Dclose(dx);
     if (dt >= 0) H5Dclose(dt);
@@ -1106,9 +1118,9 @@ static int rebuild_table(job *j)
         }
         if (!r.failed) {
             if (r.n > 0)
-                r.failed = write_rows(j->file, "spectrum_metrics", r.v, r.n) < 0;
-            else if (H5Lexists(j->file, "spectrum_metrics", H5P_DEFAULT) > 0)
-                H5Ldelete(j->file, "spectrum_metrics", H5P_DEFAULT);
+                r.failed = write_rows(j->file, TABLE_NAME, r.v, r.n) < 0;
+            else if (H5Lexists(j->file, TABLE_NAME, H5P_DEFAULT) > 0)
+                H5Ldelete(j->file, TABLE_NAME, H5P_DEFAULT);
         }
     } H5E_END_TRY;
     for (size_t i = 0; i < r.n; i++) {
@@ -1119,7 +1131,7 @@ static int rebuild_table(job *j)
     strlist_free(&runs);
     free(r.v);
     H5Tclose(r.nt);
-    return r.failed ? set_err(j->err, j->errlen, NGS_ERR_HDF5, "%s: cannot write /spectrum_metrics", j->path)
+    return r.failed ? set_err(j->err, j->errlen, NGS_ERR_HDF5, "%s: cannot write /%s", j->path, TABLE_NAME)
                     : NGS_OK;
 }
 
@@ -1161,8 +1173,9 @@ static void print_table(const job *j, FILE *out, const ngs_spectrum_metrics *m, 
         }
         const ngs_spectrum_metrics *r = &m[index[i]];
         if (isnan(r->fundamental)) { /* only a search finds none */
-            fprintf(out, "%-*s  no tone stands out beside the DC lobe: too few periods in the record for "
-                         "the window (or it drifts); give --fund F or simulate longer\n", w, it->run);
+            fprintf(out, "%-*s  no tone of %d or more periods stands out in the record (the window needs "
+                         "them to tell it from DC and its harmonics; or it drifts): simulate longer\n", w,
+                    it->run, j->min_periods);
             continue;
         }
         fprintf(out, "%-*s  %12.7g  %10.4g  %9.2f  %9.3g  %9.2f  %10.2f  %10.2f  %10.2f  %11.1f\n", w,
@@ -1182,13 +1195,16 @@ static char *vector_list(job *j)
     return j->names[2] ? j->names + 2 : (char *)"none";
 }
 
-/* Opens the file read-write; the message tells a killed writer from other causes. */
-static int open_file(job *j)
+/* Opens the file, read-only to read and compute (a kill then leaves it as it was:
+ * HDF5 marks a file opened for writing until it is closed), read-write to write the
+ * results. The message tells a reader holding it, a killed writer and a read-only
+ * file apart. */
+static int open_file(job *j, int rw)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
     char *fmt = NULL;
     H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-    H5E_BEGIN_TRY { j->file = H5Fopen(j->path, H5F_ACC_RDWR, fapl); } H5E_END_TRY;
+    H5E_BEGIN_TRY { j->file = H5Fopen(j->path, rw ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl); } H5E_END_TRY;
     if (j->file < 0) {
         int rc;
         if (access(j->path, F_OK) != 0) {
@@ -1199,11 +1215,16 @@ static int open_file(job *j)
             if (is_h5 <= 0) {
                 rc = set_err(j->err, j->errlen, NGS_ERR_IO, "%s: not an HDF5 file (or unreadable)", j->path);
             } else {
-                H5E_BEGIN_TRY { f = H5Fopen(j->path, H5F_ACC_RDONLY, fapl); } H5E_END_TRY;
-                if (f >= 0 || access(j->path, W_OK) != 0)
+                if (rw) H5E_BEGIN_TRY { f = H5Fopen(j->path, H5F_ACC_RDONLY, fapl); } H5E_END_TRY;
+                if (rw && access(j->path, W_OK) != 0)
                     rc = set_err(j->err, j->errlen, NGS_ERR_IO,
                                  "%s: cannot open it for writing (read-only file or directory?): "
                                  "the spectrum is written into the file", j->path);
+                else if (f >= 0)
+                    rc = set_err(j->err, j->errlen, NGS_ERR_IO,
+                                 "%s: another program has the file open (a reader, h5py, HDFView...): "
+                                 "HDF5 lets no one write while it does; close it and try again "
+                                 "(nothing was written)", j->path);
                 else
                     rc = set_err(j->err, j->errlen, NGS_ERR_IO,
                                  "%s: the file is marked as open for writing: a run is still writing "
@@ -1235,6 +1256,18 @@ static int open_file(job *j)
     return NGS_OK;
 }
 
+/* /spectrum_metrics is replaced on every call: anything else of that name (a run
+ * named so) would be deleted with it. */
+static int check_table_name(job *j)
+{
+    int type = child_type(j->file, TABLE_NAME);
+    if (type < 0 || type == H5O_TYPE_DATASET) return NGS_OK;
+    return set_err(j->err, j->errlen, NGS_ERR_ARG,
+                   "%s: a group named '%s' is in the place of the metrics table, which each "
+                   "spectrum call rewrites: rename it (h5py: f.move('%s', 'new name')) and try again",
+                   j->path, TABLE_NAME, TABLE_NAME);
+}
+
 static int check_options(job *j)
 {
     const ngs_spectrum_file_options *o = j->o;
@@ -1250,6 +1283,17 @@ static int check_options(job *j)
                            "blackman-harris, flattop, kaiser[:beta] with beta in 0..100)", o->window);
         j->window = (ngs_window)w;
     }
+    {
+        int lobe = 0;
+        ngs_spectrum_window_info(j->window, j->kaiser_beta, 64, NULL, NULL, &lobe);
+        j->min_periods = 2 * lobe;
+    }
+    if (o->periods && (int)o->periods < j->min_periods)
+        return set_err(j->err, j->errlen, NGS_ERR_ARG,
+                       "spectrum: %u period%s are too few for the %s window: it needs %d or more (DC, the "
+                       "fundamental and its harmonics lie P bins apart, and its tones overlap closer than "
+                       "that); give more, or a window with a narrower lobe (rect: 2, hann: 4)", o->periods,
+                       o->periods == 1 ? "" : "s", ngs_spectrum_window_name(j->window), j->min_periods);
     j->resample = NGS_RESAMPLE_CUBIC;
     if (o->resample) {
         if ((w = ngs_spectrum_parse_resample(o->resample)) < 0)
@@ -1303,34 +1347,49 @@ static int make_ctx(job *j, double fundamental, unsigned periods, ngs_spectrum_c
 }
 
 /* No fundamental but periods: find each run's fundamental over its whole record (one
- * batch), demand that they agree, and analyse the periods of their mean. */
+ * batch), demand that they agree, and analyse the periods of their mean. A run where
+ * none stands out is skipped (an error when the caller named the runs). index: as
+ * gather() made it. */
 static int detect_fundamental(job *j, const double **t, const double **x, const size_t *n, size_t nv,
-                              double *f)
+                              const size_t *index, double *f)
 {
     ngs_spectrum_ctx *ctx = NULL;
     ngs_spectrum_metrics *m = calloc(nv, sizeof *m);
     ngs_spectrum_out out;
     int rc;
+    size_t found = 0;
     double lo = INFINITY, hi = 0, sum = 0;
     if (!m) return set_err(j->err, j->errlen, NGS_ERR_NOMEM, "out of memory");
     memset(&out, 0, sizeof out);
     out.metrics = m;
     if ((rc = make_ctx(j, 0, 0, &ctx)) == NGS_OK && (rc = ngs_spectrum_batch(ctx, t, x, n, nv, &out)) != NGS_OK)
         set_err(j->err, j->errlen, rc, "spectrum: %s", ngs_spectrum_last_error(ctx));
-    for (size_t i = 0; rc == NGS_OK && i < nv; i++) {
-        if (!(m[i].fundamental > 0) || !isfinite(m[i].fundamental)) {
-            rc = set_err(j->err, j->errlen, NGS_ERR_ARG, "spectrum: no fundamental found in one of the runs: give it");
-            break;
+    for (size_t i = 0; rc == NGS_OK && i < j->nitems; i++) {
+        item *it = &j->items[i];
+        const ngs_spectrum_metrics *mi = &m[index[i]];
+        if (it->skip) continue;
+        if (!(mi->fundamental > 0) || !isfinite(mi->fundamental)) {
+            snprintf(it->why, sizeof it->why, "no tone of %d or more periods stands out in the record to "
+                     "take as the fundamental", j->min_periods);
+            if (j->o->nruns)
+                rc = set_err(j->err, j->errlen, NGS_ERR_ARG, "%s: run %s: %s: give --fund", j->path, it->run,
+                             it->why);
+            it->skip = 1;
+            continue;
         }
-        lo = fmin(lo, m[i].fundamental);
-        hi = fmax(hi, m[i].fundamental);
-        sum += m[i].fundamental;
+        lo = fmin(lo, mi->fundamental);
+        hi = fmax(hi, mi->fundamental);
+        sum += mi->fundamental;
+        found++;
     }
+    if (rc == NGS_OK && found == 0)
+        rc = set_err(j->err, j->errlen, NGS_ERR_ARG, "%s: no run has a tone of %d or more periods to take as "
+                     "the fundamental: give --fund", j->path, j->min_periods);
     if (rc == NGS_OK && hi > lo * (1 + DETECT_AGREEMENT))
         rc = set_err(j->err, j->errlen, NGS_ERR_ARG,
                      "spectrum: the fundamentals found differ across runs (%.6g .. %.6g Hz): periods "
                      "need one fundamental, give it", lo, hi);
-    if (rc == NGS_OK) *f = sum / (double)nv;
+    if (rc == NGS_OK) *f = sum / (double)found;
     ngs_spectrum_destroy(ctx);
     free(m);
     return rc;
@@ -1378,7 +1437,8 @@ int ngs_spectrum_file(const char *h5_path, const ngs_spectrum_file_options *opti
     /* ngscale's own filters, so its files decode without HDF5_PLUGIN_PATH */
     if (ngs_codec_register_zstd() != NGS_OK || ngs_bounded_register() != NGS_OK)
         return set_err(err, errlen, NGS_ERR_HDF5, "spectrum: cannot register ngscale's HDF5 filters");
-    if ((rc = open_file(&j)) != NGS_OK) goto out;
+    if ((rc = open_file(&j, 0)) != NGS_OK) goto out;
+    if ((rc = check_table_name(&j)) != NGS_OK) goto out;
 
     /* ---- which runs, which plot, which vector ---- */
     if (o.nruns) {
@@ -1437,9 +1497,16 @@ int ngs_spectrum_file(const char *h5_path, const ngs_spectrum_file_options *opti
         strlist_free(&all);
         if (rc != NGS_OK) goto out;
         size_t found = 0;
-        for (size_t i = 0; i < j.nitems; i++) found += !j.items[i].skip;
+        const item *held = NULL; /* a run that has the vector, skipped */
+        for (size_t i = 0; i < j.nitems; i++) {
+            found += !j.items[i].skip;
+            if (!held && j.items[i].vec_link) held = &j.items[i];
+        }
         if (found == 0) {
-            if (!j.tran_seen)
+            if (held)
+                rc = set_err(err, errlen, NGS_ERR_ARG, "%s: no run can be analysed (%s: %s)", h5_path, held->run,
+                             held->why);
+            else if (!j.tran_seen)
                 rc = set_err(err, errlen, NGS_ERR_ARG, "%s: no run has %s%s", h5_path,
                              o.plot ? "a plot " : "a transient plot (tran*)", o.plot ? o.plot : "");
             else if (j.scale_hit)
@@ -1455,6 +1522,10 @@ int ngs_spectrum_file(const char *h5_path, const ngs_spectrum_file_options *opti
     /* ---- read ---- */
     for (size_t i = 0; i < j.nitems; i++) {
         if (j.items[i].skip) continue;
+        if (o.stop && *o.stop) {
+            rc = set_err(err, errlen, NGS_ERR_INTERRUPTED, "%s: interrupted; the file is unchanged", h5_path);
+            goto out;
+        }
         if ((rc = read_item(&j, &j.items[i])) != NGS_OK) goto out;
         if (j.items[i].skip && o.nruns) {
             rc = set_err(err, errlen, NGS_ERR_ARG, "%s: run %s cannot be analysed: %s", h5_path, j.items[i].run,
@@ -1483,12 +1554,12 @@ int ngs_spectrum_file(const char *h5_path, const ngs_spectrum_file_options *opti
     }
     fund = o.fundamental;
     if (fund == 0 && o.periods) {
-        if ((rc = detect_fundamental(&j, tv, xv, nv, nvec, &fund)) != NGS_OK) goto out;
+        if ((rc = detect_fundamental(&j, tv, xv, nv, nvec, index, &fund)) != NGS_OK) goto out;
         fund_source = "detected";
         for (size_t i = 0; i < j.nitems; i++) {
             item *it = &j.items[i];
             if (it->skip) continue;
-            if (!record_fits(it, fund, o.periods, it->why, sizeof it->why)) {
+            if (!record_fits(&j, it, fund, o.periods, it->why, sizeof it->why)) {
                 if (o.nruns) {
                     rc = set_err(err, errlen, NGS_ERR_ARG, "%s: run %s cannot be analysed: %s", h5_path, it->run,
                                  it->why);
@@ -1541,6 +1612,13 @@ int ngs_spectrum_file(const char *h5_path, const ngs_spectrum_file_options *opti
     }
 
     /* ---- write back ---- */
+    if (o.stop && *o.stop) {
+        rc = set_err(err, errlen, NGS_ERR_INTERRUPTED, "%s: interrupted before writing; the file is unchanged",
+                     h5_path);
+        goto out;
+    }
+    H5Fclose(j.file);
+    if ((rc = open_file(&j, 1)) != NGS_OK || (rc = check_table_name(&j)) != NGS_OK) goto out;
     for (size_t i = 0; i < j.nitems; i++) {
         const item *it = &j.items[i];
         if (it->skip) continue;

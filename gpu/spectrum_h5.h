@@ -16,18 +16,20 @@
  * err (may be NULL) gets the reason:
  *   NGS_ERR_ARG    bad option, no such vector / run / plot (the message lists what
  *                  there is), a record too short for the periods asked for
- *   NGS_ERR_IO     the file cannot be opened for writing (missing, read-only, still
- *                  being written, or left by a killed writer: the message says to run
+ *   NGS_ERR_IO     the file cannot be opened for writing (missing, read-only, open in
+ *                  another program, still being written, or left by a killed writer: the message says to run
  *                  'h5clear -s --increment FILE', which also drops the stale free-space
  *                  records that 'h5clear -s' alone leaves and HDF5 cannot allocate with)
  *   NGS_ERR_FORMAT an HDF5 file, but not an ngscale one, or a vector that is not a
  *                  real 1-D floating-point dataset (complex AC data have no such spectrum)
  *   NGS_ERR_STATE  backend "gpu" asked for and no CUDA device is usable
+ *   NGS_ERR_INTERRUPTED  options->stop was set before anything was written
  *   NGS_ERR_HDF5, NGS_ERR_NOMEM
  */
 #ifndef NGSCALE_GPU_SPECTRUM_H5_H
 #define NGSCALE_GPU_SPECTRUM_H5_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -64,6 +66,9 @@ typedef struct ngs_spectrum_file_options {
     int harmonics; /* THD uses harmonics 2..harmonics (2..32); 0: 9 */
     size_t points; /* uniform points N (>= 4); 0: next power of two >= the input points */
     int threads;   /* FFTW / OpenMP threads; 0: all cores */
+    /* Set (by a signal handler, say) to stop: looked at before the file is written,
+     * which then stays as it was (NGS_ERR_INTERRUPTED). Writing, once begun, ends. */
+    const volatile sig_atomic_t *stop;
 } ngs_spectrum_file_options;
 
 void ngs_spectrum_file_options_init(ngs_spectrum_file_options *options);

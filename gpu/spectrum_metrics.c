@@ -135,12 +135,14 @@ void spx_metrics(const spx_metric_args *a, const double *dft, double *amp, doubl
     m->fundamental = a->fundamental > 0 ? a->fundamental : pos * df;
     m->amplitude = amp[kf] / spx_window_gain(win, fabs(pos - (double)kf));
     double p1 = claim_lobe(kf, L, n, pw, claimed, BY_FUND);
-    /* A search can only see tones outside the DC lobe: when what it found lies next
-     * to the lobe and the lobe holds more AC power (its power less the mean's) than
-     * it, the record holds too few periods of the real tone, and what was found is
-     * its skirt or noise. Farther out, a tone found is one (a drift fills the lobe
+    /* A tone fills the bins within L-1 of its own (the lobe adds one of margin), so
+     * under 2L periods DC, the fundamental and its harmonics (kf bins apart) overlap
+     * and no claim order splits their power: no tone can be measured (a given
+     * fundamental was refused for that before). Just past, a tone found beside a DC
+     * lobe holding more AC power (its power less the mean's) than it is the skirt of
+     * a slower tone, or noise; farther out a tone found is one (a drift fills the lobe
      * too, but leaves a tone of many periods measurable). */
-    if (a->fundamental <= 0 && kf <= 2 * L + 1 && dc_lobe - m->dc * m->dc > p1)
+    if (kf < 2 * L || (a->fundamental <= 0 && kf <= 2 * L + 1 && dc_lobe - m->dc * m->dc > p1))
         goto no_tone;
 
     /* Harmonics, folded; one whose centre is already claimed cannot be told apart. */

@@ -122,12 +122,16 @@ static void usage(FILE *f)
         "      --window W          rect, hann, hamming, blackman, blackman-harris (default),\n"
         "                          flattop, kaiser[:beta]\n"
         "      --fund F            fundamental in Hz (default: the largest tone)\n"
-        "      --periods P         analyse the last P whole periods of the fundamental\n"
+        "      --periods P         analyse the last P whole periods of the fundamental (at\n"
+        "                          least 2L for the window's lobe L: rect 2, hann 4,\n"
+        "                          blackman-harris 8; the default: as many as fit)\n"
         "      --harmonics N       harmonics 2..N count as distortion (default 9)\n"
         "      --points N          uniform points after resampling (default: automatic)\n"
         "      --resample M        cubic (default) or linear\n"
         "      --backend B         auto (default), cpu (FFTW) or gpu (cuFFT)\n"
-        "      --run GROUP         only this run or job (repeatable)\n"
+        "      --run GROUP         only this run or job (repeatable); by default every run\n"
+        "                          whose plot holds the vector, those cut short skipped\n"
+        "      --plot NAME         the plot to analyse (default: the first transient one)\n"
         "\n"
         "Other options:\n"
         "  -h, --help              this text\n"
@@ -617,10 +621,17 @@ static int cmd_run(int argc, char **argv)
 
 /* ------------------------------------------------------------- spectrum -- */
 
-static int spectrum_of(const char *path, const ngs_spectrum_file_options *so)
+static int spectrum_of(const char *path, const ngs_spectrum_file_options *options)
 {
     char err[1024];
-    int rc = ngs_spectrum_file(path, so, stdout, err, sizeof err);
+    ngs_spectrum_file_options so = *options;
+    int rc;
+    /* a signal stops it before the file is written; writing, once begun, ends first
+     * (a kill mid-write leaves a file HDF5 will not open without h5clear) */
+    catch_stop_signals();
+    so.stop = &g_stop_requested;
+    rc = ngs_spectrum_file(path, &so, stdout, err, sizeof err);
+    default_stop_signals();
     if (rc != NGS_OK) fprintf(stderr, "ngscale spectrum: %s\n", err);
     return rc;
 }
@@ -1026,7 +1037,7 @@ static int cmd_batch(int argc, char **argv)
     }
     ngs_batch_destroy(b);
     b = NULL;
-    default_stop_signals(); /* a Ctrl-C during the spectra below stops at once, as before */
+    default_stop_signals();
     if (spectrum_vector && (rc == NGS_OK || rc == NGS_ERR_SIMULATION)) {
         /* every job that finished, failed ones skipped and listed */
         ngs_spectrum_file_options so;
@@ -1198,8 +1209,8 @@ static int cmd_spectrum(int argc, char **argv)
             so.harmonics = (int)n;
             break;
         case 'N':
-            if (!parse_integer(optarg, 0, LLONG_MAX, &n) || n == 1) { /* 0: automatic */
-                fprintf(stderr, "ngscale spectrum: --points needs a whole number of points (2 or more)\n");
+            if (!parse_integer(optarg, 0, LLONG_MAX, &n) || (n > 0 && n < 4)) { /* 0: automatic */
+                fprintf(stderr, "ngscale spectrum: --points needs a whole number of points (4 or more)\n");
                 return EXIT_USAGE;
             }
             so.points = (size_t)n;

@@ -557,6 +557,9 @@ static int run_begin_held(ngs_h5_writer *w, const char *group)
     free(w->run_path);
     w->run_path = escape_link_name(group && *group ? group : "run");
     if (!w->run_path) return NGS_ERR_NOMEM;
+    if (strcmp(w->run_path, NGS_H5_SPECTRUM_TABLE) == 0)
+        return fail(w, NGS_ERR_ARG, "group name '%s' is taken by the spectrum metrics table: pick another",
+                    w->run_path);
     if (H5Lexists(w->file, w->run_path, H5P_DEFAULT) > 0)
         return fail(w, NGS_ERR_ARG, "%s: group '%s' already exists", w->path, w->run_path);
     gcpl = H5Pcreate(H5P_GROUP_CREATE);

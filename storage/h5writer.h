@@ -65,6 +65,10 @@ int ngs_h5_open(ngs_h5_writer **writer, const char *path, const ngs_h5_options *
  * (unless it is the caller's shared_file). Ends any ngs_h5_hold of the writer. */
 int ngs_h5_close(ngs_h5_writer *writer);
 
+/* The file's metrics table, which every `ngscale spectrum` call rewrites (deleting
+ * whatever has its name): no run may be named so. */
+#define NGS_H5_SPECTRUM_TABLE "spectrum_metrics"
+
 /* A run is one group. Its status attribute says "incomplete" until run_end. */
 int ngs_h5_run_begin(ngs_h5_writer *writer, const char *group);
 int ngs_h5_run_attr_str(ngs_h5_writer *writer, const char *key, const char *value);

@@ -1083,6 +1083,30 @@ START_TEST(test_read_only_file)
 }
 END_TEST
 
+/* A stop asked for (a signal, in the CLI) before writing: NGS_ERR_INTERRUPTED and the
+ * file as it was; without it the same call writes. */
+START_TEST(test_stop_before_writing_leaves_the_file)
+{
+    static volatile sig_atomic_t stop = 1;
+    ngs_spectrum_file_options o;
+    char err[1024];
+    hid_t f;
+    write_single_file(path, NGS_CODEC_ZSTD, &BASE);
+    base_options(&o, "v(out)");
+    o.stop = &stop;
+    ck_assert_int_eq(spectrum(&o, NULL, err, sizeof err), NGS_ERR_INTERRUPTED);
+    ck_assert_msg(strstr(err, "unchanged") != NULL, "%s", err);
+    f = open_ro(path);
+    ck_assert_int_eq(H5Lexists(f, "run/spectrum", H5P_DEFAULT), 0);
+    H5Fclose(f);
+    stop = 0;
+    ck_assert_msg(spectrum(&o, NULL, err, sizeof err) == NGS_OK, "%s", err);
+    f = open_ro(path);
+    ck_assert_int_gt(H5Lexists(f, "run/spectrum", H5P_DEFAULT), 0);
+    H5Fclose(f);
+}
+END_TEST
+
 /* backend "gpu": results equal to the CPU's with a device; without one a clear
  * NGS_ERR_STATE (this machine has none: the only branch that may not compare). */
 START_TEST(test_gpu_backend_or_clear_error)
@@ -1174,6 +1198,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_killed_writer);
     tcase_add_test(tc, test_killed_writer_stale_free_space);
     tcase_add_test(tc, test_read_only_file);
+    tcase_add_test(tc, test_stop_before_writing_leaves_the_file);
     tcase_add_test(tc, test_gpu_backend_or_clear_error);
     tcase_add_test(tc, test_option_parsers);
     suite_add_tcase(s, tc);
