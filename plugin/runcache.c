@@ -9,6 +9,7 @@
 #include "plugin/runcache.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,9 +85,13 @@ int ngs_run_cache_begin(ngs_run_cache **out, ngs_engine *e, const char *spec, co
     strings[n++] = mem;
     strings[n] = NULL;
     files[nf++] = ".spiceinit";
-    if (getenv("HOME")) {
-        snprintf(home_init, sizeof home_init, "%s/.spiceinit", getenv("HOME"));
-        files[nf++] = home_init;
+    {   /* libngspice reads the account's home directory's, whatever $HOME says (strace) */
+        struct passwd *pw = getpwuid(getuid());
+        const char *home = pw && pw->pw_dir ? pw->pw_dir : getenv("HOME");
+        if (home) {
+            snprintf(home_init, sizeof home_init, "%s/.spiceinit", home);
+            files[nf++] = home_init;
+        }
     }
     if (ngs_codemodels_files(&cm) == NGS_OK)
         for (int i = 0; cm[i] && nf < 63; i++) files[nf++] = cm[i];
