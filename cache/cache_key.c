@@ -712,6 +712,23 @@ static void hash_environment_refs(kctx *k, const char *cmdline)
     }
 }
 
+/* ngspice runs a command it does not know as the script file of that name (looked
+ * up like `source`'s, the name lowercased as ngspice reads it): where such a file
+ * exists it is hashed and walked as `source` would be. A file named like a known
+ * command is hashed too: at worst a needless miss. */
+static void script_command(kctx *k, const char *name, const char *dir, int depth)
+{
+    char (*paths)[PATH_MAX];
+    int n;
+    if (computed_name(name)) {
+        uncacheable(k, "the command '%s' is only known at run time", name);
+        return;
+    }
+    if ((n = existing_candidates(k, name, dir, &paths)) < 0) return;
+    free(paths);
+    if (n > 0) do_data_file(k, name, dir, depth, 1, "script file");
+}
+
 /* One command of a .control block (or a "*#" line). */
 static void control_command(kctx *k, const char *cmdline, const char *dir, int depth)
 {
@@ -745,6 +762,8 @@ static void control_command(kctx *k, const char *cmdline, const char *dir, int d
             if (rc < 0) { uncacheable(k, "'%s': file name too long", cmd); break; }
             do_data_file(k, tok, dir, depth, 0, cmd);
         }
+    } else if (!in_list(flow_commands, cmd)) {
+        script_command(k, name, dir, depth);
     }
     if (!in_list(flow_commands, cmd)) {
         const char *q = rest;

@@ -39,7 +39,27 @@ def cached_run(cir, out, cache, cwd=None, check=True):
     return p, p.stderr
 
 
+def op_value(out, name="v(out)"):
+    plots, _ = read_h5_plots(out)
+    return float(plots[0]["data"][name][0])
+
+
+DIVIDER = "v1 in 0 dc 1\nr1 in out 1k\nr2 out 0 1k\n"
+
+
 class CacheRuns(unittest.TestCase):
+    def test_an_unknown_command_runs_its_script_file_and_is_in_the_key(self):
+        # ngspice runs a command it does not know as the script file of that name
+        with TempDir() as d:
+            cir, cache, out = os.path.join(d, "s.cir"), os.path.join(d, "cache"), os.path.join(d, "o.h5")
+            write(cir, "script\n" + DIVIDER + ".control\nMyScr\nop\n.endc\n.end\n")
+            for want, r2 in ((0.75, "3k"), (0.9, "9k")):
+                write(os.path.join(d, "myscr"), "*ng_script\nalter r2 %s\n" % r2)
+                self.assertIn("cache miss", cached_run(cir, out, cache, cwd=d)[1])
+                self.assertAlmostEqual(op_value(out), want, places=9)
+                self.assertIn("cache hit", cached_run(cir, out, cache, cwd=d)[1])
+                self.assertAlmostEqual(op_value(out), want, places=9)
+
     def test_hit_replays_identical_content(self):
         with TempDir() as d:
             cir, cache = make_design(d), os.path.join(d, "cache")
