@@ -86,6 +86,7 @@ typedef struct {
 
 static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *dir, int has_title,
                        int depth);
+static void netlist_card(kctx *k, char *card, const char *dir, int depth, int *skip);
 
 /* ------------------------------------------------------------------ helpers -- */
 
@@ -762,6 +763,14 @@ static void control_command(kctx *k, const char *cmdline, const char *dir, int d
             if (rc < 0) { uncacheable(k, "'%s': file name too long", cmd); break; }
             do_data_file(k, tok, dir, depth, 0, cmd);
         }
+    } else if (strcmp(cmd, "circbyline") == 0) {
+        /* its argument is a card of the deck it builds: .include and .lib are followed */
+        char *card = strdup(rest);
+        int skip = 0;
+        if (!card) { k->status = NGS_ERR_NOMEM; return; }
+        strip_inline_comment(card);
+        netlist_card(k, card, dir, depth, &skip);
+        free(card);
     } else if (!in_list(flow_commands, cmd)) {
         script_command(k, name, dir, depth);
     }
@@ -775,7 +784,7 @@ static void control_command(kctx *k, const char *cmdline, const char *dir, int d
     }
     hash_environment_refs(k, cmdline);
     scan_random(k, cmdline);
-    if (strcmp(cmd, "source") != 0) scan_file_params(k, rest, dir, depth);
+    if (strcmp(cmd, "source") != 0 && strcmp(cmd, "circbyline") != 0) scan_file_params(k, rest, dir, depth);
 }
 
 /* A .control line: backquotes run a shell; ';' separates commands (outside quotes). */

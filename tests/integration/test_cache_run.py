@@ -60,6 +60,17 @@ class CacheRuns(unittest.TestCase):
                 self.assertIn("cache hit", cached_run(cir, out, cache, cwd=d)[1])
                 self.assertAlmostEqual(op_value(out), want, places=9)
 
+    def test_an_include_of_circbyline_is_in_the_key(self):
+        with TempDir() as d:
+            cir, cache, out = os.path.join(d, "cbl.cir"), os.path.join(d, "cache"), os.path.join(d, "o.h5")
+            write(cir, "circbyline\n.control\ncircbyline test circuit\ncircbyline .include part.inc\n"
+                  "circbyline v1 in 0 dc 1\ncircbyline r1 in out 1k\ncircbyline .end\nop\n.endc\n.end\n")
+            for want, r2 in ((0.5, "1k"), (0.75, "3k")):
+                write(os.path.join(d, "part.inc"), "r2 out 0 %s\n" % r2)
+                self.assertIn("cache miss", cached_run(cir, out, cache, cwd=d)[1])
+                self.assertAlmostEqual(op_value(out), want, places=9)
+                self.assertIn("cache hit", cached_run(cir, out, cache, cwd=d)[1])
+
     def test_hit_replays_identical_content(self):
         with TempDir() as d:
             cir, cache = make_design(d), os.path.join(d, "cache")
