@@ -73,9 +73,14 @@ typedef struct {
     const char *const *search;
     char cwd[PATH_MAX];
     int status;          /* NGS_OK or the first hard error (NOMEM) */
-    int random_used;     /* a random function or source was seen */
+    /* Netlist cards draw their random values when the deck is parsed, before its
+     * .control block runs: only a seed set before that fixes them. */
+    int unseeded;        /* a random function or source no seed set before it fixes */
     char random_what[64];
-    int seed_fixed;      /* .options seed=N, setseed N, set rndseed=N */
+    int parse_seed;      /* .options seed=N in the deck, pre_setseed N: fixes every draw */
+    int control_seed;    /* setseed N, set rndseed=N so far: fixes the draws of later commands */
+    int deck_seed;       /* control_seed when the deck being walked was parsed */
+    int ctl;             /* > 0 while a .control command, and what it pulls in, is walked */
     int unseeded_noise;  /* a TRNOISE source: no seed reaches its generator */
     int sourcepath;      /* the deck sets `sourcepath` */
     int inclusions;      /* files pulled in so far */
@@ -582,13 +587,14 @@ static const struct { const char *name; int call; } random_names[] = {
     {"trnoise", 0}, {"trrandom", 0},
 };
 
-static void scan_random(kctx *k, const char *line)
+/* seeded: a seed set before line's draws fixes them. */
+static void scan_random(kctx *k, const char *line, int seeded)
 {
     char *buf;
     /* ngspice 39 seeds TRNOISE's generator from the clock once per process:
      * `.options seed` and `setseed` leave it alone (a seeded run differs each time) */
     if (!k->unseeded_noise && ngs_text_has_name(line, "trnoise")) k->unseeded_noise = 1;
-    if (k->random_used) return;
+    if (seeded || k->unseeded) return;
     if (!(buf = strdup(line))) { k->status = NGS_ERR_NOMEM; return; }
     lower(buf);
     for (size_t i = 0; i < sizeof random_names / sizeof random_names[0]; i++) {
@@ -599,7 +605,7 @@ static void scan_random(kctx *k, const char *line)
             if (p > buf && is_ident((unsigned char)p[-1])) continue;
             if (is_ident((unsigned char)p[n])) continue;
             if (random_names[i].call && *q != '(') continue;
-            k->random_used = 1;
+            k->unseeded = 1;
             snprintf(k->random_what, sizeof k->random_what, "%s", name);
             free(buf);
             return;
@@ -651,14 +657,17 @@ static int next_assignment(const char **pp, const char *name, char *val, size_t 
     return 0;
 }
 
-/* .options / option: seed=N fixes the random generator, seed=random does not. */
-static void scan_options(kctx *k, const char *rest)
+/* .options / option: seed=N in a card seeds the parse of its deck, and what
+ * follows (the `option` command leaves the generator alone); seed=random seeds it
+ * from the clock. */
+static void scan_options(kctx *k, const char *rest, int card)
 {
     char val[TOKEN_MAX];
     const char *p = rest;
     while (next_assignment(&p, "seed", val, sizeof val)) {
         if (strcasecmp(val, "random") == 0) uncacheable(k, "'seed=random' seeds the random generator from the clock");
-        else if (val[0]) k->seed_fixed = 1;
+        else if (val[0] && card && k->ctl == 0) k->parse_seed = 1;
+        else if (val[0] && card) k->control_seed = 1;
     }
 }
 
@@ -750,11 +759,15 @@ static void control_command(kctx *k, const char *cmdline, const char *dir, int d
         if (strcasestr(rest, "unixcom")) uncacheable(k, "'set unixcom' runs unknown commands in the shell");
         if (strcasestr(rest, "sourcepath")) k->sourcepath = 1;
         while (next_assignment(&q, "rndseed", val, sizeof val))
-            if (val[0]) k->seed_fixed = 1;
+            if (val[0]) k->control_seed = 1;
     } else if (strcmp(cmd, "setseed") == 0) {
-        if (next_token(&p, tok, sizeof tok) > 0) k->seed_fixed = 1;
+        /* pre_setseed in the deck's own .control runs before the deck is parsed */
+        if (next_token(&p, tok, sizeof tok) > 0) {
+            if (starts_with(name, "pre_") && k->ctl == 1) k->parse_seed = 1;
+            else k->control_seed = 1;
+        }
     } else if (strcmp(cmd, "option") == 0 || strcmp(cmd, "options") == 0 || strcmp(cmd, "opt") == 0) {
-        scan_options(k, rest);
+        scan_options(k, rest, 0);
     } else if (strcmp(cmd, "source") == 0) {
         if (next_token(&p, tok, sizeof tok) > 0) do_data_file(k, tok, dir, depth, 1, "source");
     } else if (strcmp(cmd, "load") == 0 || strcmp(cmd, "osdi") == 0 || strcmp(cmd, "codemodel") == 0) {
@@ -783,7 +796,7 @@ static void control_command(kctx *k, const char *cmdline, const char *dir, int d
             }
     }
     hash_environment_refs(k, cmdline);
-    scan_random(k, cmdline);
+    scan_random(k, cmdline, k->control_seed);
     if (strcmp(cmd, "source") != 0 && strcmp(cmd, "circbyline") != 0) scan_file_params(k, rest, dir, depth);
 }
 
@@ -801,7 +814,9 @@ static void control_line(kctx *k, const char *line, const char *dir, int depth)
         if (*p == ';' || *p == '\0') {
             int end = *p == '\0';
             *p = '\0';
+            k->ctl++;
             control_command(k, start, dir, depth);
+            k->ctl--;
             if (end) break;
             start = p + 1;
         }
@@ -834,7 +849,7 @@ static void netlist_card(kctx *k, char *card, const char *dir, int depth, int *s
     }
     if (starts_with(name, ".endl") || starts_with(name, ".control") || starts_with(name, ".endc")) return;
     if (!k->md) return; /* what follows only matters to a key */
-    if (starts_with(name, ".opt")) scan_options(k, p);
+    if (starts_with(name, ".opt")) scan_options(k, p, 1);
     if (strcmp(name, ".model") == 0) {
         /* the model type (e.g. XSPICE `limit`) is not a function call */
         const char *q = p;
@@ -844,7 +859,7 @@ static void netlist_card(kctx *k, char *card, const char *dir, int depth, int *s
             while (*t && !isspace((unsigned char)*t) && *t != '(') *t++ = ' ';
         }
     }
-    scan_random(k, card);
+    scan_random(k, card, k->ctl ? k->deck_seed : 0);
     scan_file_params(k, card, dir, depth);
 }
 
@@ -855,8 +870,9 @@ static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *
     strbuf cur = {0};
     /* a file whose title is *ng_script is a command script: all of it runs as .control */
     int script = has_title && a < b && strncasecmp(skip_ws(d->lines[a].s), "*ng_script", 10) == 0;
-    int have = 0, in_control = script, skip = 0;
+    int have = 0, in_control = script, skip = 0, deck_seed = k->deck_seed;
     char name[64];
+    if (has_title) k->deck_seed = k->control_seed; /* a deck of its own: parsed now */
     if (script && k->x.visit && depth > 0) k->x.visit(k->x.visit_user, ".control");
     /* once uncacheable, the rest does not matter to the key: the first cause is reported */
     for (size_t i = a; i < b && k->status == NGS_OK && (k->key->cacheable || !k->md); i++) {
@@ -901,6 +917,7 @@ static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *
     }
     if (have && k->status == NGS_OK && (k->key->cacheable || !k->md)) netlist_card(k, cur.s, dir, depth, &skip);
     if (script && k->x.visit && depth > 0) k->x.visit(k->x.visit_user, ".endc");
+    k->deck_seed = deck_seed;
     free(cur.s);
 }
 
@@ -984,8 +1001,10 @@ static int walk(ngs_cache_key *key, const char *netlist_path, const char *netlis
     }
     if (k.unseeded_noise)
         uncacheable(&k, "'trnoise' draws from a generator no seed reaches: its result differs from run to run");
-    else if (k.random_used && !k.seed_fixed)
-        uncacheable(&k, "'%s' draws random numbers without a fixed seed (add `.options seed=N` or `setseed N`)",
+    else if (k.unseeded && !k.parse_seed)
+        uncacheable(&k, k.control_seed ? "'%s' draws random numbers before the seed is set (setseed and rndseed fix "
+                                         "only the draws of later commands; `.options seed=N` fixes all)"
+                                       : "'%s' draws random numbers without a fixed seed (add `.options seed=N`)",
                     k.random_what);
 
     rc = k.status;

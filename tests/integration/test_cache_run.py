@@ -193,6 +193,25 @@ class CacheRuns(unittest.TestCase):
             with h5py.File(os.path.join(d, "o.h5"), "r") as f:
                 self.assertEqual(f["run"].attrs["status"], "complete")
 
+    def test_a_seed_set_by_a_command_does_not_fix_the_netlists_draws(self):
+        # the netlist's random values are drawn when it is parsed, before .control runs
+        with TempDir() as d:
+            cir, cache, out = os.path.join(d, "ss.cir"), os.path.join(d, "cache"), os.path.join(d, "o.h5")
+            deck = "seed\nv1 in 0 dc 1\nr1 in out {agauss(1k, 100, 1)}\nr2 out 0 1k\n%s.control\n%s\n.endc\n.end\n"
+            for card, control, said in (("", "op\nsetseed 5", "before the seed is set"),
+                                        ("", "setseed 5\nop", "before the seed is set"),
+                                        ("", "set rndseed=5\nop", "before the seed is set"),
+                                        ("", "option seed=5\nop", "without a fixed seed"),
+                                        ("", "let x = sgauss(0)\nsetseed 5\nop", "before the seed is set"),
+                                        (".options seed=5\n", "op", None),
+                                        ("", "pre_setseed 5\nop", None)):
+                with self.subTest(control=control):
+                    write(cir, deck % (card, control))
+                    for _ in range(2):
+                        err = cached_run(cir, out, cache)[1]
+                        self.assertIn(said or "cache ", err)
+                    self.assertIn("not cached" if said else "cache hit", err)
+
     def test_corrupt_entry_is_a_miss_not_a_crash(self):
         with TempDir() as d:
             cir, cache = make_design(d), os.path.join(d, "cache")
