@@ -739,11 +739,24 @@ static void script_command(kctx *k, const char *name, const char *dir, int depth
     if (n > 0) do_data_file(k, name, dir, depth, 1, "script file");
 }
 
+/* ngspice's lexer splits words at '<' and '>' outside quotes: a redirection need
+ * not start a word (`print v(a)>out.txt`). */
+static const char *redirection(const char *s)
+{
+    char q = 0;
+    for (; *s; s++) {
+        if (q) { if (*s == q) q = 0; continue; }
+        if (*s == '"' || *s == '\'') q = *s;
+        else if (*s == '<' || *s == '>') return s;
+    }
+    return NULL;
+}
+
 /* One command of a .control block (or a "*#" line). */
 static void control_command(kctx *k, const char *cmdline, const char *dir, int depth)
 {
     char name[TOKEN_MAX], tok[TOKEN_MAX], val[TOKEN_MAX];
-    const char *p = cmdline, *rest, *cmd;
+    const char *p = cmdline, *rest, *cmd, *redir;
     if (next_token(&p, name, sizeof name) <= 0) return;
     lower(name);
     cmd = starts_with(name, "pre_") ? name + 4 : name; /* pre_osdi, pre_set... run before parsing */
@@ -752,6 +765,10 @@ static void control_command(kctx *k, const char *cmdline, const char *dir, int d
         uncacheable(k, "'%s' in a .control block runs an external program", cmd);
     } else if (in_list(writing_commands, cmd)) {
         uncacheable(k, "'%s' in a .control block writes a file that a cached replay would not recreate", cmd);
+    } else if (strcmp(cmd, "alias") == 0) {
+        /* an alias may hide write, shell or a redirection behind any name */
+        if (next_token(&p, tok, sizeof tok) > 0 && next_token(&p, val, sizeof val) != 0)
+            uncacheable(k, "'alias' in a .control block may hide a command that writes files or runs a program");
     } else if (strcmp(cmd, "cd") == 0) {
         uncacheable(k, "'cd' in a .control block changes where files are read and written");
     } else if (strcmp(cmd, "set") == 0 || strcmp(cmd, "setcs") == 0) {
@@ -787,14 +804,8 @@ static void control_command(kctx *k, const char *cmdline, const char *dir, int d
     } else if (!in_list(flow_commands, cmd)) {
         script_command(k, name, dir, depth);
     }
-    if (!in_list(flow_commands, cmd)) {
-        const char *q = rest;
-        while (next_token(&q, tok, sizeof tok) > 0)
-            if (tok[0] == '>' || tok[0] == '<') {
-                uncacheable(k, "'%s ... %s' redirects output or input to a file", cmd, tok);
-                break;
-            }
-    }
+    if (!in_list(flow_commands, cmd) && (redir = redirection(cmdline)) != NULL)
+        uncacheable(k, "'%s ... %.*s' redirects output or input to a file", cmd, (int)strcspn(redir, " \t"), redir);
     hash_environment_refs(k, cmdline);
     scan_random(k, cmdline, k->control_seed);
     if (strcmp(cmd, "source") != 0 && strcmp(cmd, "circbyline") != 0) scan_file_params(k, rest, dir, depth);

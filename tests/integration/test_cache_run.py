@@ -212,6 +212,20 @@ class CacheRuns(unittest.TestCase):
                         self.assertIn(said or "cache ", err)
                     self.assertIn("not cached" if said else "cache hit", err)
 
+    def test_a_script_that_writes_files_is_not_cached(self):
+        # a hit would not write them again
+        with TempDir() as d:
+            cir, cache, out = os.path.join(d, "w.cir"), os.path.join(d, "cache"), os.path.join(d, "o.h5")
+            for control, made in (("print v(out)>out.txt", "out.txt"), ("echo hello>hello.txt", "hello.txt"),
+                                  ("alias mysave write out2.raw\nmysave", "out2.raw")):
+                with self.subTest(control=control):
+                    write(cir, "writes\n" + DIVIDER + ".control\nop\n%s\n.endc\n.end\n" % control)
+                    for _ in range(2):
+                        if os.path.exists(os.path.join(d, made)):
+                            os.remove(os.path.join(d, made))
+                        self.assertIn("not cached", cached_run(cir, out, cache, cwd=d)[1])
+                        self.assertTrue(os.path.exists(os.path.join(d, made)))
+
     def test_corrupt_entry_is_a_miss_not_a_crash(self):
         with TempDir() as d:
             cir, cache = make_design(d), os.path.join(d, "cache")

@@ -579,6 +579,8 @@ START_TEST(key_disabling_constructs)
         {"t\n.control\nrun\nwrdata out.txt v(a)\n.endc\n", "wrdata"},
         {"t\n.control\nrun\nwrite out.raw\n.endc\n", "write"},
         {"t\n.control\nrun\nprint v(a) > out.txt\n.endc\n", "redirect"},
+        {"t\n.control\nrun\nprint v(a)>out.txt\n.endc\n", "redirect"},
+        {"t\n.control\nalias mysave write out.raw\nrun\nmysave\n.endc\n", "alias"},
         {"t\n.control\nsource missing.cir\n.endc\n", "not found"},
         {"t\n.control\nosdi missing.osdi\n.endc\n", "not found"},
         {"t\n.control\npre_osdi missing.osdi\n.endc\n", "not found"},
@@ -614,6 +616,7 @@ START_TEST(key_constructs_that_stay_cacheable)
         "t\n.control\nsetseed 7\nlet x = sgauss(0)\n.endc\n",
         "t\n.control\nset rndseed=3\nlet x = sgauss(0)\n.endc\n",
         "t\n.control\nif length(x) > 1\necho big\nend\n.endc\n",
+        "t\n.control\necho \"a>b\" 'c<d'\n.endc\n",
         "t\n.control\nrun\nplot v(a)\nprint v(a)\n.endc\n",
     };
     char *d = make_tmpdir();
