@@ -384,6 +384,12 @@ static int meta_read(const ngs_cache *c, const char *hex, meta_t *m)
     return meta_parse(buf, (size_t)body, META_MAGIC, hex, m);
 }
 
+/* The sealed text of a .meta file (buf: META_MAX bytes). */
+static int meta_file_text(const meta_t *m, const char *hex, char *buf, size_t *len)
+{
+    return meta_text(m, META_MAGIC, hex, buf, META_MAX, len) != 0 || seal(buf, META_MAX, len) != 0 ? -1 : 0;
+}
+
 /* Writes a sealed .meta into a temporary file of the shard; returns its fd (path set). */
 static int meta_write_temp(const ngs_cache *c, const char *hex, const meta_t *m, char *tmp, size_t n)
 {
@@ -391,7 +397,7 @@ static int meta_write_temp(const ngs_cache *c, const char *hex, const meta_t *m,
     size_t len;
     int fd;
     shard_path(c, hex, shard, sizeof shard);
-    if (meta_text(m, META_MAGIC, hex, buf, sizeof buf, &len) != 0 || seal(buf, sizeof buf, &len) != 0) {
+    if (meta_file_text(m, hex, buf, &len) != 0) {
         errno = EINVAL;
         return -1;
     }
@@ -1383,9 +1389,10 @@ int ngs_cache_lookup(ngs_cache *c, const ngs_cache_key *key, char *path, size_t 
 int ngs_cache_store(ngs_cache *c, const ngs_cache_key *key, const char *recording_path, double sim_seconds,
                     const char *ngspice_version)
 {
-    char shard[PATH_MAX], tmp[PATH_MAX], err[256];
+    char shard[PATH_MAX], tmp[PATH_MAX], err[256], meta[META_MAX];
     ngs_recording_info ri;
     meta_t m;
+    size_t meta_len; /* with the recording: the entry's size, as eviction counts it */
     int src = -1, fd = -1, rc, installed = 0;
 
     if (!c || !key || !key->cacheable || !ngs_cache_key_valid_hex(key->hex) || !recording_path) return NGS_ERR_ARG;
@@ -1401,14 +1408,16 @@ int ngs_cache_store(ngs_cache *c, const ngs_cache_key *key, const char *recordin
     m.created = now_s();
     m.sim_seconds = sim_seconds >= 0 ? sim_seconds : 0;
     one_line(m.ngspice, sizeof m.ngspice, ngspice_version);
+    if (meta_file_text(&m, key->hex, meta, &meta_len) != 0) meta_len = META_MAX; /* install_entry says why */
 
     if (c->read_only) {
         warn(c, "cache %s is read-only here: the run was not stored in it", c->dir);
         rc = NGS_ERR_IO;
-    } else if (ri.file_bytes + META_MAX > c->o.max_bytes) {
-        warn(c, "entry of %llu bytes is larger than the local cache cap: not kept locally",
-             (unsigned long long)ri.file_bytes);
-        rc = NGS_OK;
+    } else if (ri.file_bytes + meta_len > c->o.max_bytes) {
+        warn(c, "not stored%s: entry of %llu bytes is over the %scache's size cap of %llu",
+             c->has_redis ? " locally" : "", (unsigned long long)(ri.file_bytes + meta_len),
+             c->has_redis ? "local " : "", (unsigned long long)c->o.max_bytes);
+        rc = NGS_CACHE_NOT_STORED;
     } else {
         shard_path(c, key->hex, shard, sizeof shard);
         if (mkdir_p(shard) != 0 || (fd = make_temp(shard, tmp, sizeof tmp)) < 0) {

@@ -49,6 +49,8 @@
 
 /* ngs_cache_lookup's "not in the cache" (positive: not an error). */
 #define NGS_CACHE_MISS 1
+/* ngs_cache_store's "over the local size cap: not kept locally" (positive: not an error). */
+#define NGS_CACHE_NOT_STORED 2
 
 typedef struct ngs_cache ngs_cache;
 
@@ -123,10 +125,11 @@ int ngs_cache_lookup(ngs_cache *cache, const ngs_cache_key *key, char *path, siz
  * Stores a finished recording (ngs_recorder_finish) under key: copied into the local
  * tier (the caller keeps and may delete its file), then uploaded to Redis if
  * configured. sim_seconds: how long the run took (reported as time saved by hits);
- * ngspice_version may be NULL. A recording larger than max_bytes is not kept
- * locally (warning). Returns NGS_OK (stored, or an equal entry was already there),
- * NGS_ERR_ARG (key not cacheable), NGS_ERR_FORMAT (the recording fails
- * verification), NGS_ERR_IO (local tier: disk full, permissions) or NGS_ERR_NOMEM.
+ * ngspice_version may be NULL. Returns NGS_OK (stored, or an equal entry was already
+ * there), NGS_CACHE_NOT_STORED (the entry, recording and metadata, is larger than
+ * max_bytes: not kept locally; the warning says so), NGS_ERR_ARG (key not
+ * cacheable), NGS_ERR_FORMAT (the recording fails verification), NGS_ERR_IO (local
+ * tier: disk full, permissions) or NGS_ERR_NOMEM.
  * A Redis failure is only a warning.
  */
 int ngs_cache_store(ngs_cache *cache, const ngs_cache_key *key, const char *recording_path,

@@ -226,6 +226,16 @@ class CacheRuns(unittest.TestCase):
                         self.assertIn("not cached", cached_run(cir, out, cache, cwd=d)[1])
                         self.assertTrue(os.path.exists(os.path.join(d, made)))
 
+    def test_an_entry_over_the_size_cap_is_said_not_stored(self):
+        with TempDir() as d:
+            cir, cache = make_design(d), os.path.join(d, "cache")
+            env = dict(os.environ, NGSCALE_CACHE_SIZE="1K")
+            p = run([NGSCALE, "run", "-q", cir, "-o", os.path.join(d, "o.h5"), "--cache", cache], env=env)
+            self.assertNotIn(", stored", p.stderr)
+            self.assertRegex(p.stderr, r"not stored: entry of \d+ bytes is over the cache's size cap of 1024")
+            stats = run([NGSCALE, "cache", "stats", "--cache", cache], env=env).stdout
+            self.assertIn("stored 0", stats)
+
     def test_corrupt_entry_is_a_miss_not_a_crash(self):
         with TempDir() as d:
             cir, cache = make_design(d), os.path.join(d, "cache")

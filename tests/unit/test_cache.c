@@ -1031,9 +1031,10 @@ START_TEST(store_lru_eviction_under_a_small_cap)
     ngs_cache_close(c);
     /* an entry larger than the cap is not kept locally */
     c = open_local(cdir, (uint64_t)one / 2, 0);
-    ck_assert_int_eq(ngs_cache_store(c, &kb, rec, 1, NULL), NGS_OK);
+    ck_assert_int_eq(ngs_cache_store(c, &kb, rec, 1, NULL), NGS_CACHE_NOT_STORED);
     ck_assert_int_eq(ngs_cache_take_warning(c, hit, sizeof hit), 1);
-    ck_assert_ptr_nonnull(strstr(hit, "larger"));
+    ck_assert_ptr_nonnull(strstr(hit, "not stored: entry of "));
+    ck_assert_ptr_nonnull(strstr(hit, "bytes is over the cache's size cap of "));
     ck_assert_int_eq(ngs_cache_lookup(c, &kb, hit, sizeof hit, NULL), NGS_CACHE_MISS);
     ngs_cache_close(c);
     rm_rf(d);
