@@ -764,13 +764,36 @@ typedef struct {
     int nsaid, said_more;
 } batch_view;
 
-/* Each different job warning once (jobs mostly share theirs), even with -q: they are
+static int has_digit(const char *s, size_t n)
+{
+    return strcspn(s, "0123456789") < n;
+}
+
+/* Two job warnings are of one kind when, from their "warning" on (a hit's cache note
+ * and a miss's differ before it), they differ only in words that hold a digit: byte
+ * counts, seconds, keys, ports. */
+static int same_kind(const char *a, const char *b)
+{
+    const char *wa = strstr(a, "warning"), *wb = strstr(b, "warning");
+    if (wa && wb) { a = wa; b = wb; }
+    for (;;) {
+        size_t na = strcspn(a, " "), nb = strcspn(b, " ");
+        if (!(has_digit(a, na) && has_digit(b, nb)) && (na != nb || memcmp(a, b, na) != 0)) return 0;
+        a += na;
+        b += nb;
+        if (!*a || !*b) return !*a && !*b;
+        a++;
+        b++;
+    }
+}
+
+/* Each kind of job warning once (jobs mostly share theirs), even with -q: they are
  * about what the user asked for (a cache, --save names). */
 static void say_batch_warning(batch_view *v, const char *warning)
 {
     const char *clear = v->tty && !v->quiet ? "\r\033[K" : "";
     for (int i = 0; i < v->nsaid; i++)
-        if (strcmp(v->said[i], warning) == 0) return;
+        if (same_kind(v->said[i], warning)) return;
     if (v->nsaid == BATCH_WARNINGS) {
         if (!v->said_more++)
             fprintf(stderr, "%sngscale batch: more warnings: see each job's cache and warning attributes\n", clear);

@@ -301,6 +301,16 @@ class CacheRuns(unittest.TestCase):
             with open(not_a_dir) as f:
                 self.assertEqual(f.read(), "my notes\n")
 
+    def test_a_kind_of_warning_is_said_once_though_its_numbers_differ(self):
+        with TempDir() as d:
+            cir = make_design(d)
+            csv = os.path.join(d, "p.csv")
+            write(csv, "rl\n1k\n2k\n3k\n5k\n")  # recordings of different sizes
+            p = run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", os.path.join(d, "o.h5"), "--cache",
+                     os.path.join(d, "c")], env=dict(os.environ, NGSCALE_CACHE_SIZE="1K"))
+            self.assertEqual(p.stderr.count("not stored"), 1, p.stderr)
+            self.assertEqual(p.stderr.count("said once for the batch"), 1, p.stderr)
+
     def test_a_wrong_cache_is_refused_before_anything_is_written(self):
         """A directory with other files is never taken over (its 'stats' would be replaced,
         and the cache tag hides it from backups); a malformed spec is a usage error that
