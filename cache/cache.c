@@ -550,6 +550,17 @@ static int is_hex_name(const char *s, size_t n)
     return 1;
 }
 
+/* A shard directory, never through a symbolic link: one to elsewhere would have gc,
+ * clear and eviction delete 64-hex-named files outside the cache. */
+static DIR *open_shard(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d;
+    if (fd < 0) return NULL;
+    if (!(d = fdopendir(fd))) close(fd);
+    return d;
+}
+
 /* Entries that have a .meta file (last use = its mtime) and a recording. */
 static int scan_entries(const ngs_cache *c, scan_ent **out, size_t *nout)
 {
@@ -563,7 +574,7 @@ static int scan_entries(const ngs_cache *c, scan_ent **out, size_t *nout)
         DIR *sd;
         struct dirent *e;
         if (strlen(de->d_name) != 2 || !is_hex_name(de->d_name, 2)) continue;
-        if (path_fmt(shard, sizeof shard, "%s/%s", c->dir, de->d_name) != 0 || !(sd = opendir(shard))) continue;
+        if (path_fmt(shard, sizeof shard, "%s/%s", c->dir, de->d_name) != 0 || !(sd = open_shard(shard))) continue;
         while ((e = readdir(sd)) != NULL) {
             char path[PATH_MAX];
             struct stat st, sd_st;
@@ -1528,7 +1539,7 @@ static int walk(ngs_cache *c, void (*fn)(ngs_cache *, const char *path, const ch
         struct dirent *e;
         if (path_fmt(p, sizeof p, "%s/%s", c->dir, de->d_name) != 0) continue;
         if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0) { fn(c, p, de->d_name, 0, arg); continue; }
-        if (strlen(de->d_name) != 2 || !is_hex_name(de->d_name, 2) || !(sd = opendir(p))) continue;
+        if (strlen(de->d_name) != 2 || !is_hex_name(de->d_name, 2) || !(sd = open_shard(p))) continue;
         while ((e = readdir(sd)) != NULL) {
             char f[PATH_MAX];
             if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;

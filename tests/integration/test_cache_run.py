@@ -267,6 +267,20 @@ class CacheRuns(unittest.TestCase):
             run([NGSCALE, "cache", "clear", "--cache", cache])
             self.assertIn("miss", cached_run(cir, os.path.join(d, "o.h5"), cache)[1])
 
+    def test_gc_and_clear_do_not_follow_a_linked_shard(self):
+        with TempDir() as d:
+            cir, cache, elsewhere = make_design(d), os.path.join(d, "cache"), os.path.join(d, "elsewhere")
+            cached_run(cir, os.path.join(d, "o.h5"), cache)
+            os.mkdir(elsewhere)
+            outside = [os.path.join(elsewhere, "ab" * 32 + ext) for ext in (".ngsc", ".meta")]
+            for path in outside:
+                write(path, "not the cache's\n")
+            os.symlink(elsewhere, os.path.join(cache, "ab"))
+            for cmd in ("gc", "clear"):
+                run([NGSCALE, "cache", cmd, "--cache", cache])
+                self.assertTrue(all(os.path.exists(path) for path in outside), cmd)
+            self.assertIn("entries 0", run([NGSCALE, "cache", "stats", "--cache", cache]).stdout)
+
     def test_batch_consults_the_cache_per_job(self):
         with TempDir() as d:
             cir, cache = make_design(d), os.path.join(d, "cache")
