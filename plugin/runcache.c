@@ -20,6 +20,16 @@
 #include "cache/record.h"
 #include "codemodels/codemodels.h"
 
+/* What the key is computed from, kept to compute it again when the run ends. */
+typedef struct key_inputs {
+    ngs_engine *e;
+    char *text;         /* the deck as run */
+    char *netlist_path; /* NULL: lines given */
+    char *base_dir;
+    char *save;
+    int flat;
+} key_inputs;
+
 struct ngs_run_cache {
     ngs_cache *cache;
     ngs_cache_key key;
@@ -29,6 +39,7 @@ struct ngs_run_cache {
     char rec_path[4096];
     const char *version;
     const char *work_dir;
+    key_inputs inputs; /* for the check at the end */
 };
 
 /* The one way a spec becomes an open cache: NGS_ERR_ARG for a wrong spec or a
@@ -52,36 +63,28 @@ int ngs_run_cache_check(const char *spec, char *err, size_t errlen)
     return r == NGS_ERR_ARG ? r : NGS_OK;
 }
 
-int ngs_run_cache_begin(ngs_run_cache **out, ngs_engine *e, const char *spec, const ngs_deck *deck,
-                        const char *netlist_path, const char *base_dir, const ngs_run_options *o,
-                        int flat, int *hit, char *note, size_t notelen)
+
+static void key_inputs_free(key_inputs *k)
 {
-    ngs_run_cache *rc;
-    char err[512] = "", save[600], mem[32], fmt[32], home_init[4096];
+    free(k->text);
+    free(k->netlist_path);
+    free(k->base_dir);
+    free(k->save);
+}
+
+static int compute_key(const key_inputs *k, ngs_cache_key *key, char *err, size_t errlen)
+{
+    char save[600], mem[32], fmt[32], home_init[4096];
     const char *strings[6], *files[64], *search[3];
     char **cm = NULL;
-    char *text;
     int n = 0, nf = 0, r;
-
-    *out = NULL;
-    *hit = 0;
-    ngs_engine_search_dirs(e, search);
-    rc = calloc(1, sizeof *rc);
-    if (!rc) return NGS_ERR_NOMEM;
-    r = open_spec(spec, &rc->cache, err, sizeof err);
-    if (r != NGS_OK) {
-        /* a wrong spec is the caller's to fix; a cache that cannot be used is a warning */
-        if (r == NGS_ERR_ARG) snprintf(note, notelen, "cache: %s", err);
-        else snprintf(note, notelen, "warning: cache unusable (%s); running without it", err);
-        free(rc);
-        return r == NGS_ERR_ARG ? r : NGS_OK;
-    }
-    strings[n++] = e->version;
+    ngs_engine_search_dirs(k->e, search);
+    strings[n++] = k->e->version;
     snprintf(fmt, sizeof fmt, "ngscale-format=%d", NGSCALE_FORMAT_VERSION);
     strings[n++] = fmt;
-    snprintf(save, sizeof save, "save=%s", o->save ? o->save : "");
+    snprintf(save, sizeof save, "save=%s", k->save ? k->save : "");
     strings[n++] = save;
-    snprintf(mem, sizeof mem, "memory=%s", flat ? "flat" : "keep");
+    snprintf(mem, sizeof mem, "memory=%s", k->flat ? "flat" : "keep");
     strings[n++] = mem;
     strings[n] = NULL;
     files[nf++] = ".spiceinit";
@@ -96,18 +99,50 @@ int ngs_run_cache_begin(ngs_run_cache **out, ngs_engine *e, const char *spec, co
     if (ngs_codemodels_files(&cm) == NGS_OK)
         for (int i = 0; cm[i] && nf < 63; i++) files[nf++] = cm[i];
     files[nf] = NULL;
-    text = ngs_deck_text(deck);
-    r = text ? ngs_cache_key_compute(&rc->key, netlist_path, text, base_dir, search, strings, files,
-                                     err, sizeof err)
-             : NGS_ERR_NOMEM;
-    free(text);
+    r = ngs_cache_key_compute(key, k->netlist_path, k->text, k->base_dir, search, strings, files, err, errlen);
     for (int i = 0; cm && cm[i]; i++) free(cm[i]);
     free(cm);
+    return r;
+}
+
+int ngs_run_cache_begin(ngs_run_cache **out, ngs_engine *e, const char *spec, const ngs_deck *deck,
+                        const char *netlist_path, const char *base_dir, const ngs_run_options *o,
+                        int flat, int *hit, char *note, size_t notelen)
+{
+    ngs_run_cache *rc;
+    char err[512] = "";
+    key_inputs *k;
+    int r;
+
+    *out = NULL;
+    *hit = 0;
+    rc = calloc(1, sizeof *rc);
+    if (!rc) return NGS_ERR_NOMEM;
+    r = open_spec(spec, &rc->cache, err, sizeof err);
+    if (r != NGS_OK) {
+        /* a wrong spec is the caller's to fix; a cache that cannot be used is a warning */
+        if (r == NGS_ERR_ARG) snprintf(note, notelen, "cache: %s", err);
+        else snprintf(note, notelen, "warning: cache unusable (%s); running without it", err);
+        free(rc);
+        return r == NGS_ERR_ARG ? r : NGS_OK;
+    }
+    k = &rc->inputs;
+    k->e = e;
+    k->flat = flat;
+    k->text = ngs_deck_text(deck);
+    k->netlist_path = netlist_path ? strdup(netlist_path) : NULL;
+    k->base_dir = base_dir ? strdup(base_dir) : NULL;
+    k->save = o->save ? strdup(o->save) : NULL;
+    if (!k->text || (netlist_path && !k->netlist_path) || (base_dir && !k->base_dir) || (o->save && !k->save))
+        r = NGS_ERR_NOMEM;
+    else
+        r = compute_key(k, &rc->key, err, sizeof err);
     rc->version = e->version;
     rc->work_dir = e->work_dir;
     if (r != NGS_OK || !rc->key.cacheable) {
-        snprintf(note, notelen, "not cached: %s", r != NGS_OK ? err : rc->key.reason);
+        snprintf(note, notelen, "not cached: %s", r != NGS_OK ? (err[0] ? err : ngs_strerror(r)) : rc->key.reason);
         ngs_cache_close(rc->cache);
+        key_inputs_free(k);
         free(rc);
         return NGS_OK;
     }
@@ -183,10 +218,15 @@ void ngs_run_cache_end(ngs_run_cache *rc, int status, double sim_seconds, char *
     if (!rc) return;
     if (rc->rec) {
         if (status == NGS_OK && ngs_recorder_finish(rc->rec, err, sizeof err) == NGS_OK) {
-            if (ngs_cache_store(rc->cache, &rc->key, rc->rec_path, sim_seconds, rc->version) == NGS_OK) {
-                size_t len = strlen(note);
+            /* a file the run reads edited meanwhile (a script sourced late, an include):
+             * the result is of neither version, and the old key would hand it out */
+            ngs_cache_key now;
+            size_t len = strlen(note);
+            if (compute_key(&rc->inputs, &now, err, sizeof err) != NGS_OK || !now.cacheable ||
+                strcmp(now.hex, rc->key.hex) != 0)
+                snprintf(note + len, notelen - len, ", not stored: a file the run reads changed while it ran");
+            else if (ngs_cache_store(rc->cache, &rc->key, rc->rec_path, sim_seconds, rc->version) == NGS_OK)
                 snprintf(note + len, notelen - len, ", stored");
-            }
             unlink(rc->rec_path);
         } else if (status != NGS_OK) {
             ngs_recorder_abort(rc->rec);
@@ -197,6 +237,7 @@ void ngs_run_cache_end(ngs_run_cache *rc, int status, double sim_seconds, char *
         }
     }
     ngs_cache_close(rc->cache);
+    key_inputs_free(&rc->inputs);
     free(rc);
 }
 

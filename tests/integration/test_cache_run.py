@@ -236,6 +236,29 @@ class CacheRuns(unittest.TestCase):
             stats = run([NGSCALE, "cache", "stats", "--cache", cache], env=env).stdout
             self.assertIn("stored 0", stats)
 
+    def test_a_file_edited_while_the_run_reads_it_is_not_stored(self):
+        """The key is computed before the run; a script sourced after a long transient,
+        edited meanwhile, gave a result of the new script stored under the old one's key."""
+        with TempDir() as d:
+            cir, cache, out = os.path.join(d, "t.cir"), os.path.join(d, "cache"), os.path.join(d, "o.h5")
+            late = os.path.join(d, "late.scr")
+            write(cir, "toctou\n" + DIVIDER + "c1 out 0 1n\n.control\ntran 0.1u 60m\nsource late.scr\nop\n.endc\n.end\n")
+            write(late, "*ng_script\nalter r2 3k\n")
+            p = subprocess.Popen([NGSCALE, "run", cir, "-o", out, "--cache", cache], cwd=d,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 60
+            while not os.path.exists(out) and time.time() < deadline:  # the key is computed by then
+                time.sleep(0.01)
+            write(late, "*ng_script\nalter r2 9k\n")
+            _, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertIn("not stored: a file the run reads changed while it ran", err)
+            write(late, "*ng_script\nalter r2 3k\n")
+            err = cached_run(cir, out, cache, cwd=d)[1]
+            self.assertIn("cache miss", err)
+            with h5py.File(out, "r") as f:
+                self.assertAlmostEqual(float(f["run/op1/v(out)"][0]), 0.75, places=9)
+
     def test_corrupt_entry_is_a_miss_not_a_crash(self):
         with TempDir() as d:
             cir, cache = make_design(d), os.path.join(d, "cache")
