@@ -479,22 +479,36 @@ static int convert_plot(conv_ctx *c, size_t i, int *plot_open)
     int status = NGS_OK;
     char msg[400] = "";
     uint64_t end = p->data_offset + p->data_bytes, size = ngs_raw_info(c->r)->size;
+    /* Where the plot's data stop: the end of the file, or the next plot's header when
+     * that starts before the declared points are all there. */
+    const ngs_raw_plot *nx = NULL;
+    uint64_t stop = i + 1 < ngs_raw_nplots(c->r) && ngs_raw_plot_info(c->r, i + 1, &nx) == NGS_OK
+                        ? nx->header_offset
+                        : size;
     if (p->truncated || p->in_progress) {
         status = NGS_ERR_INTERRUPTED;
-        int partial = p->encoding == NGS_RAW_BINARY && end < size;
+        int partial = p->encoding == NGS_RAW_BINARY && end < stop;
+        char where[160];
+        if (stop < size)
+            snprintf(where, sizeof where, "the next plot starts at byte %llu%s",
+                     (unsigned long long)stop, partial ? " inside a point" : "");
+        else
+            snprintf(where, sizeof where, "the RAW file is truncated at byte %llu%s",
+                     (unsigned long long)size, partial ? " inside a point" : "");
         if (p->in_progress)
             snprintf(msg, sizeof msg,
                      "the RAW file was still being written (No. Points 0) and ends at byte "
                      "%llu%s: %llu complete points recovered",
                      (unsigned long long)size, partial ? " inside a point" : "",
                      (unsigned long long)p->npoints);
+        else if (p->npoints_declared == 0)
+            snprintf(msg, sizeof msg, "%s: %llu complete points recovered", where,
+                     (unsigned long long)p->npoints);
         else
-            snprintf(msg, sizeof msg,
-                     "the RAW file is truncated at byte %llu%s: %llu of %llu points recovered",
-                     (unsigned long long)size, partial ? " inside a point" : "",
+            snprintf(msg, sizeof msg, "%s: %llu of %llu points recovered", where,
                      (unsigned long long)p->npoints, (unsigned long long)p->npoints_declared);
-        if (p->encoding == NGS_RAW_BINARY && end < size)
-            c->rep->skipped_bytes += size - end;
+        if (partial)
+            c->rep->skipped_bytes += stop - end;
         c->rep->truncated = 1;
         snprintf(c->rep->message, sizeof c->rep->message, "plot %zu (%s): %s", i + 1,
                  p->plotname, msg);

@@ -99,9 +99,13 @@ typedef struct ngs_raw_plot {
 
     uint64_t npoints;          /* complete points present: what the read functions deliver */
     uint64_t npoints_declared; /* "No. Points" as written (0 when blank) */
-    int truncated;             /* data ends before the declared count or inside a point */
-    int in_progress;           /* "No. Points" still 0/blank (writer still running, or killed):
-                                  npoints was counted from the data present */
+    int truncated;             /* data ends before the declared count (at the end of the
+                                  file, or where the next plot's header starts) or inside
+                                  a point */
+    int in_progress;           /* "No. Points" still 0/blank in the last plot (writer still
+                                  running, or killed): npoints was counted from the data
+                                  present (in an earlier plot the data end at the next
+                                  header, and the plot is not in progress) */
 
     uint64_t header_offset;  /* byte where this plot's header starts */
     uint64_t data_offset;    /* byte where its data starts ("Binary:"/"Values:" + newline) */

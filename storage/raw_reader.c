@@ -13,7 +13,9 @@
  *   size (the data stays in the page cache for the next reader).
  * - Files still being written (ngspice patches No. Points only at the end of a plot,
  *   so it reads 0 until then; Xyce leaves it blank) and cut files are clamped to their
- *   complete points and flagged, never refused.
+ *   complete points and flagged, never refused. A count that runs past the next plot's
+ *   header is cut there the same way (the header is searched for only when the declared
+ *   data are not followed by a header or the end of the file, and in their last 64 KiB).
  * - Errors name the byte offset and a line number; nothing in the input can make the
  *   reader read outside the mapping or allocate more than the header text it holds.
  */
@@ -42,6 +44,7 @@
 #define RELEASE_MIN (32ull << 20)    /* give pages back only in files larger than this */
 #define BLOCK_BYTES (2u << 20)       /* bytes of file streamed between page releases */
 #define ARENA_BLOCK 65536
+#define HEADER_LOOKBACK 65536u       /* bytes before a binary plot's end checked for a header */
 
 /* Positive results of the header parser (errors are negative ngs_status codes). */
 enum { PARSE_EOF_CLEAN = 1, PARSE_EOF_IN_HEADER = 2, PARSE_NOT_HEADER = 3 };
@@ -518,6 +521,52 @@ static uint64_t ascii_region_end(ngs_raw_reader *r, uint64_t p)
     return r->size;
 }
 
+/* Does a plot header ("Title:", or "Plotname:" where Title/Date are inherited) start at
+ * byte p? */
+static int plot_start_at(const ngs_raw_reader *r, uint64_t p)
+{
+    static const char *const keys[] = {"Title:", "Plotname:"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        size_t n = strlen(keys[k]), i = 0;
+        if (p + n * (uint64_t)r->step > r->size)
+            continue;
+        while (i < n && r->m[p + i * (uint64_t)r->step] == (unsigned char)keys[k][i] &&
+               (r->step == 1 || r->m[p + i * 2 + 1] == 0))
+            i++;
+        if (i == n)
+            return 1;
+    }
+    return 0;
+}
+
+/* The first plot header that starts in [from, to), or to when none does. Both keys end
+ * in "e:", which memmem finds fast; binary data rarely holds it. */
+static uint64_t plot_start_in(ngs_raw_reader *r, uint64_t from, uint64_t to)
+{
+    static const unsigned char e8[] = {'e', ':'}, e16[] = {'e', 0, ':', 0};
+    const unsigned char *pat = r->step == 2 ? e16 : e8;
+    size_t plen = r->step == 2 ? sizeof e16 : sizeof e8;
+    uint64_t step = (uint64_t)r->step, p = from, released = from;
+    uint64_t lim = to + 7 * step + plen < r->size ? to + 7 * step + plen : r->size;
+    while (p < to) {
+        const unsigned char *q = memmem(r->m + p, (size_t)(lim - p), pat, plen);
+        if (!q)
+            break;
+        uint64_t h = (uint64_t)(q - r->m);
+        for (uint64_t back = 4; back <= 7; back += 3) /* "Titl", "Plotnam" before "e:" */
+            if (h >= from + back * step && h - back * step < to &&
+                plot_start_at(r, h - back * step))
+                return h - back * step;
+        p = h + 1;
+        if (p - released >= BLOCK_BYTES) {
+            release(r, released, p);
+            released = p;
+        }
+    }
+    release(r, released, p < to ? p : to);
+    return to;
+}
+
 static plot_priv *new_plot(ngs_raw_reader *r)
 {
     if (r->nplots == r->plots_cap) {
@@ -819,25 +868,45 @@ static int parse_plot(ngs_raw_reader *r, uint64_t start, uint64_t *next)
                 p->truncated = 1;
                 *next = r->size;
             }
-        } else if (decl == 0) {
-            if (avail == 0 || header_line_at(r, data)) {
-                *next = data; /* really no point */
+        } else {
+            /* The data end after the declared points, or at the end of the file when the
+             * count is 0 (still being written) or larger than what is there. A wrong count
+             * must not turn the next plot's header into points: unless the declared points
+             * end where a header starts or at the end of the file, they are searched for
+             * one; even then the last bytes are (a count a little too large lands at the
+             * start of the next header's "Plotname:" line). */
+            int fits = decl && !overflow && decl * rb <= avail;
+            uint64_t end = fits ? data + decl * rb : r->size, from = data;
+            if (fits && (end == r->size || plot_start_at(r, end)))
+                from = end - data > HEADER_LOOKBACK ? end - HEADER_LOOKBACK : data;
+            uint64_t hdr = plot_start_in(r, from, end);
+            if (hdr < end && from > data)
+                hdr = plot_start_in(r, data, hdr);
+            if (hdr < end) { /* fewer points than declared, or 0 not in the last plot */
+                p->npoints = (hdr - data) / rb;
+                p->truncated = decl != 0 || (hdr - data) % rb != 0;
+                p->data_bytes = p->npoints * rb;
+                *next = hdr;
+            } else if (decl == 0) {
+                if (avail == 0 || header_line_at(r, data)) {
+                    *next = data; /* really no point */
+                } else {
+                    p->in_progress = 1;
+                    p->npoints = avail / rb;
+                    p->truncated = avail % rb != 0;
+                    p->data_bytes = p->npoints * rb;
+                    *next = r->size;
+                }
+            } else if (fits) {
+                p->npoints = decl;
+                p->data_bytes = decl * rb;
+                *next = end;
             } else {
-                p->in_progress = 1;
                 p->npoints = avail / rb;
-                p->truncated = avail % rb != 0;
+                p->truncated = 1;
                 p->data_bytes = p->npoints * rb;
                 *next = r->size;
             }
-        } else if (!overflow && decl * rb <= avail) {
-            p->npoints = decl;
-            p->data_bytes = decl * rb;
-            *next = data + p->data_bytes;
-        } else {
-            p->npoints = avail / rb;
-            p->truncated = 1;
-            p->data_bytes = p->npoints * rb;
-            *next = r->size;
         }
     } else {
         /* ASCII: points are counted on first access; the region ends at the next header. */

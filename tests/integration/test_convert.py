@@ -251,6 +251,38 @@ class Convert(unittest.TestCase):
             run([NGSCALE, "export", h5, back], cwd=d)
             self.assertEqual(len(read_raw(back)[0]["data"]["time"]), n)
 
+    def test_count_past_next_header(self):
+        """A binary plot whose No. Points exceeds the points before the next header: the
+        header is not read as points; the plot is cut there (exit 5, "incomplete") and
+        the later plots are converted. A 0 count not in the last plot is no cut."""
+        def plot(name, decl, rows):
+            return (("Title: t\nDate: d\nPlotname: %s\nFlags: real\nNo. Variables: 2\n"
+                     "No. Points: %d\nVariables:\n\t0\ttime\ttime\n\t1\tv(a)\tvoltage\n"
+                     "Binary:\n" % (name, decl)).encode()
+                    + np.array(rows, dtype="<f8").tobytes())
+        with TempDir() as d:
+            for decl, code in ((3, 5), (0, 0)):
+                with self.subTest(declared=decl):
+                    raw = os.path.join(d, "np%d.raw" % decl)
+                    with open(raw, "wb") as f:
+                        f.write(plot("Transient Analysis", decl, [(0, 1), (1, 2)])
+                                + plot("AC Analysis", 2, [(0, 5), (1, 6)])
+                                + plot("Operating Point", 1, [(0, 7)]))
+                    h5 = os.path.join(d, "np%d.h5" % decl)
+                    p = run([NGSCALE, "convert", raw, h5], cwd=d, check=False)
+                    self.assertEqual(p.returncode, code, p.stderr)
+                    plots, attrs = read_h5_plots(h5)
+                    self.assertEqual([q["name"] for q in plots], ["tran1", "ac1", "op1"])
+                    self.assertEqual(list(plots[0]["data"]["v(a)"]), [1, 2])
+                    self.assertEqual(list(plots[1]["data"]["v(a)"]), [5, 6])
+                    self.assertEqual(list(plots[2]["data"]["v(a)"]), [7])
+                    if code:
+                        self.assertIn("2 of 3 points recovered", p.stderr)
+                        self.assertEqual(attrs["status"], "incomplete")
+                        self.assertEqual(plots[0]["attrs"]["status"], "incomplete")
+                    else:
+                        self.assertEqual(attrs["status"], "complete")
+
     def test_corrupt_input(self):
         with TempDir() as d:
             bad = os.path.join(d, "bad.raw")

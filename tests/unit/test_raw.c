@@ -1069,6 +1069,74 @@ START_TEST(test_xyce_and_quirks)
 }
 END_TEST
 
+/* Appends a binary plot of v(a) against time: declared count decl (-1: blank), the
+ * values (k, k + base) of rows k = 0..nrows-1, and extra bytes of a cut point. */
+static size_t bin_plot(unsigned char *b, size_t n, const char *title, const char *name,
+                       int decl, int nrows, double base, size_t extra)
+{
+    char hdr[512];
+    int k = snprintf(hdr, sizeof hdr,
+                     "Title: %s\nDate: d\nPlotname: %s\nFlags: real\nNo. Variables: 2\n"
+                     "No. Points: %d\nVariables:\n\t0\ttime\ttime\n\t1\tv(a)\tvoltage\nBinary:\n",
+                     title, name, decl);
+    memcpy(b + n, hdr, (size_t)k);
+    n += (size_t)k;
+    for (int i = 0; i < nrows; i++) {
+        double row[2] = {i, i + base};
+        memcpy(b + n, row, sizeof row);
+        n += sizeof row;
+    }
+    memset(b + n, 0x7f, extra);
+    return n + extra;
+}
+
+/* A "No. Points" larger than the points present before the next header: the data stop
+ * at that header (the plot is cut, the next plots are read), wherever the declared end
+ * falls: inside the next header, at the start of one of its lines, or past the end of
+ * the file. "No. Points: 0" is "in progress" only in the last plot. */
+START_TEST(test_binary_count_past_next_header)
+{
+    static const struct {
+        const char *title; /* "t": the declared end is the start of "Plotname:" */
+        int decl;          /* 1000: past the end of the file */
+        size_t extra;      /* bytes of a cut point before the next header */
+    } cases[] = {{"t", 3, 0}, {"a longer title", 3, 0}, {"t", 1000, 0}, {"t", 0, 0},
+                 {"t", 3, 5}, {"t", 0, 5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        unsigned char buf[4096];
+        size_t n = bin_plot(buf, 0, cases[c].title, "Transient Analysis", cases[c].decl, 2, 1,
+                            cases[c].extra);
+        size_t h2 = n;
+        n = bin_plot(buf, n, "t", "AC Analysis", 2, 2, 5, 0);
+        n = bin_plot(buf, n, "t", "Operating Point", 1, 1, 7, 0);
+        ngs_raw_reader *r;
+        char err[512];
+        ck_assert_int_eq(ngs_raw_open_memory(&r, buf, n, "np.raw", err, sizeof err), NGS_OK);
+        ck_assert_msg(ngs_raw_nplots(r) == 3, "case %zu: %zu plots", c, ngs_raw_nplots(r));
+        const ngs_raw_plot *p = plot_ok(r, 0);
+        ck_assert_uint_eq(p->npoints, 2);
+        ck_assert_uint_eq(p->data_offset + p->data_bytes, h2 - cases[c].extra);
+        ck_assert_int_eq(p->truncated, cases[c].decl != 0 || cases[c].extra != 0);
+        ck_assert_int_eq(p->in_progress, 0);
+        double rows[4];
+        ck_assert_int_eq(ngs_raw_read_rows(r, 0, 0, 2, rows), NGS_OK);
+        ck_assert(rows[0] == 0 && rows[1] == 1 && rows[2] == 1 && rows[3] == 2);
+        p = plot_ok(r, 1);
+        ck_assert_str_eq(p->plotname, "AC Analysis");
+        ck_assert_uint_eq(p->header_offset, h2);
+        ck_assert_uint_eq(p->npoints, 2);
+        ck_assert_int_eq(p->truncated, 0);
+        ck_assert_int_eq(ngs_raw_read_rows(r, 1, 0, 2, rows), NGS_OK);
+        ck_assert(rows[1] == 5 && rows[3] == 6);
+        p = plot_ok(r, 2);
+        ck_assert_str_eq(p->plotname, "Operating Point");
+        ck_assert_uint_eq(p->npoints, 1);
+        ck_assert_uint_eq(ngs_raw_info(r)->trailing_bytes, 0);
+        ngs_raw_close(r);
+    }
+}
+END_TEST
+
 /* ---- ASCII random access --------------------------------------------------------------- */
 
 static double synth(uint64_t k, int c)
@@ -1320,6 +1388,7 @@ static Suite *raw_suite(void)
     tcase_add_test(tc, test_ltspice_layouts);
     tcase_add_test(tc, test_dialect_from_command);
     tcase_add_test(tc, test_xyce_and_quirks);
+    tcase_add_test(tc, test_binary_count_past_next_header);
     tcase_add_test(tc, test_ascii_random_access);
     tcase_add_test(tc, test_writer_from_scratch);
     tcase_add_test(tc, test_writer_count_width_and_locale);
