@@ -143,8 +143,8 @@ const ngs_raw_file_info *ngs_raw_info(const ngs_raw_reader *r);
 size_t ngs_raw_nplots(const ngs_raw_reader *r);
 
 /* Descriptor of one plot, valid until ngs_raw_close. For an ASCII plot the first call
- * scans its data once (to count points and build a sparse index of every Kth point, at
- * most 16 Ki entries), so it can fail with NGS_ERR_FORMAT. */
+ * scans its data once (to count points, check every value and build a sparse index of
+ * every Kth point, at most 16 Ki entries), so it can fail with NGS_ERR_FORMAT. */
 int ngs_raw_plot_info(ngs_raw_reader *r, size_t plot, const ngs_raw_plot **out);
 
 /* Index of the variable named name (case-insensitive), or -1. */
@@ -154,9 +154,8 @@ int ngs_raw_find_var(const ngs_raw_plot *plot, const char *name);
  * values, or 2*count (re, im interleaved) for a complex variable. first + count must
  * not exceed npoints (NGS_ERR_ARG). float32 values are widened; LTspice's time scale
  * comes back as its absolute value (LTspice sets the sign bit on compressed points).
- * In an ASCII plot the first access only checks the characters of each value, so a
- * value that is still not a number (e.g. "1.2.3") fails here with NGS_ERR_FORMAT and
- * its byte and line in ngs_raw_last_error. */
+ * An ASCII value that is not a number (e.g. "1.2.3") already fails the first access
+ * (ngs_raw_plot_info) with its byte, line, point and variable. */
 int ngs_raw_read_vector(ngs_raw_reader *r, size_t plot, int var, uint64_t first,
                         size_t count, double *out);
 

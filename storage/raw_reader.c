@@ -6,8 +6,9 @@
  *   plot's data length is No. Points x row size, so opening skips it without touching
  *   it; an ASCII plot has no length, so opening runs a cheap line scan (memchr) to find
  *   where the next header starts, and the first access to the plot tokenizes it once to
- *   count its points and keep a sparse index (every Kth point, K doubling so the index
- *   never exceeds 16 Ki entries).
+ *   count its points, check that every value is a number (so that a converter fails
+ *   before it writes anything) and keep a sparse index (every Kth point, K doubling so
+ *   the index never exceeds 16 Ki entries).
  * - Reads stream over the mapping in blocks and give the pages back (MADV_DONTNEED)
  *   behind them on large files, so the resident set stays a few MiB whatever the file
  *   size (the data stays in the page cache for the next reader).
@@ -1213,23 +1214,40 @@ static int ascii_fail(ngs_raw_reader *r, size_t plotno, uint64_t off, const char
     return NGS_ERR_FORMAT;
 }
 
-/* Converts a token to a double; quick = 1 only checks its characters (index pass). */
+/* Is s[0..n) a whole decimal number, "inf", "infinity" or "nan" (either case, signed)?
+ * Exactly the tokens strtod takes whole in the C locale, less its hex and "nan(...)"
+ * forms, which no RAW writer uses. */
+static int is_number(const char *s, size_t n)
+{
+    size_t i = s[0] == '+' || s[0] == '-', digits = 0;
+    if ((n - i == 3 && (strncasecmp(s + i, "inf", 3) == 0 || strncasecmp(s + i, "nan", 3) == 0)) ||
+        (n - i == 8 && strncasecmp(s + i, "infinity", 8) == 0))
+        return 1;
+    for (; i < n && isdigit((unsigned char)s[i]); i++)
+        digits++;
+    if (i < n && s[i] == '.')
+        for (i++; i < n && isdigit((unsigned char)s[i]); i++)
+            digits++;
+    if (!digits)
+        return 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i += i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-') ? 2 : 1;
+        if (i >= n || !isdigit((unsigned char)s[i]))
+            return 0;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+    }
+    return i == n;
+}
+
+/* Converts a token to a double; quick = 1 only checks that it is one (index pass: every
+ * value is checked before a caller writes anything, so reads do not fail later). */
 static int to_double(ngs_raw_reader *r, const char *s, size_t n, double *v, int quick)
 {
     if (n == 0 || n >= 64)
         return -1;
-    if (quick) {
-        /* characters of numbers, "nan", "inf" and "infinity" (either case) */
-        static const unsigned char ok[256] = {
-            ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
-            ['7'] = 1, ['8'] = 1, ['9'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['e'] = 1,
-            ['E'] = 1, ['n'] = 1, ['N'] = 1, ['a'] = 1, ['A'] = 1, ['i'] = 1, ['I'] = 1,
-            ['f'] = 1, ['F'] = 1, ['t'] = 1, ['T'] = 1, ['y'] = 1, ['Y'] = 1};
-        for (size_t i = 0; i < n; i++)
-            if (!ok[(unsigned char)s[i]])
-                return -1;
-        return 0;
-    }
+    if (quick)
+        return is_number(s, n) ? 0 : -1;
     char *end;
     *v = strtod_l(s, &end, r->cloc);
     return end == s + n ? 0 : -1;
@@ -1289,10 +1307,13 @@ static int ascii_point(ngs_raw_reader *r, size_t plotno, uint64_t *pos, uint64_t
             }
             if (to_double(r, tok, nre, &re, !want) < 0 ||
                 to_double(r, ims, nim, &im, !want) < 0)
-                return ascii_fail(r, plotno, off, "'%s' is not a complex value 're,im'", tok);
+                return ascii_fail(r, plotno, off,
+                                  "'%s' is not a complex value 're,im' (point %llu, %s)", tok,
+                                  (unsigned long long)point, v->name);
         } else {
             if (to_double(r, tok, n, &re, !want) < 0)
-                return ascii_fail(r, plotno, off, "'%s' is not a number", tok);
+                return ascii_fail(r, plotno, off, "'%s' is not a number (point %llu, %s)", tok,
+                                  (unsigned long long)point, v->name);
         }
         if (want) {
             if (j == 0 && p->dialect == NGS_RAW_DIALECT_LTSPICE && !v->is_complex &&

@@ -710,16 +710,39 @@ START_TEST(test_corrupt_ascii_data)
     ck_assert_int_eq(ngs_raw_open_memory(&r, text, strlen(text), "mem.raw", err, sizeof err),
                      NGS_OK);
     const ngs_raw_plot *p;
-    /* Quick validation at indexing accepts the characters; the value fails when read. */
-    ck_assert_int_eq(ngs_raw_plot_info(r, 0, &p), NGS_OK);
-    ck_assert_uint_eq(p->npoints, 3);
-    double v[6];
-    ck_assert_int_eq(ngs_raw_read_vector(r, 0, 0, 0, 3, v), NGS_OK);
-    ck_assert(v[2] == 2.0);
-    ck_assert_int_eq(ngs_raw_read_rows(r, 0, 0, 3, v), NGS_ERR_FORMAT);
-    ck_assert_msg(strstr(ngs_raw_last_error(r), "mem.raw: byte 140 (line 14): '2.0.0' is not a number"),
+    /* The first access checks every value (a caller writes nothing before it), not only
+     * its characters. */
+    ck_assert_int_eq(ngs_raw_plot_info(r, 0, &p), NGS_ERR_FORMAT);
+    ck_assert_msg(strstr(ngs_raw_last_error(r),
+                         "mem.raw: byte 140 (line 14): '2.0.0' is not a number (point 1, v(a))"),
                   "%s", ngs_raw_last_error(r));
+    double v[6];
+    ck_assert_int_eq(ngs_raw_read_rows(r, 0, 0, 1, v), NGS_ERR_FORMAT);
     ngs_raw_close(r);
+
+    /* Tokens of number characters that are no number fail; every form strtod reads whole
+     * passes. */
+    static const char *const bad[] = {"--5", "e", "1e", "1e+", ".", "+", "1.2.3", "5-", "1e5.5",
+                                      "infin", "nana", "1ee5"};
+    static const char *const good[] = {"1.", ".5", "-.5e-3", "+3", "1E+05", "-inf", "Infinity",
+                                       "NaN", "007"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0] + sizeof good / sizeof good[0]; k++) {
+        int ok = k >= sizeof bad / sizeof bad[0];
+        const char *tok = ok ? good[k - sizeof bad / sizeof bad[0]] : bad[k];
+        char one[256];
+        int len = snprintf(one, sizeof one,
+                           "Title: t\nDate: d\nPlotname: p\nFlags: real\nNo. Variables: 1\n"
+                           "No. Points: 1\nVariables:\n\t0\ttime\ttime\nValues:\n0\t%s\n", tok);
+        ck_assert_int_eq(ngs_raw_open_memory(&r, one, (size_t)len, "v.raw", err, sizeof err),
+                         NGS_OK);
+        ck_assert_msg(ngs_raw_plot_info(r, 0, &p) == (ok ? NGS_OK : NGS_ERR_FORMAT), "'%s': %s",
+                      tok, ngs_raw_last_error(r));
+        if (ok) {
+            ck_assert_int_eq(ngs_raw_read_rows(r, 0, 0, 1, v), NGS_OK);
+            ck_assert(isnan(v[0]) || v[0] == strtod(tok, NULL));
+        }
+        ngs_raw_close(r);
+    }
 
     const char *seq =
         "Title: t\nDate: d\nPlotname: p\nFlags: real\nNo. Variables: 1\nNo. Points: 2\n"
