@@ -30,6 +30,8 @@
 #include "hooks/dispatch.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <limits.h>
 #include <math.h>
@@ -41,6 +43,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #define READ_BYTES_DEFAULT (1u << 20) /* rows read from a RAW file per step (x2: read-ahead) */
 #define EXPORT_BLOCK_BYTES (16u << 20) /* largest block of points the exporter holds */
@@ -1180,6 +1183,41 @@ static int is_foreign_output(const char *path)
            !(n == sizeof head && memcmp(head, utf16, sizeof head) == 0);
 }
 
+/* Creates the empty file an export writes before it is renamed over path: beside it
+ * (the rename must not cross file systems), "path.tmp-PID-N" opened O_EXCL so that two
+ * exports never share one, with the mode path has, or a new file's. A symlink at path
+ * is followed (*dest: the file to replace), as writing through it would. */
+static int temp_beside(const char *path, char **tmp, char **dest, char *err, size_t errlen)
+{
+    struct stat st;
+    int have = stat(path, &st) == 0;
+    *dest = have ? realpath(path, NULL) : strdup(path);
+    *tmp = *dest ? malloc(strlen(*dest) + 32) : NULL;
+    if (!*tmp) {
+        free(*dest);
+        *dest = NULL;
+        return set_err(err, errlen, NGS_ERR_NOMEM, "out of memory");
+    }
+    for (unsigned k = 0;; k++) {
+        sprintf(*tmp, "%s.tmp-%ld-%u", *dest, (long)getpid(), k);
+        int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            if (have)
+                fchmod(fd, st.st_mode & 07777);
+            close(fd);
+            return NGS_OK;
+        }
+        if (errno != EEXIST || k == 1000) {
+            int e = errno;
+            free(*tmp);
+            free(*dest);
+            *tmp = *dest = NULL;
+            return set_err(err, errlen, NGS_ERR_IO, "%s: cannot create a file beside it: %s",
+                           path, strerror(e));
+        }
+    }
+}
+
 /* The run group to export: the one named, else the only one, else "run". */
 static int pick_run(hid_t f, const char *group, const char *path, char **out, char *err,
                     size_t errlen)
@@ -1233,7 +1271,7 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     ngs_convert_report *rep = report ? report : &local;
     ex_ctx x;
     hid_t f = H5I_INVALID_HID, run = H5I_INVALID_HID;
-    char *run_link = NULL, *fmt = NULL, *status = NULL;
+    char *run_link = NULL, *fmt = NULL, *status = NULL, *tmp = NULL, *dest = NULL;
     child_list plots = {0};
     int rc = NGS_OK;
 
@@ -1301,7 +1339,11 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
                      "first)", raw_path);
         goto out;
     }
-    if ((rc = ngs_raw_writer_open(&x.w, raw_path, 0, err, errlen)) != NGS_OK)
+    /* Written beside raw_path and renamed over it at the end: a failed export leaves a
+     * file there as it was, not a shorter RAW file that looks whole. */
+    if ((rc = temp_beside(raw_path, &tmp, &dest, err, errlen)) != NGS_OK)
+        goto out;
+    if ((rc = ngs_raw_writer_open(&x.w, tmp, 0, err, errlen)) != NGS_OK)
         goto out;
     for (size_t i = 0; i < plots.n && rc == NGS_OK; i++)
         rc = export_plot(&x, run, plots.v[i].link, ascii);
@@ -1310,12 +1352,19 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
         if (rc == NGS_OK && rc2 != NGS_OK)
             rc = set_err(err, errlen, rc2, "%s: cannot finish the file", raw_path);
     }
+    if (rc == NGS_OK && rename(tmp, dest) != 0)
+        rc = set_err(err, errlen, NGS_ERR_IO, "%s: cannot replace it: %s", raw_path,
+                     strerror(errno));
     if (rc == NGS_OK && rep->truncated && !rep->message[0])
         snprintf(rep->message, sizeof rep->message, "a plot of run %s is not complete",
                  run_link);
     rep->bytes_out = file_size(raw_path);
 
 out:
+    if (tmp && rc != NGS_OK)
+        unlink(tmp);
+    free(tmp);
+    free(dest);
     free_children(&plots);
     if (run >= 0)
         H5Gclose(run);

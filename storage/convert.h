@@ -73,7 +73,9 @@ int ngs_convert_raw_to_h5(const char *raw_path, const char *h5_path,
 
 /* Writes one run of h5_path as an ngspice RAW file: every plot in order, binary or
  * (ascii = 1) ASCII. group NULL: the file's only run group, else "run". Data are read
- * a block of chunks at a time, so memory does not grow with the file.
+ * a block of chunks at a time, so memory does not grow with the file. The file is
+ * written beside raw_path and renamed over it only when the export succeeds, so a
+ * failure leaves what was at raw_path as it was.
  * Errors: NGS_ERR_ARG (no such group; NULL path), NGS_ERR_IO (cannot open either file),
  * NGS_ERR_FORMAT (not an ngscale file, a dataset that is neither float64 nor {r, i}),
  * NGS_ERR_HDF5, NGS_ERR_NOMEM. */

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #endif
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <hdf5.h>
@@ -952,6 +953,18 @@ START_TEST(test_export_run_file)
 }
 END_TEST
 
+/* Entries of dir, "." and ".." aside. */
+static int count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
 START_TEST(test_export_errors)
 {
     tmpdir t;
@@ -984,8 +997,14 @@ START_TEST(test_export_errors)
     ck_assert_msg(strstr(err, "has no plot"), "%s", err);
     ck_assert(!exists(raw));
 
-    /* A vector that is not float64 or complex. */
+    /* A vector that is not float64 or complex, in the last plot: a RAW file already at
+     * the output stays as it was (the export writes beside it and renames only at the
+     * end), and nothing is left beside it. */
     write_run_like_file(h5, 10);
+    ck_assert_int_eq(ngs_export_h5_to_raw(h5, NULL, raw, 0, err, sizeof err), NGS_OK);
+    chmod(raw, 0640);
+    size_t before_n, after_n;
+    unsigned char *before = read_file(raw, &before_n);
     f = H5Fopen(h5, H5F_ACC_RDWR, H5P_DEFAULT);
     hsize_t dims = 3;
     hid_t sp = H5Screate_simple(1, &dims, NULL);
@@ -997,6 +1016,20 @@ START_TEST(test_export_errors)
     H5Fclose(f);
     ck_assert_int_eq(ngs_export_h5_to_raw(h5, NULL, raw, 0, err, sizeof err), NGS_ERR_FORMAT);
     ck_assert_msg(strstr(err, "op1/bad is neither float64 nor"), "%s", err);
+    unsigned char *after = read_file(raw, &after_n);
+    ck_assert_msg(after_n == before_n && memcmp(after, before, before_n) == 0,
+                  "a failed export changed the file there (%zu bytes, was %zu)", after_n,
+                  before_n);
+    free(before);
+    free(after);
+    ck_assert_int_eq(count_files(t.dir), 2);
+    /* A successful one replaces it, keeping its mode. */
+    write_run_like_file(h5, 10);
+    ck_assert_int_eq(ngs_export_h5_to_raw(h5, NULL, raw, 1, err, sizeof err), NGS_OK);
+    struct stat st;
+    ck_assert_int_eq(stat(raw, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0640);
+    ck_assert_int_eq(count_files(t.dir), 2);
 
     /* The output cannot be created, or is the input. */
     write_run_like_file(h5, 10);
