@@ -41,7 +41,8 @@ enum {
     EXIT_USAGE = 2,
     EXIT_IO = 3,       /* file, HDF5 or compression error */
     EXIT_NGSPICE = 4,  /* libngspice missing or unusable */
-    EXIT_TRUNCATED = 5,/* convert: the RAW input was truncated; what it held was kept */
+    EXIT_TRUNCATED = 5,/* convert, export: the input was truncated or incomplete; what it
+                          held was kept */
     EXIT_TIMEOUT = 124,
     EXIT_INTERRUPTED = 130
 };
@@ -140,7 +141,8 @@ static void usage(FILE *f)
         "Exit status: 0 success; 1 the netlist was rejected, an analysis failed or ngspice\n"
         "exited with an error; 2 usage error; 3 file, HDF5 or compression error;\n"
         "4 libngspice missing or unusable; 5 convert: the RAW input was truncated (every\n"
-        "complete point converted, the run marked incomplete); 124 timeout; 130 interrupted\n"
+        "complete point converted, the run marked incomplete), export: the run exported is\n"
+        "not complete (the RAW file holds the points it has); 124 timeout; 130 interrupted\n"
         "(SIGINT or SIGTERM; a second one more than 2 s later kills at once).\n"
         "batch exits 1 when any job failed; every job's status is in /summary.\n"
         "An unfinished run leaves a readable file whose run status says 'incomplete'.\n"
@@ -1320,6 +1322,7 @@ static int cmd_export(int argc, char **argv)
         {"ascii", no_argument, 0, 'a'}, {"group", required_argument, 0, 'g'},
         {"help", no_argument, 0, 'h'},  {0, 0, 0, 0}};
     const char *group = NULL;
+    ngs_convert_report rep;
     char err[1024];
     int c, rc, ascii = 0;
     optind = 1;
@@ -1335,9 +1338,15 @@ static int cmd_export(int argc, char **argv)
         fprintf(stderr, "usage: ngscale export IN.h5 OUT.raw [--ascii] [--group G]\n");
         return EXIT_USAGE;
     }
-    rc = ngs_export_h5_to_raw(argv[optind], group, argv[optind + 1], ascii, err, sizeof err);
-    if (rc != NGS_OK) fprintf(stderr, "ngscale export: %s\n", err);
-    return exit_code(rc);
+    rc = ngs_export_h5_to_raw_report(argv[optind], group, argv[optind + 1], ascii, &rep, err,
+                                     sizeof err);
+    if (rc != NGS_OK) {
+        fprintf(stderr, "ngscale export: %s\n", err);
+        return exit_code(rc);
+    }
+    /* As convert of a truncated RAW file: the file is usable, the data not all there. */
+    if (rep.truncated) fprintf(stderr, "ngscale export: %s\n", rep.message);
+    return rep.truncated ? EXIT_TRUNCATED : EXIT_OK;
 }
 
 static int cmd_info(int argc, char **argv)

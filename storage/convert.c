@@ -1321,8 +1321,9 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     if (status && strcmp(status, "complete") != 0) {
         char *msg = read_str(run, "message");
         rep->truncated = 1;
-        snprintf(rep->message, sizeof rep->message, "run %s is %s%s%s", run_link, status,
-                 msg && *msg ? ": " : "", msg ? msg : "");
+        snprintf(rep->message, sizeof rep->message, "run %s %s%s%s%s", run_link,
+                 strcmp(status, "failed") ? "is " : "", status, msg && *msg ? ": " : "",
+                 msg ? msg : "");
         free(msg);
     }
     if ((rc = list_children(run, H5I_GROUP, "plot_name", 1, &plots)) != NGS_OK) {
@@ -1355,9 +1356,16 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     if (rc == NGS_OK && rename(tmp, dest) != 0)
         rc = set_err(err, errlen, NGS_ERR_IO, "%s: cannot replace it: %s", raw_path,
                      strerror(errno));
-    if (rc == NGS_OK && rep->truncated && !rep->message[0])
-        snprintf(rep->message, sizeof rep->message, "a plot of run %s is not complete",
-                 run_link);
+    if (rc == NGS_OK && rep->truncated) {
+        size_t k = strlen(rep->message);
+        if (!k)
+            k = (size_t)snprintf(rep->message, sizeof rep->message,
+                                 "a plot of run %s is not complete", run_link);
+        if (k > sizeof rep->message - 64) /* keep the count: cut the run's message */
+            k = sizeof rep->message - 64;
+        snprintf(rep->message + k, sizeof rep->message - k,
+                 "; the RAW file holds the %llu points written", (unsigned long long)rep->points);
+    }
     rep->bytes_out = file_size(raw_path);
 
 out:

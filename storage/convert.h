@@ -49,7 +49,8 @@ typedef struct ngs_convert_report {
     /* convert: the RAW file ends early (cut inside a plot's data or inside a header, or
      * a plot still "in progress" with No. Points 0): every complete point was converted
      * and the run and that plot say status "incomplete", with the count in the message.
-     * export: the run exported was not "complete" in the HDF5 file. */
+     * export: the run exported (or one of its plots) was not "complete" in the HDF5
+     * file; the message says so, with the points the RAW file holds. */
     int truncated;
     uint64_t skipped_bytes; /* input bytes not converted (partial point, cut header,
                                bytes after the last plot that are not a plot) */

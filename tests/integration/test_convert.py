@@ -247,9 +247,16 @@ class Convert(unittest.TestCase):
             self.assertGreater(n, 0)
             for vec in full["names"]:
                 self.assertTrue(bits_equal(plots[0]["data"][vec], full["data"][vec][:n]))
+            # Its export says the run is incomplete and exits as convert did (5).
             back = os.path.join(d, "back.raw")
-            run([NGSCALE, "export", h5, back], cwd=d)
+            p = run([NGSCALE, "export", h5, back], cwd=d, check=False)
+            self.assertEqual(p.returncode, 5, p.stderr)
+            self.assertIn("run run is incomplete: plot 1 (Transient Analysis): the RAW file is "
+                          "truncated at byte", p.stderr)
+            self.assertIn("the RAW file holds the %d points written" % n, p.stderr)
             self.assertEqual(len(read_raw(back)[0]["data"]["time"]), n)
+            p = run([NGSCALE, "export", "--help"], check=False)
+            self.assertIn("export: the run exported is\nnot complete", p.stdout)
 
     def test_count_past_next_header(self):
         """A binary plot whose No. Points exceeds the points before the next header: the

@@ -670,6 +670,10 @@ START_TEST(test_truncated_input)
                      NGS_OK);
     ck_assert_int_eq(xr.truncated, 1);
     ck_assert_int_eq(xr.plots, 4);
+    snprintf(want, sizeof want, "; the RAW file holds the %llu points written",
+             (unsigned long long)xr.points);
+    ck_assert_msg(strstr(xr.message, "run run is incomplete: plot 4 (Transient Analysis)") &&
+                  strstr(xr.message, want), "%s", xr.message);
     r = open_raw(back);
     ck_assert_uint_eq(ngs_raw_nplots(r), 4);
     const ngs_raw_plot *p = plot_of(r, 3);
