@@ -61,7 +61,9 @@ static void usage(FILE *f)
         "                          --monte-carlo N runs; one group per job plus /summary\n"
         "  convert IN.raw OUT.h5   a RAW file (ngspice, Xyce, LTspice; binary or ASCII; any\n"
         "                          size, in bounded memory) to the same HDF5 schema\n"
-        "  export IN.h5 OUT.raw    back to RAW for tools that need it (--ascii, --group G);\n"
+        "  export IN.h5 OUT.raw    back to RAW for tools that need it (--group G); each\n"
+        "                          plot binary or ASCII as the RAW file it came from was\n"
+        "                          (binary from run/batch), or all --ascii or --binary;\n"
         "                          RAW -> HDF5 -> RAW gives ngspice's bytes back\n"
         "  spectrum FILE.h5 --vector V   spectra and THD/SNR/SINAD/SFDR/ENOB of a transient\n"
         "                          vector of every run (or batch job) in FILE; written\n"
@@ -1319,26 +1321,36 @@ static int cmd_convert(int argc, char **argv)
 static int cmd_export(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"ascii", no_argument, 0, 'a'}, {"group", required_argument, 0, 'g'},
-        {"help", no_argument, 0, 'h'},  {0, 0, 0, 0}};
+        {"ascii", no_argument, 0, 'a'}, {"binary", no_argument, 0, 'b'},
+        {"group", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *group = NULL;
     ngs_convert_report rep;
+    ngs_export_encoding enc = NGS_EXPORT_AS_READ;
     char err[1024];
-    int c, rc, ascii = 0;
+    int c, rc;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'a': ascii = 1; break;
+        case 'a':
+        case 'b': {
+            ngs_export_encoding e = c == 'a' ? NGS_EXPORT_ASCII : NGS_EXPORT_BINARY;
+            if (enc != NGS_EXPORT_AS_READ && enc != e) {
+                fprintf(stderr, "ngscale export: --ascii and --binary exclude each other\n");
+                return EXIT_USAGE;
+            }
+            enc = e;
+            break;
+        }
         case 'g': group = optarg; break;
         case 'h': usage(stdout); return EXIT_OK;
         default: fprintf(stderr, "Try 'ngscale --help'.\n"); return EXIT_USAGE;
         }
     }
     if (optind != argc - 2) {
-        fprintf(stderr, "usage: ngscale export IN.h5 OUT.raw [--ascii] [--group G]\n");
+        fprintf(stderr, "usage: ngscale export IN.h5 OUT.raw [--ascii | --binary] [--group G]\n");
         return EXIT_USAGE;
     }
-    rc = ngs_export_h5_to_raw_report(argv[optind], group, argv[optind + 1], ascii, &rep, err,
+    rc = ngs_export_h5_to_raw_report(argv[optind], group, argv[optind + 1], enc, &rep, err,
                                      sizeof err);
     if (rc != NGS_OK) {
         fprintf(stderr, "ngscale export: %s\n", err);

@@ -950,7 +950,7 @@ static int has_word(const char *s, const char *word)
 }
 
 /* Streams one plot group into the RAW writer. */
-static int export_plot(ex_ctx *x, hid_t run, const char *link, int ascii)
+static int export_plot(ex_ctx *x, hid_t run, const char *link, ngs_export_encoding encoding)
 {
     int rc = NGS_OK, nv = 0;
     hid_t g;
@@ -961,7 +961,8 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, int ascii)
     size_t nlines = 0;
     double *cols = NULL, *rows = NULL;
     char *title = NULL, *date = NULL, *plotname = NULL, *flags = NULL, *raw_flags = NULL,
-         *header = NULL, *style = NULL, *encoding = NULL, *analysis = NULL, *status = NULL;
+         *header = NULL, *style = NULL, *encoding_attr = NULL, *analysis = NULL,
+         *status = NULL;
 
     H5E_BEGIN_TRY { g = H5Gopen2(run, link, H5P_DEFAULT); } H5E_END_TRY;
     if (g < 0)
@@ -974,7 +975,7 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, int ascii)
     raw_flags = read_str(g, "raw_flags");
     header = read_str(g, "raw_header");
     style = read_str(g, "raw_style");
-    encoding = read_str(g, "raw_encoding");
+    encoding_attr = read_str(g, "raw_encoding");
     analysis = read_str(g, "analysis");
     status = read_str(g, "status");
     if (status && strcmp(status, "complete") != 0)
@@ -1048,7 +1049,11 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, int ascii)
     p.npoints = npoints;
     p.lines = lines;
     p.nlines = nlines;
-    ngs_raw_encoding enc = ascii ? NGS_RAW_ASCII : NGS_RAW_BINARY;
+    int as_read_ascii = encoding_attr && strcmp(encoding_attr, "ascii") == 0;
+    ngs_raw_encoding enc = encoding == NGS_EXPORT_ASCII ||
+                                   (encoding == NGS_EXPORT_AS_READ && as_read_ascii)
+                               ? NGS_RAW_ASCII
+                               : NGS_RAW_BINARY;
     if (nv == 0) /* what ngspice writes for an analysis that made no point */
         enc = NGS_RAW_NODATA;
     if ((rc = ngs_raw_writer_begin_plot(x->w, &p, enc)) != NGS_OK) {
@@ -1158,7 +1163,7 @@ out:
     free(raw_flags);
     free(header);
     free(style);
-    free(encoding);
+    free(encoding_attr);
     free(analysis);
     free(status);
     H5Gclose(g);
@@ -1263,8 +1268,8 @@ static int pick_run(hid_t f, const char *group, const char *path, char **out, ch
 }
 
 int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const char *raw_path,
-                                int ascii, ngs_convert_report *report, char *err,
-                                size_t errlen)
+                                ngs_export_encoding encoding, ngs_convert_report *report,
+                                char *err, size_t errlen)
 {
     double t0 = ngs_now_s();
     ngs_convert_report local;
@@ -1347,7 +1352,7 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     if ((rc = ngs_raw_writer_open(&x.w, tmp, 0, err, errlen)) != NGS_OK)
         goto out;
     for (size_t i = 0; i < plots.n && rc == NGS_OK; i++)
-        rc = export_plot(&x, run, plots.v[i].link, ascii);
+        rc = export_plot(&x, run, plots.v[i].link, encoding);
     {
         int rc2 = ngs_raw_writer_close(x.w);
         if (rc == NGS_OK && rc2 != NGS_OK)
@@ -1385,7 +1390,7 @@ out:
 }
 
 int ngs_export_h5_to_raw(const char *h5_path, const char *group, const char *raw_path,
-                         int ascii, char *err, size_t errlen)
+                         ngs_export_encoding encoding, char *err, size_t errlen)
 {
-    return ngs_export_h5_to_raw_report(h5_path, group, raw_path, ascii, NULL, err, errlen);
+    return ngs_export_h5_to_raw_report(h5_path, group, raw_path, encoding, NULL, err, errlen);
 }

@@ -72,8 +72,16 @@ int ngs_convert_raw_to_h5(const char *raw_path, const char *h5_path,
                           const ngs_convert_options *opts, ngs_convert_report *report,
                           char *err, size_t errlen);
 
-/* Writes one run of h5_path as an ngspice RAW file: every plot in order, binary or
- * (ascii = 1) ASCII. group NULL: the file's only run group, else "run". Data are read
+/* How an export encodes the plots' data. */
+typedef enum {
+    NGS_EXPORT_AS_READ = 0, /* each plot as the RAW file it was converted from had it
+                               (its raw_encoding); binary when it has none (`ngscale run`) */
+    NGS_EXPORT_ASCII = 1,   /* every plot ASCII ("Values:") */
+    NGS_EXPORT_BINARY = 2   /* every plot binary ("Binary:") */
+} ngs_export_encoding;
+
+/* Writes one run of h5_path as an ngspice RAW file: every plot in order, encoded as
+ * encoding says. group NULL: the file's only run group, else "run". Data are read
  * a block of chunks at a time, so memory does not grow with the file. The file is
  * written beside raw_path and renamed over it only when the export succeeds, so a
  * failure leaves what was at raw_path as it was.
@@ -81,12 +89,12 @@ int ngs_convert_raw_to_h5(const char *raw_path, const char *h5_path,
  * NGS_ERR_FORMAT (not an ngscale file, a dataset that is neither float64 nor {r, i}),
  * NGS_ERR_HDF5, NGS_ERR_NOMEM. */
 int ngs_export_h5_to_raw(const char *h5_path, const char *group, const char *raw_path,
-                         int ascii, char *err, size_t errlen);
+                         ngs_export_encoding encoding, char *err, size_t errlen);
 
 /* The same, filling report (may be NULL). */
 int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const char *raw_path,
-                                int ascii, ngs_convert_report *report, char *err,
-                                size_t errlen);
+                                ngs_export_encoding encoding, ngs_convert_report *report,
+                                char *err, size_t errlen);
 
 /* Analysis type for a RAW "Plotname:" ("Transient Analysis" -> "tran", "AC Analysis" ->
  * "ac", ...; else its first word in lower case). Writes at most n bytes to out. */

@@ -89,12 +89,13 @@ def write_synthetic_raw(path, npoints, nvars=8):
 
 
 class Convert(unittest.TestCase):
-    def roundtrip(self, d, raw, ascii=False, codec=None):
+    def roundtrip(self, d, raw, codec=None):
+        """Each plot comes back in the encoding it was read in, without options."""
         h5 = os.path.join(d, "conv.h5")
         back = os.path.join(d, "back.raw")
         args = [NGSCALE, "convert", raw, h5] + (["--codec", codec] if codec else [])
         run(args, cwd=d)
-        run([NGSCALE, "export", h5, back] + (["--ascii"] if ascii else []), cwd=d)
+        run([NGSCALE, "export", h5, back], cwd=d)
         diff = same_bytes(raw, back)
         self.assertIsNone(diff, "%s: round trip %s" % (os.path.basename(raw), diff))
         return h5
@@ -104,7 +105,18 @@ class Convert(unittest.TestCase):
             for ascii in (False, True):
                 with self.subTest(netlist=name, ascii=ascii), TempDir() as d:
                     raw = ngspice_raw(d, netlist(name), ascii=ascii)
-                    self.roundtrip(d, raw, ascii=ascii)
+                    h5 = self.roundtrip(d, raw)
+                    # Either encoding can be forced on every plot; not both.
+                    forced = os.path.join(d, "forced.raw")
+                    flag = "--binary" if ascii else "--ascii"
+                    run([NGSCALE, "export", h5, forced, flag], cwd=d)
+                    with open(forced, "rb") as f, open(raw, "rb") as g:
+                        blob, plots = f.read(), g.read().count(b"\nPlotname: ")
+                    self.assertEqual(blob.count(b"\nBinary:\n" if ascii else b"\nValues:\n"),
+                                     plots)
+                    p = run([NGSCALE, "export", h5, forced, "--ascii", "--binary"], cwd=d,
+                            check=False)
+                    self.assertEqual(p.returncode, 2, p.stderr)
 
     def test_roundtrip_every_codec(self):
         for codec in ("zstd", "deflate", "none"):
@@ -115,22 +127,26 @@ class Convert(unittest.TestCase):
                 self.assertEqual(attrs["codec"], codec)
 
     def test_roundtrip_write_command(self):
-        """Files of ngspice's `write` (own header layout), with an appended plot."""
+        """Files of ngspice's `write` (own header layout), with an appended plot, and one
+        of a binary and an ASCII plot (filetype changed between writes)."""
         with TempDir() as d:
             cir = os.path.join(d, "w.cir")
             with open(cir, "w") as f:
                 f.write("write command\nV1 in 0 DC 1 AC 1 SIN(0 1 1k)\nR1 in out 1k\n"
                         "C1 out 0 100n\n.control\nac dec 10 10 100k\nwrite w_ac.raw\n"
-                        "tran 10u 3m\nwrite w.raw\nset appendwrite\ndc V1 0 1 0.1\n"
-                        "write w.raw\nunset appendwrite\nset filetype=ascii\n"
-                        "write w_asc.raw\n.endc\n.end\n")
+                        "write w_mix.raw\ntran 10u 3m\nwrite w.raw\nset appendwrite\n"
+                        "dc V1 0 1 0.1\nwrite w.raw\nset filetype=ascii\nwrite w_mix.raw\n"
+                        "unset appendwrite\nwrite w_asc.raw\n.endc\n.end\n")
             run(["ngspice", "-b", cir], cwd=d, check=False, env=dict(os.environ, HOME=d))
-            for name, ascii in (("w_ac.raw", False), ("w.raw", False), ("w_asc.raw", True)):
+            for name in ("w_ac.raw", "w.raw", "w_asc.raw", "w_mix.raw"):
                 with self.subTest(file=name):
                     raw = os.path.join(d, name)
                     self.assertTrue(os.path.exists(raw), "ngspice wrote no %s" % name)
-                    self.roundtrip(d, raw, ascii=ascii)
+                    self.roundtrip(d, raw)
             self.assertEqual(len(read_raw(os.path.join(d, "w.raw"))), 2)
+            with open(os.path.join(d, "w_mix.raw"), "rb") as f:
+                blob = f.read()
+            self.assertEqual((blob.count(b"\nBinary:\n"), blob.count(b"\nValues:\n")), (1, 1))
 
     def test_converted_matches_run(self):
         """Same netlist, `ngscale run` vs `ngspice -r` + `ngscale convert`: same schema

@@ -122,15 +122,17 @@ static void convert_ok(const char *raw, const char *h5, const ngs_convert_option
     ck_assert_str_eq(err, "");
 }
 
-static void export_ok(const char *h5, const char *group, const char *raw, int ascii)
+static void export_ok(const char *h5, const char *group, const char *raw,
+                      ngs_export_encoding enc)
 {
     char err[1024] = "";
-    int rc = ngs_export_h5_to_raw(h5, group, raw, ascii, err, sizeof err);
+    int rc = ngs_export_h5_to_raw(h5, group, raw, enc, err, sizeof err);
     ck_assert_msg(rc == NGS_OK, "export %s: %d %s", h5, rc, err);
 }
 
-/* RAW -> HDF5 -> RAW must give the same bytes. */
-static void roundtrip(const tmpdir *t, const char *raw, int ascii, const ngs_convert_options *o)
+/* RAW -> HDF5 -> RAW must give the same bytes (each plot in the encoding it was read
+ * in, by default). */
+static void roundtrip(const tmpdir *t, const char *raw, const ngs_convert_options *o)
 {
     char h5[512], back[512];
     ngs_convert_report rep;
@@ -139,7 +141,7 @@ static void roundtrip(const tmpdir *t, const char *raw, int ascii, const ngs_con
     convert_ok(raw, h5, o, &rep);
     ck_assert_int_eq(rep.truncated, 0);
     ck_assert_uint_eq(rep.skipped_bytes, 0);
-    export_ok(h5, NULL, back, ascii);
+    export_ok(h5, NULL, back, NGS_EXPORT_AS_READ);
     assert_same_file(raw, back);
     remove(h5);
     remove(back);
@@ -254,13 +256,27 @@ START_TEST(test_roundtrip_batch_files)
     tmp_make(&t);
     char raw[512];
     run_ngspice(&t, "multi", MULTI, 0, raw, sizeof raw);
-    roundtrip(&t, raw, 0, NULL);
+    roundtrip(&t, raw, NULL);
     run_ngspice(&t, "small", SMALL, 0, raw, sizeof raw);
-    roundtrip(&t, raw, 0, NULL);
+    roundtrip(&t, raw, NULL);
     run_ngspice(&t, "multia", MULTI, 1, raw, sizeof raw);
-    roundtrip(&t, raw, 1, NULL);
+    roundtrip(&t, raw, NULL);
     run_ngspice(&t, "smalla", SMALL, 1, raw, sizeof raw);
-    roundtrip(&t, raw, 1, NULL);
+    roundtrip(&t, raw, NULL);
+    /* Either encoding can be forced on every plot. */
+    char h5[512], back[512];
+    ngs_convert_report rep;
+    path_in(&t, "f.h5", h5, sizeof h5);
+    path_in(&t, "f.raw", back, sizeof back);
+    convert_ok(raw, h5, NULL, &rep);
+    for (int k = 0; k < 2; k++) {
+        export_ok(h5, NULL, back, k ? NGS_EXPORT_ASCII : NGS_EXPORT_BINARY);
+        ngs_raw_reader *r = open_raw(back);
+        ck_assert_uint_eq(ngs_raw_nplots(r), 3);
+        for (size_t i = 0; i < ngs_raw_nplots(r); i++)
+            ck_assert_int_eq(plot_of(r, i)->encoding, k ? NGS_RAW_ASCII : NGS_RAW_BINARY);
+        ngs_raw_close(r);
+    }
     tmp_free(&t);
 }
 END_TEST
@@ -297,10 +313,10 @@ START_TEST(test_roundtrip_codecs_and_blocks)
         if (cases[i].chunk == 1) { /* one point per chunk: only a short file */
             char small[512];
             run_ngspice(&t, "multi", MULTI, 0, small, sizeof small);
-            roundtrip(&t, small, 0, &o);
+            roundtrip(&t, small, &o);
             continue;
         }
-        roundtrip(&t, raw, 0, &o);
+        roundtrip(&t, raw, &o);
     }
     tmp_free(&t);
 }
@@ -358,8 +374,8 @@ START_TEST(test_lossy_codecs)
 END_TEST
 
 /* Files of ngspice's `write` command (different header layout: unpadded count, " grid=3",
- * ASCII points " 0\t..."), appended plots, and headers of analyses that failed before
- * their first point. */
+ * ASCII points " 0\t..."), appended plots (one file binary then ASCII), and headers of
+ * analyses that failed before their first point. */
 START_TEST(test_roundtrip_write_command_and_failed)
 {
     need_ngspice();
@@ -374,13 +390,15 @@ START_TEST(test_roundtrip_write_command_and_failed)
         ".control\n"
         "ac dec 4 1 1k\n"
         "write wr_ac.raw\n"
+        "write wr_mix.raw\n"
         "tran 10u 1m\n"
         "write wr_bin.raw\n"
         "set appendwrite\n"
         "op\n"
         "write wr_bin.raw\n"
-        "unset appendwrite\n"
         "set filetype=ascii\n"
+        "write wr_mix.raw\n"
+        "unset appendwrite\n"
         "write wr_asc.raw\n"
         ".endc\n"
         ".end\n";
@@ -389,16 +407,19 @@ START_TEST(test_roundtrip_write_command_and_failed)
     snprintf(cmd, sizeof cmd, "cd '%s' && HOME='%s' ngspice -b ctl.cir >ctl.log 2>&1", t.dir,
              t.dir);
     ck_assert_int_ne(system(cmd), -1); /* exits 1 ("no simulations run") after the writes */
-    static const char *names[] = {"wr_ac.raw", "wr_bin.raw", "wr_asc.raw"};
-    for (int i = 0; i < 3; i++) {
+    static const char *names[] = {"wr_ac.raw", "wr_bin.raw", "wr_asc.raw", "wr_mix.raw"};
+    for (int i = 0; i < 4; i++) {
         path_in(&t, names[i], raw, sizeof raw);
         ck_assert_msg(exists(raw), "ngspice wrote no %s", raw);
         ngs_raw_reader *r = open_raw(raw);
         ck_assert_int_eq(plot_of(r, 0)->style, NGS_RAW_STYLE_WRITE);
-        if (i == 1)
+        if (i == 1 || i == 3)
             ck_assert_uint_eq(ngs_raw_nplots(r), 2);
+        if (i == 3)
+            ck_assert(plot_of(r, 0)->encoding == NGS_RAW_BINARY &&
+                      plot_of(r, 1)->encoding == NGS_RAW_ASCII);
         ngs_raw_close(r);
-        roundtrip(&t, raw, i == 2, NULL);
+        roundtrip(&t, raw, NULL);
     }
     /* Two analyses that cannot start: ngspice leaves headers without list or data. */
     const char *fail = "cannot start\nV1 a 0 1\nV2 a 0 2\nR1 a 0 1k\n.tran 1n 1u\n"
@@ -413,7 +434,7 @@ START_TEST(test_roundtrip_write_command_and_failed)
     ngs_raw_reader *r = open_raw(raw);
     ck_assert_int_eq(plot_of(r, 0)->encoding, NGS_RAW_NODATA);
     ngs_raw_close(r);
-    roundtrip(&t, raw, 0, NULL);
+    roundtrip(&t, raw, NULL);
     tmp_free(&t);
 }
 END_TEST
