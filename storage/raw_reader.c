@@ -1276,8 +1276,12 @@ static int ascii_point(ngs_raw_reader *r, size_t plotno, uint64_t *pos, uint64_t
     if (idx != point)
         return ascii_fail(r, plotno, off, "point index %llu out of sequence (expected %llu)",
                           (unsigned long long)idx, (unsigned long long)point);
+    /* The last value of the last declared point may end the file without a newline:
+     * the count says nothing is missing. Elsewhere a token at the end may be cut. */
+    int last_point = p->npoints_declared && point + 1 == p->npoints_declared;
     for (int j = 0; j < p->nvars; j++) {
         const ngs_raw_var *v = &p->vars[j];
+        int cut_ok = last_point && j == p->nvars - 1;
         k = next_token(r, pos, end, tok, &n, &off);
         if (k == 0) {
             if (end >= r->size)
@@ -1285,7 +1289,7 @@ static int ascii_point(ngs_raw_reader *r, size_t plotno, uint64_t *pos, uint64_t
             return ascii_fail(r, plotno, *pos, "point %llu stops after %d of %d values",
                               (unsigned long long)point, j, p->nvars);
         }
-        if (k == 2)
+        if (k == 2 && !cut_ok)
             return PT_PARTIAL;
         int want = !quick && (var < 0 || var == j);
         double re = 0, im = 0;
@@ -1301,7 +1305,7 @@ static int ascii_point(ngs_raw_reader *r, size_t plotno, uint64_t *pos, uint64_t
                 k = next_token(r, pos, end, imbuf, &nim, &off2);
                 if (k == 0 && end >= r->size)
                     return PT_PARTIAL;
-                if (k == 2)
+                if (k == 2 && !cut_ok)
                     return PT_PARTIAL;
                 ims = imbuf;
             }

@@ -590,6 +590,33 @@ START_TEST(test_truncated_ascii)
     ck_assert_uint_eq(p->npoints, 12);
     ck_assert_int_eq(p->truncated, 1);
     ngs_raw_close(r);
+    /* Without its final newline the file is whole: the last value of the last declared
+     * point ends it. Without that whole line, the last point is missing. */
+    r = open_ok(raw);
+    size_t last = ngs_raw_nplots(r) - 1;
+    p = plot_ok(r, last);
+    uint64_t np = p->npoints;
+    double *all = rows_ok(r, last, p);
+    int rd = p->row_doubles;
+    ngs_raw_close(r);
+    ck_assert_uint_gt(np, 0);
+    ck_assert(data[n - 1] == '\n');
+    for (int k = 0; k < 2; k++) {
+        size_t keep2 = n - 1;
+        while (k && data[keep2 - 1] != '\n')
+            keep2--;
+        write_file(cut, data, keep2);
+        r = open_ok(cut);
+        ck_assert_uint_eq(ngs_raw_nplots(r), last + 1);
+        p = plot_ok(r, last);
+        ck_assert_uint_eq(p->npoints, k ? np - 1 : np);
+        ck_assert_int_eq(p->truncated, k);
+        got = rows_ok(r, last, p);
+        ck_assert_mem_eq(got, all, (size_t)p->npoints * (size_t)rd * sizeof(double));
+        free(got);
+        ngs_raw_close(r);
+    }
+    free(all);
     free(orig);
     free(data);
     tmp_free(&t);
