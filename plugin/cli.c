@@ -1301,7 +1301,12 @@ static int cmd_convert(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (check_shared(&shared) != 0) return EXIT_USAGE;
+    /* a signal stops it between blocks: the file keeps what was converted, closed
+     * properly (killed mid-write, HDF5 would not open it without h5clear) */
+    catch_stop_signals();
+    o.stop = &g_stop_requested;
     rc = ngs_convert_raw_to_h5(argv[optind], argv[optind + 1], &o, &rep, err, sizeof err);
+    default_stop_signals();
     if (rc != NGS_OK) {
         fprintf(stderr, "ngscale convert: %s\n", err);
         return exit_code(rc);

@@ -273,6 +273,7 @@ typedef struct {
     size_t buf_doubles;
     size_t read_bytes;
     ngs_convert_report *rep;
+    const volatile sig_atomic_t *stop;
     char *err;
     size_t errlen;
 } conv_ctx;
@@ -388,6 +389,11 @@ static int stream_rows(conv_ctx *c, size_t i, uint64_t npoints, size_t per)
                 read_block(nx);
         }
         int last = cur->first + cur->count >= npoints;
+        if (c->stop && *c->stop) {
+            rc = set_err(c->err, c->errlen, NGS_ERR_INTERRUPTED, "interrupted: %llu of %llu points of plot %zu "
+                         "converted", (unsigned long long)cur->first, (unsigned long long)npoints, i + 1);
+            break;
+        }
         if ((rc = ngs_h5_rows(c->w, cur->out, cur->count)) != NGS_OK) {
             set_err(c->err, c->errlen, rc, "%s", ngs_h5_error(c->w));
             break;
@@ -557,6 +563,7 @@ int ngs_convert_raw_to_h5(const char *raw_path, const char *h5_path,
     if ((int)o.codec < NGS_CODEC_ZSTD || o.codec > NGS_CODEC_BITROUND)
         return set_err(err, errlen, NGS_ERR_ARG, "unknown codec %d", (int)o.codec);
     c.read_bytes = o.read_bytes ? o.read_bytes : READ_BYTES_DEFAULT;
+    c.stop = o.stop;
 
     /* Every plot header is checked (and ASCII data indexed) before the output exists. */
     if ((rc = ngs_raw_open(&c.r, raw_path, err, errlen)) != NGS_OK)

@@ -17,6 +17,7 @@
 #ifndef NGS_STORAGE_CONVERT_H
 #define NGS_STORAGE_CONVERT_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "ngscale.h"
@@ -35,6 +36,9 @@ typedef struct ngs_convert_options {
     int threads;         /* encoder threads; 0 = every core (nothing else runs meanwhile) */
     size_t chunk_points; /* points per HDF5 chunk; 0 = automatic (as `ngscale run`) */
     size_t read_bytes;   /* rows read from the RAW file per step; 0 = 1 MiB */
+    /* Set (by a signal handler, say) to stop between steps: the file keeps what was
+     * converted, the run and plot say "interrupted", NGS_ERR_INTERRUPTED. */
+    const volatile sig_atomic_t *stop;
 } ngs_convert_options;
 
 void ngs_convert_options_init(ngs_convert_options *options);

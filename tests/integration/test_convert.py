@@ -13,8 +13,10 @@ Skipped (exit 77) until the CLI has the commands (`ngscale convert --help` fails
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import unittest
 
 import numpy as np
@@ -339,6 +341,28 @@ class Convert(unittest.TestCase):
             self.assertEqual(p.returncode, 2)
 
     @unittest.skipIf(SANITIZED, "peak RSS is meaningless under AddressSanitizer")
+    def test_a_signal_stops_a_conversion_with_a_readable_file(self):
+        """SIGTERM used to kill convert mid-write: exit 143 and a file HDF5 would not open
+        without h5clear. It now stops between blocks: exit 130, the points converted kept,
+        the run and its plot marked as not complete."""
+        with TempDir() as d:
+            raw, h5 = os.path.join(d, "big.raw"), os.path.join(d, "big.h5")
+            write_synthetic_raw(raw, 1_000_000, nvars=8)
+            p = subprocess.Popen([NGSCALE, "convert", "--level", "19", raw, h5],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 60
+            while not os.path.exists(h5) and time.time() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 130, err)
+            self.assertIn("interrupted", err)
+            with h5py.File(h5, "r") as f:
+                self.assertNotEqual(f["run"].attrs["status"], "complete")
+                self.assertNotEqual(f["run/tran1"].attrs["status"], "complete")
+                self.assertLess(f["run/tran1/time"].shape[0], 1_000_000)
+
     def test_memory_bounded(self):
         """320 MB of RAW: conversion and export stay far below the data size."""
         with TempDir() as d:
