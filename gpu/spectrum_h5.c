@@ -1197,11 +1197,11 @@ static char *vector_list(job *j)
 
 /* Opens the file, read-only to read and compute (a kill then leaves it as it was:
  * HDF5 marks a file opened for writing until it is closed), read-write to write the
- * results. The message tells a reader holding it, a killed writer and a read-only
- * file apart. */
+ * results. The message tells a program holding it (ngs_h5_file_in_use), a killed
+ * writer and a read-only file apart. */
 static int open_file(job *j, int rw)
 {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     char *fmt = NULL;
     H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
     H5E_BEGIN_TRY { j->file = H5Fopen(j->path, rw ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl); } H5E_END_TRY;
@@ -1214,23 +1214,20 @@ static int open_file(job *j, int rw)
             H5E_BEGIN_TRY { is_h5 = H5Fis_hdf5(j->path); } H5E_END_TRY;
             if (is_h5 <= 0) {
                 rc = set_err(j->err, j->errlen, NGS_ERR_IO, "%s: not an HDF5 file (or unreadable)", j->path);
+            } else if (rw && access(j->path, W_OK) != 0) {
+                rc = set_err(j->err, j->errlen, NGS_ERR_IO,
+                             "%s: cannot open it for writing (read-only file or directory?): "
+                             "the spectrum is written into the file", j->path);
+            } else if (ngs_h5_file_in_use(j->path)) {
+                rc = set_err(j->err, j->errlen, NGS_ERR_IO,
+                             "%s: another program has the file open (a reader such as h5py or HDFView, or "
+                             "a run still writing it): try again once it is closed (nothing was written)",
+                             j->path);
             } else {
-                if (rw) H5E_BEGIN_TRY { f = H5Fopen(j->path, H5F_ACC_RDONLY, fapl); } H5E_END_TRY;
-                if (rw && access(j->path, W_OK) != 0)
-                    rc = set_err(j->err, j->errlen, NGS_ERR_IO,
-                                 "%s: cannot open it for writing (read-only file or directory?): "
-                                 "the spectrum is written into the file", j->path);
-                else if (f >= 0)
-                    rc = set_err(j->err, j->errlen, NGS_ERR_IO,
-                                 "%s: another program has the file open (a reader, h5py, HDFView...): "
-                                 "HDF5 lets no one write while it does; close it and try again "
-                                 "(nothing was written)", j->path);
-                else
-                    rc = set_err(j->err, j->errlen, NGS_ERR_IO,
-                                 "%s: the file is marked as open for writing: a run is still writing "
-                                 "it, or its writer was killed. If no ngscale process is using it, "
-                                 "run 'h5clear -s --increment %s' and try again", j->path, j->path);
-                if (f >= 0) H5Fclose(f);
+                rc = set_err(j->err, j->errlen, NGS_ERR_IO,
+                             "%s: the file is marked as open for writing, and no program has it open: "
+                             "its writer was killed. Run 'h5clear -s --increment %s' and try again",
+                             j->path, j->path);
             }
         }
         H5Pclose(fapl);
