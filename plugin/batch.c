@@ -209,11 +209,9 @@ int ngs_batch_create(ngs_batch **out, const ngs_batch_options *options)
 
 void ngs_batch_destroy(ngs_batch *b)
 {
-    int idle = 0;
     if (!b) return;
     /* a run on another thread is stopped and waited for, as an engine's is */
-    while (!atomic_compare_exchange_strong(&b->in_run, &idle, 1)) {
-        idle = 0;
+    while (!ngs_claim_flag(&b->in_run)) {
         ngs_batch_interrupt(b);
         usleep(2000);
     }
@@ -924,10 +922,10 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
 int ngs_batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_progress_fn fn,
                   void *user, ngs_batch_progress *final)
 {
-    int rc, idle = 0;
+    int rc;
     if (final) memset(final, 0, sizeof *final);
     if (!b) return NGS_ERR_ARG;
-    if (!atomic_compare_exchange_strong(&b->in_run, &idle, 1)) return NGS_ERR_STATE;
+    if (!ngs_claim_flag(&b->in_run)) return NGS_ERR_STATE;
     rc = batch_run(b, jobs, njobs, fn, user, final);
     free_snapshots(b);
     /* an interrupt was for this run: an instance that took no job after it keeps its

@@ -580,11 +580,7 @@ int ngs_engine_load_copy(ngs_engine *e)
     return NGS_OK;
 }
 
-int ngs_engine_claim(ngs_engine *e)
-{
-    int idle = 0;
-    return atomic_compare_exchange_strong(&e->in_run, &idle, 1);
-}
+int ngs_engine_claim(ngs_engine *e) { return ngs_claim_flag(&e->in_run); }
 
 void ngs_engine_search_dirs(const ngs_engine *e, const char *dirs[3])
 {

@@ -109,6 +109,13 @@ void ngs_engine_abandon_copy(ngs_engine *e);
  * use, and nothing of the engine is touched, last_error included. */
 int ngs_engine_claim(ngs_engine *e);
 
+/* The same for any such flag (a batch's): 0 -> 1, or 0 when it is held. */
+static inline int ngs_claim_flag(atomic_int *in_use)
+{
+    int idle = 0;
+    return atomic_compare_exchange_strong(in_use, &idle, 1);
+}
+
 /* Where, after the netlist's directory and the current one, ngspice finds a relative
  * .include or sourced file: the instance's work directory, then $NGSPICE_INPUT_DIR
  * (in ngspice's sourcepath). NULL-terminated; for the deck walk and the cache key. */
