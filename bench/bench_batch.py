@@ -12,12 +12,19 @@ Targets: efficiency >= 0.9; throughput >= 1.5x xargs on tiny jobs, >= 1.0x on me
 --rss-jobs N also runs N medium-small jobs and reports ngscale's peak RSS
 (target: 1,000 medium jobs under 500 MB).
 
+--bare PROGRAM (bench_batch.sh builds bench/bare_libngspice.c) also runs that program
+under xargs -P: libngspice running each job as ngscale does, every point thrown away.
+On long jobs its throughput over xargs' is the ceiling of ngscale's: what ngscale
+would reach if writing HDF5 cost nothing (on tiny jobs ngscale, which keeps its
+instances, starts fewer processes and can pass it).
+
 --baseline OTHER runs a second ngscale binary (an older build, say) interleaved with
 the first in the same run and reports both: on a noisy machine only such side-by-side
 numbers compare. The commands take turns in a rotating order; a --repeat that is a
-multiple of their number (4, or 6 with --baseline) puts each in every place equally.
+multiple of their number (4, plus 2 for each of --bare and --baseline) puts each in
+every place equally.
 
-usage: bench_batch.py [--ngscale build/ngscale] [--baseline path] [--repeat 4] [--rss-jobs 1000] [--quick]
+usage: bench_batch.py [--ngscale build/ngscale] [--bare path] [--baseline path] [--repeat 4] [--rss-jobs 1000] [--quick]
 """
 import argparse
 import os
@@ -49,7 +56,7 @@ def tiny(i):
             "C1 out 0 1n\n.tran 50n 20u\n.end\n" % (i, 1 + i % 50))
 
 
-def run_set(name, texts, d, ngscale, cores, repeat, baseline=None):
+def run_set(name, texts, d, ngscale, cores, repeat, baseline=None, bare=None):
     files = []
     for i, t in enumerate(texts):
         p = os.path.join(d, "%s-%04d.cir" % (name, i))
@@ -66,6 +73,9 @@ def run_set(name, texts, d, ngscale, cores, repeat, baseline=None):
         "xargs -P %d" % cores: ["xargs", "-P", str(cores), "-I{}", "ngspice", "-b", "-r", "{}.raw", "{}"],
         "xargs -P 1": ["xargs", "-P", "1", "-I{}", "ngspice", "-b", "-r", "{}.raw", "{}"],
     }
+    if bare:
+        cmds["bare -P %d" % cores] = ["xargs", "-P", str(cores), "-I{}", bare, "{}"]
+        cmds["bare -P 1"] = ["xargs", "-P", "1", "-I{}", bare, "{}"]
     if baseline:
         cmds["baseline -j 1"] = [baseline, "batch", "-q", "-j", "1", "-o", os.path.join(d, name + "-b1.h5")] + files
         cmds["baseline -j %d" % cores] = [baseline, "batch", "-q", "-j", str(cores), "-o",
@@ -79,7 +89,7 @@ def run_set(name, texts, d, ngscale, cores, repeat, baseline=None):
         # none may always take the same place
         for k in order[r % len(order):] + order[:r % len(order)]:
             c = cmds[k]
-            rc, t, _, c_s = timed(c, d, listing if k.startswith("xargs") else None)
+            rc, t, _, c_s = timed(c, d, listing if k.startswith(("xargs", "bare")) else None)
             if rc != 0 and not k.startswith("xargs"):
                 raise SystemExit("%s failed" % k)
             times[k].append(t)
@@ -102,8 +112,14 @@ def run_set(name, texts, d, ngscale, cores, repeat, baseline=None):
                                statistics.median(cpu[k]) / statistics.median(times[k])) for k in cmds)))
     print("%-14s parallel efficiency %.2f (xargs' own: %.2f), ngscale -j %d / xargs -P %d = %.2f" % (
         "", eff, xargs_eff, cores, cores, vs_xargs))
+    if bare:
+        bare_eff, bare_vs_xargs = scaling("bare -P 1", "bare -P %d" % cores)
+        # a process per job, like xargs: on long jobs, where start-up does not count,
+        # no program that takes its points from libngspice goes past this ratio
+        print("%-14s libngspice alone (points thrown away): parallel efficiency %.2f, bare -P %d / "
+              "xargs -P %d = %.2f" % ("", bare_eff, cores, cores, bare_vs_xargs))
     if baseline:
-        b_eff, b_vs_xargs = scaling(keys[4], keys[5])
+        b_eff, b_vs_xargs = scaling("baseline -j 1", "baseline -j %d" % cores)
         print("%-14s baseline: parallel efficiency %.2f, baseline -j %d / xargs -P %d = %.2f" % (
             "", b_eff, cores, cores, b_vs_xargs))
     return eff, vs_xargs
@@ -113,18 +129,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ngscale", default=os.path.join(HERE, "..", "build", "ngscale"))
     ap.add_argument("--baseline", help="a second ngscale binary, run side by side")
+    ap.add_argument("--bare", help="bare_libngspice, run under xargs -P beside ngspice -b")
     ap.add_argument("--repeat", type=int, default=4)
     ap.add_argument("--rss-jobs", type=int, default=0)
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     ngscale = os.path.abspath(a.ngscale)
     baseline = os.path.abspath(a.baseline) if a.baseline else None
+    bare = os.path.abspath(a.bare) if a.bare else None
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="ngscale-bench-batch-") as d:
         ntiny, nmed = (40, 4) if a.quick else (200, 16)
-        run_set("tiny", [tiny(i) for i in range(ntiny)], d, ngscale, cores, a.repeat, baseline)
+        run_set("tiny", [tiny(i) for i in range(ntiny)], d, ngscale, cores, a.repeat, baseline, bare)
         run_set("medium", [gen_circuits.rc_ladder(300, "10u" if a.quick else "40u", "1n") for _ in range(nmed)],
-                d, ngscale, cores, a.repeat, baseline)
+                d, ngscale, cores, a.repeat, baseline, bare)
         if a.rss_jobs:
             cir = os.path.join(d, "rss.cir")
             with open(cir, "w") as f:
