@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -68,6 +69,7 @@ struct ngs_cache {
     char warning[512];
     int has_warning;
     int read_only; /* an existing cache this process may not write: lookups only */
+    int scratch;   /* dir is this handle's own, for Redis hits: nothing is kept there */
 };
 
 /* Metadata of one entry (the .meta file, or a Redis manifest). */
@@ -938,8 +940,8 @@ static struct timespec server_down_until(const char *url)
 /* With rmu held: drops the connection and skips Redis for a while. */
 static void redis_down(ngs_cache *c, const char *what, const char *why)
 {
-    warn(c, "Redis %s:%d %s failed (%s); using the local cache only%s", c->host, c->port, what, why,
-         c->o.redis_retry_s > 0 ? " for now" : "");
+    warn(c, "Redis %s:%d %s failed (%s); %s%s", c->host, c->port, what, why,
+         c->scratch ? "no cache is used" : "using the local cache only", c->o.redis_retry_s > 0 ? " for now" : "");
     if (c->rc) redisFree(c->rc);
     c->rc = NULL;
     mono_now(&c->retry_at);
@@ -1054,7 +1056,8 @@ static void redis_delete(ngs_cache *c, const char *hex, const meta_t *m, uint64_
 }
 
 /* Uploads a verified recording: chunks first, manifest last, all with a TTL. */
-static void redis_put(ngs_cache *c, const char *hex, const char *path, const meta_t *m)
+/* 0 when Redis has the entry afterwards (sent now, or already shared) */
+static int redis_put(ngs_cache *c, const char *hex, const char *path, const meta_t *m)
 {
     char mkey[128], ckey[256], text[META_MAX], sha_hex[65];
     unsigned char md[32];
@@ -1064,7 +1067,7 @@ static void redis_put(ngs_cache *c, const char *hex, const char *path, const met
     char *buf = NULL;
     EVP_MD_CTX *ctx = NULL;
     redisReply *r;
-    int fd = -1;
+    int fd = -1, result = -1;
     sigset_t mask;
 
     pthread_mutex_lock(&c->rmu);
@@ -1072,7 +1075,11 @@ static void redis_put(ngs_cache *c, const char *hex, const char *path, const met
     if (!redis_ctx(c)) goto out;
     snprintf(mkey, sizeof mkey, REDIS_PREFIX "%s", hex);
     if (!(r = rcmd(c, "EXISTS", "EXISTS %s", mkey))) goto out;
-    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) { freeReplyObject(r); goto out; } /* already shared */
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) { /* already shared */
+        freeReplyObject(r);
+        result = 0;
+        goto out;
+    }
     freeReplyObject(r);
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || !(buf = malloc(csize)) || !(ctx = EVP_MD_CTX_new()) ||
         EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
@@ -1101,12 +1108,14 @@ static void redis_put(ngs_cache *c, const char *hex, const char *path, const met
     if (seal(text, sizeof text, &len) != 0) goto out;
     if (!(r = rcmd(c, "SET", "SET %s %b EX %d", mkey, text, len, c->o.redis_ttl_s))) goto out;
     freeReplyObject(r);
+    result = 0;
 out:
     sigpipe_restore(&mask);
     pthread_mutex_unlock(&c->rmu);
     if (fd >= 0) close(fd);
     free(buf);
     EVP_MD_CTX_free(ctx);
+    return result;
 }
 
 /* Downloads hex from Redis into the local tier. Returns L_HIT (installed, m
@@ -1212,6 +1221,69 @@ out:
     return L_MISS;
 }
 
+/* The local store at c->dir: created if need be, tagged, and lockable (else read-only). */
+static int open_local(ngs_cache *c, char *err, size_t errlen)
+{
+    char tag[PATH_MAX];
+    int rc, lfd;
+    if ((rc = dir_is_ours_or_empty(c->dir, err, errlen)) != NGS_OK) return rc;
+    if (mkdir_p(c->dir) != 0) {
+        set_err(err, errlen, "cache directory %s: %s", c->dir, strerror(errno));
+        return NGS_ERR_IO;
+    }
+    /* tells backup tools the directory is a cache (https://bford.info/cachedir/);
+     * written first, so that a second opener sees whose directory it is */
+    if (path_fmt(tag, sizeof tag, "%s/CACHEDIR.TAG", c->dir) == 0 && access(tag, F_OK) != 0) {
+        int fd = open(tag, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        static const char text[] = "Signature: 8a477f597d28d172789f06886806bc55\n"
+                                   "# This file is a cache directory tag created by ngscale.\n";
+        if (fd >= 0) {
+            (void)ngs_write_all(fd, text, sizeof text - 1);
+            close(fd);
+        }
+    }
+    if ((lfd = dir_lock(c)) < 0) {
+        int why = errno;
+        /* a team's shared cache, or one on a read-only mount: its hits still count */
+        if (!((why == EACCES || why == EROFS || why == EPERM) && tag_is_ours(tag))) {
+            set_err(err, errlen, "cache directory %s: %s", c->dir, strerror(why));
+            return NGS_ERR_IO;
+        }
+        c->read_only = 1;
+    }
+    dir_unlock(lfd);
+    return NGS_OK;
+}
+
+/* A private store in $TMPDIR for Redis hits, removed at close; err says why on entry. */
+static int open_scratch(ngs_cache *c, char *err, size_t errlen)
+{
+    char path[PATH_MAX], why[512];
+    const char *tmpdir = getenv("TMPDIR");
+    snprintf(why, sizeof why, "%s", err && errlen ? err : "local cache unusable");
+    if (path_fmt(path, sizeof path, "%s/ngscale-cache-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp") != 0 ||
+        !mkdtemp(path)) {
+        set_err(err, errlen, "%s; no directory to stage Redis hits in: %s", why, strerror(errno));
+        return NGS_ERR_IO;
+    }
+    free(c->dir);
+    if (!(c->dir = strdup(path))) {
+        rmdir(path);
+        return NGS_ERR_NOMEM;
+    }
+    c->scratch = 1;
+    c->read_only = 0;
+    if (err && errlen) err[0] = '\0';
+    warn(c, "%s: Redis alone is used (its hits pass through %s, removed after the run)", why, path);
+    return NGS_OK;
+}
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
 /* ------------------------------------------------------------------ public -- */
 
 void ngs_cache_options_init(ngs_cache_options *o)
@@ -1263,17 +1335,20 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
                    const ngs_cache_options *options, char *err, size_t errlen)
 {
     ngs_cache *c;
-    char dir[PATH_MAX], tag[PATH_MAX];
+    char dir[PATH_MAX];
     const char *size_env;
-    int rc, lfd;
+    int rc, named = local_dir && local_dir[0];
     if (err && errlen) err[0] = '\0';
     if (!out) return NGS_ERR_ARG;
     *out = NULL;
-    if (local_dir && local_dir[0]) {
+    if (named) {
         if (path_fmt(dir, sizeof dir, "%s", local_dir) != 0) return NGS_ERR_ARG;
     } else if (ngs_cache_default_dir(dir, sizeof dir) != NGS_OK) {
-        set_err(err, errlen, "no cache directory: set XDG_CACHE_HOME or HOME, or give one");
-        return NGS_ERR_ARG;
+        if (!redis_url) {
+            set_err(err, errlen, "no cache directory: set XDG_CACHE_HOME or HOME, or give one");
+            return NGS_ERR_ARG;
+        }
+        dir[0] = '\0';
     }
     while (strlen(dir) > 1 && dir[strlen(dir) - 1] == '/') dir[strlen(dir) - 1] = '\0';
     if (!(c = calloc(1, sizeof *c))) return NGS_ERR_NOMEM;
@@ -1293,38 +1368,20 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
         ngs_cache_close(c);
         return rc;
     }
-    if ((rc = dir_is_ours_or_empty(c->dir, err, errlen)) != NGS_OK) {
+    if (dir[0]) {
+        rc = open_local(c, err, errlen);
+    } else {
+        set_err(err, errlen, "no cache directory (XDG_CACHE_HOME and HOME unset)");
+        rc = NGS_ERR_ARG;
+    }
+    /* Redis still serves a run whose local directory cannot be used (a read-only or
+     * missing home in a container): its hits are staged in a directory of the run's
+     * own. A directory named by the user that is not a cache stays refused. */
+    if (rc != NGS_OK && c->has_redis && !(named && rc == NGS_ERR_ARG)) rc = open_scratch(c, err, errlen);
+    if (rc != NGS_OK) {
         ngs_cache_close(c);
         return rc;
     }
-    if (mkdir_p(c->dir) != 0) {
-        set_err(err, errlen, "cache directory %s: %s", c->dir, strerror(errno));
-        ngs_cache_close(c);
-        return NGS_ERR_IO;
-    }
-    /* tells backup tools the directory is a cache (https://bford.info/cachedir/);
-     * written first, so that a second opener sees whose directory it is */
-    if (path_fmt(tag, sizeof tag, "%s/CACHEDIR.TAG", c->dir) == 0 && access(tag, F_OK) != 0) {
-        int fd = open(tag, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        static const char text[] = "Signature: 8a477f597d28d172789f06886806bc55\n"
-                                   "# This file is a cache directory tag created by ngscale.\n";
-        if (fd >= 0) {
-            (void)ngs_write_all(fd, text, sizeof text - 1);
-            close(fd);
-        }
-    }
-    if ((lfd = dir_lock(c)) < 0) {
-        int why = errno;
-        /* a team's shared cache, or one on a read-only mount: its hits still count */
-        if ((why == EACCES || why == EROFS || why == EPERM) && tag_is_ours(tag)) {
-            c->read_only = 1;
-        } else {
-            set_err(err, errlen, "cache directory %s: %s", c->dir, strerror(why));
-            ngs_cache_close(c);
-            return NGS_ERR_IO;
-        }
-    }
-    dir_unlock(lfd);
     *out = c;
     return NGS_OK;
 }
@@ -1332,6 +1389,7 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
 void ngs_cache_close(ngs_cache *c)
 {
     if (!c) return;
+    if (c->scratch && c->dir) nftw(c->dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
     if (c->rc) redisFree(c->rc);
     pthread_mutex_destroy(&c->rmu);
     pthread_mutex_destroy(&c->wmu);
@@ -1421,7 +1479,9 @@ int ngs_cache_store(ngs_cache *c, const ngs_cache_key *key, const char *recordin
     one_line(m.ngspice, sizeof m.ngspice, ngspice_version);
     if (meta_file_text(&m, key->hex, meta, &meta_len) != 0) meta_len = META_MAX; /* install_entry says why */
 
-    if (c->read_only) {
+    if (c->scratch) {
+        rc = NGS_OK; /* Redis alone keeps it (redis_put below) */
+    } else if (c->read_only) {
         warn(c, "cache %s is read-only here: the run was not stored in it", c->dir);
         rc = NGS_ERR_IO;
     } else if (ri.file_bytes + meta_len > c->o.max_bytes) {
@@ -1444,7 +1504,8 @@ int ngs_cache_store(ngs_cache *c, const ngs_cache_key *key, const char *recordin
         if (fd >= 0) close(fd);
     }
     close(src);
-    if (c->has_redis) redis_put(c, key->hex, recording_path, &m);
+    if (c->has_redis && redis_put(c, key->hex, recording_path, &m) != 0 && c->scratch)
+        rc = NGS_CACHE_NOT_STORED; /* the scratch store is removed after the run */
     return rc;
 }
 

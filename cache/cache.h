@@ -86,7 +86,10 @@ int ngs_cache_default_dir(char *out, size_t n);
  * options may be NULL (defaults). A directory that already holds files must carry
  * ngscale's CACHEDIR.TAG: another directory is never taken over. An existing cache
  * this process may not write (permissions, a read-only mount) opens read-only:
- * lookups hit, a store warns and keeps nothing locally. Returns NGS_OK, NGS_ERR_ARG
+ * lookups hit, a store warns and keeps nothing locally. With a Redis URL, a default
+ * directory that cannot be used (none, not a cache, not creatable) or a named one
+ * that cannot be created opens as Redis alone: hits are staged in a directory in
+ * $TMPDIR removed at close, and the warning says so. Returns NGS_OK, NGS_ERR_ARG
  * (bad URL or options, a directory that is not a cache), NGS_ERR_IO (the directory
  * cannot be created, or written when it is no cache yet) or NGS_ERR_NOMEM.
  */
@@ -127,9 +130,9 @@ int ngs_cache_lookup(ngs_cache *cache, const ngs_cache_key *key, char *path, siz
  * configured. sim_seconds: how long the run took (reported as time saved by hits);
  * ngspice_version may be NULL. Returns NGS_OK (stored, or an equal entry was already
  * there), NGS_CACHE_NOT_STORED (the entry, recording and metadata, is larger than
- * max_bytes: not kept locally; the warning says so), NGS_ERR_ARG (key not
- * cacheable), NGS_ERR_FORMAT (the recording fails verification), NGS_ERR_IO (local
- * tier: disk full, permissions) or NGS_ERR_NOMEM.
+ * max_bytes: not kept locally; or, Redis alone, Redis did not take it; the warning
+ * says so), NGS_ERR_ARG (key not cacheable), NGS_ERR_FORMAT (the recording fails
+ * verification), NGS_ERR_IO (local tier: disk full, permissions) or NGS_ERR_NOMEM.
  * A Redis failure is only a warning.
  */
 int ngs_cache_store(ngs_cache *cache, const ngs_cache_key *key, const char *recording_path,

@@ -1149,7 +1149,8 @@ static int cmd_cache(int argc, char **argv)
         }
     }
     ngs_cache_options_init(&copt);
-    rc = ngs_cache_open(&c, dir, url[0] ? url : NULL, &copt, err, sizeof err);
+    /* the local tier only: with a URL, an unusable directory would open as Redis alone */
+    rc = ngs_cache_open(&c, dir, NULL, &copt, err, sizeof err);
     if (rc != NGS_OK) {
         fprintf(stderr, "ngscale cache: %s\n", err);
         return exit_code(rc);

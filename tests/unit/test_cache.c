@@ -1465,6 +1465,62 @@ START_TEST(redis_hit_on_a_second_machine)
 }
 END_TEST
 
+/* A machine whose cache directory cannot be made (a read-only or missing home in a
+ * container) still gets Redis hits, staged in a directory removed at close. */
+START_TEST(redis_alone_when_the_local_directory_is_unusable)
+{
+    redis_server r;
+    char *d, rec[4096], a[4096], blocker[4096], b[4096], url[128], hit[4096], w[512], staged[4096];
+    ngs_cache *ca, *cb;
+    ngs_cache_key k = text_key("run seen from a read-only home");
+    ngs_cache_hit_info info;
+    tscript want, got;
+    struct stat st;
+    if (!have_redis()) return;
+    redis_start(&r, NULL);
+    d = make_tmpdir();
+    fmt(rec, sizeof rec, "%s/run.ngsc", d);
+    fmt(a, sizeof a, "%s/machine-a", d);
+    fmt(blocker, sizeof blocker, "%s/a-file", d);
+    fmt(b, sizeof b, "%s/cache", blocker); /* under a file: cannot be created */
+    put(d, "a-file", "not a directory\n");
+    fmt(url, sizeof url, "redis://127.0.0.1:%d/0", r.port);
+    record_run(rec, 5, 2000);
+    ca = open_tiered(a, url, 0);
+    ck_assert_int_eq(ngs_cache_store(ca, &k, rec, 1.5, NULL), NGS_OK);
+    cb = open_tiered(b, url, 0);
+    ck_assert_int_eq(ngs_cache_take_warning(cb, w, sizeof w), 1);
+    ck_assert_ptr_nonnull(strstr(w, "Redis alone"));
+    ck_assert_int_eq(ngs_cache_lookup(cb, &k, hit, sizeof hit, &info), NGS_OK);
+    ck_assert_int_eq(info.tier, 2);
+    expect_run(&want, 5, 2000);
+    replay_into(hit, &got);
+    assert_same(&want, &got);
+    fmt(staged, sizeof staged, "%s", ngs_cache_dir(cb));
+    ck_assert_int_eq(stat(staged, &st), 0);
+    ngs_cache_close(cb);
+    ck_assert_int_ne(stat(staged, &st), 0); /* nothing left behind */
+    { /* Redis down as well: a store says it kept nothing */
+        ngs_cache_key k2 = text_key("another run");
+        redis_stop(&r);
+        cb = open_tiered(b, url, 0);
+        ck_assert_int_eq(ngs_cache_store(cb, &k2, rec, 1.0, NULL), NGS_CACHE_NOT_STORED);
+        ck_assert_int_eq(ngs_cache_take_warning(cb, w, sizeof w), 1);
+        ck_assert_ptr_nonnull(strstr(w, "no cache is used"));
+        ngs_cache_close(cb);
+    }
+    { /* without Redis the same directory is an error, as before */
+        ngs_cache *c = NULL;
+        char err[256];
+        ck_assert_int_eq(ngs_cache_open(&c, b, NULL, NULL, err, sizeof err), NGS_ERR_IO);
+        ck_assert_ptr_null(c);
+    }
+    ngs_cache_close(ca);
+    free(want.b), free(got.b);
+    rm_rf(d);
+}
+END_TEST
+
 static void sha_file(const char *path, unsigned char out[32])
 {
     ngs_recording_info info;
@@ -1851,6 +1907,7 @@ int main(void)
     tcase_add_test(store, store_one_cache_shared_by_threads);
     tcase_add_test(redis, redis_url_parsing);
     tcase_add_test(redis, redis_hit_on_a_second_machine);
+    tcase_add_test(redis, redis_alone_when_the_local_directory_is_unusable);
     tcase_add_test(redis, redis_large_entry_in_chunks_and_a_corrupt_chunk);
     tcase_add_test(redis, redis_killed_or_absent_keeps_the_local_tier);
     tcase_add_test(redis, redis_silent_server_is_bounded_by_the_timeouts);
