@@ -20,6 +20,11 @@
  * Every function that can fail returns NGS_OK or a negative ngs_status code
  * (plugin/ngscale.h). A reader or writer may be used by one thread at a time; separate
  * readers of the same file are independent.
+ *
+ * A file that another program truncates while a reader has it open would kill the
+ * process with SIGBUS under a plain mapping: instead, the reader's calls fail from then
+ * on with NGS_ERR_IO and "PATH shrank while being read" (a SIGBUS handler is installed
+ * while they run, and the previous one restored after; raw_reader.c says how).
  */
 #ifndef NGS_STORAGE_RAW_H
 #define NGS_STORAGE_RAW_H

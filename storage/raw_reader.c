@@ -19,6 +19,9 @@
  *   data are not followed by a header or the end of the file, and in their last 64 KiB).
  * - Errors name the byte offset and a line number; nothing in the input can make the
  *   reader read outside the mapping or allocate more than the header text it holds.
+ * - A file that another program cuts short while it is read fails the call that finds
+ *   it ("shrank while being read") instead of killing the process with SIGBUS (see
+ *   guarded()).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -30,7 +33,11 @@
 #include <fcntl.h>
 #include <locale.h>
 #include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +86,9 @@ struct ngs_raw_reader {
     const unsigned char *m;
     uint64_t size;
     int mapped;
+    int fd;                  /* of a mapped file, kept to notice that it shrank; else -1 */
+    int shrunk;              /* it did: every later call fails without touching the map */
+    int parsing;             /* plots[nplots] holds a header being parsed */
     int step;                /* bytes per text unit: 1, or 2 for UTF-16LE */
     uint64_t text_start;     /* after a BOM */
     uint64_t text_limit;     /* everything before this offset is text (line numbers valid) */
@@ -188,6 +198,116 @@ static void release(ngs_raw_reader *r, uint64_t lo, uint64_t hi)
     uint64_t a = lo & ~(uint64_t)(r->page - 1), b = hi & ~(uint64_t)(r->page - 1);
     if (b > a)
         madvise((void *)(r->m + a), (size_t)(b - a), MADV_DONTNEED);
+}
+
+/* ---- a file that shrinks while it is read ------------------------------------------
+ * Touching a page of a mapped file past its end raises SIGBUS: a program that truncates
+ * the RAW file (a simulation writing it again) killed the converter, and the HDF5 file
+ * it was writing was left unclosed. So every access to the mapping runs in guarded().
+ * Meanwhile a SIGBUS handler is installed, by the first thread in; the last one out
+ * puts the previous handler back, unless another program part has installed its own
+ * since. The handler jumps back out of a fault inside the mapping of the reader guarded
+ * by the faulting thread itself (a thread-local pointer: the converter reads on a helper
+ * thread while encoder threads run), and the call fails; any other SIGBUS goes to the
+ * previous handler, or takes the default action. A file cut inside a page reads zeros
+ * there instead of faulting: an fstat after each guarded call catches that.
+ * Why not pread: the parser works on the mapping throughout (headers, the search for
+ * the next header, ASCII tokens), and the mapping costs no copy on the fast path. */
+typedef struct bus_guard {
+    sigjmp_buf env;
+    uintptr_t lo, hi; /* the guarded mapping */
+} bus_guard;
+
+/* initial-exec: the handler reads it with a plain load, never allocating TLS */
+static _Thread_local bus_guard *tls_guard __attribute__((tls_model("initial-exec")));
+static pthread_mutex_t bus_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned bus_users;          /* threads inside guarded() */
+static struct sigaction bus_prev;   /* what was installed before the first of them */
+
+static void on_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+    bus_guard *g = tls_guard;
+    uintptr_t a = si ? (uintptr_t)si->si_addr : 0;
+    if (g && a >= g->lo && a < g->hi) {
+        tls_guard = NULL;
+        siglongjmp(g->env, 1);
+    }
+    if (bus_prev.sa_flags & SA_SIGINFO) {
+        bus_prev.sa_sigaction(sig, si, ctx);
+    } else if (bus_prev.sa_handler != SIG_DFL && bus_prev.sa_handler != SIG_IGN) {
+        bus_prev.sa_handler(sig);
+    } else { /* a fault cannot be ignored: die as without this handler */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigaction(SIGBUS, &dfl, NULL);
+        raise(SIGBUS);
+    }
+}
+
+static void bus_enter(void)
+{
+    pthread_mutex_lock(&bus_lock);
+    if (bus_users++ == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_sigbus;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, &bus_prev);
+    }
+    pthread_mutex_unlock(&bus_lock);
+}
+
+static void bus_leave(void)
+{
+    pthread_mutex_lock(&bus_lock);
+    if (--bus_users == 0) {
+        struct sigaction cur;
+        if (sigaction(SIGBUS, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+            cur.sa_sigaction == on_sigbus)
+            sigaction(SIGBUS, &bus_prev, NULL);
+    }
+    pthread_mutex_unlock(&bus_lock);
+}
+
+/* Fails the reader for good when the file is shorter than when it was mapped (or a page
+ * of it vanished: faulted). */
+static int check_shrunk(ngs_raw_reader *r, int faulted)
+{
+    struct stat st;
+    uint64_t now = fstat(r->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    if (!faulted && now >= r->size)
+        return NGS_OK;
+    r->shrunk = 1;
+    snprintf(r->err, sizeof r->err,
+             "%s shrank while being read (%llu bytes when opened, %llu now): another "
+             "program truncated or rewrote it", r->path, (unsigned long long)r->size,
+             (unsigned long long)now);
+    return NGS_ERR_IO;
+}
+
+/* fn(r, arg), with a fault in r's mapping turned into NGS_ERR_IO (see above). */
+static int guarded(ngs_raw_reader *r, int (*fn)(ngs_raw_reader *, void *), void *arg)
+{
+    bus_guard g;
+    if (r->shrunk)
+        return NGS_ERR_IO; /* r->err still says why */
+    if (!r->mapped || tls_guard) /* a caller's buffer; or already guarded */
+        return fn(r, arg);
+    g.lo = (uintptr_t)r->m;
+    g.hi = g.lo + (uintptr_t)r->size;
+    bus_enter();
+    if (sigsetjmp(g.env, 1) != 0) { /* 1: restores the mask, which blocked SIGBUS */
+        bus_leave();
+        return check_shrunk(r, 1);
+    }
+    tls_guard = &g;
+    int rc = fn(r, arg);
+    tls_guard = NULL;
+    bus_leave();
+    int shrunk = check_shrunk(r, 0);
+    return shrunk != NGS_OK ? shrunk : rc;
 }
 
 /* ---- header lines --------------------------------------------------------------------- */
@@ -598,6 +718,7 @@ static int parse_plot(ngs_raw_reader *r, uint64_t start, uint64_t *next)
     plot_priv *pp = new_plot(r);
     if (!pp)
         return NGS_ERR_NOMEM;
+    r->parsing = 1; /* until it is counted or freed (a jump out of guarded() skips both) */
     ngs_raw_plot *p = &pp->pub;
     const ngs_raw_plot *prev = plotno ? &r->plots[plotno - 1].pub : NULL;
     p->title = prev ? prev->title : "";
@@ -916,6 +1037,7 @@ static int parse_plot(ngs_raw_reader *r, uint64_t start, uint64_t *next)
         *next = pp->data_end;
     }
     r->nplots++;
+    r->parsing = 0;
     return NGS_OK;
 
 done_nodata:
@@ -928,17 +1050,20 @@ done_nodata:
     p->data_offset = *next;
     p->vars = pp->vars;
     r->nplots++;
+    r->parsing = 0;
     return NGS_OK;
 
 fail:
     free_plot(pp);
+    r->parsing = 0;
     return rc;
 }
 
 /* ---- open / close --------------------------------------------------------------------- */
 
-static int scan(ngs_raw_reader *r)
+static int scan(ngs_raw_reader *r, void *unused)
 {
+    (void)unused;
     const unsigned char *m = r->m;
     r->step = 1;
     r->text_start = 0;
@@ -1008,6 +1133,7 @@ static int reader_new(ngs_raw_reader **out, const char *name)
         return NGS_ERR_NOMEM;
     }
     r->info.path = r->path;
+    r->fd = -1;
     *out = r;
     return NGS_OK;
 }
@@ -1022,11 +1148,13 @@ void ngs_raw_close(ngs_raw_reader *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->nplots; i++)
+    for (size_t i = 0; i < r->nplots + (size_t)r->parsing; i++)
         free_plot(&r->plots[i]);
     free(r->plots);
     if (r->mapped && r->size)
         munmap((void *)r->m, (size_t)r->size);
+    if (r->fd >= 0)
+        close(r->fd);
     while (r->arena) {
         arena_block *b = r->arena;
         r->arena = b->next;
@@ -1041,7 +1169,7 @@ void ngs_raw_close(ngs_raw_reader *r)
 
 static int finish_open(ngs_raw_reader **out, ngs_raw_reader *r, char *err, size_t errlen)
 {
-    int rc = scan(r);
+    int rc = guarded(r, scan, NULL);
     if (rc != NGS_OK) {
         copy_err(err, errlen, r->err);
         ngs_raw_close(r);
@@ -1095,7 +1223,7 @@ int ngs_raw_open(ngs_raw_reader **out, const char *path, char *err, size_t errle
     }
     void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int saved = errno;
-    close(fd);
+    r->fd = fd; /* closed with r: guarded() checks the size through it */
     if (m == MAP_FAILED) {
         fail_plain(r, NGS_ERR_IO, "cannot map: %s", strerror(saved));
         copy_err(err, errlen, r->err);
@@ -1587,10 +1715,8 @@ static int binary_rows(ngs_raw_reader *r, const ngs_raw_plot *p, uint64_t first,
 
 /* ---- public data access ------------------------------------------------------------- */
 
-int ngs_raw_plot_info(ngs_raw_reader *r, size_t plot, const ngs_raw_plot **out)
+static int plot_info(ngs_raw_reader *r, size_t plot, const ngs_raw_plot **out)
 {
-    if (!r || !out)
-        return NGS_ERR_ARG;
     if (plot >= r->nplots) {
         fail_plain(r, NGS_ERR_ARG, "plot %zu does not exist (%zu plots)", plot, r->nplots);
         return NGS_ERR_ARG;
@@ -1608,7 +1734,7 @@ int ngs_raw_plot_info(ngs_raw_reader *r, size_t plot, const ngs_raw_plot **out)
 static int check_range(ngs_raw_reader *r, size_t plot, const ngs_raw_plot **p,
                        uint64_t first, size_t count, const void *out)
 {
-    int rc = ngs_raw_plot_info(r, plot, p);
+    int rc = plot_info(r, plot, p);
     if (rc < 0)
         return rc;
     if (!out && count)
@@ -1621,33 +1747,57 @@ static int check_range(ngs_raw_reader *r, size_t plot, const ngs_raw_plot **p,
     return NGS_OK;
 }
 
+/* One public call, for guarded(). */
+typedef struct {
+    size_t plot;
+    int rows;                   /* ngs_raw_read_rows, else ngs_raw_read_vector of var */
+    int var;
+    uint64_t first;
+    size_t count;
+    double *out;
+    const ngs_raw_plot **info;  /* ngs_raw_plot_info */
+} data_call;
+
+static int plot_info_call(ngs_raw_reader *r, void *arg)
+{
+    const data_call *q = arg;
+    return plot_info(r, q->plot, q->info);
+}
+
+static int read_call(ngs_raw_reader *r, void *arg)
+{
+    const data_call *q = arg;
+    const ngs_raw_plot *p;
+    int rc = check_range(r, q->plot, &p, q->first, q->count, q->out);
+    if (rc < 0)
+        return rc;
+    if (!q->rows && (q->var < 0 || q->var >= p->nvars))
+        return fail_plain(r, NGS_ERR_ARG, "variable %d does not exist (%d variables)", q->var,
+                          p->nvars);
+    if (q->count == 0)
+        return NGS_OK;
+    if (p->encoding == NGS_RAW_ASCII)
+        return ascii_read(r, q->plot, q->rows ? -1 : q->var, q->first, q->count, q->out);
+    return q->rows ? binary_rows(r, p, q->first, q->count, q->out)
+                   : binary_vector(r, p, q->var, q->first, q->count, q->out);
+}
+
+int ngs_raw_plot_info(ngs_raw_reader *r, size_t plot, const ngs_raw_plot **out)
+{
+    data_call q = {.plot = plot, .info = out};
+    return r && out ? guarded(r, plot_info_call, &q) : NGS_ERR_ARG;
+}
+
 int ngs_raw_read_vector(ngs_raw_reader *r, size_t plot, int var, uint64_t first,
                         size_t count, double *out)
 {
-    const ngs_raw_plot *p;
-    int rc = check_range(r, plot, &p, first, count, out);
-    if (rc < 0)
-        return rc;
-    if (var < 0 || var >= p->nvars)
-        return fail_plain(r, NGS_ERR_ARG, "variable %d does not exist (%d variables)", var,
-                          p->nvars);
-    if (count == 0)
-        return NGS_OK;
-    if (p->encoding == NGS_RAW_ASCII)
-        return ascii_read(r, plot, var, first, count, out);
-    return binary_vector(r, p, var, first, count, out);
+    data_call q = {.plot = plot, .var = var, .first = first, .count = count, .out = out};
+    return r ? guarded(r, read_call, &q) : NGS_ERR_ARG;
 }
 
 int ngs_raw_read_rows(ngs_raw_reader *r, size_t plot, uint64_t first, size_t count,
                       double *out)
 {
-    const ngs_raw_plot *p;
-    int rc = check_range(r, plot, &p, first, count, out);
-    if (rc < 0)
-        return rc;
-    if (count == 0)
-        return NGS_OK;
-    if (p->encoding == NGS_RAW_ASCII)
-        return ascii_read(r, plot, -1, first, count, out);
-    return binary_rows(r, p, first, count, out);
+    data_call q = {.plot = plot, .rows = 1, .first = first, .count = count, .out = out};
+    return r ? guarded(r, read_call, &q) : NGS_ERR_ARG;
 }

@@ -362,6 +362,42 @@ class Convert(unittest.TestCase):
                 self.assertNotEqual(f["run/tran1"].attrs["status"], "complete")
                 self.assertLess(f["run/tran1/time"].shape[0], 1_000_000)
 
+    def test_input_cut_short_while_converted(self):
+        """Another program truncating the RAW file during a conversion killed ngscale with
+        SIGBUS (the reader maps the file), leaving an HDF5 file that did not open. Now a
+        clear error (exit 3), and the file keeps the points converted, status failed.
+        The conversion is stopped (SIGSTOP) while the file is cut, so the cut always
+        lands ahead of the reader; inside a page, whose tail then reads as zeros."""
+        with TempDir() as d:
+            raw, h5 = os.path.join(d, "big.raw"), os.path.join(d, "big.h5")
+            write_synthetic_raw(raw, 1_000_000, nvars=8)
+            size = os.path.getsize(raw)
+            p = subprocess.Popen([NGSCALE, "convert", "--level", "19", raw, h5],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 60
+            while not os.path.exists(h5) and time.time() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)  # some points converted; 40% take seconds at level 19
+            os.kill(p.pid, signal.SIGSTOP)
+            with open(raw, "rb") as f:
+                data = f.read().index(b"Binary:\n") + 8
+            cut = data + 64 * 400_000 + 3
+            os.truncate(raw, cut)
+            os.kill(p.pid, signal.SIGCONT)
+            _, err = p.communicate(timeout=300)
+            self.assertEqual(p.returncode, 3, err)
+            self.assertIn("big.raw shrank while being read (%d bytes when opened, %d now)"
+                          % (size, cut), err)
+            with h5py.File(h5, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "failed")
+                self.assertIn("shrank while being read", f["run"].attrs["message"])
+                self.assertEqual(f["run/tran1"].attrs["status"], "failed")
+                n = f["run/tran1/time"].shape[0]
+                self.assertTrue(0 < n < 400_000, n)
+                got = f["run/tran1/v(n3)"][:]
+            rows = np.fromfile(raw, dtype="<f8", count=n * 8, offset=data).reshape(n, 8)
+            self.assertTrue(bits_equal(got, rows[:, 3]))
+
     @unittest.skipIf(SANITIZED, "peak RSS is meaningless under AddressSanitizer")
     def test_memory_bounded(self):
         """320 MB of RAW: conversion and export stay far below the data size."""

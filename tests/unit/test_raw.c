@@ -16,6 +16,7 @@
 #include <ftw.h>
 #include <locale.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1253,6 +1254,96 @@ START_TEST(test_ascii_random_access)
 }
 END_TEST
 
+/* ---- a file cut short while it is read ------------------------------------------------ */
+
+static void on_bus_test(int sig)
+{
+    _exit(100 + sig); /* the test's own: a fault the reader did not catch ends here */
+}
+
+/* Writes a synthetic plot of np points (time and two vectors) to path. */
+static void write_synthetic(const char *path, uint64_t np, ngs_raw_encoding enc)
+{
+    char err[512];
+    ngs_raw_var vars[3] = {{.name = "time", .type = "time"},
+                           {.name = "v(a)", .type = "voltage"},
+                           {.name = "i(b)", .type = "current"}};
+    ngs_raw_plot d = {.title = "synthetic", .date = "today", .plotname = "Transient Analysis",
+                      .flags = "real", .nvars = 3, .vars = vars, .npoints = np};
+    ngs_raw_writer *w;
+    double row[3 * 1000];
+    ck_assert_int_eq(ngs_raw_writer_open(&w, path, 0, err, sizeof err), NGS_OK);
+    ck_assert_int_eq(ngs_raw_writer_begin_plot(w, &d, enc), NGS_OK);
+    for (uint64_t k = 0; k < np;) {
+        size_t n = np - k < 1000 ? (size_t)(np - k) : 1000;
+        for (size_t i = 0; i < n; i++)
+            for (int c = 0; c < 3; c++)
+                row[i * 3 + (size_t)c] = synth(k + i, c);
+        ck_assert_int_eq(ngs_raw_writer_write_rows(w, row, n), NGS_OK);
+        k += n;
+    }
+    ck_assert_int_eq(ngs_raw_writer_close(w), NGS_OK);
+}
+
+/* Another program truncating the RAW file under the reader's mapping used to kill the
+ * process with SIGBUS (or, cut inside a page, give zeros as values): every later call
+ * now fails with "shrank while being read", and the process's own SIGBUS handler is
+ * the one it had before. */
+START_TEST(test_file_shrinks_while_read)
+{
+    enum { NP = 200000 };
+    tmpdir t;
+    tmp_make(&t);
+    char bin[512], asc[512];
+    path_in(&t, "bin.raw", bin, sizeof bin);
+    path_in(&t, "ascii.raw", asc, sizeof asc);
+    write_synthetic(bin, NP, NGS_RAW_BINARY);
+    write_synthetic(asc, 20000, NGS_RAW_ASCII);
+    struct sigaction mine, seen;
+    memset(&mine, 0, sizeof mine);
+    mine.sa_handler = on_bus_test;
+    sigemptyset(&mine.sa_mask);
+    ck_assert_int_eq(sigaction(SIGBUS, &mine, NULL), 0);
+    double *rows = malloc(NP * 3 * sizeof *rows);
+    ck_assert_ptr_nonnull(rows);
+
+    /* binary, cut at a page: a read past the cut faults */
+    ngs_raw_reader *r = open_ok(bin);
+    const ngs_raw_plot *p = plot_ok(r, 0);
+    ck_assert_int_eq(ngs_raw_read_rows(r, 0, 0, 1000, rows), NGS_OK);
+    ck_assert_int_eq(truncate(bin, (off_t)(p->data_offset + p->data_bytes / 2) & ~(off_t)65535), 0);
+    ck_assert_int_eq(ngs_raw_read_rows(r, 0, NP - 1000, 1000, rows), NGS_ERR_IO);
+    ck_assert_msg(strstr(ngs_raw_last_error(r), "bin.raw shrank while being read (") != NULL,
+                  "%s", ngs_raw_last_error(r));
+    ck_assert_int_eq(ngs_raw_read_vector(r, 0, 1, 0, 10, rows), NGS_ERR_IO); /* for good */
+    ngs_raw_close(r);
+
+    /* cut inside a page: the bytes after the cut read as zeros, without a fault */
+    write_synthetic(bin, NP, NGS_RAW_BINARY);
+    r = open_ok(bin);
+    p = plot_ok(r, 0);
+    uint64_t cut = p->data_offset + (uint64_t)p->row_bytes * (NP / 2) + 4;
+    ck_assert_int_eq(truncate(bin, (off_t)cut), 0);
+    ck_assert_int_eq(ngs_raw_read_rows(r, 0, NP / 2, 1, rows), NGS_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ngs_raw_last_error(r), "shrank while being read"));
+    ngs_raw_close(r);
+
+    /* ASCII: the first access indexes the data */
+    r = open_ok(asc);
+    struct stat st;
+    ck_assert_int_eq(stat(asc, &st), 0);
+    ck_assert_int_eq(truncate(asc, st.st_size / 3), 0);
+    ck_assert_int_eq(ngs_raw_plot_info(r, 0, &p), NGS_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ngs_raw_last_error(r), "ascii.raw shrank while being read"));
+    ngs_raw_close(r);
+
+    ck_assert_int_eq(sigaction(SIGBUS, NULL, &seen), 0);
+    ck_assert(!(seen.sa_flags & SA_SIGINFO) && seen.sa_handler == on_bus_test);
+    free(rows);
+    tmp_free(&t);
+}
+END_TEST
+
 /* ---- writer ----------------------------------------------------------------------------- */
 
 START_TEST(test_writer_from_scratch)
@@ -1440,6 +1531,7 @@ static Suite *raw_suite(void)
     tcase_add_test(tc, test_xyce_and_quirks);
     tcase_add_test(tc, test_binary_count_past_next_header);
     tcase_add_test(tc, test_ascii_random_access);
+    tcase_add_test(tc, test_file_shrinks_while_read);
     tcase_add_test(tc, test_writer_from_scratch);
     tcase_add_test(tc, test_writer_count_width_and_locale);
     tcase_add_test(tc, test_reader_args);
