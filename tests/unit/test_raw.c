@@ -1195,24 +1195,21 @@ static double synth(uint64_t k, int c)
     return c == 0 ? (double)k * 1e-9 : sin((double)k * 0.001 * (c + 1)) * (c + 1);
 }
 
-START_TEST(test_ascii_random_access)
+/* Writes a synthetic plot of np points (time and two vectors) to path. */
+static void write_synthetic(const char *path, uint64_t np, ngs_raw_encoding enc)
 {
-    enum { NP = 100003 };
-    tmpdir t;
-    tmp_make(&t);
-    char path[512], err[512];
-    path_in(&t, "big_ascii.raw", path, sizeof path);
+    char err[512];
     ngs_raw_var vars[3] = {{.name = "time", .type = "time"},
                            {.name = "v(a)", .type = "voltage"},
                            {.name = "i(b)", .type = "current"}};
     ngs_raw_plot d = {.title = "synthetic", .date = "today", .plotname = "Transient Analysis",
-                      .flags = "real", .nvars = 3, .vars = vars};
+                      .flags = "real", .nvars = 3, .vars = vars, .npoints = np};
     ngs_raw_writer *w;
-    ck_assert_int_eq(ngs_raw_writer_open(&w, path, 0, err, sizeof err), NGS_OK);
-    ck_assert_int_eq(ngs_raw_writer_begin_plot(w, &d, NGS_RAW_ASCII), NGS_OK);
     double row[3 * 1000];
-    for (uint64_t k = 0; k < NP;) {
-        size_t n = NP - k < 1000 ? (size_t)(NP - k) : 1000;
+    ck_assert_int_eq(ngs_raw_writer_open(&w, path, 0, err, sizeof err), NGS_OK);
+    ck_assert_int_eq(ngs_raw_writer_begin_plot(w, &d, enc), NGS_OK);
+    for (uint64_t k = 0; k < np;) {
+        size_t n = np - k < 1000 ? (size_t)(np - k) : 1000;
         for (size_t i = 0; i < n; i++)
             for (int c = 0; c < 3; c++)
                 row[i * 3 + (size_t)c] = synth(k + i, c);
@@ -1220,6 +1217,16 @@ START_TEST(test_ascii_random_access)
         k += n;
     }
     ck_assert_int_eq(ngs_raw_writer_close(w), NGS_OK);
+}
+
+START_TEST(test_ascii_random_access)
+{
+    enum { NP = 100003 };
+    tmpdir t;
+    tmp_make(&t);
+    char path[512];
+    path_in(&t, "big_ascii.raw", path, sizeof path);
+    write_synthetic(path, NP, NGS_RAW_ASCII);
 
     ngs_raw_reader *r = open_ok(path);
     const ngs_raw_plot *p = plot_ok(r, 0);
@@ -1259,30 +1266,6 @@ END_TEST
 static void on_bus_test(int sig)
 {
     _exit(100 + sig); /* the test's own: a fault the reader did not catch ends here */
-}
-
-/* Writes a synthetic plot of np points (time and two vectors) to path. */
-static void write_synthetic(const char *path, uint64_t np, ngs_raw_encoding enc)
-{
-    char err[512];
-    ngs_raw_var vars[3] = {{.name = "time", .type = "time"},
-                           {.name = "v(a)", .type = "voltage"},
-                           {.name = "i(b)", .type = "current"}};
-    ngs_raw_plot d = {.title = "synthetic", .date = "today", .plotname = "Transient Analysis",
-                      .flags = "real", .nvars = 3, .vars = vars, .npoints = np};
-    ngs_raw_writer *w;
-    double row[3 * 1000];
-    ck_assert_int_eq(ngs_raw_writer_open(&w, path, 0, err, sizeof err), NGS_OK);
-    ck_assert_int_eq(ngs_raw_writer_begin_plot(w, &d, enc), NGS_OK);
-    for (uint64_t k = 0; k < np;) {
-        size_t n = np - k < 1000 ? (size_t)(np - k) : 1000;
-        for (size_t i = 0; i < n; i++)
-            for (int c = 0; c < 3; c++)
-                row[i * 3 + (size_t)c] = synth(k + i, c);
-        ck_assert_int_eq(ngs_raw_writer_write_rows(w, row, n), NGS_OK);
-        k += n;
-    }
-    ck_assert_int_eq(ngs_raw_writer_close(w), NGS_OK);
 }
 
 /* Another program truncating the RAW file under the reader's mapping used to kill the
