@@ -61,6 +61,11 @@ static void usage(FILE *f)
         "                          --monte-carlo N runs; one group per job plus /summary\n"
         "  convert IN.raw OUT.h5   a RAW file (ngspice, Xyce, LTspice; binary or ASCII; any\n"
         "                          size, in bounded memory) to the same HDF5 schema\n"
+        "                          (--codec, --group, --append... as for run); an HDF5\n"
+        "                          file at OUT.h5 is replaced only when the conversion\n"
+        "                          finishes (an error or Ctrl-C leaves it as it was), an\n"
+        "                          input or any other file is refused; --append adds in\n"
+        "                          place\n"
         "  export IN.h5 OUT.raw    back to RAW for tools that need it (--group G); each\n"
         "                          plot binary or ASCII as the RAW file it came from was\n"
         "                          (binary from run/batch), or all --ascii or --binary;\n"
@@ -1302,8 +1307,13 @@ static int cmd_convert(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (check_shared(&shared) != 0) return EXIT_USAGE;
-    /* a signal stops it between blocks: the file keeps what was converted, closed
-     * properly (killed mid-write, HDF5 would not open it without h5clear) */
+    {
+        const char *inputs[] = {argv[optind]};
+        if (!output_is_safe("convert", argv[optind + 1], inputs, 1)) return EXIT_USAGE;
+    }
+    /* a signal stops it between blocks: a new file keeps what was converted, closed
+     * properly (killed mid-write, HDF5 would not open it without h5clear); a file it
+     * would replace is left as it was */
     catch_stop_signals();
     o.stop = &g_stop_requested;
     rc = ngs_convert_raw_to_h5(argv[optind], argv[optind + 1], &o, &rep, err, sizeof err);

@@ -76,6 +76,42 @@ static uint64_t file_size(const char *path)
     return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
+/* Creates the empty file a conversion or an export writes before it is renamed over
+ * path: beside it (the rename must not cross file systems), "path.tmp-PID-N" opened
+ * O_EXCL so that two of them never share one, with the mode path has, or a new file's.
+ * A symlink at path is followed (*dest: the file to replace), as writing through it
+ * would. */
+static int temp_beside(const char *path, char **tmp, char **dest, char *err, size_t errlen)
+{
+    struct stat st;
+    int have = stat(path, &st) == 0;
+    *dest = have ? realpath(path, NULL) : strdup(path);
+    *tmp = *dest ? malloc(strlen(*dest) + 32) : NULL;
+    if (!*tmp) {
+        free(*dest);
+        *dest = NULL;
+        return set_err(err, errlen, NGS_ERR_NOMEM, "out of memory");
+    }
+    for (unsigned k = 0;; k++) {
+        sprintf(*tmp, "%s.tmp-%ld-%u", *dest, (long)getpid(), k);
+        int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            if (have)
+                fchmod(fd, st.st_mode & 07777);
+            close(fd);
+            return NGS_OK;
+        }
+        if (errno != EEXIST || k == 1000) {
+            int e = errno;
+            free(*tmp);
+            free(*dest);
+            *tmp = *dest = NULL;
+            return set_err(err, errlen, NGS_ERR_IO, "%s: cannot create a file beside it: %s",
+                           path, strerror(e));
+        }
+    }
+}
+
 /* HDF5 link names as the writer makes them: '/' and '%' escaped, "" and "." prefixed. */
 static char *escape_link(const char *name)
 {
@@ -532,36 +568,22 @@ static int convert_plot(conv_ctx *c, size_t i, int *plot_open)
     return NGS_OK;
 }
 
-int ngs_convert_raw_to_h5(const char *raw_path, const char *h5_path,
-                          const ngs_convert_options *opts, ngs_convert_report *report,
-                          char *err, size_t errlen)
+/* The conversion into h5_path, which it creates (or appends to); ngs_convert_raw_to_h5
+ * has checked the arguments and chosen the file. */
+static int convert_file(const char *raw_path, const char *h5_path,
+                        const ngs_convert_options *opts, ngs_convert_report *rep, char *err,
+                        size_t errlen)
 {
     double t0 = ngs_now_s();
-    ngs_convert_options o;
-    ngs_convert_report local;
-    ngs_convert_report *rep = report ? report : &local;
+    ngs_convert_options o = *opts;
     conv_ctx c;
     int rc, run_open = 0, plot_open = 0;
 
-    memset(rep, 0, sizeof *rep);
     memset(&c, 0, sizeof c);
     c.fid = H5I_INVALID_HID;
     c.rep = rep;
     c.err = err;
     c.errlen = errlen;
-    if (err && errlen)
-        err[0] = '\0';
-    if (!raw_path || !h5_path)
-        return set_err(err, errlen, NGS_ERR_ARG, "ngs_convert_raw_to_h5: NULL path");
-    if (opts)
-        o = *opts;
-    else
-        ngs_convert_options_init(&o);
-    if (same_file(raw_path, h5_path))
-        return set_err(err, errlen, NGS_ERR_ARG, "%s: input and output are the same file",
-                       h5_path);
-    if ((int)o.codec < NGS_CODEC_ZSTD || o.codec > NGS_CODEC_BITROUND)
-        return set_err(err, errlen, NGS_ERR_ARG, "unknown codec %d", (int)o.codec);
     c.read_bytes = o.read_bytes ? o.read_bytes : READ_BYTES_DEFAULT;
     c.stop = o.stop;
 
@@ -691,6 +713,58 @@ done:
     free(c.run_link);
     rep->bytes_out = file_size(h5_path);
     rep->seconds = ngs_now_s() - t0;
+    return rc;
+}
+
+int ngs_convert_raw_to_h5(const char *raw_path, const char *h5_path,
+                          const ngs_convert_options *opts, ngs_convert_report *report,
+                          char *err, size_t errlen)
+{
+    ngs_convert_options o;
+    ngs_convert_report local;
+    ngs_convert_report *rep = report ? report : &local;
+    char *tmp = NULL, *dest = NULL;
+    struct stat st;
+    int rc;
+
+    memset(rep, 0, sizeof *rep);
+    if (err && errlen)
+        err[0] = '\0';
+    if (!raw_path || !h5_path)
+        return set_err(err, errlen, NGS_ERR_ARG, "ngs_convert_raw_to_h5: NULL path");
+    if (opts)
+        o = *opts;
+    else
+        ngs_convert_options_init(&o);
+    if (same_file(raw_path, h5_path))
+        return set_err(err, errlen, NGS_ERR_ARG, "%s: input and output are the same file",
+                       h5_path);
+    if ((int)o.codec < NGS_CODEC_ZSTD || o.codec > NGS_CODEC_BITROUND)
+        return set_err(err, errlen, NGS_ERR_ARG, "unknown codec %d", (int)o.codec);
+    /* A file already there is replaced only by a finished conversion: written beside it
+     * and renamed over it, so that a failure or an interrupt leaves it as it was. Then
+     * the unfinished conversion is removed rather than kept under a temporary name: it
+     * holds only points the RAW file still has, and a retry after a full disk would
+     * find less room. A new file keeps what was converted, as `ngscale run` does. */
+    if (!o.append && stat(h5_path, &st) == 0 && S_ISREG(st.st_mode) &&
+        ((rc = ngs_h5_check_replace(h5_path, err, errlen)) != NGS_OK ||
+         (rc = temp_beside(h5_path, &tmp, &dest, err, errlen)) != NGS_OK))
+        return rc;
+    rc = convert_file(raw_path, tmp ? tmp : h5_path, &o, rep, err, errlen);
+    if (tmp && rc == NGS_OK && rename(tmp, dest) != 0)
+        rc = set_err(err, errlen, NGS_ERR_IO, "%s: cannot replace it: %s", h5_path,
+                     strerror(errno));
+    if (tmp && rc != NGS_OK) {
+        size_t k = err && errlen ? strlen(err) : 0;
+        int began = file_size(tmp) > 0;
+        unlink(tmp);
+        rep->bytes_out = 0;
+        if (err && k + 1 < errlen)
+            snprintf(err + k, errlen - k, "; %s was left as it was%s", h5_path,
+                     began ? " (the unfinished conversion was removed)" : "");
+    }
+    free(tmp);
+    free(dest);
     return rc;
 }
 
@@ -1193,41 +1267,6 @@ static int is_foreign_output(const char *path)
     fclose(f);
     return !(n >= 6 && strncasecmp(head, "Title:", 6) == 0) &&
            !(n == sizeof head && memcmp(head, utf16, sizeof head) == 0);
-}
-
-/* Creates the empty file an export writes before it is renamed over path: beside it
- * (the rename must not cross file systems), "path.tmp-PID-N" opened O_EXCL so that two
- * exports never share one, with the mode path has, or a new file's. A symlink at path
- * is followed (*dest: the file to replace), as writing through it would. */
-static int temp_beside(const char *path, char **tmp, char **dest, char *err, size_t errlen)
-{
-    struct stat st;
-    int have = stat(path, &st) == 0;
-    *dest = have ? realpath(path, NULL) : strdup(path);
-    *tmp = *dest ? malloc(strlen(*dest) + 32) : NULL;
-    if (!*tmp) {
-        free(*dest);
-        *dest = NULL;
-        return set_err(err, errlen, NGS_ERR_NOMEM, "out of memory");
-    }
-    for (unsigned k = 0;; k++) {
-        sprintf(*tmp, "%s.tmp-%ld-%u", *dest, (long)getpid(), k);
-        int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            if (have)
-                fchmod(fd, st.st_mode & 07777);
-            close(fd);
-            return NGS_OK;
-        }
-        if (errno != EEXIST || k == 1000) {
-            int e = errno;
-            free(*tmp);
-            free(*dest);
-            *tmp = *dest = NULL;
-            return set_err(err, errlen, NGS_ERR_IO, "%s: cannot create a file beside it: %s",
-                           path, strerror(e));
-        }
-    }
 }
 
 /* The run group to export: the one named, else the only one, else "run". */

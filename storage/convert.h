@@ -36,8 +36,9 @@ typedef struct ngs_convert_options {
     int threads;         /* encoder threads; 0 = every core (nothing else runs meanwhile) */
     size_t chunk_points; /* points per HDF5 chunk; 0 = automatic (as `ngscale run`) */
     size_t read_bytes;   /* rows read from the RAW file per step; 0 = 1 MiB */
-    /* Set (by a signal handler, say) to stop between steps: the file keeps what was
-     * converted, the run and plot say "interrupted", NGS_ERR_INTERRUPTED. */
+    /* Set (by a signal handler, say) to stop between steps: NGS_ERR_INTERRUPTED; a new
+     * file keeps what was converted, the run and plot saying "interrupted" (a file that
+     * was there is left as it was, see ngs_convert_raw_to_h5). */
     const volatile sig_atomic_t *stop;
 } ngs_convert_options;
 
@@ -67,11 +68,20 @@ typedef struct ngs_convert_report {
  * Truncated input is not an error: the function returns NGS_OK with report->truncated
  * set (and the file says status "incomplete"), so that the caller decides; `ngscale
  * convert` should print report->message and exit non-zero (see SCHEMA.md).
- * Errors: NGS_ERR_ARG (NULL path, group already in the file), NGS_ERR_IO (cannot read
- * the RAW file or create the HDF5 file), NGS_ERR_FORMAT (not a RAW file, corrupt
- * header, an ASCII value that is not a number: err has the byte offset and line),
- * NGS_ERR_HDF5, NGS_ERR_CODEC, NGS_ERR_NOMEM. A failure after the output was created
- * leaves it with the run's status "failed" and the message, like `ngscale run`. */
+ * Errors: NGS_ERR_ARG (NULL path, group already in the file, h5_path is raw_path),
+ * NGS_ERR_IO (cannot read the RAW file, or it shrank while being read; cannot create the
+ * HDF5 file; a file at h5_path that is not HDF5, or that another program has open),
+ * NGS_ERR_FORMAT (not a RAW file, corrupt header, an ASCII value that is not a number:
+ * err has the byte offset and line), NGS_ERR_HDF5, NGS_ERR_CODEC, NGS_ERR_NOMEM.
+ *
+ * What a failure leaves: without append, an HDF5 file already at h5_path is replaced
+ * only by a conversion that finishes (truncated input included): the new file is
+ * written beside it ("h5_path.tmp-PID-N") and renamed over it, so a failure or an
+ * interrupt leaves it as it was, removes the unfinished file and says so in err (a
+ * killed process leaves that file beside it). A new file keeps what was converted, its
+ * run's status "failed" (or "incomplete" when stopped) with the message, like `ngscale
+ * run`. With append the group is added in place: a failure marks it "failed", and the
+ * runs already there stay as they were. */
 int ngs_convert_raw_to_h5(const char *raw_path, const char *h5_path,
                           const ngs_convert_options *opts, ngs_convert_report *report,
                           char *err, size_t errlen);

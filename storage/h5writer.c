@@ -152,6 +152,17 @@ int ngs_h5_file_in_use(const char *path)
     return busy;
 }
 
+int ngs_h5_check_replace(const char *path, char *err, size_t errlen)
+{
+    const char *why = ngs_h5_is_foreign_file(path) ? "exists and is not an HDF5 file: not overwriting it (remove it first)"
+                      : ngs_h5_file_in_use(path) ? "is open in another program (an HDF5 reader, or an ngscale run or "
+                                                   "batch writing it): not replacing it; close it or write elsewhere"
+                                                 : NULL;
+    if (!why) return NGS_OK;
+    if (err && errlen) snprintf(err, errlen, "%s %s", path, why);
+    return NGS_ERR_IO;
+}
+
 static void mark_in_use(ngs_h5_writer *w)
 {
     struct flock lock = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
@@ -405,15 +416,7 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
         }
         goto file_ready;
     }
-    if (!w->opt.append && ngs_h5_is_foreign_file(path)) {
-        rc = fail(w, NGS_ERR_IO, "%s exists and is not an HDF5 file: not overwriting it (remove it first)", path);
-        goto out;
-    }
-    if (!w->opt.append && ngs_h5_file_in_use(path)) {
-        rc = fail(w, NGS_ERR_IO, "%s is open in another program (an HDF5 reader, or an ngscale run or batch "
-                  "writing it): not replacing it; close it or write elsewhere", path);
-        goto out;
-    }
+    if (!w->opt.append && (rc = ngs_h5_check_replace(path, w->err, sizeof w->err)) != NGS_OK) goto out;
     for (int attempt = 0;; attempt++) {
         errno = 0;
         H5E_BEGIN_TRY {

@@ -56,9 +56,14 @@ int ngs_h5_is_foreign_file(const char *path);
  * running batch), or an ngscale writer (which holds its own lock in SWMR mode too). */
 int ngs_h5_file_in_use(const char *path);
 
+/* NGS_OK when a writer may replace path: nothing there, or an HDF5 file that no other
+ * program has open; else NGS_ERR_IO and why in err. ngs_h5_open checks it without
+ * append; a caller that writes a file elsewhere to rename it over path checks it too. */
+int ngs_h5_check_replace(const char *path, char *err, size_t errlen);
+
 /* path names the file (with shared_file, only in messages). Without append, an HDF5
  * file there is replaced, unless another program has it open (NGS_ERR_IO); any other
- * file is left alone (NGS_ERR_IO). */
+ * file is left alone (NGS_ERR_IO): ngs_h5_check_replace. */
 int ngs_h5_open(ngs_h5_writer **writer, const char *path, const ngs_h5_options *options,
                 char *err, size_t errlen);
 /* Finishes what is pending, marks an unfinished run incomplete, closes the file

@@ -362,30 +362,43 @@ class Convert(unittest.TestCase):
                 self.assertNotEqual(f["run/tran1"].attrs["status"], "complete")
                 self.assertLess(f["run/tran1/time"].shape[0], 1_000_000)
 
+    def cut_while_converting(self, raw, h5, *args):
+        """Converts raw (write_synthetic_raw, 1M points of 8 vectors) into h5 and, once
+        some points are converted, cuts raw at point 400k, inside a page (whose tail
+        then reads as zeros). The conversion is stopped (SIGSTOP) meanwhile, so the cut
+        always lands ahead of the reader. Returns the exit status, stderr, where the
+        data start and the size before and after."""
+        size = os.path.getsize(raw)
+        mtime = os.path.getmtime(h5) if os.path.exists(h5) else None
+        p = subprocess.Popen([NGSCALE, "convert", "--level", "19", raw, h5] + list(args),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        d, name = os.path.split(h5)
+
+        def started():  # the output, or the file written beside it, was created or written
+            return any(n.startswith(name) and os.path.getmtime(os.path.join(d, n)) != mtime
+                       for n in os.listdir(d))
+        deadline = time.time() + 60
+        while not started() and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # some points converted; 40% take seconds at level 19
+        os.kill(p.pid, signal.SIGSTOP)
+        with open(raw, "rb") as f:
+            data = f.read().index(b"Binary:\n") + 8
+        cut = data + 64 * 400_000 + 3
+        os.truncate(raw, cut)
+        os.kill(p.pid, signal.SIGCONT)
+        _, err = p.communicate(timeout=300)
+        return p.returncode, err, data, size, cut
+
     def test_input_cut_short_while_converted(self):
         """Another program truncating the RAW file during a conversion killed ngscale with
         SIGBUS (the reader maps the file), leaving an HDF5 file that did not open. Now a
-        clear error (exit 3), and the file keeps the points converted, status failed.
-        The conversion is stopped (SIGSTOP) while the file is cut, so the cut always
-        lands ahead of the reader; inside a page, whose tail then reads as zeros."""
+        clear error (exit 3), and the file keeps the points converted, status failed."""
         with TempDir() as d:
             raw, h5 = os.path.join(d, "big.raw"), os.path.join(d, "big.h5")
             write_synthetic_raw(raw, 1_000_000, nvars=8)
-            size = os.path.getsize(raw)
-            p = subprocess.Popen([NGSCALE, "convert", "--level", "19", raw, h5],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            deadline = time.time() + 60
-            while not os.path.exists(h5) and time.time() < deadline:
-                time.sleep(0.01)
-            time.sleep(0.3)  # some points converted; 40% take seconds at level 19
-            os.kill(p.pid, signal.SIGSTOP)
-            with open(raw, "rb") as f:
-                data = f.read().index(b"Binary:\n") + 8
-            cut = data + 64 * 400_000 + 3
-            os.truncate(raw, cut)
-            os.kill(p.pid, signal.SIGCONT)
-            _, err = p.communicate(timeout=300)
-            self.assertEqual(p.returncode, 3, err)
+            code, err, data, size, cut = self.cut_while_converting(raw, h5)
+            self.assertEqual(code, 3, err)
             self.assertIn("big.raw shrank while being read (%d bytes when opened, %d now)"
                           % (size, cut), err)
             with h5py.File(h5, "r") as f:
@@ -397,6 +410,81 @@ class Convert(unittest.TestCase):
                 got = f["run/tran1/v(n3)"][:]
             rows = np.fromfile(raw, dtype="<f8", count=n * 8, offset=data).reshape(n, 8)
             self.assertTrue(bits_equal(got, rows[:, 3]))
+
+    def test_a_failed_conversion_keeps_the_file_it_would_replace(self):
+        """convert recreated an existing output at once: a failure or an interrupt lost
+        the good file there. A finished conversion now replaces it (written beside it,
+        renamed over it); an unfinished one leaves it as it was and is removed."""
+        with TempDir() as d:
+            small = ngspice_raw(d, netlist("tran_rc.cir"))
+            raw, h5 = os.path.join(d, "big.raw"), os.path.join(d, "out.h5")
+            run([NGSCALE, "convert", small, h5], cwd=d)
+            with open(h5, "rb") as f:
+                good = f.read()
+            listing = sorted(os.listdir(d) + ["big.raw"])
+
+            write_synthetic_raw(raw, 1_000_000, nvars=8)
+            code, err, *_ = self.cut_while_converting(raw, h5)
+            self.assertEqual(code, 3, err)
+            self.assertIn("shrank while being read", err)
+            self.assertIn("out.h5 was left as it was (the unfinished conversion was removed)",
+                          err)
+            with open(h5, "rb") as f:
+                self.assertTrue(f.read() == good, "the file there was changed")
+            self.assertEqual(sorted(os.listdir(d)), listing)
+
+            write_synthetic_raw(raw, 1_000_000, nvars=8)
+            p = subprocess.Popen([NGSCALE, "convert", "--level", "19", raw, h5],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1)
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 130, err)
+            self.assertIn("interrupted", err)
+            self.assertIn("out.h5 was left as it was", err)
+            with open(h5, "rb") as f:
+                self.assertTrue(f.read() == good, "the file there was changed")
+            self.assertEqual(sorted(os.listdir(d)), listing)
+
+            run([NGSCALE, "convert", raw, h5], cwd=d)
+            with h5py.File(h5, "r") as f:
+                self.assertEqual(f["run/tran1/time"].shape[0], 1_000_000)
+            self.assertEqual(sorted(os.listdir(d)), listing)
+
+            # As `run -o`: an input, or a file that is not HDF5, is refused (exit 2).
+            notes = os.path.join(d, "notes.txt")
+            with open(notes, "w") as f:
+                f.write("notes\n")
+            for out, why in ((notes, "notes.txt exists and is not an HDF5 file: not "
+                                     "overwriting it"),
+                             (small, "is also an input")):
+                p = run([NGSCALE, "convert", small, out], cwd=d, check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(why, p.stderr)
+            with open(notes) as f:
+                self.assertEqual(f.read(), "notes\n")
+
+    def test_append_that_fails_keeps_the_other_runs(self):
+        """--append writes into the file in place (a copy of a large file would cost
+        more than the conversion): a failure marks the new group failed, and the runs
+        already there stay as they were."""
+        with TempDir() as d:
+            small = ngspice_raw(d, netlist("tran_rc.cir"))
+            raw, h5 = os.path.join(d, "big.raw"), os.path.join(d, "out.h5")
+            run([NGSCALE, "convert", small, h5], cwd=d)
+            before, _ = read_h5_plots(h5)
+            write_synthetic_raw(raw, 1_000_000, nvars=8)
+            code, err, *_ = self.cut_while_converting(raw, h5, "--append", "--group", "big")
+            self.assertEqual(code, 3, err)
+            self.assertIn("shrank while being read", err)
+            with h5py.File(h5, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "complete")
+                self.assertEqual(f["big"].attrs["status"], "failed")
+                self.assertEqual(f["big/tran1"].attrs["status"], "failed")
+                self.assertLess(f["big/tran1/time"].shape[0], 400_000)
+            after, _ = read_h5_plots(h5)
+            for vec in before[0]["names"]:
+                self.assertTrue(bits_equal(after[0]["data"][vec], before[0]["data"][vec]))
 
     @unittest.skipIf(SANITIZED, "peak RSS is meaningless under AddressSanitizer")
     def test_memory_bounded(self):

@@ -1068,6 +1068,72 @@ START_TEST(test_export_errors)
 }
 END_TEST
 
+/* A conversion over an existing file used to recreate it at once: a failure or an
+ * interrupt then lost the good file there. It now writes beside it and renames only a
+ * finished conversion over it; an unfinished one is removed. A new file still keeps
+ * what was converted. */
+START_TEST(test_convert_replaces_only_when_finished)
+{
+    tmpdir t;
+    tmp_make(&t);
+    char raw[512], raw2[512], h5[512], fresh[512], link[512], err[1024], buf[256];
+    run_ngspice(&t, "multi", MULTI, 0, raw, sizeof raw);
+    run_ngspice(&t, "small", SMALL, 0, raw2, sizeof raw2);
+    path_in(&t, "out.h5", h5, sizeof h5);
+    path_in(&t, "fresh.h5", fresh, sizeof fresh);
+    convert_ok(raw, h5, NULL, NULL);
+    chmod(h5, 0640);
+    int files = count_files(t.dir);
+    size_t before_n, after_n;
+    unsigned char *before = read_file(h5, &before_n);
+
+    /* interrupted (the flag set before it starts: at its first block) */
+    volatile sig_atomic_t stop = 1;
+    ngs_convert_options o;
+    ngs_convert_options_init(&o);
+    o.stop = &stop;
+    ck_assert_int_eq(ngs_convert_raw_to_h5(raw2, h5, &o, NULL, err, sizeof err),
+                     NGS_ERR_INTERRUPTED);
+    ck_assert_msg(strstr(err, "interrupted") && strstr(err, "out.h5 was left as it was"), "%s", err);
+    unsigned char *after = read_file(h5, &after_n);
+    ck_assert_msg(after_n == before_n && memcmp(after, before, before_n) == 0,
+                  "an interrupted conversion changed the file there");
+    free(after);
+    ck_assert_int_eq(count_files(t.dir), files);
+
+    /* held open by another program: refused before anything is written */
+    hid_t f = h5_open(h5);
+    ck_assert_int_eq(ngs_convert_raw_to_h5(raw2, h5, NULL, NULL, err, sizeof err), NGS_ERR_IO);
+    ck_assert_msg(strstr(err, "is open in another program"), "%s", err);
+    H5Fclose(f);
+    ck_assert_int_eq(count_files(t.dir), files);
+
+    /* a new file keeps what was converted */
+    ck_assert_int_eq(ngs_convert_raw_to_h5(raw2, fresh, &o, NULL, err, sizeof err),
+                     NGS_ERR_INTERRUPTED);
+    check_status(fresh, "run", "incomplete", "interrupted");
+    files++;
+
+    /* finished: replaces it, keeping its mode, also through a symlink */
+    path_in(&t, "link.h5", link, sizeof link);
+    ck_assert_int_eq(symlink(h5, link), 0);
+    files++;
+    convert_ok(raw2, link, NULL, NULL);
+    struct stat st;
+    ck_assert_int_eq(lstat(link, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert_int_eq(stat(h5, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0640);
+    f = h5_open(h5);
+    ck_assert_str_eq(attr_s(f, "run", "status", buf, sizeof buf), "complete");
+    ck_assert(H5Lexists(f, "run/ac1", H5P_DEFAULT) <= 0); /* SMALL has no ac: multi's is gone */
+    H5Fclose(f);
+    ck_assert_int_eq(count_files(t.dir), files);
+    free(before);
+    tmp_free(&t);
+}
+END_TEST
+
 /* ---- other dialects ------------------------------------------------------------------- */
 
 static size_t put16(unsigned char *b, size_t n, const char *s)
@@ -1169,6 +1235,7 @@ static Suite *convert_suite(void)
     tcase_add_test(tc, test_corrupt_input);
     tcase_add_test(tc, test_export_run_file);
     tcase_add_test(tc, test_export_errors);
+    tcase_add_test(tc, test_convert_replaces_only_when_finished);
     tcase_add_test(tc, test_ltspice_float32);
     suite_add_tcase(s, tc);
     return s;
