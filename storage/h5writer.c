@@ -16,6 +16,10 @@
  * before its first chunk fills gets a chunk size equal to its length, so an
  * operating point does not occupy a full chunk per vector, and a fixed size, so
  * HDF5 keeps no chunk index for it.
+ *
+ * Memory does not follow the number of vectors (post-layout plots save 20k-100k
+ * nodes): a wide plot gets shorter chunks, so that its block stays near 8 MiB, opens
+ * each dataset only while writing to it, and runs HDF5's metadata cache small.
  */
 #include "storage/h5writer.h"
 #include "storage/codec.h"
@@ -39,6 +43,15 @@
 
 #define BLOCK_TARGET_BYTES (8u << 20) /* automatic chunking: a block of rows ~ 8 MiB */
 #define CHUNK_MIN 1024u
+/* A plot of more than 1024 doubles per row gets shorter chunks, down to this, so that its
+ * block stays near the target however many vectors it has (20k vectors: 32 points). */
+#define CHUNK_MIN_WIDE 16u
+/* HDF5 keeps ~13 KB per open dataset: a plot with more vectors opens each one only while
+ * it writes to it, and memory stays flat at 20k or 100k vectors. Below this, datasets
+ * stay open for the plot, which saves an open and a close per vector and block. */
+#define OPEN_VECTORS_MAX 1024
+/* HDF5's metadata cache while a wide plot is written (see fit_cache) */
+#define WIDE_CACHE_BYTES (256u << 10)
 #define PARTIAL_AGE 10 /* flush intervals a point may wait in a partial chunk */
 #define CHUNK_MAX 65536u
 
@@ -59,6 +72,7 @@ typedef struct {
     int index, nvec, is_complex, row_doubles, scale_index;
     vec_state *vecs;
     size_t chunk_points;  /* fixed once datasets exist */
+    int keep_open;        /* datasets stay open between blocks (not a wide plot) */
     int fixed_size;       /* ended within its first chunk: datasets of exactly one chunk */
     size_t block_capacity;/* rows the column buffers hold (>= chunk_points) */
     int created;
@@ -82,7 +96,7 @@ typedef struct {
 struct ngs_h5_writer {
     char *path;
     ngs_h5_options opt;
-    hid_t fapl, fcpl, file, run_group, complex_type;
+    hid_t fapl, fcpl, dapl, file, run_group, complex_type;
     int in_use_fd; /* holds the lock that tells others the file is being written */
     int swmr_active;
     char *run_path;
@@ -234,6 +248,52 @@ static int wait_for_lock(int attempt)
     return 1;
 }
 
+/* A wide plot visits each dataset's metadata once per block, so no cache size would
+ * give hits; but HDF5's cache grows to its limit (32 MiB counted as on disk, ~10x that
+ * in memory, decoded) while it does. A wide plot's file gets a small fixed cache, and
+ * the next plot of normal width gets HDF5's default back: its blocks reuse their
+ * metadata. Writers sharing a file (a batch) share its cache: the last plot decides. */
+static void fit_cache(ngs_h5_writer *w, const plot_state *p)
+{
+    H5AC_cache_config_t now = {.version = H5AC__CURR_CACHE_CONFIG_VERSION};
+    H5AC_cache_config_t c = {.version = H5AC__CURR_CACHE_CONFIG_VERSION};
+    int wide = !p->keep_open;
+    if (H5Fget_mdc_config(w->file, &now) < 0 || (now.max_size == WIDE_CACHE_BYTES) == wide ||
+        H5Pget_mdc_config(w->fapl, &c) < 0) /* the fapl's: HDF5's default */
+        return;
+    if (wide) {
+        c.set_initial_size = 1;
+        c.initial_size = c.min_size = c.max_size = WIDE_CACHE_BYTES;
+        c.incr_mode = H5C_incr__off;
+        c.flash_incr_mode = H5C_flash_incr__off;
+        c.decr_mode = H5C_decr__off;
+    }
+    H5Fset_mdc_config(w->file, &c); /* a failure only costs memory or speed */
+}
+
+/* Opens the dataset of vector i unless it is open. A wide plot's datasets are open
+ * only while written to (OPEN_VECTORS_MAX): vec_release closes them again. */
+static int vec_open(ngs_h5_writer *w, plot_state *p, int i)
+{
+    vec_state *v = &p->vecs[i];
+    char *path;
+    if (v->dset > 0) return NGS_OK;
+    if (!(path = malloc(strlen(p->group_path) + strlen(v->dset_name) + 2))) return NGS_ERR_NOMEM;
+    sprintf(path, "%s/%s", p->group_path, v->dset_name);
+    v->dset = H5Dopen2(w->file, path, w->dapl);
+    free(path);
+    return v->dset < 0 ? fail(w, NGS_ERR_HDF5, "%s: cannot open %s/%s", w->path, p->group_path, v->dset_name)
+                       : NGS_OK;
+}
+
+static void vec_release(plot_state *p, int i)
+{
+    if (!p->keep_open && p->vecs[i].dset > 0) {
+        H5Dclose(p->vecs[i].dset);
+        p->vecs[i].dset = H5I_INVALID_HID;
+    }
+}
+
 /* Closes the file with the run's group and the plot's datasets, and opens them
  * again in plain read-write mode. */
 static int reopen_file(ngs_h5_writer *w)
@@ -262,15 +322,11 @@ static int reopen_file(ngs_h5_writer *w)
         w->run_group = open_group(w->file, w->run_path);
         if (w->run_group < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot reopen %s", w->path, w->run_path);
     }
-    if (p && p->created)
-        for (int i = 0; i < p->nvec; i++) {
-            char *path = malloc(strlen(p->group_path) + strlen(p->vecs[i].dset_name) + 2);
-            if (!path) return NGS_ERR_NOMEM;
-            sprintf(path, "%s/%s", p->group_path, p->vecs[i].dset_name);
-            p->vecs[i].dset = H5Dopen2(w->file, path, H5P_DEFAULT);
-            free(path);
-            if (p->vecs[i].dset < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot reopen datasets", w->path);
-        }
+    if (p) fit_cache(w, p); /* reopened with the default cache */
+    for (int i = 0; p && p->created && p->keep_open && i < p->nvec; i++) {
+        int rc = vec_open(w, p, i);
+        if (rc != NGS_OK) return rc;
+    }
     return NGS_OK;
 }
 
@@ -399,6 +455,10 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
 
     w->fapl = H5Pcreate(H5P_FILE_ACCESS);
     w->fcpl = H5Pcreate(H5P_FILE_CREATE);
+    w->dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    /* Chunks go in with H5Dwrite_chunk, past HDF5's chunk cache: an empty one saves its
+     * slot table (4 KB per open dataset by default). */
+    H5Pset_chunk_cache(w->dapl, 1, 0, 1.0);
     H5Pset_link_creation_order(w->fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     /* Free space is not tracked across sessions: records saved by a writer that was
      * later killed describe space it went on to use, and a file repaired with h5clear
@@ -538,6 +598,7 @@ static int close_held(ngs_h5_writer *w)
     if (w->complex_type >= 0) H5Tclose(w->complex_type);
     if (w->fapl >= 0) H5Pclose(w->fapl);
     if (w->fcpl >= 0) H5Pclose(w->fcpl);
+    if (w->dapl >= 0) H5Pclose(w->dapl);
     free_slots(w);
     ngs_pool_destroy(w->pool);
     free(w->run_path);
@@ -643,7 +704,8 @@ static size_t auto_chunk_points(const plot_state *p)
 {
     size_t row_bytes = (size_t)p->row_doubles * sizeof(double), c = CHUNK_MAX;
     if (row_bytes == 0) return CHUNK_MIN;
-    while (c > CHUNK_MIN && c * row_bytes > BLOCK_TARGET_BYTES) c >>= 1;
+    /* stops at CHUNK_MIN only for rows of up to 1024 doubles: 8 MiB of them reach it */
+    while (c > CHUNK_MIN_WIDE && c * row_bytes > BLOCK_TARGET_BYTES) c >>= 1;
     return c;
 }
 
@@ -761,6 +823,7 @@ int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
             }
     }
     p->chunk_points = w->opt.chunk_points ? w->opt.chunk_points : auto_chunk_points(p);
+    p->keep_open = p->nvec <= OPEN_VECTORS_MAX;
     if ((rc = alloc_block(p)) != NGS_OK) return fail(w, rc, "out of memory for plot %s", d->name);
     p->started = p->last_partial = ngs_now_s();
     p->partial_gap = w->opt.flush_interval_s * PARTIAL_AGE;
@@ -787,6 +850,7 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
     hid_t gcpl, group;
     int rc = NGS_OK;
     if ((rc = enter_structure_mode(w)) != NGS_OK) return rc;
+    fit_cache(w, p);
     if (plot_ended && p->block_rows < p->chunk_points && p->done_rows == 0) {
         p->chunk_points = p->block_rows ? p->block_rows : 1; /* small plot: one exact chunk */
         p->fixed_size = p->block_rows > 0;
@@ -838,7 +902,7 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
             rc = fail(w, NGS_ERR_CODEC, "cannot set up codec %s", ngs_codec_name(v->codec));
         } else {
             v->dset = H5Dcreate2(group, v->dset_name, v->is_complex ? w->complex_type : H5T_NATIVE_DOUBLE,
-                                 space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+                                 space, H5P_DEFAULT, dcpl, w->dapl);
             if (v->dset < 0 || ngs_h5_attr_write_str(v->dset, "name", v->name) < 0 ||
                 ngs_h5_attr_write_str(v->dset, "ngspice_name", v->ngspice_name) < 0 ||
                 ngs_h5_attr_write_str(v->dset, "type", v->type_name) < 0 || ngs_h5_attr_write_str(v->dset, "unit", v->unit) < 0 ||
@@ -852,6 +916,7 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
                   ngs_h5_attr_write_i64(v->dset, "lossy_bits", w->bits) < 0 ||
                   ngs_h5_attr_write_f64(v->dset, "lossy_rel_err", ngs_bitround_max_rel_err(w->bits)) < 0)))
                 rc = fail(w, NGS_ERR_HDF5, "%s: cannot create dataset %s/%s", w->path, p->group_path, v->dset_name);
+            vec_release(p, i);
         }
         H5Pclose(dcpl);
         H5Sclose(space);
@@ -923,13 +988,10 @@ static int write_block_held(ngs_h5_writer *w, plot_state *p, int plot_ended, siz
     if ((rc = ensure_slots(w, p)) != NGS_OK) return fail(w, rc, "out of memory for the encoders");
     extent = p->done_rows + rows;
     offset = p->done_rows;
-    for (int i = 0; i < p->nvec; i++) {
+    for (int i = 0; i < p->nvec; i++)
         if (rows < p->chunk_points) /* zero the tail: deterministic, compresses to nothing */
             memset(p->block + p->block_offset[i] + rows * p->vecs[i].elem, 0,
                    (p->chunk_points - rows) * p->vecs[i].elem);
-        if (!p->fixed_size && H5Dset_extent(p->vecs[i].dset, &extent) < 0) /* fixed: its size already */
-            return fail(w, NGS_ERR_HDF5, "%s: cannot extend %s", w->path, p->vecs[i].dset_name);
-    }
     /* encode one vector per worker in parallel, then write them in order */
     for (int first = 0; first < p->nvec && rc == NGS_OK; first += w->nslots) {
         encode_batch b = {w, p, first, p->nvec - first < w->nslots ? p->nvec - first : w->nslots};
@@ -947,8 +1009,13 @@ static int write_block_held(ngs_h5_writer *w, plot_state *p, int plot_ended, siz
             vec_state *v = &p->vecs[first + k];
             if (w->enc_rc[k] != NGS_OK)
                 rc = fail(w, NGS_ERR_CODEC, "cannot compress a chunk of %s", v->name);
+            else if ((rc = vec_open(w, p, first + k)) != NGS_OK)
+                break;
+            else if (!p->fixed_size && H5Dset_extent(v->dset, &extent) < 0) /* fixed: its size already */
+                rc = fail(w, NGS_ERR_HDF5, "%s: cannot extend %s", w->path, v->dset_name);
             else if (H5Dwrite_chunk(v->dset, H5P_DEFAULT, 0, &offset, w->enc_size[k], w->enc[k]) < 0)
                 rc = fail(w, NGS_ERR_IO, "%s: cannot write a chunk of %s (disk full?)", w->path, v->name);
+            vec_release(p, first + k);
         }
     }
     if (rc != NGS_OK) return rc;
@@ -1034,11 +1101,14 @@ static int plot_end_held(ngs_h5_writer *w, int status, const char *message)
         if (group >= 0) H5Gclose(group);
     }
     if (rc == NGS_OK) {
-        for (int i = 0; rc == NGS_OK && p->created && i < p->nvec; i++)
-            if (p->vecs[i].codec == NGS_CODEC_BOUNDED &&
+        for (int i = 0; rc == NGS_OK && p->created && i < p->nvec; i++) {
+            if (p->vecs[i].codec != NGS_CODEC_BOUNDED) continue;
+            if ((rc = vec_open(w, p, i)) == NGS_OK &&
                 ngs_h5_attr_write_f64(p->vecs[i].dset, "lossy_max_abs_err", p->vecs[i].max_err) < 0)
                 rc = fail(w, NGS_ERR_HDF5, "%s: cannot write the error bound of %s", w->path,
                           p->vecs[i].name);
+            vec_release(p, i);
+        }
     }
     plot_free(p);
     w->plot = NULL;
