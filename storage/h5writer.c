@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
+#include <search.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -758,6 +759,32 @@ static int ensure_slots(ngs_h5_writer *w, const plot_state *p)
     return NGS_OK;
 }
 
+/* The same RAW name twice: both are kept, the later one as "name#index". A hash table
+ * of the names so far, as a plot may have 100k vectors. */
+static int unique_names(plot_state *p)
+{
+    struct hsearch_data seen;
+    int rc = NGS_OK;
+    memset(&seen, 0, sizeof seen);
+    if (!hcreate_r(2 * (size_t)p->nvec + 1, &seen)) return NGS_ERR_NOMEM;
+    for (int i = 0; rc == NGS_OK && i < p->nvec; i++) {
+        vec_state *v = &p->vecs[i];
+        ENTRY e = {v->dset_name, NULL}, *found;
+        while (rc == NGS_OK && hsearch_r(e, FIND, &found, &seen)) {
+            char *n = malloc(strlen(v->dset_name) + 16);
+            if (!n) rc = NGS_ERR_NOMEM;
+            else {
+                sprintf(n, "%s#%d", v->dset_name, i);
+                free(v->dset_name);
+                e.key = v->dset_name = n;
+            }
+        }
+        if (rc == NGS_OK && !hsearch_r(e, ENTER, &found, &seen)) rc = NGS_ERR_NOMEM;
+    }
+    hdestroy_r(&seen);
+    return rc;
+}
+
 /* Touches no HDF5 object (the plot's group is created with its first block), so it
  * runs without the shared lock, which a batch's workers take turns on; ending a plot
  * left open takes it, through ngs_h5_plot_end. */
@@ -813,15 +840,8 @@ int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
         }
         if (!v->dset_name || !v->name || !v->ngspice_name || !v->type_name || !v->unit)
             return NGS_ERR_NOMEM;
-        for (int j = 0; j < i; j++) /* same RAW name twice: keep both */
-            if (strcmp(p->vecs[j].dset_name, v->dset_name) == 0) {
-                char *n = malloc(strlen(v->dset_name) + 16);
-                if (!n) return NGS_ERR_NOMEM;
-                sprintf(n, "%s#%d", v->dset_name, i);
-                free(v->dset_name);
-                v->dset_name = n;
-            }
     }
+    if ((rc = unique_names(p)) != NGS_OK) return fail(w, rc, "out of memory for plot %s", d->name);
     p->chunk_points = w->opt.chunk_points ? w->opt.chunk_points : auto_chunk_points(p);
     p->keep_open = p->nvec <= OPEN_VECTORS_MAX;
     if ((rc = alloc_block(p)) != NGS_OK) return fail(w, rc, "out of memory for plot %s", d->name);

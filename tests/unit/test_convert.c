@@ -1219,6 +1219,46 @@ START_TEST(test_ltspice_float32)
 }
 END_TEST
 
+/* A RAW name twice is kept twice, the later one as "name#index"; a name that then
+ * collides with such a one gets its own index too. The export gives the bytes back. */
+START_TEST(test_same_name_twice)
+{
+    tmpdir t;
+    tmp_make(&t);
+    char raw[512], h5[512];
+    const char *hdr = "Title: twice\nDate: Thu Jan  1 00:00:00  2026\nPlotname: Transient Analysis\n"
+                      "Flags: real\nNo. Variables: 4\nNo. Points: 3\nVariables:\n\t0\ttime\ttime\n"
+                      "\t1\tv(a)\tvoltage\n\t2\tv(a)\tvoltage\n\t3\tv(a)#2\tvoltage\nBinary:\n";
+    size_t hn = strlen(hdr);
+    unsigned char *b = malloc(hn + 12 * sizeof(double));
+    memcpy(b, hdr, hn);
+    for (int k = 0; k < 12; k++) {
+        double x = k % 4 ? k * 0.5 : k * 1e-9; /* time, then each vector's own values */
+        memcpy(b + hn + (size_t)k * sizeof x, &x, sizeof x);
+    }
+    path_in(&t, "twice.raw", raw, sizeof raw);
+    path_in(&t, "twice.h5", h5, sizeof h5);
+    write_file(raw, b, hn + 12 * sizeof(double));
+    free(b);
+    convert_ok(raw, h5, NULL, NULL);
+    hid_t f = h5_open(h5);
+    const char *links[] = {"run/tran1/v(a)", "run/tran1/v(a)#2", "run/tran1/v(a)#2#3"};
+    char buf[64];
+    for (int i = 0; i < 3; i++) {
+        size_t n;
+        int cx;
+        double *v = dset_values(f, links[i], &n, &cx);
+        ck_assert_uint_eq(n, 3);
+        ck_assert_double_eq(v[1], (4 + i + 1) * 0.5); /* point 1, column i + 1 */
+        free(v);
+        ck_assert_str_eq(attr_s(f, links[i], "name", buf, sizeof buf), i < 2 ? "v(a)" : "v(a)#2");
+    }
+    H5Fclose(f);
+    roundtrip(&t, raw, NULL);
+    tmp_free(&t);
+}
+END_TEST
+
 static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
@@ -1237,6 +1277,7 @@ static Suite *convert_suite(void)
     tcase_add_test(tc, test_export_errors);
     tcase_add_test(tc, test_convert_replaces_only_when_finished);
     tcase_add_test(tc, test_ltspice_float32);
+    tcase_add_test(tc, test_same_name_twice);
     suite_add_tcase(s, tc);
     return s;
 }
