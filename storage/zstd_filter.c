@@ -11,18 +11,43 @@
  * comes from H5allocate_memory and the old one goes back through H5free_memory
  * (safe whatever allocator the HDF5 build uses, HDF5 >= 1.8.15).
  *
- * Contexts are created per call on purpose: this file is also a plugin that HDF5
- * dlclose()s at H5close, so no thread-local state (its destructor would outlive
- * the code).
+ * Contexts: this file is also a plugin that HDF5 dlclose()s at H5close, so no
+ * thread-local state (its destructor would outlive the code). One decoding context
+ * is kept between calls (zf_take): creating one costs ~20 us (zstd probes the CPU),
+ * more than decoding a short chunk, and a wide plot's chunks are short (32 points
+ * for 20k vectors). Encoding creates its context per call: ngscale encodes chunks
+ * itself (codec.c), so the filter only encodes for other programs.
  */
 #include "storage/zstd_filter.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <zstd.h>
 
 /* A chunk is < 4 GiB in HDF5; a frame that claims more is corrupt. */
 #define ZF_MAX_CHUNK ((unsigned long long)UINT32_MAX)
 #define ZF_DEFAULT_LEVEL 1
+
+/* The spare decoding context: taken and given back atomically, so that callers at the
+ * same time each get one; freed by a destructor, which runs before the library or the
+ * plugin is unmapped. */
+static _Atomic(ZSTD_DCtx *) zf_spare;
+
+static ZSTD_DCtx *zf_take(void)
+{
+    ZSTD_DCtx *d = atomic_exchange(&zf_spare, NULL);
+    return d ? d : ZSTD_createDCtx();
+}
+
+static void zf_give(ZSTD_DCtx *d)
+{
+    ZSTD_freeDCtx(atomic_exchange(&zf_spare, d)); /* another caller's, or NULL */
+}
+
+__attribute__((destructor)) static void zf_unload(void)
+{
+    ZSTD_freeDCtx(atomic_exchange(&zf_spare, NULL));
+}
 
 /* Hands the new buffer to HDF5 in place of the old one. */
 static size_t zf_replace(void **buf, size_t *buf_size, void *out, size_t out_capacity,
@@ -95,7 +120,10 @@ static size_t zf_decompress(size_t nbytes, size_t *buf_size, void **buf)
     }
     if (size == 0 || size > ZF_MAX_CHUNK || !(out = H5allocate_memory((size_t)size, 0)))
         return 0;
-    got = ZSTD_decompress(out, (size_t)size, *buf, nbytes);
+    ZSTD_DCtx *d = zf_take();
+    got = d ? ZSTD_decompressDCtx(d, out, (size_t)size, *buf, nbytes)
+            : ZSTD_decompress(out, (size_t)size, *buf, nbytes);
+    zf_give(d);
     if (ZSTD_isError(got) || got != size) {
         H5free_memory(out);
         return 0;
