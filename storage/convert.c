@@ -17,7 +17,8 @@
  * - The exporter reads one block of points per step: a hyperslab per vector aligned
  *   with the datasets' chunks (each chunk is decoded once, nothing stays cached), then
  *   interleaves the columns into rows for the RAW writer. A run without provenance (from
- *   `ngscale run`) gets the header ngspice itself writes.
+ *   `ngscale run`) gets the header ngspice itself writes. A plot of 20k vectors has each
+ *   dataset open only while it is read, as the writer does: memory stays flat.
  */
 #include "storage/convert.h"
 #include "storage/bounded.h"
@@ -879,15 +880,23 @@ typedef struct {
     char *err;
     size_t errlen;
     const char *h5_path;
+    hid_t file;
 } ex_ctx;
+
+/* Closes what open_var opened. */
+static void close_var(ex_var *v)
+{
+    if (v->dset >= 0)
+        H5Dclose(v->dset);
+    if (v->memtype >= 0)
+        H5Tclose(v->memtype);
+    v->dset = v->memtype = H5I_INVALID_HID;
+}
 
 static void free_vars(ex_var *v, int n)
 {
     for (int i = 0; v && i < n; i++) {
-        if (v[i].dset >= 0)
-            H5Dclose(v[i].dset);
-        if (v[i].memtype >= 0)
-            H5Tclose(v[i].memtype);
+        close_var(&v[i]);
         free(v[i].name);
         free(v[i].type);
         free(v[i].params);
@@ -895,16 +904,13 @@ static void free_vars(ex_var *v, int n)
     free(v);
 }
 
-/* Opens dataset link of g: memory type (float64, or {r, i} of float64 with the file's
- * member names), extent and chunk size. */
-static int open_var(ex_ctx *x, hid_t g, const char *plot, const char *link, ex_var *v)
+/* Opens dataset link of g with dapl, and its memory type: float64, or {r, i} of float64
+ * with the file's member names. */
+static int open_var(ex_ctx *x, hid_t g, const char *plot, const char *link, hid_t dapl,
+                    ex_var *v)
 {
-    hid_t d, ft, sp, dcpl, dapl = H5Pcreate(H5P_DATASET_ACCESS);
-    /* Whole chunks are read once each (see export_plot): no chunk cache. HDF5's default
-     * (1 MiB per dataset) would hold memory in proportion to the number of vectors. */
-    H5Pset_chunk_cache(dapl, 521, 0, 1.0);
+    hid_t d, ft;
     H5E_BEGIN_TRY { d = H5Dopen2(g, link, dapl); } H5E_END_TRY;
-    H5Pclose(dapl);
     if (d < 0)
         return set_err(x->err, x->errlen, NGS_ERR_HDF5, "%s: cannot open %s/%s", x->h5_path,
                        plot, link);
@@ -936,7 +942,13 @@ static int open_var(ex_ctx *x, hid_t g, const char *plot, const char *link, ex_v
         return set_err(x->err, x->errlen, NGS_ERR_FORMAT,
                        "%s: %s/%s is neither float64 nor a complex {r, i} compound",
                        x->h5_path, plot, link);
-    sp = H5Dget_space(d);
+    return NGS_OK;
+}
+
+/* Extent and chunk size of v (open). */
+static int var_shape(ex_ctx *x, const char *plot, const char *link, ex_var *v)
+{
+    hid_t d = v->dset, sp = H5Dget_space(d), dcpl;
     if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 1) {
         if (sp >= 0)
             H5Sclose(sp);
@@ -1033,8 +1045,9 @@ static int has_word(const char *s, const char *word)
 /* Streams one plot group into the RAW writer. */
 static int export_plot(ex_ctx *x, hid_t run, const char *link, ngs_export_encoding encoding)
 {
-    int rc = NGS_OK, nv = 0;
-    hid_t g;
+    int rc = NGS_OK, nv = 0, wide;
+    hid_t g, dapl = H5I_INVALID_HID;
+    H5G_info_t gi;
     child_list dl = {0};
     ex_var *vars = NULL;
     ngs_raw_var *rv = NULL;
@@ -1062,6 +1075,17 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, ngs_export_encodi
     if (status && strcmp(status, "complete") != 0)
         x->rep->truncated = 1;
 
+    /* A wide plot (counted by its links, before they are opened to be listed) has each
+     * dataset open only while it is read, and a small metadata cache, as when written:
+     * memory does not follow its number of vectors. */
+    if (H5Gget_info(g, &gi) < 0)
+        gi.nlinks = 0;
+    wide = gi.nlinks > NGS_H5_OPEN_VECTORS_MAX;
+    ngs_h5_fit_cache(x->file, gi.nlinks < INT_MAX ? (int)gi.nlinks : INT_MAX);
+    /* Whole chunks are read once each (see below): no chunk cache. HDF5's default (1 MiB
+     * per dataset) would hold memory in proportion to the number of vectors. */
+    dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    H5Pset_chunk_cache(dapl, 521, 0, 1.0);
     if ((rc = list_children(g, H5I_DATASET, NULL, 1, &dl)) != NGS_OK) {
         set_err(x->err, x->errlen, rc, "%s: cannot list the vectors of %s", x->h5_path, link);
         goto out;
@@ -1080,7 +1104,8 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, ngs_export_encodi
     int any_complex = 0;
     for (int i = 0; i < nv; i++) {
         ex_var *v = &vars[i];
-        if ((rc = open_var(x, g, link, dl.v[i].link, v)) != NGS_OK)
+        if ((rc = open_var(x, g, link, dl.v[i].link, dapl, v)) != NGS_OK ||
+            (rc = var_shape(x, link, dl.v[i].link, v)) != NGS_OK)
             goto out;
         v->name = read_str(v->dset, "name");
         if (!v->name && (v->name = strdup(dl.v[i].link)))
@@ -1102,15 +1127,17 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, ngs_export_encodi
         rv[i].column = (int)row_doubles;
         row_doubles += v->is_complex ? 2 : 1;
         any_complex |= v->is_complex;
+        /* A run from `ngscale run` has no raw_params: ngspice marks a logarithmic ac/noise
+         * frequency scale "grid=3" (dec and oct sweeps). */
+        if (i == 0 && !style && analysis &&
+            (strcmp(analysis, "ac") == 0 || strcmp(analysis, "noise") == 0) &&
+            strcmp(rv[0].type, "frequency") == 0 && !*rv[0].params && log_scale(v))
+            rv[0].params = "grid=3";
+        if (wide)
+            close_var(v);
     }
     if (nv == 0)
         npoints = 0;
-    /* A run from `ngscale run` has no raw_params: ngspice marks a logarithmic ac/noise
-     * frequency scale "grid=3" (dec and oct sweeps). */
-    if (!style && nv > 0 && analysis &&
-        (strcmp(analysis, "ac") == 0 || strcmp(analysis, "noise") == 0) &&
-        strcmp(rv[0].type, "frequency") == 0 && !*rv[0].params && log_scale(&vars[0]))
-        rv[0].params = "grid=3";
     if (header && (rc = parse_header(header, &lines, &nlines)) != NGS_OK) {
         set_err(x->err, x->errlen, rc, "out of memory");
         goto out;
@@ -1142,7 +1169,8 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, ngs_export_encodi
         goto out;
     }
 
-    /* Block of points: the vectors' chunk, so that each chunk is decoded exactly once. */
+    /* Block of points: the vectors' chunk, so that each chunk is decoded exactly once. A
+     * wide plot's (short) chunks go several to a block: each block opens every dataset. */
     size_t row_bytes = row_doubles * sizeof(double);
     hsize_t block = nv && vars[0].chunk ? vars[0].chunk : EXPORT_POINTS;
     int aligned = 1;
@@ -1151,12 +1179,16 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, ngs_export_encodi
     if (row_bytes && block * row_bytes > EXPORT_BLOCK_BYTES) {
         block = EXPORT_BLOCK_BYTES / row_bytes;
         aligned = 0;
+    } else if (wide && aligned && row_bytes) {
+        block *= EXPORT_BLOCK_BYTES / (block * row_bytes);
     }
     if (block == 0)
         block = 1;
     if (block > npoints && npoints)
         block = npoints;
-    for (int i = 0; i < nv && !aligned; i++) {
+    /* A wide plot's datasets cannot keep a chunk cached between blocks: a chunk longer
+     * than a block is decoded once per block it spans (older files: 1024-point chunks). */
+    for (int i = 0; i < nv && !aligned && !wide; i++) {
         /* Reads that do not cover whole chunks keep one chunk per vector cached. The
          * dataset must be closed first: a second open would share the first one's cache. */
         hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS), d;
@@ -1184,6 +1216,8 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, ngs_export_encodi
         hsize_t n = npoints - first < block ? npoints - first : block, off = first;
         for (int i = 0; i < nv; i++) {
             ex_var *v = &vars[i];
+            if (wide && (rc = open_var(x, g, link, dl.v[i].link, dapl, v)) != NGS_OK)
+                goto out;
             hid_t fs = H5Dget_space(v->dset), ms = H5Screate_simple(1, &n, NULL);
             herr_t hr = -1;
             H5E_BEGIN_TRY { /* a missing filter plugin is reported below, without a stack */
@@ -1196,6 +1230,8 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, ngs_export_encodi
                 H5Sclose(fs);
             if (ms >= 0)
                 H5Sclose(ms);
+            if (wide)
+                close_var(v);
             if (hr < 0) {
                 rc = set_err(x->err, x->errlen, NGS_ERR_HDF5,
                              "%s: cannot read %s/%s at point %llu (corrupt, or a filter is "
@@ -1236,6 +1272,8 @@ out:
     free(lines);
     free(rv);
     free_vars(vars, nv);
+    if (dapl >= 0)
+        H5Pclose(dapl);
     free_children(&dl);
     free(title);
     free(date);
@@ -1341,6 +1379,7 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     x.err = err;
     x.errlen = errlen;
     x.h5_path = h5_path;
+    x.file = H5I_INVALID_HID;
     ngs_codec_register_zstd();
     ngs_bounded_register(); /* lossy runs: plain H5Dread then decodes them */
     H5E_BEGIN_TRY {
@@ -1355,6 +1394,7 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
         return set_err(err, errlen, NGS_ERR_IO, "%s: cannot open as HDF5 (missing or not HDF5)",
                        h5_path);
     rep->bytes_in = file_size(h5_path);
+    x.file = f;
     fmt = read_str(f, "ngscale_format");
     if (!fmt) {
         rc = set_err(err, errlen, NGS_ERR_FORMAT, "%s: an HDF5 file, but not written by ngscale",

@@ -47,11 +47,7 @@
 /* A plot of more than 1024 doubles per row gets shorter chunks, down to this, so that its
  * block stays near the target however many vectors it has (20k vectors: 32 points). */
 #define CHUNK_MIN_WIDE 16u
-/* HDF5 keeps ~13 KB per open dataset: a plot with more vectors opens each one only while
- * it writes to it, and memory stays flat at 20k or 100k vectors. Below this, datasets
- * stay open for the plot, which saves an open and a close per vector and block. */
-#define OPEN_VECTORS_MAX 1024
-/* HDF5's metadata cache while a wide plot is written (see fit_cache) */
+/* HDF5's metadata cache for a wide plot (see ngs_h5_fit_cache) */
 #define WIDE_CACHE_BYTES (256u << 10)
 #define PARTIAL_AGE 10 /* flush intervals a point may wait in a partial chunk */
 #define CHUNK_MAX 65536u
@@ -251,17 +247,20 @@ static int wait_for_lock(int attempt)
 
 /* A wide plot visits each dataset's metadata once per block, so no cache size would
  * give hits; but HDF5's cache grows to its limit (32 MiB counted as on disk, ~10x that
- * in memory, decoded) while it does. A wide plot's file gets a small fixed cache, and
- * the next plot of normal width gets HDF5's default back: its blocks reuse their
- * metadata. Writers sharing a file (a batch) share its cache: the last plot decides. */
-static void fit_cache(ngs_h5_writer *w, const plot_state *p)
+ * in memory, decoded) while it does. A wide plot gets a small fixed cache, and the
+ * next plot of normal width HDF5's default back: its blocks reuse their metadata.
+ * Writers sharing a file (a batch) share its cache: the last plot decides. */
+void ngs_h5_fit_cache(int64_t file_id, int nvec)
 {
     H5AC_cache_config_t now = {.version = H5AC__CURR_CACHE_CONFIG_VERSION};
     H5AC_cache_config_t c = {.version = H5AC__CURR_CACHE_CONFIG_VERSION};
-    int wide = !p->keep_open;
-    if (H5Fget_mdc_config(w->file, &now) < 0 || (now.max_size == WIDE_CACHE_BYTES) == wide ||
-        H5Pget_mdc_config(w->fapl, &c) < 0) /* the fapl's: HDF5's default */
-        return;
+    int wide = nvec > NGS_H5_OPEN_VECTORS_MAX, ok;
+    hid_t file = (hid_t)file_id, fapl;
+    if (H5Fget_mdc_config(file, &now) < 0 || (now.max_size == WIDE_CACHE_BYTES) == wide) return;
+    fapl = H5Pcreate(H5P_FILE_ACCESS);
+    ok = fapl >= 0 && H5Pget_mdc_config(fapl, &c) >= 0; /* HDF5's default */
+    if (fapl >= 0) H5Pclose(fapl);
+    if (!ok) return;
     if (wide) {
         c.set_initial_size = 1;
         c.initial_size = c.min_size = c.max_size = WIDE_CACHE_BYTES;
@@ -269,11 +268,11 @@ static void fit_cache(ngs_h5_writer *w, const plot_state *p)
         c.flash_incr_mode = H5C_flash_incr__off;
         c.decr_mode = H5C_decr__off;
     }
-    H5Fset_mdc_config(w->file, &c); /* a failure only costs memory or speed */
+    H5Fset_mdc_config(file, &c); /* a failure only costs memory or speed */
 }
 
 /* Opens the dataset of vector i unless it is open. A wide plot's datasets are open
- * only while written to (OPEN_VECTORS_MAX): vec_release closes them again. */
+ * only while written to (NGS_H5_OPEN_VECTORS_MAX): vec_release closes them again. */
 static int vec_open(ngs_h5_writer *w, plot_state *p, int i)
 {
     vec_state *v = &p->vecs[i];
@@ -323,7 +322,7 @@ static int reopen_file(ngs_h5_writer *w)
         w->run_group = open_group(w->file, w->run_path);
         if (w->run_group < 0) return fail(w, NGS_ERR_HDF5, "%s: cannot reopen %s", w->path, w->run_path);
     }
-    if (p) fit_cache(w, p); /* reopened with the default cache */
+    if (p) ngs_h5_fit_cache(w->file, p->nvec); /* reopened with the default cache */
     for (int i = 0; p && p->created && p->keep_open && i < p->nvec; i++) {
         int rc = vec_open(w, p, i);
         if (rc != NGS_OK) return rc;
@@ -843,7 +842,7 @@ int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
     }
     if ((rc = unique_names(p)) != NGS_OK) return fail(w, rc, "out of memory for plot %s", d->name);
     p->chunk_points = w->opt.chunk_points ? w->opt.chunk_points : auto_chunk_points(p);
-    p->keep_open = p->nvec <= OPEN_VECTORS_MAX;
+    p->keep_open = p->nvec <= NGS_H5_OPEN_VECTORS_MAX;
     if ((rc = alloc_block(p)) != NGS_OK) return fail(w, rc, "out of memory for plot %s", d->name);
     p->started = p->last_partial = ngs_now_s();
     p->partial_gap = w->opt.flush_interval_s * PARTIAL_AGE;
@@ -870,7 +869,7 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
     hid_t gcpl, group;
     int rc = NGS_OK;
     if ((rc = enter_structure_mode(w)) != NGS_OK) return rc;
-    fit_cache(w, p);
+    ngs_h5_fit_cache(w->file, p->nvec);
     if (plot_ended && p->block_rows < p->chunk_points && p->done_rows == 0) {
         p->chunk_points = p->block_rows ? p->block_rows : 1; /* small plot: one exact chunk */
         p->fixed_size = p->block_rows > 0;

@@ -96,6 +96,16 @@ int ngs_h5_tick(ngs_h5_writer *writer);
 void ngs_h5_hold(ngs_h5_writer *writer);
 void ngs_h5_release(ngs_h5_writer *writer);
 
+/* HDF5 holds ~13 KB per open dataset: a plot of more vectors than this has each of
+ * its datasets open only while it is written or read (by the writer, the exporter),
+ * so that memory stays flat at 20k or 100k vectors. Up to this, datasets stay open
+ * for the plot, which saves an open and a close per vector and block. */
+#define NGS_H5_OPEN_VECTORS_MAX 1024
+
+/* Sets the metadata cache of an HDF5 file (a hid_t) for a plot of nvec vectors: small
+ * and fixed above NGS_H5_OPEN_VECTORS_MAX, HDF5's default otherwise. */
+void ngs_h5_fit_cache(int64_t file, int nvec);
+
 /* Last error text, "" when none. */
 const char *ngs_h5_error(const ngs_h5_writer *writer);
 
