@@ -11,6 +11,7 @@
 #include "storage/bounded.h"
 
 #include <hdf5.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +98,7 @@ static herr_t visit_plot(hid_t run, const char *name, const H5L_info_t *li, void
     }
     fprintf(c->out, "    plot %s (%s): %lld points, %lld vectors, %s%s%s\n", name, plotname,
             points, nvec, status, msg[0] ? ": " : "", msg);
+    ngs_h5_fit_cache(c->file, nvec < INT_MAX ? (int)nvec : INT_MAX); /* flat for 20k vectors */
     H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, visit_vector, c);
     H5Gclose(g);
     return 0;
