@@ -52,12 +52,58 @@
 #define PARTIAL_AGE 10 /* flush intervals a point may wait in a partial chunk */
 #define CHUNK_MAX 65536u
 
+/* Where an object's header is in the file. A wide plot reopens its datasets there: the
+ * lookup of a name among the plot's 20k links is a third of an open, and every
+ * dataset is opened once per block. */
+#if H5_VERSION_GE(1, 12, 0)
+typedef H5O_token_t obj_at;
+#define OBJ_AT_INFO H5O_info2_t
+#define OBJ_AT_GET(obj, info) H5Oget_info3(obj, info, H5O_INFO_BASIC)
+#define OBJ_AT_OF(info) ((info).token)
+#define OBJ_AT_OPEN(file, at) H5Oopen_by_token(file, at)
+#elif H5_VERSION_GE(1, 10, 3)
+typedef haddr_t obj_at;
+#define OBJ_AT_INFO H5O_info_t
+#define OBJ_AT_GET(obj, info) H5Oget_info2(obj, info, H5O_INFO_BASIC)
+#define OBJ_AT_OF(info) ((info).addr)
+#define OBJ_AT_OPEN(file, at) H5Oopen_by_addr(file, at)
+#else
+typedef int obj_at; /* older: found by name */
+#endif
+
+static int obj_at_get(hid_t obj, obj_at *at)
+{
+#ifdef OBJ_AT_GET
+    OBJ_AT_INFO i;
+    if (OBJ_AT_GET(obj, &i) < 0) return 0;
+    *at = OBJ_AT_OF(i);
+    return 1;
+#else
+    (void)obj;
+    (void)at;
+    return 0;
+#endif
+}
+
+static hid_t obj_at_open(hid_t file, const obj_at *at)
+{
+#ifdef OBJ_AT_OPEN
+    return OBJ_AT_OPEN(file, *at);
+#else
+    (void)file;
+    (void)at;
+    return H5I_INVALID_HID;
+#endif
+}
+
 typedef struct {
     char *dset_name; /* link name (RAW name, '/' escaped) */
     char *name, *ngspice_name, *type_name, *unit;
     int type, is_complex, is_scale, column;
     size_t elem; /* 8 or 16 bytes */
     hid_t dset;
+    obj_at at;               /* where dset is, when has_at */
+    int has_at;
     ngs_codec codec;         /* what this vector uses: a scale stays lossless */
     ngs_bounded_params bp;   /* codec bounded */
     double max_err;          /* largest error bound used by its chunks (lossy) */
@@ -278,6 +324,7 @@ static int vec_open(ngs_h5_writer *w, plot_state *p, int i)
     vec_state *v = &p->vecs[i];
     char *path;
     if (v->dset > 0) return NGS_OK;
+    if (v->has_at && (v->dset = obj_at_open(w->file, &v->at)) > 0) return NGS_OK;
     if (!(path = malloc(strlen(p->group_path) + strlen(v->dset_name) + 2))) return NGS_ERR_NOMEM;
     sprintf(path, "%s/%s", p->group_path, v->dset_name);
     v->dset = H5Dopen2(w->file, path, w->dapl);
@@ -935,6 +982,7 @@ static int create_plot_objects(ngs_h5_writer *w, plot_state *p, int plot_ended)
                   ngs_h5_attr_write_i64(v->dset, "lossy_bits", w->bits) < 0 ||
                   ngs_h5_attr_write_f64(v->dset, "lossy_rel_err", ngs_bitround_max_rel_err(w->bits)) < 0)))
                 rc = fail(w, NGS_ERR_HDF5, "%s: cannot create dataset %s/%s", w->path, p->group_path, v->dset_name);
+            if (rc == NGS_OK && !p->keep_open) v->has_at = obj_at_get(v->dset, &v->at);
             vec_release(p, i);
         }
         H5Pclose(dcpl);
