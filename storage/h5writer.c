@@ -44,8 +44,12 @@
 
 #define BLOCK_TARGET_BYTES (8u << 20) /* automatic chunking: a block of rows ~ 8 MiB */
 #define CHUNK_MIN 1024u
-/* A plot of more than 1024 doubles per row gets shorter chunks, down to this, so that its
- * block stays near the target however many vectors it has (20k vectors: 32 points). */
+/* A plot of more than 1024 doubles per row has a larger block, up to this, before its
+ * chunks get shorter than CHUNK_MIN (short chunks compress worse, and each costs a
+ * dataset open): 8k vectors keep 1024 points, 20k get 256, 100k 64. */
+#define BLOCK_WIDE_MAX_BYTES (64u << 20)
+/* ... and chunks no shorter than this, so that the block stays bounded however many
+ * vectors the plot has. */
 #define CHUNK_MIN_WIDE 16u
 /* HDF5's metadata cache for a wide plot (see ngs_h5_fit_cache) */
 #define WIDE_CACHE_BYTES (256u << 10)
@@ -751,8 +755,8 @@ static size_t auto_chunk_points(const plot_state *p)
 {
     size_t row_bytes = (size_t)p->row_doubles * sizeof(double), c = CHUNK_MAX;
     if (row_bytes == 0) return CHUNK_MIN;
-    /* stops at CHUNK_MIN only for rows of up to 1024 doubles: 8 MiB of them reach it */
-    while (c > CHUNK_MIN_WIDE && c * row_bytes > BLOCK_TARGET_BYTES) c >>= 1;
+    while (c > CHUNK_MIN && c * row_bytes > BLOCK_TARGET_BYTES) c >>= 1;
+    while (c > CHUNK_MIN_WIDE && c * row_bytes > BLOCK_WIDE_MAX_BYTES) c >>= 1;
     return c;
 }
 

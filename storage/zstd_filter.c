@@ -14,8 +14,8 @@
  * Contexts: this file is also a plugin that HDF5 dlclose()s at H5close, so no
  * thread-local state (its destructor would outlive the code). One decoding context
  * is kept between calls (zf_take): creating one costs ~20 us (zstd probes the CPU),
- * more than decoding a short chunk, and a wide plot's chunks are short (32 points
- * for 20k vectors). Encoding creates its context per call: ngscale encodes chunks
+ * more than decoding a short chunk, and a wide plot's chunks are short (64 points
+ * for 100k vectors). Encoding creates its context per call: ngscale encodes chunks
  * itself (codec.c), so the filter only encodes for other programs.
  */
 #include "storage/zstd_filter.h"
