@@ -1272,7 +1272,6 @@ static int open_scratch(ngs_cache *c, char *err, size_t errlen)
         return NGS_ERR_NOMEM;
     }
     c->scratch = 1;
-    c->read_only = 0;
     if (err && errlen) err[0] = '\0';
     warn(c, "%s: Redis alone is used (its hits pass through %s, removed after the run)", why, path);
     return NGS_OK;
@@ -1344,11 +1343,7 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
     if (named) {
         if (path_fmt(dir, sizeof dir, "%s", local_dir) != 0) return NGS_ERR_ARG;
     } else if (ngs_cache_default_dir(dir, sizeof dir) != NGS_OK) {
-        if (!redis_url) {
-            set_err(err, errlen, "no cache directory: set XDG_CACHE_HOME or HOME, or give one");
-            return NGS_ERR_ARG;
-        }
-        dir[0] = '\0';
+        dir[0] = '\0'; /* refused below, unless Redis can serve alone */
     }
     while (strlen(dir) > 1 && dir[strlen(dir) - 1] == '/') dir[strlen(dir) - 1] = '\0';
     if (!(c = calloc(1, sizeof *c))) return NGS_ERR_NOMEM;
@@ -1371,7 +1366,7 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
     if (dir[0]) {
         rc = open_local(c, err, errlen);
     } else {
-        set_err(err, errlen, "no cache directory (XDG_CACHE_HOME and HOME unset)");
+        set_err(err, errlen, "no cache directory: set XDG_CACHE_HOME or HOME, or give one");
         rc = NGS_ERR_ARG;
     }
     /* Redis still serves a run whose local directory cannot be used (a read-only or

@@ -18,8 +18,8 @@
  * HDF5 keeps no chunk index for it.
  *
  * Memory does not follow the number of vectors (post-layout plots save 20k-100k
- * nodes): a wide plot gets shorter chunks, so that its block stays near 8 MiB, opens
- * each dataset only while writing to it, and runs HDF5's metadata cache small.
+ * nodes): a wide plot's block may grow to 64 MiB, then its chunks get shorter; it
+ * opens each dataset only while writing to it, and runs HDF5's metadata cache small.
  */
 #include "storage/h5writer.h"
 #include "storage/codec.h"
