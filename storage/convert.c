@@ -1362,7 +1362,7 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     hid_t f = H5I_INVALID_HID, run = H5I_INVALID_HID;
     char *run_link = NULL, *fmt = NULL, *status = NULL, *tmp = NULL, *dest = NULL;
     child_list plots = {0};
-    int rc = NGS_OK;
+    int rc = NGS_OK, live, busy;
 
     memset(rep, 0, sizeof *rep);
     memset(&x, 0, sizeof x);
@@ -1382,12 +1382,8 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     x.file = H5I_INVALID_HID;
     ngs_codec_register_zstd();
     ngs_bounded_register(); /* lossy runs: plain H5Dread then decodes them */
-    H5E_BEGIN_TRY {
-        f = H5Fopen(h5_path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (f < 0) /* still being written, or left by a killed writer */
-            f = H5Fopen(h5_path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
-    } H5E_END_TRY;
-    if (f < 0 && ngs_h5_file_in_use(h5_path))
+    f = ngs_h5_open_read(h5_path, &live, &busy);
+    if (f < 0 && busy)
         return set_err(err, errlen, NGS_ERR_IO, "%s is being written without SWMR (a running ngscale "
                        "batch, or another program): export it when it has finished", h5_path);
     if (f < 0)

@@ -216,17 +216,11 @@ int ngs_h5_info_print(const char *path, FILE *out, char *err, size_t errlen)
     hid_t f;
     char fmt[64], ver[32], a[32], b[32];
     hsize_t idx = 0;
-    int live = 0;
+    int live, busy;
     ngs_codec_register_zstd();
     ngs_bounded_register();
-    H5E_BEGIN_TRY {
-        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (f < 0) {
-            f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
-            live = f >= 0;
-        }
-    } H5E_END_TRY;
-    if (f < 0 && ngs_h5_file_in_use(path)) {
+    f = ngs_h5_open_read(path, &live, &busy);
+    if (f < 0 && busy) {
         snprintf(err, errlen, "%s is being written without SWMR (a running ngscale batch, or another "
                               "program): look again when it has finished", path);
         return NGS_ERR_IO;

@@ -213,6 +213,21 @@ int ngs_h5_file_in_use(const char *path)
     return busy;
 }
 
+int64_t ngs_h5_open_read(const char *path, int *live, int *busy)
+{
+    hid_t f;
+    *live = *busy = 0;
+    H5E_BEGIN_TRY {
+        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (f < 0) { /* still being written, or left by a killed writer */
+            f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+            *live = f >= 0;
+        }
+    } H5E_END_TRY;
+    if (f < 0) *busy = ngs_h5_file_in_use(path);
+    return f;
+}
+
 int ngs_h5_check_replace(const char *path, char *err, size_t errlen)
 {
     const char *why = ngs_h5_is_foreign_file(path) ? "exists and is not an HDF5 file: not overwriting it (remove it first)"

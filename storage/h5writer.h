@@ -56,6 +56,11 @@ int ngs_h5_is_foreign_file(const char *path);
  * running batch), or an ngscale writer (which holds its own lock in SWMR mode too). */
 int ngs_h5_file_in_use(const char *path);
 
+/* path opened read-only for a reader (an HDF5 file id): plainly, else in SWMR-read mode
+ * (a run still writing it, or a killed writer's file: *live = 1). Negative when it does
+ * not open; *busy = 1 then when a writer without SWMR holds it (a running batch). */
+int64_t ngs_h5_open_read(const char *path, int *live, int *busy);
+
 /* NGS_OK when a writer may replace path: nothing there, or an HDF5 file that no other
  * program has open; else NGS_ERR_IO and why in err. ngs_h5_open checks it without
  * append; a caller that writes a file elsewhere to rename it over path checks it too. */
