@@ -70,6 +70,7 @@ struct ngs_cache {
     int has_warning;
     int read_only; /* an existing cache this process may not write: lookups only */
     int scratch;   /* dir is this handle's own, for Redis hits: nothing is kept there */
+    struct ngs_cache *stage; /* read_only with Redis: a scratch store for Redis hits */
 };
 
 /* Metadata of one entry (the .meta file, or a Redis manifest). */
@@ -1120,7 +1121,8 @@ out:
 
 /* Downloads hex from Redis into the local tier. Returns L_HIT (installed, m
  * filled) or L_MISS. */
-static int redis_get(ngs_cache *c, const char *hex, meta_t *m)
+/* Fetches entry hex from Redis into the local store `into` (c itself, or its stage). */
+static int redis_get(ngs_cache *c, ngs_cache *into, const char *hex, meta_t *m)
 {
     char mkey[128], ckey[256], tmp[PATH_MAX], shard[PATH_MAX], s[128];
     unsigned char want_sha[32], md[32];
@@ -1151,9 +1153,9 @@ static int redis_get(ngs_cache *c, const char *hex, meta_t *m)
     }
     freeReplyObject(r);
     r = NULL;
-    shard_path(c, hex, shard, sizeof shard);
+    shard_path(into, hex, shard, sizeof shard);
     if (mkdir_p(shard) != 0 || (fd = make_temp(shard, tmp, sizeof tmp)) < 0) {
-        warn(c, "cache %s: cannot write: %s", c->dir, strerror(errno));
+        warn(c, "cache %s: cannot write: %s", into->dir, strerror(errno));
         goto out;
     }
     if (!(ctx = EVP_MD_CTX_new()) || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) goto out;
@@ -1168,7 +1170,7 @@ static int redis_get(ngs_cache *c, const char *hex, meta_t *m)
             goto out;
         }
         if (ngs_write_all(fd, r->str, (size_t)r->len) != 0) {
-            warn(c, "cache %s: cannot write: %s", c->dir, strerror(errno));
+            warn(c, "cache %s: cannot write: %s", into->dir, strerror(errno));
             goto out;
         }
         EVP_DigestUpdate(ctx, r->str, (size_t)r->len);
@@ -1203,7 +1205,7 @@ static int redis_get(ngs_cache *c, const char *hex, meta_t *m)
     }
     sigpipe_restore(&mask);
     pthread_mutex_unlock(&c->rmu);
-    if (install_entry(c, hex, tmp, m, &installed) == NGS_OK && local_check(c, hex, m, 0) == L_HIT)
+    if (install_entry(into, hex, tmp, m, &installed) == NGS_OK && local_check(into, hex, m, 0) == L_HIT)
         result = L_HIT;
     close(fd);
     EVP_MD_CTX_free(ctx);
@@ -1255,12 +1257,12 @@ static int open_local(ngs_cache *c, char *err, size_t errlen)
     return NGS_OK;
 }
 
-/* A private store in $TMPDIR for Redis hits, removed at close; err says why on entry. */
-static int open_scratch(ngs_cache *c, char *err, size_t errlen)
+/* Makes c's store a private directory in $TMPDIR for Redis hits, removed at close;
+ * `why` starts the error. */
+static int use_scratch_dir(ngs_cache *c, const char *why, char *err, size_t errlen)
 {
-    char path[PATH_MAX], why[512];
+    char path[PATH_MAX];
     const char *tmpdir = getenv("TMPDIR");
-    snprintf(why, sizeof why, "%s", err && errlen ? err : "local cache unusable");
     if (path_fmt(path, sizeof path, "%s/ngscale-cache-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp") != 0 ||
         !mkdtemp(path)) {
         set_err(err, errlen, "%s; no directory to stage Redis hits in: %s", why, strerror(errno));
@@ -1272,9 +1274,47 @@ static int open_scratch(ngs_cache *c, char *err, size_t errlen)
         return NGS_ERR_NOMEM;
     }
     c->scratch = 1;
-    if (err && errlen) err[0] = '\0';
-    warn(c, "%s: Redis alone is used (its hits pass through %s, removed after the run)", why, path);
     return NGS_OK;
+}
+
+/* Redis alone, when the local directory cannot be used; err says why on entry. */
+static int open_scratch(ngs_cache *c, char *err, size_t errlen)
+{
+    char why[512];
+    int rc;
+    snprintf(why, sizeof why, "%s", err && errlen ? err : "local cache unusable");
+    if ((rc = use_scratch_dir(c, why, err, errlen)) != NGS_OK) return rc;
+    if (err && errlen) err[0] = '\0';
+    warn(c, "%s: Redis alone is used (its hits pass through %s, removed after the run)", why, c->dir);
+    return NGS_OK;
+}
+
+/* Where Redis hits go: the local store, or, when this process may not write it, a
+ * scratch store of the handle's own (made at the first Redis lookup). */
+static ngs_cache *redis_hit_store(ngs_cache *c)
+{
+    ngs_cache *into;
+    if (!c->read_only) return c;
+    pthread_mutex_lock(&c->rmu);
+    if (!c->stage) {
+        char why[PATH_MAX + 64], err[PATH_MAX + 160];
+        ngs_cache *s = calloc(1, sizeof *s);
+        snprintf(why, sizeof why, "cache %s is read-only here", c->dir);
+        if (s) {
+            s->o = c->o;
+            pthread_mutex_init(&s->rmu, NULL);
+            pthread_mutex_init(&s->wmu, NULL);
+        }
+        if (s && use_scratch_dir(s, why, err, sizeof err) == NGS_OK) {
+            c->stage = s;
+        } else {
+            warn(c, "%s", s ? err : "out of memory");
+            ngs_cache_close(s);
+        }
+    }
+    into = c->stage ? c->stage : c;
+    pthread_mutex_unlock(&c->rmu);
+    return into;
 }
 
 static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -1385,6 +1425,7 @@ void ngs_cache_close(ngs_cache *c)
 {
     if (!c) return;
     if (c->scratch && c->dir) nftw(c->dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+    ngs_cache_close(c->stage);
     if (c->rc) redisFree(c->rc);
     pthread_mutex_destroy(&c->rmu);
     pthread_mutex_destroy(&c->wmu);
@@ -1426,6 +1467,7 @@ int ngs_cache_lookup(ngs_cache *c, const ngs_cache_key *key, char *path, size_t 
     char data[PATH_MAX];
     meta_t m;
     stats_delta d;
+    ngs_cache *from = c;
     int corrupt, r, tier = 1;
     if (!c || !key || !key->cacheable || !ngs_cache_key_valid_hex(key->hex) || !path) return NGS_ERR_ARG;
     entry_path(c, key->hex, "ngsc", data, sizeof data);
@@ -1433,8 +1475,12 @@ int ngs_cache_lookup(ngs_cache *c, const ngs_cache_key *key, char *path, size_t 
     memset(&d, 0, sizeof d);
     r = local_lookup(c, key->hex, &m, &corrupt);
     if (r != L_HIT && c->has_redis) {
-        r = redis_get(c, key->hex, &m);
+        from = redis_hit_store(c);
+        if (from != c) r = local_lookup(from, key->hex, &m, &corrupt); /* fetched before */
+        if (r != L_HIT) r = redis_get(c, from, key->hex, &m);
         tier = 2;
+        entry_path(from, key->hex, "ngsc", data, sizeof data);
+        if (strlen(data) >= n) r = L_MISS;
     }
     if (r == L_HIT) {
         d.add.hits = 1;

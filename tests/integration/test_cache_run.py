@@ -1,6 +1,7 @@
 """The result cache around `ngscale run` and `ngscale batch`: hits replay the same
 HDF5 content, any edit that can change the result is a miss, Redis shares entries
 between machines, and a dead Redis or a corrupt entry never fails a run."""
+import contextlib
 import glob
 import os
 import shutil
@@ -45,6 +46,34 @@ def op_value(out, name="v(out)"):
 
 
 DIVIDER = "v1 in 0 dc 1\nr1 in out 1k\nr2 out 0 1k\n"
+
+
+@contextlib.contextmanager
+def read_only_for_another_user(test, d, cache):
+    """Makes the cache under d read-only and yields (command prefix, env, scratch dir)
+    to run ngscale as a user who may not write it (root ignores file modes)."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() == 0 and not setpriv:
+        test.skipTest("root ignores file modes, and setpriv is missing to drop it")
+    os.chmod(os.path.dirname(d), 0o711)  # the session's directory: let the other user through
+    os.chmod(d, 0o777)
+    for root, dirs, files in os.walk(cache):
+        for name in dirs + files:
+            os.chmod(os.path.join(root, name), 0o555 if name in dirs else 0o444)
+    os.chmod(cache, 0o555)
+    for name in os.listdir(d):
+        if name.endswith((".cir", ".inc")):
+            os.chmod(os.path.join(d, name), 0o644)
+    scratch = os.path.join(d, "scratch")
+    os.mkdir(scratch)
+    os.chmod(scratch, 0o777)
+    env = dict(os.environ, HOME=scratch, TMPDIR=scratch)
+    as_user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    try:
+        yield as_user, env, scratch
+    finally:
+        for root, dirs, _ in os.walk(cache):
+            os.chmod(root, 0o755)
 
 
 class CacheRuns(unittest.TestCase):
@@ -145,29 +174,12 @@ class CacheRuns(unittest.TestCase):
     def test_a_read_only_cache_still_gives_hits(self):
         # a team's cache shared read-only (or on a read-only mount): hits are served,
         # misses run and say they were not stored, nothing fails
-        setpriv = shutil.which("setpriv")
-        if os.geteuid() == 0 and not setpriv:
-            self.skipTest("root ignores file modes, and setpriv is missing to drop it")
         with TempDir() as d:
-            os.chmod(os.path.dirname(d), 0o711)  # the session's directory: let the other user through
-            os.chmod(d, 0o777)
             cir, cache = make_design(d), os.path.join(d, "cache")
             other = os.path.join(d, "other.cir")
             write(other, "other\nV1 1 0 1\nR1 1 0 2k\n.op\n.end\n")
             self.assertIn("stored", cached_run(cir, os.path.join(d, "a.h5"), cache)[1])
-            for root, dirs, files in os.walk(cache):
-                for name in dirs + files:
-                    os.chmod(os.path.join(root, name), 0o555 if name in dirs else 0o444)
-            os.chmod(cache, 0o555)
-            for name in os.listdir(d):
-                if name.endswith((".cir", ".inc")):
-                    os.chmod(os.path.join(d, name), 0o644)
-            scratch = os.path.join(d, "scratch")
-            os.mkdir(scratch)
-            os.chmod(scratch, 0o777)
-            env = dict(os.environ, HOME=scratch, TMPDIR=scratch)
-            as_user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
-            try:
+            with read_only_for_another_user(self, d, cache) as (as_user, env, scratch):
                 p = run(as_user + [NGSCALE, "run", cir, "-o", os.path.join(scratch, "b.h5"), "--cache", cache],
                         env=env)
                 self.assertIn("cache hit", p.stderr)
@@ -176,9 +188,6 @@ class CacheRuns(unittest.TestCase):
                 self.assertIn("cache miss", p.stderr)
                 self.assertIn("read-only here: the run was not stored", p.stderr)
                 self.assertNotIn("unusable", p.stderr)
-            finally:
-                for root, dirs, _ in os.walk(cache):
-                    os.chmod(root, 0o755)
             a, _ = read_h5_plots(os.path.join(d, "a.h5"))
             b, _ = read_h5_plots(os.path.join(scratch, "b.h5"))
             self.assertTrue(all(bits_equal(a[0]["data"][k], b[0]["data"][k]) for k in a[0]["data"]))
@@ -417,6 +426,30 @@ class RedisTier(unittest.TestCase):
             self.assertTrue(bits_equal(a[0]["data"][n], b[0]["data"][n]))
         _, err = cached_run(cir, os.path.join(d, "c.h5"), machine_b + "," + url)
         self.assertIn("cache hit (local", err)   # now also in B's local store
+
+    def test_a_read_only_local_cache_still_takes_hits_from_redis(self):
+        # a team's local cache shared read-only, and its Redis: what only Redis has
+        # is served (through a directory of the run's own), not run again
+        d = self.dir
+        cir = make_design(d)
+        url = "redis://127.0.0.1:%d/0" % self.port
+        _, err = cached_run(cir, os.path.join(d, "a.h5"), os.path.join(d, "a-cache") + "," + url)
+        self.assertIn("stored", err)
+        shared = os.path.join(d, "shared")
+        cached_run(cir, os.path.join(d, "x.h5"), shared)
+        with open(cir) as f:
+            text = f.read()
+        write(cir, text.replace("rl=1k", "rl=2k"))  # a run only Redis will have
+        _, err = cached_run(cir, os.path.join(d, "a2.h5"), os.path.join(d, "a-cache") + "," + url)
+        self.assertIn("stored", err)
+        with read_only_for_another_user(self, d, shared) as (as_user, env, scratch):
+            p = run(as_user + [NGSCALE, "run", cir, "-o", os.path.join(scratch, "b.h5"),
+                               "--cache", shared + "," + url], env=env)
+            self.assertIn("cache hit (redis", p.stderr)
+            self.assertEqual(os.listdir(scratch), ["b.h5"])  # the staged hit was removed
+        a, _ = read_h5_plots(os.path.join(d, "a2.h5"))
+        b, _ = read_h5_plots(os.path.join(scratch, "b.h5"))
+        self.assertTrue(all(bits_equal(a[0]["data"][k], b[0]["data"][k]) for k in a[0]["data"]))
 
     def test_dead_redis_is_a_warning_and_the_run_goes_on(self):
         d = self.dir
