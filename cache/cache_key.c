@@ -89,8 +89,12 @@ typedef struct {
     walk_for x;
 } kctx;
 
-static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *dir, int has_title,
-                       int depth);
+/* How a file's lines are read: cards of a deck (title first), cards without a
+ * title (an .include, a .lib section), or commands (a script included in a .control
+ * block; ngspice splices an .include's lines where it stands, even there) */
+enum { SCAN_BODY, SCAN_DECK, SCAN_COMMANDS };
+
+static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *dir, int kind, int depth);
 static void netlist_card(kctx *k, char *card, const char *dir, int depth, int *skip);
 
 /* ------------------------------------------------------------------ helpers -- */
@@ -470,8 +474,9 @@ static void hash_file(kctx *k, char tag, const char *path, const char *what)
 
 /* ------------------------------------------------------------ file readers -- */
 
-/* .include: the file(s) ngspice may open, by content, and what they pull in. */
-static void do_include(kctx *k, const char *name, const char *dir, int depth)
+/* .include: the file(s) ngspice may open, by content, and what they pull in
+ * (kind: SCAN_COMMANDS when the .include stands among commands). */
+static void do_include(kctx *k, const char *name, const char *dir, int kind, int depth)
 {
     char (*paths)[PATH_MAX], sub[PATH_MAX];
     int n;
@@ -484,7 +489,7 @@ static void do_include(kctx *k, const char *name, const char *dir, int depth)
         k->key->nfiles++;
         hash_lines(k, 'I', "", d, 0, d->nlines);
         dir_of(paths[i], sub, sizeof sub);
-        scan_range(k, d, 0, d->nlines, sub, 0, depth + 1);
+        scan_range(k, d, 0, d->nlines, sub, kind, depth + 1);
     }
     free(paths);
 }
@@ -529,7 +534,7 @@ static void do_lib_file(kctx *k, const char *name, const char *path, const char 
         found = 1;
         k->key->nfiles++;
         hash_lines(k, 'L', label, d, i, end < d->nlines ? end + 1 : end);
-        scan_range(k, d, i + 1, end, sub, 0, depth + 1);
+        scan_range(k, d, i + 1, end, sub, SCAN_BODY, depth + 1);
         i = end;
     }
     if (!found) uncacheable(k, ".lib '%s': section '%s' not found", name, section);
@@ -569,7 +574,7 @@ static void do_data_file(kctx *k, const char *name, const char *dir, int depth, 
             k->key->nfiles++;
             hash_lines(k, 'T', "", d, 0, d->nlines);
             dir_of(paths[i], sub, sizeof sub);
-            scan_range(k, d, 0, d->nlines, sub, 1, depth + 1);
+            scan_range(k, d, 0, d->nlines, sub, SCAN_DECK, depth + 1);
         } else {
             hash_file(k, 'B', paths[i], what);
         }
@@ -761,7 +766,13 @@ static void control_command(kctx *k, const char *cmdline, const char *dir, int d
     lower(name);
     cmd = starts_with(name, "pre_") ? name + 4 : name; /* pre_osdi, pre_set... run before parsing */
     rest = p;
-    if (in_list(external_commands, cmd)) {
+    if (starts_with(name, ".inc")) {
+        /* ngspice splices an .include in as it reads the file, in a .control block
+         * or a script too, where its lines then run as commands */
+        if (next_token(&p, tok, sizeof tok) > 0) do_include(k, tok, dir, SCAN_COMMANDS, depth);
+        else uncacheable(k, ".include without a usable file name");
+        return;
+    } else if (in_list(external_commands, cmd)) {
         uncacheable(k, "'%s' in a .control block runs an external program", cmd);
     } else if (in_list(writing_commands, cmd)) {
         uncacheable(k, "'%s' in a .control block writes a file that a cached replay would not recreate", cmd);
@@ -847,7 +858,7 @@ static void netlist_card(kctx *k, char *card, const char *dir, int depth, int *s
     next_token(&p, a1, sizeof a1); /* skip the card name */
     if (starts_with(name, ".inc")) {
         int rc = next_token(&p, a1, sizeof a1);
-        if (rc > 0) do_include(k, a1, dir, depth);
+        if (rc > 0) do_include(k, a1, dir, SCAN_BODY, depth);
         else uncacheable(k, ".include without a usable file name");
         return;
     }
@@ -874,13 +885,14 @@ static void netlist_card(kctx *k, char *card, const char *dir, int depth, int *s
     scan_file_params(k, card, dir, depth);
 }
 
-/* Scans lines [a, b) of a document. */
-static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *dir, int has_title,
-                       int depth)
+/* Scans lines [a, b) of a document, read as kind says. */
+static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *dir, int kind, int depth)
 {
     strbuf cur = {0};
+    int has_title = kind == SCAN_DECK;
     /* a file whose title is *ng_script is a command script: all of it runs as .control */
-    int script = has_title && a < b && strncasecmp(skip_ws(d->lines[a].s), "*ng_script", 10) == 0;
+    int script = kind == SCAN_COMMANDS ||
+                 (has_title && a < b && strncasecmp(skip_ws(d->lines[a].s), "*ng_script", 10) == 0);
     int have = 0, in_control = script, skip = 0, deck_seed = k->deck_seed;
     char name[64];
     if (has_title) k->deck_seed = k->control_seed; /* a deck of its own: parsed now */
@@ -990,7 +1002,7 @@ static int walk(ngs_cache_key *key, const char *netlist_path, const char *netlis
     top = doc_from_buf(&k, text, len); /* owns text now */
     if (top) {
         hash_lines(&k, 'N', "", top, 0, top->nlines);
-        scan_range(&k, top, 0, top->nlines, dir, 1, 0);
+        scan_range(&k, top, 0, top->nlines, dir, SCAN_DECK, 0);
     }
     /* caller's strings and files: counted, so moving one from a list to the other,
      * or splitting a string, changes the key */

@@ -77,28 +77,37 @@ def read_only_for_another_user(test, d, cache):
 
 
 class CacheRuns(unittest.TestCase):
+    def edits_are_misses(self, d, cir, name, text, cases=((0.5, "1k"), (0.75, "3k")), env=None):
+        """Writes d/name as text % r2 for each (v(out) wanted, r2): each edit must be a
+        miss giving the new value, then a hit giving it again (run from d)."""
+        cache, out = os.path.join(d, "cache"), os.path.join(d, "o.h5")
+        for want, r2 in cases:
+            write(os.path.join(d, name), text % r2)
+            for kind in ("miss", "hit"):
+                p = run([NGSCALE, "run", cir, "-o", out, "--cache", cache], cwd=d, env=env)
+                self.assertIn("cache " + kind, p.stderr)
+                self.assertAlmostEqual(op_value(out), want, places=9)
+
     def test_an_unknown_command_runs_its_script_file_and_is_in_the_key(self):
         # ngspice runs a command it does not know as the script file of that name
         with TempDir() as d:
-            cir, cache, out = os.path.join(d, "s.cir"), os.path.join(d, "cache"), os.path.join(d, "o.h5")
+            cir = os.path.join(d, "s.cir")
             write(cir, "script\n" + DIVIDER + ".control\nMyScr\nop\n.endc\n.end\n")
-            for want, r2 in ((0.75, "3k"), (0.9, "9k")):
-                write(os.path.join(d, "myscr"), "*ng_script\nalter r2 %s\n" % r2)
-                self.assertIn("cache miss", cached_run(cir, out, cache, cwd=d)[1])
-                self.assertAlmostEqual(op_value(out), want, places=9)
-                self.assertIn("cache hit", cached_run(cir, out, cache, cwd=d)[1])
-                self.assertAlmostEqual(op_value(out), want, places=9)
+            self.edits_are_misses(d, cir, "myscr", "*ng_script\nalter r2 %s\n", ((0.75, "3k"), (0.9, "9k")))
 
     def test_an_include_of_circbyline_is_in_the_key(self):
         with TempDir() as d:
-            cir, cache, out = os.path.join(d, "cbl.cir"), os.path.join(d, "cache"), os.path.join(d, "o.h5")
+            cir = os.path.join(d, "cbl.cir")
             write(cir, "circbyline\n.control\ncircbyline test circuit\ncircbyline .include part.inc\n"
                   "circbyline v1 in 0 dc 1\ncircbyline r1 in out 1k\ncircbyline .end\nop\n.endc\n.end\n")
-            for want, r2 in ((0.5, "1k"), (0.75, "3k")):
-                write(os.path.join(d, "part.inc"), "r2 out 0 %s\n" % r2)
-                self.assertIn("cache miss", cached_run(cir, out, cache, cwd=d)[1])
-                self.assertAlmostEqual(op_value(out), want, places=9)
-                self.assertIn("cache hit", cached_run(cir, out, cache, cwd=d)[1])
+            self.edits_are_misses(d, cir, "part.inc", "r2 out 0 %s\n")
+
+    def test_an_include_in_a_control_block_is_in_the_key(self):
+        # ngspice splices the file in where the .include stands; its lines run as commands
+        with TempDir() as d:
+            cir = os.path.join(d, "c.cir")
+            write(cir, "ctl include\n" + DIVIDER + ".control\n.include ctl.inc\nop\n.endc\n.end\n")
+            self.edits_are_misses(d, cir, "ctl.inc", "alter r2 %s\n")
 
     def test_hit_replays_identical_content(self):
         with TempDir() as d:

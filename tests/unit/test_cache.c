@@ -425,6 +425,33 @@ START_TEST(key_follows_two_levels_of_include)
 }
 END_TEST
 
+START_TEST(key_follows_an_include_among_commands)
+{
+    /* ngspice splices an .include in a .control block (or a script) in as it reads
+     * the file: its lines run as commands */
+    char *d = make_tmpdir();
+    const char *top = "test\nR1 a 0 1k\n.control\n.include ctl.inc\nop\n.endc\n.end\n";
+    ngs_cache_key k1, k2, k3;
+    put(d, "ctl.inc", "alter R1 1k\n");
+    k1 = key_of(d, top);
+    assert_cacheable(&k1);
+    ck_assert_int_eq(k1.nfiles, 1);
+    put(d, "ctl.inc", "alter R1 3k\n");
+    k2 = key_of(d, top);
+    assert_cacheable(&k2);
+    ck_assert_str_ne(k1.hex, k2.hex);
+    put(d, "ctl.inc", "shell touch x\n"); /* read as a command, not as a card */
+    k3 = key_of(d, top);
+    assert_uncacheable(&k3, "shell");
+    put(d, "run.cmd", "*ng_script\n.include ctl.inc\n");
+    k3 = key_of(d, "test\nR1 a 0 1k\n.control\nsource run.cmd\n.endc\n.end\n");
+    assert_uncacheable(&k3, "shell");
+    k3 = key_of(d, "test\nR1 a 0 1k\n.control\n.include gone.inc\n.endc\n.end\n");
+    assert_uncacheable(&k3, "not found");
+    rm_rf(d);
+}
+END_TEST
+
 START_TEST(key_follows_lib_sections_only)
 {
     char *d = make_tmpdir();
@@ -1884,6 +1911,7 @@ int main(void)
     tcase_set_timeout(redis, 120);
     tcase_add_test(key, key_identical_input_and_trailing_whitespace);
     tcase_add_test(key, key_follows_two_levels_of_include);
+    tcase_add_test(key, key_follows_an_include_among_commands);
     tcase_add_test(key, key_follows_lib_sections_only);
     tcase_add_test(key, key_follows_parameters_analyses_and_options);
     tcase_add_test(key, key_follows_environment_variables_a_control_block_reads);
