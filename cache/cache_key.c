@@ -552,6 +552,14 @@ static void do_lib(kctx *k, const char *name, const char *section, const char *d
     free(paths);
 }
 
+/* ngspice reads a file whose name holds ".spiceinit" or "spice.rc" as an init
+ * file: every line a command, no title (com_source's test, used for the startup
+ * .spiceinit too). */
+static int init_file_name(const char *name)
+{
+    return strstr(name, ".spiceinit") != NULL || strstr(name, "spice.rc") != NULL;
+}
+
 /* A file read by a command or a model parameter, by content; `source`d scripts
  * are also scanned. */
 static void do_data_file(kctx *k, const char *name, const char *dir, int depth, int is_netlist,
@@ -574,7 +582,7 @@ static void do_data_file(kctx *k, const char *name, const char *dir, int depth, 
             k->key->nfiles++;
             hash_lines(k, 'T', "", d, 0, d->nlines);
             dir_of(paths[i], sub, sizeof sub);
-            scan_range(k, d, 0, d->nlines, sub, SCAN_DECK, depth + 1);
+            scan_range(k, d, 0, d->nlines, sub, init_file_name(name) ? SCAN_COMMANDS : SCAN_DECK, depth + 1);
         } else {
             hash_file(k, 'B', paths[i], what);
         }
@@ -944,6 +952,28 @@ static void scan_range(kctx *k, const doc_t *d, size_t a, size_t b, const char *
     free(cur.s);
 }
 
+/* An init file the caller lists (.spiceinit): ngspice runs it as commands before
+ * the deck is read, so what it sources, loads or runs counts as the deck's own
+ * .control would. Its draws precede any seed the deck sets. */
+static void scan_init_file(kctx *k, const char *path)
+{
+    char dir[PATH_MAX];
+    const doc_t *d;
+    int control_seed = k->control_seed, was = k->key->cacheable;
+    if (!(d = load_doc(k, path, "init file"))) return;
+    dir_of(path, dir, sizeof dir);
+    k->control_seed = 0;
+    k->ctl++; /* not the deck's own .control: pre_setseed there seeds no parse */
+    scan_range(k, d, 0, d->nlines, dir, SCAN_COMMANDS, 1);
+    k->ctl--;
+    k->control_seed = control_seed;
+    if (was && !k->key->cacheable) { /* say where: the message speaks of a .control block */
+        char why[sizeof k->key->reason];
+        snprintf(why, sizeof why, "%s", k->key->reason);
+        snprintf(k->key->reason, sizeof k->key->reason, "%s: %.*s", path, (int)strlen(why), why);
+    }
+}
+
 /* ------------------------------------------------------------------ public -- */
 
 int ngs_cache_key_valid_hex(const char *s)
@@ -1020,6 +1050,8 @@ static int walk(ngs_cache_key *key, const char *netlist_path, const char *netlis
             struct stat st;
             if (stat(*f, &st) != 0 && errno == ENOENT) hash_rec(&k, 'A', "", 0); /* absent */
             else hash_file(&k, 'f', *f, "extra file");
+            if (init_file_name(*f) && k.key->cacheable && k.status == NGS_OK && is_regular(*f))
+                scan_init_file(&k, *f);
         }
     }
     if (k.unseeded_noise)

@@ -38,6 +38,9 @@ typedef struct ngs_cache_key {
  *   extra_strings NULL-terminated strings that affect the result; may be NULL;
  *   extra_files   NULL-terminated files hashed by content (.cm, .osdi, .spiceinit...);
  *                 a missing file is hashed as "absent" (creating it changes the key);
+ *                 one whose name holds ".spiceinit" or "spice.rc" is an init file
+ *                 ngspice runs as commands (as it does): what it sources or loads is
+ *                 hashed too, and a shell command in it makes the run uncacheable;
  *                 may be NULL.
  * A relative name may resolve against the including file's directory, the current
  * directory, or search_dirs (ngspice's order depends on where the deck is run from

@@ -4,7 +4,8 @@
  * The key covers what can change the result and is not in the netlist text:
  * ngspice's version and build, ngscale's format version, the --save filter, the
  * memory mode (it decides which vectors ngspice produces), spinit and the code
- * model libraries, and the .spiceinit files ngspice always reads.
+ * model libraries, and the .spiceinit files ngspice always reads (commands: the
+ * key follows what they source and load, as in a .control block).
  */
 #include "plugin/runcache.h"
 

@@ -109,6 +109,19 @@ class CacheRuns(unittest.TestCase):
             write(cir, "ctl include\n" + DIVIDER + ".control\n.include ctl.inc\nop\n.endc\n.end\n")
             self.edits_are_misses(d, cir, "ctl.inc", "alter r2 %s\n")
 
+    def test_what_spiceinit_sources_is_in_the_key(self):
+        # ngspice runs ./.spiceinit as commands when it starts: a script it sources
+        # (here setting the temperature) changes the result like the deck would
+        with TempDir() as d:
+            cir = os.path.join(d, "t.cir")
+            write(cir, "tc\nv1 in 0 dc 1\nr1 in out 1k tc1=0.01\nr2 out 0 1k\n.op\n.end\n")
+            write(os.path.join(d, ".spiceinit"), "* init\nsource other.cmd\n")
+            self.edits_are_misses(d, cir, "other.cmd", "*ng_script\noption temp=%s\n",
+                                  ((0.5, "27"), (1000 / 2730, "100")))
+            write(os.path.join(d, ".spiceinit"), "shell true\n")
+            p = run([NGSCALE, "run", cir, "-o", os.path.join(d, "o.h5"), "--cache", os.path.join(d, "cache")], cwd=d)
+            self.assertIn("not cached: .spiceinit: 'shell'", p.stderr)
+
     def test_hit_replays_identical_content(self):
         with TempDir() as d:
             cir, cache = make_design(d), os.path.join(d, "cache")

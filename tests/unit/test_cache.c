@@ -575,6 +575,46 @@ START_TEST(key_follows_extra_strings_and_files)
 }
 END_TEST
 
+START_TEST(key_reads_spiceinit_as_commands)
+{
+    /* ngspice runs .spiceinit as commands before the deck: what it sources, loads
+     * or runs counts, and its first line is a command too */
+    char *d = make_tmpdir();
+    const char *net = "test\nR1 a 0 1k tc1=0.01\n.op\n.end\n";
+    char init[4096];
+    const char *files[] = {init, NULL};
+    ngs_cache_key k1, k2, k3;
+    fmt(init, sizeof init, "%s/.spiceinit", d);
+    put(d, ".spiceinit", "* init\nsource other.cmd\n");
+    put(d, "other.cmd", "*ng_script\noption temp=27\n");
+    k1 = key_in(d, net, NULL, NULL, files);
+    assert_cacheable(&k1);
+    put(d, "other.cmd", "*ng_script\noption temp=100\n");
+    k2 = key_in(d, net, NULL, NULL, files);
+    assert_cacheable(&k2);
+    ck_assert_str_ne(k1.hex, k2.hex);
+    put(d, ".spiceinit", "codemodel my.cm\n");
+    put(d, "my.cm", "\x7f" "ELF 1");
+    k1 = key_in(d, net, NULL, NULL, files);
+    assert_cacheable(&k1);
+    put(d, "my.cm", "\x7f" "ELF 2");
+    k2 = key_in(d, net, NULL, NULL, files);
+    ck_assert_str_ne(k1.hex, k2.hex);
+    put(d, ".spiceinit", "shell date > when.txt\n"); /* no title: the first line runs */
+    k3 = key_in(d, net, NULL, NULL, files);
+    assert_uncacheable(&k3, "shell");
+    ck_assert_msg(strstr(k3.reason, ".spiceinit") != NULL, "reason '%s' names no file", k3.reason);
+    put(d, ".spiceinit", "* init\nsource gone.cmd\n");
+    k3 = key_in(d, net, NULL, NULL, files);
+    assert_uncacheable(&k3, "not found");
+    /* a sourced file named like an init file is read as one (com_source) */
+    put(d, "team.spiceinit", "shell date > when.txt\n");
+    k3 = key_of(d, "test\nR1 a 0 1k\n.control\nsource team.spiceinit\nop\n.endc\n.end\n");
+    assert_uncacheable(&k3, "shell");
+    rm_rf(d);
+}
+END_TEST
+
 START_TEST(key_disabling_constructs)
 {
     static const struct { const char *net, *word; } cases[] = {
@@ -1916,6 +1956,7 @@ int main(void)
     tcase_add_test(key, key_follows_parameters_analyses_and_options);
     tcase_add_test(key, key_follows_environment_variables_a_control_block_reads);
     tcase_add_test(key, key_follows_extra_strings_and_files);
+    tcase_add_test(key, key_reads_spiceinit_as_commands);
     tcase_add_test(key, key_disabling_constructs);
     tcase_add_test(key, key_constructs_that_stay_cacheable);
     tcase_add_test(key, key_follows_files_read_by_commands_and_models);
