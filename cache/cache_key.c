@@ -314,6 +314,15 @@ static int existing_candidates(kctx *k, const char *name, const char *dir, char 
     return n;
 }
 
+/* How many candidates for name exist (-1: out of memory). */
+static int count_candidates(kctx *k, const char *name, const char *dir)
+{
+    char (*paths)[PATH_MAX];
+    int n = existing_candidates(k, name, dir, &paths);
+    free(paths);
+    return n;
+}
+
 /* A file name ngspice would only know at run time (variables, expressions). */
 static int computed_name(const char *name)
 {
@@ -741,15 +750,11 @@ static void hash_environment_refs(kctx *k, const char *cmdline)
  * command is hashed too: at worst a needless miss. */
 static void script_command(kctx *k, const char *name, const char *dir, int depth)
 {
-    char (*paths)[PATH_MAX];
-    int n;
     if (computed_name(name)) {
         uncacheable(k, "the command '%s' is only known at run time", name);
         return;
     }
-    if ((n = existing_candidates(k, name, dir, &paths)) < 0) return;
-    free(paths);
-    if (n > 0) do_data_file(k, name, dir, depth, 1, "script file");
+    if (count_candidates(k, name, dir) > 0) do_data_file(k, name, dir, depth, 1, "script file");
 }
 
 /* ngspice's lexer splits words at '<' and '>' outside quotes: a redirection need
@@ -873,7 +878,14 @@ static void netlist_card(kctx *k, char *card, const char *dir, int depth, int *s
     if (starts_with(name, ".lib")) {
         int r1 = next_token(&p, a1, sizeof a1), r2 = r1 > 0 ? next_token(&p, a2, sizeof a2) : 0;
         if (r1 < 0 || r2 < 0) uncacheable(k, ".lib: name too long");
-        else if (r1 > 0 && r2 == 0) *skip = 1;
+        else if (r1 > 0 && r2 == 0) {
+            /* a section definition, or, with ngbehavior lt or ps (a .spiceinit's),
+             * an old-style `.lib file`: ngspice reads it as `.include file`. Where
+             * such a file exists it is read as an include, and what follows is
+             * not skipped (at worst a needless miss) */
+            if (count_candidates(k, a1, dir) > 0) do_include(k, a1, dir, SCAN_BODY, depth);
+            else *skip = 1;
+        }
         else if (r1 > 0) do_lib(k, a1, a2, dir, depth);
         return;
     }

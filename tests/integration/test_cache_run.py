@@ -122,6 +122,15 @@ class CacheRuns(unittest.TestCase):
             p = run([NGSCALE, "run", cir, "-o", os.path.join(d, "o.h5"), "--cache", os.path.join(d, "cache")], cwd=d)
             self.assertIn("not cached: .spiceinit: 'shell'", p.stderr)
 
+    def test_an_old_style_lib_file_is_in_the_key(self):
+        # with `set ngbehavior=ps` (or lt) in .spiceinit, ngspice reads `.lib file` as
+        # `.include file` (PSpice and LTspice libraries, KiCad users)
+        with TempDir() as d:
+            cir = os.path.join(d, "p.cir")
+            write(cir, "pslib\n.lib parts.lib\nv1 in 0 dc 1\nr1 in out 1k\n.op\n.end\n")
+            write(os.path.join(d, ".spiceinit"), "* init\nset ngbehavior=ps\n")
+            self.edits_are_misses(d, cir, "parts.lib", "r2 out 0 %s\n")
+
     def test_hit_replays_identical_content(self):
         with TempDir() as d:
             cir, cache = make_design(d), os.path.join(d, "cache")

@@ -486,6 +486,27 @@ START_TEST(key_follows_lib_sections_only)
 }
 END_TEST
 
+START_TEST(key_reads_an_old_style_lib_file_as_an_include)
+{
+    /* with ngbehavior lt or ps (set in a .spiceinit) `.lib file` is `.include file` */
+    char *d = make_tmpdir();
+    const char *top = "test\n.lib parts.lib\n.include after.inc\nV1 in 0 1\nR1 in out 1k\n.op\n.end\n";
+    ngs_cache_key k1, k2, k3;
+    put(d, "parts.lib", "R2 out 0 1k\n");
+    put(d, "after.inc", "R3 out 0 1k\n");
+    k1 = key_of(d, top);
+    assert_cacheable(&k1);
+    ck_assert_int_eq(k1.nfiles, 2);
+    put(d, "parts.lib", "R2 out 0 3k\n");
+    k2 = key_of(d, top);
+    ck_assert_str_ne(k1.hex, k2.hex);
+    put(d, "after.inc", "R3 out 0 3k\n"); /* what follows is not a skipped section */
+    k3 = key_of(d, top);
+    ck_assert_str_ne(k2.hex, k3.hex);
+    rm_rf(d);
+}
+END_TEST
+
 START_TEST(key_follows_parameters_analyses_and_options)
 {
     char *d = make_tmpdir();
@@ -1953,6 +1974,7 @@ int main(void)
     tcase_add_test(key, key_follows_two_levels_of_include);
     tcase_add_test(key, key_follows_an_include_among_commands);
     tcase_add_test(key, key_follows_lib_sections_only);
+    tcase_add_test(key, key_reads_an_old_style_lib_file_as_an_include);
     tcase_add_test(key, key_follows_parameters_analyses_and_options);
     tcase_add_test(key, key_follows_environment_variables_a_control_block_reads);
     tcase_add_test(key, key_follows_extra_strings_and_files);
