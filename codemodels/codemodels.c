@@ -49,20 +49,34 @@ int ngs_private_copy(const char *from, const char *to)
 
 /* The user's SPICE_LIB_DIR, read once: an instance sets the variable to its own
  * directory during its Init (engine.c), and instances start side by side, so a later
- * read could see another instance's copy. The first read precedes every such Init. */
-static char user_lib_dir[2048];
+ * read could see another instance's copy. The first read precedes every such Init.
+ * SPICE_SCRIPTS, when set (even empty), is where ngspice looks for spinit instead
+ * (ivars.c: it wins over SPICE_LIB_DIR/scripts, also for an instance). */
+static char user_lib_dir[2048], user_scripts_dir[2048];
+static int user_scripts_set;
 static pthread_once_t user_lib_dir_once = PTHREAD_ONCE_INIT;
 
 static void read_user_lib_dir(void)
 {
     const char *env = getenv("SPICE_LIB_DIR");
     if (env) snprintf(user_lib_dir, sizeof user_lib_dir, "%s", env);
+    if ((env = getenv("SPICE_SCRIPTS"))) {
+        user_scripts_set = 1;
+        snprintf(user_scripts_dir, sizeof user_scripts_dir, "%s", env);
+    }
 }
 
+/* path: the spinit opened; "" when none was, but with SPICE_SCRIPTS the one ngspice
+ * would read (its creation later changes a run). */
 static FILE *open_system_spinit(char *path, size_t n)
 {
     FILE *f;
     pthread_once(&user_lib_dir_once, read_user_lib_dir);
+    path[0] = '\0';
+    if (user_scripts_set) { /* empty: ngspice reads no spinit at all */
+        if (user_scripts_dir[0]) snprintf(path, n, "%s/spinit", user_scripts_dir);
+        return path[0] ? fopen(path, "r") : NULL;
+    }
     if (user_lib_dir[0]) {
         snprintf(path, n, "%s/scripts/spinit", user_lib_dir);
         if ((f = fopen(path, "r"))) return f;
@@ -71,6 +85,7 @@ static FILE *open_system_spinit(char *path, size_t n)
         snprintf(path, n, "%s/scripts/spinit", default_lib_dirs[i]);
         if ((f = fopen(path, "r"))) return f;
     }
+    path[0] = '\0';
     return NULL;
 }
 
@@ -154,7 +169,7 @@ int ngs_codemodels_files(char ***out)
         if (in) fclose(in);
         return NGS_ERR_NOMEM;
     }
-    if (in) files[n++] = strdup(path);
+    if (path[0]) files[n++] = strdup(path); /* one absent is hashed as absent */
     while (in && fgets(line, sizeof line, in)) {
         char file[2048], *p = line;
         while (isspace((unsigned char)*p)) p++;

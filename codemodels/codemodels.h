@@ -16,7 +16,8 @@
  * (ngspice finds scripts there by name). Returns NGS_OK; err says what failed otherwise. */
 int ngs_codemodels_prepare(const char *dir, char *err, size_t errlen);
 
-/* The system spinit and the code-model libraries it loads (what a run's result
+/* The system spinit (the one ngspice reads: $SPICE_SCRIPTS/spinit when that is
+ * set, even if absent) and the code-model libraries it loads (what a run's result
  * depends on besides the netlist): a NULL-terminated malloc'ed array of malloc'ed
  * paths. NGS_OK, or NGS_ERR_NOMEM. */
 int ngs_codemodels_files(char ***files);

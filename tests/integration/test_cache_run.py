@@ -131,6 +131,16 @@ class CacheRuns(unittest.TestCase):
             write(os.path.join(d, ".spiceinit"), "* init\nset ngbehavior=ps\n")
             self.edits_are_misses(d, cir, "parts.lib", "r2 out 0 %s\n")
 
+    def test_the_spinit_spice_scripts_names_is_in_the_key(self):
+        # ngspice reads spinit from $SPICE_SCRIPTS when set (over SPICE_LIB_DIR)
+        with TempDir() as d:
+            cir = os.path.join(d, "t.cir")
+            write(cir, "tc\nv1 in 0 dc 1\nr1 in out 1k tc1=0.01\nr2 out 0 1k\n.op\n.end\n")
+            os.makedirs(os.path.join(d, "scripts"))
+            self.edits_are_misses(d, cir, "scripts/spinit", "* spinit\noption temp=%s\n",
+                                  ((0.5, "27"), (1000 / 2730, "100")),
+                                  env=dict(os.environ, SPICE_SCRIPTS=os.path.join(d, "scripts")))
+
     def test_hit_replays_identical_content(self):
         with TempDir() as d:
             cir, cache = make_design(d), os.path.join(d, "cache")
