@@ -484,28 +484,37 @@ static int find_system_libngspice(ngs_engine *e)
     } while (0)
 
 /* ngspice reads its spinit (which loads the code models) during Init, from
- * SPICE_LIB_DIR: a process-wide variable, so Inits happen one at a time. */
+ * $SPICE_SCRIPTS, else SPICE_LIB_DIR/scripts: process-wide variables, so Inits
+ * happen one at a time. Both point at the instance's own directory meanwhile: a
+ * user's SPICE_SCRIPTS left in place made every instance load the shared .cm
+ * files, and two instances running code models crashed the process. */
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *const spinit_vars[] = {"SPICE_LIB_DIR", "SPICE_SCRIPTS"};
+#define NSPINIT_VARS (sizeof spinit_vars / sizeof spinit_vars[0])
 
 static int init_copy(ngs_engine *e)
 {
-    char *saved = NULL;
-    const char *old;
+    char *saved[NSPINIT_VARS] = {NULL}, scripts[PATH_MAX];
     int rc;
     pthread_mutex_lock(&init_lock);
     if (e->has_private_codemodels) {
-        old = getenv("SPICE_LIB_DIR");
-        saved = old ? strdup(old) : NULL;
-        setenv("SPICE_LIB_DIR", e->work_dir, 1);
+        snprintf(scripts, sizeof scripts, "%s/scripts", e->work_dir);
+        for (size_t i = 0; i < NSPINIT_VARS; i++) {
+            const char *old = getenv(spinit_vars[i]);
+            saved[i] = old ? strdup(old) : NULL;
+            setenv(spinit_vars[i], i == 0 ? e->work_dir : scripts, 1);
+        }
     }
     /* Without a status callback ngspice skips its progress bookkeeping (a clock
      * read, a malloc and a free at almost every step of a short run). */
     rc = e->api.Init(cb_send_char, e->sends_progress ? cb_send_stat : NULL, cb_controlled_exit,
                      cb_send_data, cb_send_init_data, cb_bg_running, e->ctx);
     if (e->has_private_codemodels) {
-        if (saved) setenv("SPICE_LIB_DIR", saved, 1);
-        else unsetenv("SPICE_LIB_DIR");
-        free(saved);
+        for (size_t i = 0; i < NSPINIT_VARS; i++) {
+            if (saved[i]) setenv(spinit_vars[i], saved[i], 1);
+            else unsetenv(spinit_vars[i]);
+            free(saved[i]);
+        }
     }
     pthread_mutex_unlock(&init_lock);
     return rc;

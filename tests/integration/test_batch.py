@@ -144,18 +144,24 @@ class Batch(unittest.TestCase):
                     self.assertTrue(bits_equal(values, f["run"][vec][()]), vec)
 
     def test_xspice_code_models_in_concurrent_instances(self):
+        # also with the user's SPICE_SCRIPTS, which ngspice prefers for its spinit:
+        # instances loaded the shared .cm files then, and the batch crashed
+        scripts = "/usr/share/ngspice/scripts"
+        envs = [None] + ([dict(os.environ, SPICE_SCRIPTS=scripts)] if os.path.exists(scripts + "/spinit") else [])
         with TempDir() as d:
             csv = os.path.join(d, "gains.csv")
-            write(csv, "g\n" + "\n".join(str(g) for g in (1, 2, 3, 5, 8, 13, 21, 34)) + "\n")
+            write(csv, "g\n" + "\n".join(str(g) for g in (1, 2, 3, 5, 8, 13, 21, 34) * 2) + "\n")
             out = os.path.join(d, "x.h5")
-            run([NGSCALE, "batch", "-q", netlist("xspice_gain.cir"), "--params", csv, "-o", out, "-j", "2"])
-            jobs, _ = jobs_of(out)
-            self.assertEqual(len(jobs), 8)
-            for attrs, data in jobs.values():
-                g = float(attrs["param.g"])
-                vin, vout = data["tran1/v(in)"], data["tran1/v(out)"]
-                self.assertGreater(np.abs(vin).max(), 0.9)
-                np.testing.assert_allclose(vout, g * vin, rtol=0, atol=1e-12 * g)
+            for env in envs:
+                run([NGSCALE, "batch", "-q", netlist("xspice_gain.cir"), "--params", csv, "-o", out, "-j", "2"],
+                    env=env)
+                jobs, _ = jobs_of(out)
+                self.assertEqual(len(jobs), 16)
+                for attrs, data in jobs.values():
+                    g = float(attrs["param.g"])
+                    vin, vout = data["tran1/v(in)"], data["tran1/v(out)"]
+                    self.assertGreater(np.abs(vin).max(), 0.9)
+                    np.testing.assert_allclose(vout, g * vin, rtol=0, atol=1e-12 * g)
 
     def test_monte_carlo_is_reproducible_per_seed(self):
         with TempDir() as d:
