@@ -282,9 +282,8 @@ static int snapshot_netlists(ngs_batch *b, const ngs_job *jobs, size_t njobs)
             n->path = j->netlist;
             b->nsnapshots++;
             if ((abs = realpath(j->netlist, NULL)) != NULL) { /* a seed set in an included file counts */
-                const char *search[3]; /* where the job's run will look */
-                ngs_engine_search_dirs(b->engines[0], search);
-                ngs_deck_add_included(&n->deck, dirname(abs), search);
+                /* where the job's run will look */
+                ngs_deck_add_included(&n->deck, dirname(abs), ngs_engine_search_dirs(b->engines[0]));
                 free(abs);
             }
             snap = n;

@@ -116,12 +116,21 @@ static int is_error_line(const char *s)
            strstr(s, "annot") != NULL; /* "Cannot", "cannot" */
 }
 
+#define CAPTURE_MARK "ngscale-capture: "
+
+static void build_search_dirs(ngs_engine *e);
+
 static void send_char(ngs_engine *e, const char *text)
 {
     int is_err = strncmp(text, "stderr", 6) == 0;
     const char *msg = text;
     if (strncmp(text, "stdout ", 7) == 0 || strncmp(text, "stderr ", 7) == 0) msg = text + 7;
     else if (strcmp(text, "stdout") == 0 || strcmp(text, "stderr") == 0) msg = "";
+    if (e->captured && strncmp(msg, CAPTURE_MARK, sizeof CAPTURE_MARK - 1) == 0) {
+        free(e->captured);
+        e->captured = strdup(msg + sizeof CAPTURE_MARK - 1);
+        return; /* ours, not ngspice's: never shown */
+    }
     if (e->capturing_version) {
         const char *p = strstr(msg, "ngspice-");
         if (p && !e->version[0]) {
@@ -581,6 +590,7 @@ int ngs_engine_load_copy(ngs_engine *e)
      * (ciderinit, spectrum...), $NGSPICE_INPUT_DIR. Each run puts its netlist's
      * directory in front of it (run.c), as ngspice -b looks there first. */
     e->api.Command("set ngscale_sourcepath = ( $sourcepath )");
+    build_search_dirs(e);
     if (e->config.num_threads > 0) {
         char cmd[64];
         snprintf(cmd, sizeof cmd, "set num_threads=%d", e->config.num_threads);
@@ -591,13 +601,60 @@ int ngs_engine_load_copy(ngs_engine *e)
 
 int ngs_engine_claim(ngs_engine *e) { return ngs_claim_flag(&e->in_run); }
 
-void ngs_engine_search_dirs(const ngs_engine *e, const char *dirs[3])
+const char *const *ngs_engine_search_dirs(const ngs_engine *e)
+{
+    return (const char *const *)e->search_dirs;
+}
+
+static void free_search_dirs(ngs_engine *e)
+{
+    for (size_t i = 0; e->search_dirs && e->search_dirs[i]; i++) free(e->search_dirs[i]);
+    free(e->search_dirs);
+    e->search_dirs = NULL;
+}
+
+/* What ngspice echoes of expr (one word: an element may hold blanks), or NULL. */
+static char *capture_echo(ngs_engine *e, const char *expr)
+{
+    char cmd[128], *line;
+    snprintf(cmd, sizeof cmd, "echo " CAPTURE_MARK "%s", expr);
+    e->captured = strdup("");
+    if (!e->captured) return NULL;
+    e->api.Command(cmd);
+    line = e->captured;
+    e->captured = NULL;
+    return line;
+}
+
+/* ngs_engine_search_dirs' list. A directory that spinit or .spiceinit put in the
+ * sourcepath is where ngspice finds an .include: the cache key must hash what is
+ * there (it hashes every candidate), else an edit there gave a stale hit, and an
+ * include found only there made every run uncacheable. */
+static void build_search_dirs(ngs_engine *e)
 {
     const char *input_dir = getenv("NGSPICE_INPUT_DIR");
-    int n = 0;
-    dirs[n++] = e->work_dir;
-    if (input_dir && *input_dir) dirs[n++] = input_dir;
-    dirs[n] = NULL;
+    char *count = capture_echo(e, "$#sourcepath"), *end;
+    long n = count ? strtol(count, &end, 10) : 0;
+    size_t k = 0;
+    if (!count || end == count || n < 0 || n > 1000) n = 0;
+    free(count);
+    free_search_dirs(e);
+    if (!(e->search_dirs = calloc((size_t)n + 3, sizeof *e->search_dirs))) return;
+    e->search_dirs[k++] = strdup(e->work_dir);
+    if (input_dir && *input_dir) e->search_dirs[k++] = strdup(input_dir);
+    for (long i = 1; i <= n; i++) {
+        char expr[64], *dir;
+        snprintf(expr, sizeof expr, "$sourcepath[%ld]", i);
+        if ((dir = capture_echo(e, expr)) && dir[0]) e->search_dirs[k++] = dir;
+        else free(dir);
+    }
+    for (size_t i = 0; i < k; i++)
+        if (!e->search_dirs[i]) { /* out of memory: no list rather than a wrong one */
+            for (size_t j = 0; j < k; j++) free(e->search_dirs[j]);
+            free(e->search_dirs);
+            e->search_dirs = NULL;
+            return;
+        }
 }
 
 int ngs_engine_thread_exists(pid_t tid)
@@ -900,6 +957,7 @@ void ngs_engine_destroy(ngs_engine *e)
     if (e->dispatch) ngs_dispatch_destroy(e->dispatch);
     if (e->work_dir) remove_private_dir(e->work_dir);
     free(e->work_dir);
+    free_search_dirs(e);
     free(e->lib_source);
     free(e->hooks);
     free(e->vec_map);

@@ -89,6 +89,8 @@ struct ngs_engine {
     int nerror_lines;
     char last_error[2048];
     int capturing_version;
+    char *captured; /* a line of ours that ngspice echoes (capture_echo), or NULL */
+    char **search_dirs; /* ngs_engine_search_dirs, built at each load */
 };
 
 /* engine.c */
@@ -117,9 +119,10 @@ static inline int ngs_claim_flag(atomic_int *in_use)
 }
 
 /* Where, after the netlist's directory and the current one, ngspice finds a relative
- * .include or sourced file: the instance's work directory, then $NGSPICE_INPUT_DIR
- * (in ngspice's sourcepath). NULL-terminated; for the deck walk and the cache key. */
-void ngs_engine_search_dirs(const ngs_engine *e, const char *dirs[3]);
+ * .include or sourced file: the instance's work directory, $NGSPICE_INPUT_DIR, and
+ * ngspice's sourcepath as spinit and .spiceinit left it (read at the copy's load).
+ * NULL-terminated (NULL when none could be kept); for the deck walk and the cache key. */
+const char *const *ngs_engine_search_dirs(const ngs_engine *e);
 
 /* Whether the thread tid of this process still exists. */
 int ngs_engine_thread_exists(pid_t tid);

@@ -482,9 +482,7 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     pthread_mutex_init(&ws.lock, NULL);
 
     { /* a .control block or .meas card in an included file counts as the deck's own */
-        const char *search[3];
-        ngs_engine_search_dirs(e, search);
-        if ((rc = ngs_deck_add_included(deck, base_dir, search)) != NGS_OK) goto done;
+        if ((rc = ngs_deck_add_included(deck, base_dir, ngs_engine_search_dirs(e))) != NGS_OK) goto done;
     }
     /* flat memory: decided per run, and the reason is kept */
     if (o.memory == NGS_MEMORY_FLAT) {

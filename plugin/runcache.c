@@ -76,10 +76,9 @@ static void key_inputs_free(key_inputs *k)
 static int compute_key(const key_inputs *k, ngs_cache_key *key, char *err, size_t errlen)
 {
     char save[600], mem[32], fmt[32], home_init[4096];
-    const char *strings[6], *files[64], *search[3];
+    const char *strings[6], *files[64];
     char **cm = NULL;
     int n = 0, nf = 0, r;
-    ngs_engine_search_dirs(k->e, search);
     strings[n++] = k->e->version;
     snprintf(fmt, sizeof fmt, "ngscale-format=%d", NGSCALE_FORMAT_VERSION);
     strings[n++] = fmt;
@@ -100,7 +99,8 @@ static int compute_key(const key_inputs *k, ngs_cache_key *key, char *err, size_
     if (ngs_codemodels_files(&cm) == NGS_OK)
         for (int i = 0; cm[i] && nf < 63; i++) files[nf++] = cm[i];
     files[nf] = NULL;
-    r = ngs_cache_key_compute(key, k->netlist_path, k->text, k->base_dir, search, strings, files, err, errlen);
+    r = ngs_cache_key_compute(key, k->netlist_path, k->text, k->base_dir, ngs_engine_search_dirs(k->e), strings,
+                              files, err, errlen);
     for (int i = 0; cm && cm[i]; i++) free(cm[i]);
     free(cm);
     return r;

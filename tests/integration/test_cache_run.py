@@ -122,6 +122,24 @@ class CacheRuns(unittest.TestCase):
             p = run([NGSCALE, "run", cir, "-o", os.path.join(d, "o.h5"), "--cache", os.path.join(d, "cache")], cwd=d)
             self.assertIn("not cached: .spiceinit: 'shell'", p.stderr)
 
+    def test_an_include_found_through_the_spiceinit_sourcepath_is_in_the_key(self):
+        # a .spiceinit that adds a model directory to the sourcepath: an include found
+        # only there made every run uncacheable ("file not found"), and where the
+        # same name was also in NGSPICE_INPUT_DIR an edit there gave a stale hit
+        with TempDir() as d:
+            models, proj = os.path.join(d, "models"), os.path.join(d, "proj")
+            os.makedirs(models)
+            os.makedirs(proj)
+            os.makedirs(os.path.join(d, "inp"))
+            write(os.path.join(d, "inp", "m.inc"), "r2 out 0 1k\n")
+            cir = os.path.join(proj, "top.cir")
+            write(cir, "sp\n.include m.inc\nv1 in 0 dc 1\nr1 in out 1k\n.op\n.end\n")
+            write(os.path.join(proj, ".spiceinit"), "set sourcepath = ( %s $sourcepath )\n" % models)
+            self.edits_are_misses(proj, cir, "../models/m.inc", "r2 out 0 %s\n")
+            env = dict(os.environ, NGSPICE_INPUT_DIR=os.path.join(d, "inp"))
+            self.edits_are_misses(proj, cir, "../models/m.inc", "r2 out 0 %s\n", ((0.9, "9k"), (0.75, "3k")),
+                                  env=env)
+
     def test_an_old_style_lib_file_is_in_the_key(self):
         # with `set ngbehavior=ps` (or lt) in .spiceinit, ngspice reads `.lib file` as
         # `.include file` (PSpice and LTspice libraries, KiCad users)
