@@ -450,6 +450,19 @@ static int refuse_run(ngs_run_result *result, int rc)
     return rc;
 }
 
+/* The netlist's directory as ngspice's command line can take it. Its lexer expands
+ * $, splits at ; and ! and `, eats \ and cannot quote a ' and a " together, even
+ * inside quotes: such a directory is reached through a link in the engine's private
+ * directory, whose path has none of them. Anything else is used as it is. */
+static const char *sourcepath_dir(ngs_engine *e, const char *dir, char *link, size_t n)
+{
+    static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,=:@%~ '\"";
+    if (dir[strspn(dir, plain)] == '\0' && !(strchr(dir, '\'') && strchr(dir, '"'))) return dir;
+    snprintf(link, n, "%s/netlist-dir", e->work_dir);
+    unlink(link); /* the previous run's */
+    return symlink(dir, link) == 0 ? link : dir;
+}
+
 static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const char *source,
                     const ngs_run_options *opts, const ngs_run_into *into, ngs_run_result *result)
 {
@@ -577,7 +590,8 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     /* relative .include/.lib paths resolve against the netlist's directory first,
      * then where ngspice's own sourcepath says (engine.c) */
     { /* quoted: directories may contain spaces */
-        const char *dir = base_dir && *base_dir ? base_dir : ".";
+        char link[4096];
+        const char *dir = sourcepath_dir(e, base_dir && *base_dir ? base_dir : ".", link, sizeof link);
         char q = strchr(dir, '"') ? '\'' : '"';
         snprintf(cmd, sizeof cmd, "set sourcepath = ( %c%s%c $ngscale_sourcepath )", q, dir, q);
     }

@@ -557,6 +557,30 @@ class Batch(unittest.TestCase):
             for path, data in before.items():
                 self.assertEqual(open(path, "rb").read(), data, path)
 
+    def test_a_netlist_in_a_directory_with_quotes_and_shell_characters_finds_its_includes(self):
+        """ngspice's command line mangles $, ;, !, `, \\ and a ' with a " in a path,
+        even quoted: the sourcepath set for the netlist's directory broke, and its
+        relative .include was not found."""
+        with TempDir() as d:
+            for name in ("it's a \"dir\"", "x$HOME;y!z`w\\v"):
+                sub = os.path.join(d, name)
+                os.mkdir(sub)
+                write(os.path.join(sub, "load.inc"), "* the load\nR2 out 0 1k\n")
+                cir = os.path.join(sub, "rc.cir")
+                write(cir, "rc\n.param r1=1k\n.include load.inc\nV1 in 0 DC 1\nR1 in out {r1}\n.op\n.end\n")
+                csv = os.path.join(d, "p.csv")
+                write(csv, "r1\n3k\n")
+                out = os.path.join(d, "o.h5")
+                for args in ([cir, cir], [cir, "--params", csv]):
+                    p = run([NGSCALE, "batch", "-q"] + args + ["-o", out], check=False)
+                    self.assertEqual(p.returncode, 0, (name, args, p.stderr))
+                    _, summary = jobs_of(out)
+                    self.assertTrue(all(s == b"complete" for s in summary["status"]), (name, summary))
+                jobs, _ = jobs_of(out)
+                self.assertAlmostEqual(float(jobs["0"][1]["op1/v(out)"][0]), 0.25, places=12)
+                p = run([NGSCALE, "run", "-q", cir, "-o", out], check=False)
+                self.assertEqual(p.returncode, 0, (name, p.stderr))
+
     def test_csv_quotes_bom_and_summary_numbers(self):
         with TempDir() as d:
             cir = os.path.join(d, "rc.cir")
