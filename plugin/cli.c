@@ -701,13 +701,14 @@ static long split_csv_line(const char *p, csv_table *t, const char **why)
 }
 
 /* A small CSV reader: a header line, then one line per row; '#' comment lines and
- * blank lines skipped, a UTF-8 byte-order mark ignored, lines of any length; an empty
- * cell is kept as "". Errors name the file and line. */
+ * blank lines skipped (but for a one-column table's empty cells), a UTF-8 byte-order
+ * mark ignored, lines of any length; an empty cell is kept as "". Errors name the
+ * file and line. */
 static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     char *line = NULL;
-    size_t cap = 0, lineno = 0;
+    size_t cap = 0, lineno = 0, blank_tail = 0;
     ssize_t len;
     int rc = -1;
     memset(t, 0, sizeof *t);
@@ -724,7 +725,16 @@ static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
         if (lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         while (*p == ' ' || *p == '\t') p++;
-        if (!*p || *p == '#') continue;
+        if (*p == '#') continue;
+        if (!*p) {
+            /* in a one-column table a blank line is that column's empty cell, as a
+             * spreadsheet writes it (skipped, its job was lost without a word);
+             * blank lines at the end are no rows */
+            if (t->rows == 0 || t->cols != 1) continue;
+            blank_tail++;
+        } else {
+            blank_tail = 0;
+        }
         n = split_csv_line(p, t, &why);
         if (n < 0) {
             snprintf(err, errlen, "%s: line %zu: %s", path, lineno, why);
@@ -747,6 +757,10 @@ static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
         }
         t->lineno = lines;
         t->lineno[t->rows++] = lineno;
+    }
+    for (; blank_tail > 0; blank_tail--) {
+        free(t->cells[--t->ncells]);
+        t->rows--;
     }
     if (ferror(f)) snprintf(err, errlen, "%s: %s", path, strerror(errno));
     else if (t->rows < 2) snprintf(err, errlen, "%s: needs a header line and at least one row", path);

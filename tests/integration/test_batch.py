@@ -703,5 +703,29 @@ class Batch(unittest.TestCase):
             self.assertTrue(all(s == b"complete" for s in summary["status"]))
 
 
+    def test_a_one_column_csvs_empty_cell_is_a_row_not_a_skipped_line(self):
+        """A spreadsheet writes a one-column table's empty cell as a blank line: it was
+        skipped as blank, and its job lost (3 rows, 2 jobs; an empty parameter ran
+        nothing instead of being refused). Blank lines at the end are still no rows."""
+        with TempDir() as d:
+            cir = os.path.join(d, "r.cir")
+            write(cir, DIVIDER.replace("R2 out 0 1k", "R2 out 0 1k tc1=0.01"))
+            csv = os.path.join(d, "p.csv")
+            out = os.path.join(d, "o.h5")
+            with open(csv, "wb") as f:
+                f.write(b"temp\r\n50\r\n\r\n80\r\n\r\n\n")
+            run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out])
+            jobs, summary = jobs_of(out)
+            self.assertEqual(len(summary), 3)
+            self.assertNotIn("param.temp", jobs["1"][0], "the empty cell keeps the netlist's own")
+            self.assertAlmostEqual(float(jobs["1"][1]["op1/v(out)"][0]), 0.5, places=12)
+            self.assertAlmostEqual(float(jobs["2"][1]["op1/v(out)"][0]), 1.53 / 2.53, places=12)
+            write(csv, "r1\n1k\n\n3k\n")
+            os.remove(out)
+            p = run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out], check=False)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("line 3: no value for r1", p.stderr)
+            self.assertFalse(os.path.exists(out))
+
 if __name__ == "__main__":
     unittest.main()
