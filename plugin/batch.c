@@ -780,6 +780,11 @@ static int check_jobs(ngs_batch *b, const ngs_job *jobs, size_t njobs)
                 set_error(b, "job %zu: parameter %zu has no name or no value", i, k + 1);
                 return NGS_ERR_ARG;
             }
+            if (k < j->nparams && !ngs_param_name_ok(j->param_names[k])) { /* else another .param is set */
+                set_error(b, "job %zu: parameter '%s' is not a name ngspice's .param takes (a letter or _, "
+                             "then letters, digits or _)", i, j->param_names[k]);
+                return NGS_ERR_ARG;
+            }
             if (j->nparams != jobs[0].nparams || strcmp(j->param_names[k], jobs[0].param_names[k]) != 0) {
                 set_error(b, "job %zu: its parameters differ from job 0's, which name the /summary columns", i);
                 return NGS_ERR_ARG;

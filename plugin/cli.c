@@ -995,7 +995,11 @@ static int cmd_batch(int argc, char **argv)
             if (strcasecmp(h, "temp") == 0) temp_col = (int)k;
             else if (strcasecmp(h, "seed") == 0) seed_col = (int)k;
             else if (strcasecmp(h, "label") == 0) label_col = (int)k;
-            else names[nparams++] = h;
+            else if (!ngs_param_name_ok(h)) { /* `.param r1=5k x=2k` would set r1 */
+                snprintf(err, sizeof err, "%s: line %zu: column '%s' is not a parameter name (a letter or _, "
+                                          "then letters, digits or _)", params, csv.lineno[0], h);
+                goto bad_params;
+            } else names[nparams++] = h;
         }
         if (names) warn_unused_params(argv[optind], params, (const char *const *)names, nparams);
         njobs = csv.rows - 1;

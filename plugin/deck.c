@@ -371,6 +371,15 @@ double ngs_spice_number(const char *s) { return spice_number(s, 25.4e-6); }
  * lines (2mil = 50.8u): /summary holds what the simulation used */
 double ngs_param_number(const char *s) { return spice_number(s, 1e-3); }
 
+int ngs_param_name_ok(const char *name)
+{
+    const unsigned char *p = (const unsigned char *)name;
+    if (!(isalpha(*p) || *p == '_' || *p >= 0x80)) return 0;
+    for (p++; *p; p++)
+        if (!(isalnum(*p) || *p == '_' || *p == '[' || *p == ']' || *p >= 0x80)) return 0;
+    return 1;
+}
+
 /* Whether line has one of words as a whole name. */
 static int mentions_any(const char *line, const char *const *words)
 {

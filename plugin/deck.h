@@ -53,6 +53,11 @@ double ngs_spice_number(const char *text);
 /* The same as ngspice's .param reads it: "mil" is milli there. */
 double ngs_param_number(const char *text);
 
+/* 1 when name can stand before `=` in a `.param` card as one parameter's name: a
+ * letter or _, then letters, digits, _ or [ ] (ngspice's numparam names; bytes past
+ * ASCII pass). A blank, =, a quote or a brace would set another parameter, or none. */
+int ngs_param_name_ok(const char *name);
+
 /* 1 when ngspice may draw random numbers while the deck runs, not only while it is
  * read: sources drawing during an analysis (trnoise, trrandom), or a .control block
  * that mentions randomness. A conservative text match. */

@@ -511,6 +511,9 @@ class Batch(unittest.TestCase):
                 ("R,seed\n1k,2147483648\n", [], "seed '2147483648'"),
                 ("R,seed\n,7\n", [], "line 2: no value for R"),
                 ("R,,seed\n1k,2,7\n", [], "column 2 has no name"),
+                # `.param r1=5k x=2k` set r1 to 5k, and /summary said r1 was 2k
+                ('"r1=5k x"\n2k\n', [], "line 1: column 'r1=5k x' is not a parameter name"),
+                ('seed,"R 1"\n7,2k\n', [], "column 'R 1' is not a parameter name"),
                 ("R,temp\n1k,27C\n2k,abc\n", [], "line 3: temp 'abc' is not a number"),
                 (None, ["--monte-carlo", "3x"], "--monte-carlo"),
                 (None, ["--monte-carlo", "3", "--seed", "0"], "--seed"),

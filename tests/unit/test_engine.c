@@ -325,6 +325,18 @@ START_TEST(bad_library_path_is_an_error)
 }
 END_TEST
 
+/* Two jobs of one netlist with the same parameters, nothing else set. */
+static void two_jobs_with_params(ngs_job jobs[2], const char *netlist, size_t n, const char **names,
+                                 const char **values)
+{
+    for (int i = 0; i < 2; i++) {
+        ngs_job_init(&jobs[i], netlist);
+        jobs[i].nparams = n;
+        jobs[i].param_names = names;
+        jobs[i].param_values = values;
+    }
+}
+
 /* ngspice ignores `.options seed` outside 1..2^31-1 with only a warning: the batch
  * refuses such a job before it writes anything, naming the job and the seed; so it
  * does a parameter without a name or value, or one /summary has no column for. */
@@ -357,12 +369,7 @@ START_TEST(batch_refuses_bad_jobs_before_writing)
     }
     {
         const char *names[] = {"r1", NULL}, *values[] = {"1k", "2k"}, *other[] = {"r2", "r3"};
-        memset(jobs, 0, sizeof jobs);
-        jobs[0].netlist = jobs[1].netlist = netlist;
-        jobs[0].seed = jobs[1].seed = -1;
-        jobs[0].nparams = jobs[1].nparams = 2;
-        jobs[0].param_names = jobs[1].param_names = names;
-        jobs[0].param_values = jobs[1].param_values = values;
+        two_jobs_with_params(jobs, netlist, 2, names, values);
         ck_assert_int_eq(ngs_batch_run(b, jobs, 2, NULL, NULL, NULL), NGS_ERR_ARG);
         ck_assert_ptr_nonnull(strstr(ngs_batch_last_error(b), "job 0: parameter 2 has no name"));
         names[1] = "r2";
@@ -370,6 +377,17 @@ START_TEST(batch_refuses_bad_jobs_before_writing)
         ck_assert_int_eq(ngs_batch_run(b, jobs, 2, NULL, NULL, NULL), NGS_ERR_ARG);
         ck_assert_ptr_nonnull(strstr(ngs_batch_last_error(b), "job 1: its parameters differ"));
         ck_assert_int_ne(access(out, F_OK), 0);
+    }
+    { /* `.param r1=5k x=2k` would set r1 to 5k and call the job's value x's */
+        const char *names[] = {"r1=5k x"}, *values[] = {"2k"};
+        two_jobs_with_params(jobs, netlist, 1, names, values);
+        ck_assert_int_eq(ngs_batch_run(b, jobs, 2, NULL, NULL, NULL), NGS_ERR_ARG);
+        ck_assert_msg(strstr(ngs_batch_last_error(b), "job 0: parameter 'r1=5k x' is not a name"), "%s",
+                      ngs_batch_last_error(b));
+        ck_assert_int_ne(access(out, F_OK), 0);
+        ck_assert(ngs_param_name_ok("r1") && ngs_param_name_ok("_r") && ngs_param_name_ok("r[1]"));
+        ck_assert(!ngs_param_name_ok("1r") && !ngs_param_name_ok("r 1") && !ngs_param_name_ok("{r1}") &&
+                  !ngs_param_name_ok("v(out)") && !ngs_param_name_ok("r-1") && !ngs_param_name_ok(""));
     }
     { /* a temperature that is no number: ngspice warns and simulates at 27 C */
         memset(jobs, 0, sizeof jobs);
