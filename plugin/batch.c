@@ -732,13 +732,16 @@ static void flush_if_due(ngs_batch *b, output *out, double *last_flush, int *out
     if ((*out_rc = flush_output(b, out)) != NGS_OK) ngs_batch_interrupt(b);
 }
 
-static void output_close(output *out)
+/* NGS_ERR_IO when the file could not be closed (its last writes failed) */
+static int output_close(output *out)
 {
+    herr_t closed = 0;
     for (size_t r = 0; r < out->npending; r++) free_finished(out->pending[r].f);
     free(out->pending);
     if (out->summary >= 0) H5Dclose(out->summary);
     if (out->row_type >= 0) H5Tclose(out->row_type);
-    if (out->file >= 0) H5Fclose(out->file);
+    if (out->file >= 0) H5E_BEGIN_TRY { closed = H5Fclose(out->file); } H5E_END_TRY;
+    return closed < 0 ? NGS_ERR_IO : NGS_OK;
 }
 
 /* ----------------------------------------------------------------- run -- */
@@ -903,7 +906,10 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
             out_rc = NGS_ERR_NOMEM;
         }
     if (out_rc == NGS_OK) out_rc = flush_output(b, &out);
-    output_close(&out);
+    if (output_close(&out) != NGS_OK && out_rc == NGS_OK) {
+        set_error(b, "%s: closing it failed (disk full?)", b->opt.output_path);
+        out_rc = NGS_ERR_IO;
+    }
     free(threads);
     free(args);
     free(seen);

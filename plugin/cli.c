@@ -1453,10 +1453,13 @@ int main(int argc, char **argv)
     /* At exit HDF5 would free its free lists block by block: 20-30 ms after a batch
      * of 200 tiny jobs, for memory the process gives back anyway. Every file is
      * closed before this returns; if one were left open (a file id, or an object that
-     * keeps its file open), H5close flushes it. */
+     * keeps its file open), H5close flushes it. Not after a failure: a file still
+     * open then is one whose H5Fclose failed (a full disk), and HDF5 1.10's H5close
+     * crashed on it (exit 139, not the command's status); a kill would leave it so. */
     H5dont_atexit();
     rc = run_command(argc, argv);
-    if (H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE | H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_ATTR) > 0)
+    if (rc == EXIT_OK &&
+        H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE | H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_ATTR) > 0)
         H5close();
     return rc;
 }

@@ -2,6 +2,7 @@
 instances, one HDF5 file with a group per job and /summary."""
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -729,6 +730,30 @@ class Batch(unittest.TestCase):
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertIn("line 3: no value for r1", p.stderr)
             self.assertFalse(os.path.exists(out))
+
+    def test_an_output_that_cannot_grow_fails_with_a_status_not_a_crash(self):
+        """A full disk (here: a file size limit set once the output exists) failed the
+        output's last flush and close; HDF5's H5close at exit then crashed on the file
+        it could not close (SIGSEGV, exit 139) instead of ngscale exiting 3."""
+        with TempDir() as d:
+            cir = os.path.join(d, "slow.cir")
+            write(cir, "slow\nV1 in 0 SIN(0 1 1k)\nR1 in out 1k\nC1 out 0 1u\n.tran 1u 50m\n"
+                       ".control\nshell sleep 1.5\nrun\n.endc\n.end\n")
+            out = os.path.join(d, "o.h5")
+
+            def ignore_sigxfsz():  # writes past the limit then fail with EFBIG, as on a full disk
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            p = subprocess.Popen([NGSCALE, "batch", "-q", "-j", "2", cir, cir, "-o", out],
+                                 stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigxfsz)
+            deadline = time.time() + 60
+            while not os.path.exists(out) and p.poll() is None and time.time() < deadline:
+                time.sleep(0.005)
+            time.sleep(0.5)  # the output is open and the jobs sleep: nothing written yet
+            size = os.path.getsize(out) + 4096
+            resource.prlimit(p.pid, resource.RLIMIT_FSIZE, (size, size))
+            _, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 3, err[-3000:])
+            self.assertIn("disk full", err)
 
 if __name__ == "__main__":
     unittest.main()
