@@ -997,7 +997,8 @@ static int cmd_batch(int argc, char **argv)
             else if (strcasecmp(h, "label") == 0) label_col = (int)k;
             else if (!ngs_param_name_ok(h)) { /* `.param r1=5k x=2k` would set r1 */
                 snprintf(err, sizeof err, "%s: line %zu: column '%s' is not a parameter name (a letter or _, "
-                                          "then letters, digits or _)", params, csv.lineno[0], h);
+                                          "then letters, digits or _)%s", params, csv.lineno[0], h,
+                         strpbrk(h, ";\t") ? ": cells are separated by commas, not ';' or tabs" : "");
                 goto bad_params;
             } else names[nparams++] = h;
         }

@@ -515,6 +515,8 @@ class Batch(unittest.TestCase):
                 # `.param r1=5k x=2k` set r1 to 5k, and /summary said r1 was 2k
                 ('"r1=5k x"\n2k\n', [], "line 1: column 'r1=5k x' is not a parameter name"),
                 ('seed,"R 1"\n7,2k\n', [], "column 'R 1' is not a parameter name"),
+                # a spreadsheet's CSV where ';' separates (a decimal comma locale)
+                ("R;seed\n1k;7\n", [], "separated by commas, not ';'"),
                 ("R,temp\n1k,27C\n2k,abc\n", [], "line 3: temp 'abc' is not a number"),
                 (None, ["--monte-carlo", "3x"], "--monte-carlo"),
                 (None, ["--monte-carlo", "3", "--seed", "0"], "--seed"),
