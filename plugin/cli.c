@@ -700,10 +700,54 @@ static long split_csv_line(const char *p, csv_table *t, const char **why)
     }
 }
 
+/* One line of a CSV into t (a header or a row), or -1 with err set. */
+static int csv_add_line(csv_table *t, char *p, size_t lineno, size_t *blank_tail, const char *path, char *err,
+                        size_t errlen)
+{
+    const char *why = NULL;
+    size_t *lines;
+    long n;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p == '#') return 0;
+    if (!*p) {
+        /* in a one-column table a blank line is that column's empty cell, as a
+         * spreadsheet writes it (skipped, its job was lost without a word);
+         * blank lines at the end are no rows */
+        if (t->rows == 0 || t->cols != 1) return 0;
+        ++*blank_tail;
+    } else {
+        *blank_tail = 0;
+    }
+    n = split_csv_line(p, t, &why);
+    if (n < 0) {
+        snprintf(err, errlen, "%s: line %zu: %s", path, lineno, why);
+        return -1;
+    }
+    /* a trailing comma (some exporters write one) adds no column */
+    while (n > 1 && !*t->cells[t->ncells - 1] && (t->rows == 0 || (size_t)n > t->cols)) {
+        free(t->cells[--t->ncells]);
+        n--;
+    }
+    if (t->rows == 0) t->cols = (size_t)n;
+    if ((size_t)n != t->cols) {
+        snprintf(err, errlen, "%s: line %zu has %ld values, the header has %zu", path, lineno, n, t->cols);
+        return -1;
+    }
+    lines = realloc(t->lineno, (t->rows + 1) * sizeof *t->lineno);
+    if (!lines) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    t->lineno = lines;
+    t->lineno[t->rows++] = lineno;
+    return 0;
+}
+
 /* A small CSV reader: a header line, then one line per row; '#' comment lines and
  * blank lines skipped (but for a one-column table's empty cells), a UTF-8 byte-order
- * mark ignored, lines of any length; an empty cell is kept as "". Errors name the
- * file and line. */
+ * mark ignored, lines of any length, ended by LF, CRLF, or CR alone (the old Mac
+ * CSV that Excel still writes); an empty cell is kept as "". Errors name the file
+ * and line. */
 static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
@@ -718,45 +762,20 @@ static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
     }
     while ((len = getline(&line, &cap, f)) >= 0) {
         char *p = line;
-        const char *why = NULL;
-        size_t *lines;
-        long n;
+        if (lineno == 0 && strncmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
+        if (lineno == 0 && line[len - 1] != '\n' && memchr(line, '\r', (size_t)len)) {
+            /* no LF in the whole file: its lines end with CR (read as one header
+             * line, it was "needs a header line and at least one row") */
+            for (char *cr; *p; p = cr + 1) {
+                if ((cr = strchr(p, '\r')) == NULL) cr = p + strlen(p) - 1;
+                else *cr = '\0';
+                if (csv_add_line(t, p, ++lineno, &blank_tail, path, err, errlen) != 0) goto out;
+            }
+            continue;
+        }
         lineno++;
-        if (lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-        while (*p == ' ' || *p == '\t') p++;
-        if (*p == '#') continue;
-        if (!*p) {
-            /* in a one-column table a blank line is that column's empty cell, as a
-             * spreadsheet writes it (skipped, its job was lost without a word);
-             * blank lines at the end are no rows */
-            if (t->rows == 0 || t->cols != 1) continue;
-            blank_tail++;
-        } else {
-            blank_tail = 0;
-        }
-        n = split_csv_line(p, t, &why);
-        if (n < 0) {
-            snprintf(err, errlen, "%s: line %zu: %s", path, lineno, why);
-            goto out;
-        }
-        /* a trailing comma (some exporters write one) adds no column */
-        while (n > 1 && !*t->cells[t->ncells - 1] && (t->rows == 0 || (size_t)n > t->cols)) {
-            free(t->cells[--t->ncells]);
-            n--;
-        }
-        if (t->rows == 0) t->cols = (size_t)n;
-        if ((size_t)n != t->cols) {
-            snprintf(err, errlen, "%s: line %zu has %ld values, the header has %zu", path, lineno, n, t->cols);
-            goto out;
-        }
-        lines = realloc(t->lineno, (t->rows + 1) * sizeof *t->lineno);
-        if (!lines) {
-            snprintf(err, errlen, "%s: out of memory", path);
-            goto out;
-        }
-        t->lineno = lines;
-        t->lineno[t->rows++] = lineno;
+        if (csv_add_line(t, p, lineno, &blank_tail, path, err, errlen) != 0) goto out;
     }
     for (; blank_tail > 0; blank_tail--) {
         free(t->cells[--t->ncells]);

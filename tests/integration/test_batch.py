@@ -592,20 +592,23 @@ class Batch(unittest.TestCase):
             cir = os.path.join(d, "rc.cir")
             write(cir, DIVIDER)
             csv = os.path.join(d, "p.csv")
-            # what spreadsheets write: a byte-order mark, quoted cells, CRLF
-            with open(csv, "wb") as f:
-                f.write(b'\xef\xbb\xbf"r1","label"\r\n"3k","a, ""quoted"" label"\r\n1kohm,b\r\n{2*1k},c\r\n')
             out = os.path.join(d, "o.h5")
-            run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out])
-            jobs, summary = jobs_of(out)
-            self.assertEqual(sorted(jobs), ['a, "quoted" label', "b", "c"])
-            self.assertIn("r1", summary.dtype.names)
-            for label, r1 in (('a, "quoted" label', 3e3), ("b", 1e3), ("c", 2e3)):
-                self.assertAlmostEqual(float(jobs[label][1]["op1/v(out)"][0]), 1e3 / (r1 + 1e3), places=12)
-            r1 = {s["label"].decode(): float(s["r1"]) for s in summary}
-            self.assertEqual(r1['a, "quoted" label'], 3000.0)
-            self.assertEqual(r1["b"], 1000.0)
-            self.assertTrue(np.isnan(r1["c"]), "an expression is not a number in /summary")
+            # what spreadsheets write: a byte-order mark, quoted cells, CRLF, or CR alone
+            # (Excel's 'CSV (Macintosh)': it was read as one header line and refused)
+            for end in (b"\r\n", b"\r"):
+                with open(csv, "wb") as f:
+                    f.write(b'\xef\xbb\xbf"r1","label"\r\n"3k","a, ""quoted"" label"\r\n1kohm,b\r\n{2*1k},c\r\n'
+                            .replace(b"\r\n", end))
+                run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out])
+                jobs, summary = jobs_of(out)
+                self.assertEqual(sorted(jobs), ['a, "quoted" label', "b", "c"])
+                self.assertIn("r1", summary.dtype.names)
+                for label, r1 in (('a, "quoted" label', 3e3), ("b", 1e3), ("c", 2e3)):
+                    self.assertAlmostEqual(float(jobs[label][1]["op1/v(out)"][0]), 1e3 / (r1 + 1e3), places=12)
+                r1 = {s["label"].decode(): float(s["r1"]) for s in summary}
+                self.assertEqual(r1['a, "quoted" label'], 3000.0)
+                self.assertEqual(r1["b"], 1000.0)
+                self.assertTrue(np.isnan(r1["c"]), "an expression is not a number in /summary")
             for text, message in (('r1,R1\n2k,3k\n', "given twice"), ('r1\n"2k\n', "quote is not closed"),
                                   ('r1,label,LABEL\n2k,a,b\n', "given twice")):
                 write(csv, text)
@@ -726,12 +729,14 @@ class Batch(unittest.TestCase):
             self.assertNotIn("param.temp", jobs["1"][0], "the empty cell keeps the netlist's own")
             self.assertAlmostEqual(float(jobs["1"][1]["op1/v(out)"][0]), 0.5, places=12)
             self.assertAlmostEqual(float(jobs["2"][1]["op1/v(out)"][0]), 1.53 / 2.53, places=12)
-            write(csv, "r1\n1k\n\n3k\n")
             os.remove(out)
-            p = run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out], check=False)
-            self.assertEqual(p.returncode, 2, p.stderr)
-            self.assertIn("line 3: no value for r1", p.stderr)
-            self.assertFalse(os.path.exists(out))
+            for text in (b"r1\n1k\n\n3k\n", b"r1\r1k\r\r3k"):
+                with open(csv, "wb") as f:
+                    f.write(text)
+                p = run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out], check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn("line 3: no value for r1", p.stderr)
+                self.assertFalse(os.path.exists(out))
 
     def test_an_output_that_cannot_grow_fails_with_a_status_not_a_crash(self):
         """A full disk (here: a file size limit set once the output exists) failed the
