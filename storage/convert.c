@@ -467,7 +467,12 @@ static int convert_plot(conv_ctx *c, size_t i, int *plot_open)
         c->kinds[t].count = 0;
         c->nkinds++;
     }
-    snprintf(plot_name, sizeof plot_name, "%s%llu", an,
+    /* An analysis ending in a digit would run into its counter ("x1" + 1 and "x" + 11
+     * both give "x11"): '_' separates them then, and after a trailing '_' too, so that
+     * no two analyses share a name ("x1_1" is x1's, "x1__1" x1_'s). */
+    size_t al = strlen(an);
+    int sep = al && (isdigit((unsigned char)an[al - 1]) || an[al - 1] == '_');
+    snprintf(plot_name, sizeof plot_name, "%s%s%llu", an, sep ? "_" : "",
              (unsigned long long)++c->kinds[t].count);
 
     ngs_vector_desc *vd = calloc((size_t)(p->nvars ? p->nvars : 1), sizeof *vd);

@@ -1259,6 +1259,67 @@ START_TEST(test_same_name_twice)
 }
 END_TEST
 
+/* A small binary plot, ngspice -b -r style: "time" and "v(a)", two points; v(a) holds
+ * value. Appended at b + *n (room for it is the caller's). */
+static void put_plot(unsigned char *b, size_t *n, const char *plotname, const char *flags,
+                     double value)
+{
+    *n += (size_t)sprintf((char *)b + *n,
+                          "Title: t\nDate: Thu Jan  1 00:00:00  2026\nPlotname: %s\n"
+                          "Flags: %s\nNo. Variables: 2\nNo. Points: 2       \nVariables:\n"
+                          "\t0\ttime\ttime\n\t1\tv(a)\tvoltage\nBinary:\n", plotname, flags);
+    double row[4] = {0, value, 1e-9, value};
+    memcpy(b + *n, row, sizeof row);
+    *n += sizeof row;
+}
+
+/* Plot names must not collide: an analysis ending in a digit ("x1", from the Plotname
+ * "x1 sweep") once gave "x11", which the eleventh plot of analysis "x" took too, and
+ * the conversion failed there. Each plot keeps its own group and values. */
+START_TEST(test_plot_names_distinct)
+{
+    tmpdir t;
+    tmp_make(&t);
+    unsigned char *b = malloc(1 << 16);
+    size_t n = 0;
+    put_plot(b, &n, "x1 sweep", "real", 100);
+    for (int k = 1; k <= 11; k++)
+        put_plot(b, &n, "x", "real", k);
+    put_plot(b, &n, "x1_", "real", 200);
+    put_plot(b, &n, "x_", "real", 300);
+    char raw[512], h5[512], path[64], buf[64];
+    path_in(&t, "names.raw", raw, sizeof raw);
+    path_in(&t, "names.h5", h5, sizeof h5);
+    write_file(raw, b, n);
+    free(b);
+    ngs_convert_report rep;
+    convert_ok(raw, h5, NULL, &rep);
+    ck_assert_int_eq(rep.plots, 14);
+    hid_t f = h5_open(h5);
+    static const struct {
+        const char *group, *plotname;
+        double value;
+    } want[] = {{"x1_1", "x1 sweep", 100}, {"x1", "x", 1}, {"x10", "x", 10}, {"x11", "x", 11},
+                {"x1__1", "x1_", 200}, {"x__1", "x_", 300}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        snprintf(path, sizeof path, "run/%s", want[i].group);
+        ck_assert_msg(H5Lexists(f, path, H5P_DEFAULT) > 0, "no group %s", path);
+        ck_assert_str_eq(attr_s(f, path, "plotname", buf, sizeof buf), want[i].plotname);
+        ck_assert_str_eq(attr_s(f, path, "plot_name", buf, sizeof buf), want[i].group);
+        snprintf(path, sizeof path, "run/%s/v(a)", want[i].group);
+        size_t nv;
+        int cx;
+        double *v = dset_values(f, path, &nv, &cx);
+        ck_assert_uint_eq(nv, 2);
+        ck_assert_double_eq(v[1], want[i].value);
+        free(v);
+    }
+    H5Fclose(f);
+    roundtrip(&t, raw, NULL);
+    tmp_free(&t);
+}
+END_TEST
+
 static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
@@ -1278,6 +1339,7 @@ static Suite *convert_suite(void)
     tcase_add_test(tc, test_convert_replaces_only_when_finished);
     tcase_add_test(tc, test_ltspice_float32);
     tcase_add_test(tc, test_same_name_twice);
+    tcase_add_test(tc, test_plot_names_distinct);
     suite_add_tcase(s, tc);
     return s;
 }
