@@ -195,11 +195,15 @@ static int write_flags(ngs_raw_writer *w, const char *flags)
 {
     const char *want = w->complex_file ? "complex" : "real";
     const char *other = w->complex_file ? "real" : "complex";
-    char out[512];
     size_t n = 0;
     int changed = 0, have = 0;
     if (!flags || !*flags)
         return putf(w, "Flags: %s\n", want);
+    /* The words kept fit in the text plus one word replaced by want: no length limit
+     * (LTspice and hand-made files have long Flags lines). */
+    char *out = malloc(strlen(flags) + strlen(want) + 1);
+    if (!out)
+        return werr(w, NGS_ERR_NOMEM, "out of memory");
     const char *s = flags;
     while (*s) {
         while (*s == ' ' || *s == '\t')
@@ -226,17 +230,19 @@ static int write_flags(ngs_raw_writer *w, const char *flags)
         }
         if (len == strlen(want) && strncasecmp(word, want, len) == 0)
             have = 1;
-        if (n + len + 2 >= sizeof out)
-            return werr(w, NGS_ERR_ARG, "Flags line too long");
         if (n)
             out[n++] = ' ';
         memcpy(out + n, word, len);
         n += len;
     }
     out[n] = '\0';
+    int rc;
     if (!have)
-        return n ? putf(w, "Flags: %s %s\n", want, out) : putf(w, "Flags: %s\n", want);
-    return changed ? putf(w, "Flags: %s\n", out) : putf(w, "Flags: %s\n", flags);
+        rc = n ? putf(w, "Flags: %s %s\n", want, out) : putf(w, "Flags: %s\n", want);
+    else
+        rc = changed ? putf(w, "Flags: %s\n", out) : putf(w, "Flags: %s\n", flags);
+    free(out);
+    return rc;
 }
 
 static int write_count_placeholder(ngs_raw_writer *w, uint64_t hint)

@@ -1261,13 +1261,14 @@ END_TEST
 
 /* A small binary plot, ngspice -b -r style: "time" and "v(a)", two points; v(a) holds
  * value. Appended at b + *n (room for it is the caller's). */
-static void put_plot(unsigned char *b, size_t *n, const char *plotname, const char *flags,
-                     double value)
+static void put_plot(unsigned char *b, size_t *n, const char *title, const char *plotname,
+                     const char *flags, double value)
 {
     *n += (size_t)sprintf((char *)b + *n,
-                          "Title: t\nDate: Thu Jan  1 00:00:00  2026\nPlotname: %s\n"
+                          "Title: %s\nDate: Thu Jan  1 00:00:00  2026\nPlotname: %s\n"
                           "Flags: %s\nNo. Variables: 2\nNo. Points: 2       \nVariables:\n"
-                          "\t0\ttime\ttime\n\t1\tv(a)\tvoltage\nBinary:\n", plotname, flags);
+                          "\t0\ttime\ttime\n\t1\tv(a)\tvoltage\nBinary:\n", title, plotname,
+                          flags);
     double row[4] = {0, value, 1e-9, value};
     memcpy(b + *n, row, sizeof row);
     *n += sizeof row;
@@ -1282,11 +1283,11 @@ START_TEST(test_plot_names_distinct)
     tmp_make(&t);
     unsigned char *b = malloc(1 << 16);
     size_t n = 0;
-    put_plot(b, &n, "x1 sweep", "real", 100);
+    put_plot(b, &n, "t", "x1 sweep", "real", 100);
     for (int k = 1; k <= 11; k++)
-        put_plot(b, &n, "x", "real", k);
-    put_plot(b, &n, "x1_", "real", 200);
-    put_plot(b, &n, "x_", "real", 300);
+        put_plot(b, &n, "t", "x", "real", k);
+    put_plot(b, &n, "t", "x1_", "real", 200);
+    put_plot(b, &n, "t", "x_", "real", 300);
     char raw[512], h5[512], path[64], buf[64];
     path_in(&t, "names.raw", raw, sizeof raw);
     path_in(&t, "names.h5", h5, sizeof h5);
@@ -1320,6 +1321,36 @@ START_TEST(test_plot_names_distinct)
 }
 END_TEST
 
+/* Header lines longer than any fixed buffer (here 700 to 2000 characters: Plotname,
+ * Flags, Title through raw_header) come back whole. A Flags line over 511 characters
+ * once failed the export ("Flags line too long"). */
+START_TEST(test_long_header_lines)
+{
+    tmpdir t;
+    tmp_make(&t);
+    size_t n = 0;
+    unsigned char *b = malloc(1 << 16);
+    char *flags = malloc(2100), *plotname = malloc(800);
+    snprintf(flags, 2100, "real %02000d", 7);
+    snprintf(plotname, 800, "Transient Analysis %0700d", 3);
+    char *title = malloc(1000);
+    snprintf(title, 1000, "%0900d", 9);
+    put_plot(b, &n, "t", plotname, flags, 1.5);
+    put_plot(b, &n, "t", "AC Analysis", "real", 2.5);
+    put_plot(b, &n, title, plotname, flags, 3.5);
+    put_plot(b, &n, title, "AC Analysis", "real", 4.5);
+    char raw[512];
+    path_in(&t, "long.raw", raw, sizeof raw);
+    write_file(raw, b, n);
+    roundtrip(&t, raw, NULL);
+    free(b);
+    free(flags);
+    free(plotname);
+    free(title);
+    tmp_free(&t);
+}
+END_TEST
+
 static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
@@ -1340,6 +1371,7 @@ static Suite *convert_suite(void)
     tcase_add_test(tc, test_ltspice_float32);
     tcase_add_test(tc, test_same_name_twice);
     tcase_add_test(tc, test_plot_names_distinct);
+    tcase_add_test(tc, test_long_header_lines);
     suite_add_tcase(s, tc);
     return s;
 }
