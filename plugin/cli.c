@@ -1427,14 +1427,18 @@ static int cmd_info(int argc, char **argv)
         printf("usage: ngscale info FILE.h5 [FILE.h5 ...]\n");
         return EXIT_OK;
     }
+    /* As ls: a file that cannot be listed is reported and the others are still listed
+     * (`ngscale info *.h5`); the exit status is the first failure's. */
+    int status = EXIT_OK;
     for (int i = 1; i < argc; i++) {
         rc = ngs_h5_info_print(argv[i], stdout, err, sizeof err);
         if (rc != NGS_OK) {
+            fflush(stdout);
             fprintf(stderr, "ngscale info: %s\n", err);
-            return exit_code(rc);
+            if (status == EXIT_OK) status = exit_code(rc);
         }
     }
-    return EXIT_OK;
+    return status;
 }
 
 static int run_command(int argc, char **argv)

@@ -325,6 +325,27 @@ class Convert(unittest.TestCase):
                     cwd=d, check=False)
             self.assertEqual(p.returncode, 3)
 
+    def test_info_lists_every_file_it_can(self):
+        """`ngscale info *.h5` stopped at the first file it could not list: the files
+        after it were never shown. Each is now listed or reported, exit status 3."""
+        with TempDir() as d:
+            good = os.path.join(d, "good.h5")
+            write_synthetic_raw(os.path.join(d, "in.raw"), 10, nvars=2)
+            run([NGSCALE, "convert", "-q", os.path.join(d, "in.raw"), good], cwd=d)
+            foreign = os.path.join(d, "foreign.h5")
+            with h5py.File(foreign, "w") as f:
+                f["x"] = [1, 2, 3]
+            p = run([NGSCALE, "info", foreign, os.path.join(d, "missing.h5"), good], cwd=d,
+                    check=False)
+            self.assertEqual(p.returncode, 3, p.stderr)
+            self.assertIn("foreign.h5: an HDF5 file, but not written by ngscale", p.stderr)
+            self.assertIn("missing.h5: cannot open as HDF5", p.stderr)
+            self.assertIn("good.h5: ngscale format 1", p.stdout)
+            self.assertIn("plot tran1 (Transient Analysis): 10 points, 2 vectors, complete",
+                          p.stdout)
+            p = run([NGSCALE, "info", good, good], cwd=d)
+            self.assertEqual(p.stdout.count("plot tran1"), 2)
+
     def test_export_picks_the_run(self):
         with TempDir() as d:
             h5 = os.path.join(d, "two.h5")
