@@ -678,7 +678,12 @@ static int convert_file(const char *raw_path, const char *h5_path,
                  nplots + 1, (unsigned long long)end, (unsigned long long)info->size, nplots);
     } else if (info->trailing_bytes) {
         rep->skipped_bytes += info->trailing_bytes;
-        if (!rep->truncated)
+        if (!rep->truncated && info->skipped_gaps > 1)
+            snprintf(rep->message, sizeof rep->message,
+                     "%llu bytes in %zu places (the first at byte %llu) are not a RAW plot "
+                     "and were not converted", (unsigned long long)info->trailing_bytes,
+                     info->skipped_gaps, (unsigned long long)info->trailing_offset);
+        else if (!rep->truncated)
             snprintf(rep->message, sizeof rep->message,
                      "%llu bytes at byte %llu are not a RAW plot and were not converted",
                      (unsigned long long)info->trailing_bytes,

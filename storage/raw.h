@@ -126,8 +126,12 @@ typedef struct ngs_raw_file_info {
     int utf16;                 /* headers are UTF-16LE (LTspice) */
     size_t nplots;
     int header_truncated;      /* the file ends inside the header of one more plot */
-    uint64_t trailing_offset;  /* bytes after the last plot that are not a plot (0: none) */
+    /* Bytes that are not a plot, after the last plot or between two plots (the plots
+     * after them are read): where the first such run starts (0: none), how many bytes
+     * in all, and in how many runs. */
+    uint64_t trailing_offset;
     uint64_t trailing_bytes;
+    size_t skipped_gaps;
 } ngs_raw_file_info;
 
 typedef struct ngs_raw_reader ngs_raw_reader;

@@ -1061,6 +1061,19 @@ fail:
 
 /* ---- open / close --------------------------------------------------------------------- */
 
+/* The first plot header after p that starts a line, or the end of the file. */
+static uint64_t next_plot_after(ngs_raw_reader *r, uint64_t p)
+{
+    uint64_t step = (uint64_t)r->step;
+    for (uint64_t from = p + step; from < r->size;) {
+        uint64_t h = plot_start_in(r, from, r->size);
+        if (h >= r->size || (r->m[h - step] == '\n' && (step == 1 || r->m[h - 1] == 0)))
+            return h;
+        from = h + step;
+    }
+    return r->size;
+}
+
 static int scan(ngs_raw_reader *r, void *unused)
 {
     (void)unused;
@@ -1104,8 +1117,24 @@ static int scan(ngs_raw_reader *r, void *unused)
             if (r->nplots == 0)
                 return fail_at(r, NGS_ERR_FORMAT, pos, 0, 0,
                                "not a RAW file (expected a header line such as 'Title:')");
-            r->info.trailing_offset = pos;
-            r->info.trailing_bytes = r->size - pos;
+            /* Bytes that are no plot (a note, a log line) between two plots: the plots
+             * after them are still read, the bytes counted as skipped. */
+            uint64_t hdr = next_plot_after(r, pos);
+            if (hdr < r->size) {
+                rc = parse_plot(r, hdr, &next);
+                if (rc == NGS_ERR_NOMEM)
+                    return rc;
+                if (rc == NGS_OK) {
+                    if (!r->info.skipped_gaps++)
+                        r->info.trailing_offset = pos;
+                    r->info.trailing_bytes += hdr - pos;
+                    pos = next;
+                    continue;
+                }
+            }
+            if (!r->info.skipped_gaps++)
+                r->info.trailing_offset = pos;
+            r->info.trailing_bytes += r->size - pos;
             break;
         }
         return rc;

@@ -1274,6 +1274,20 @@ static void put_plot(unsigned char *b, size_t *n, const char *title, const char 
     *n += sizeof row;
 }
 
+/* Writes the n bytes of b (freed) as t/name.raw and converts it to t/name.h5. */
+static void convert_bytes(const tmpdir *t, const char *name, unsigned char *b, size_t n,
+                          char raw[512], char h5[512], ngs_convert_report *rep)
+{
+    char leaf[64];
+    snprintf(leaf, sizeof leaf, "%s.raw", name);
+    path_in(t, leaf, raw, 512);
+    snprintf(leaf, sizeof leaf, "%s.h5", name);
+    path_in(t, leaf, h5, 512);
+    write_file(raw, b, n);
+    free(b);
+    convert_ok(raw, h5, NULL, rep);
+}
+
 /* Plot names must not collide: an analysis ending in a digit ("x1", from the Plotname
  * "x1 sweep") once gave "x11", which the eleventh plot of analysis "x" took too, and
  * the conversion failed there. Each plot keeps its own group and values. */
@@ -1289,12 +1303,8 @@ START_TEST(test_plot_names_distinct)
     put_plot(b, &n, "t", "x1_", "real", 200);
     put_plot(b, &n, "t", "x_", "real", 300);
     char raw[512], h5[512], path[64], buf[64];
-    path_in(&t, "names.raw", raw, sizeof raw);
-    path_in(&t, "names.h5", h5, sizeof h5);
-    write_file(raw, b, n);
-    free(b);
     ngs_convert_report rep;
-    convert_ok(raw, h5, NULL, &rep);
+    convert_bytes(&t, "names", b, n, raw, h5, &rep);
     ck_assert_int_eq(rep.plots, 14);
     hid_t f = h5_open(h5);
     static const struct {
@@ -1351,6 +1361,48 @@ START_TEST(test_long_header_lines)
 }
 END_TEST
 
+/* Bytes that are not a plot between two plots (a note, a log line) once ended the
+ * reading there: the plots after them were left out, with only a warning. They are
+ * skipped now, and counted; the plots after them are converted. */
+START_TEST(test_junk_between_plots)
+{
+    tmpdir t;
+    tmp_make(&t);
+    unsigned char *b = malloc(1 << 16);
+    size_t n = 0;
+    put_plot(b, &n, "t", "Transient Analysis", "real", 1);
+    size_t first = n;
+    n += (size_t)sprintf((char *)b + n, "junk line\n");
+    put_plot(b, &n, "t", "AC Analysis", "real", 2);
+    n += (size_t)sprintf((char *)b + n, "\x01\x02 noise Title: inside a line\n");
+    put_plot(b, &n, "t", "Transient Analysis", "real", 3);
+    n += (size_t)sprintf((char *)b + n, "end junk");
+    char raw[512], h5[512], buf[256], msg[160];
+    ngs_convert_report rep;
+    convert_bytes(&t, "junk", b, n, raw, h5, &rep);
+    ck_assert_int_eq(rep.plots, 3);
+    ck_assert_int_eq(rep.truncated, 0);
+    ck_assert_uint_eq(rep.skipped_bytes, 10 + 30 + 8);
+    snprintf(msg, sizeof msg, "48 bytes in 3 places (the first at byte %zu) are not a RAW plot "
+             "and were not converted", first);
+    ck_assert_str_eq(rep.message, msg);
+    hid_t f = h5_open(h5);
+    ck_assert_str_eq(attr_s(f, "run", "status", buf, sizeof buf), "complete");
+    ck_assert_str_eq(attr_s(f, "run", "raw_warning", buf, sizeof buf), msg);
+    const char *plots[] = {"run/tran1/v(a)", "run/ac1/v(a)", "run/tran2/v(a)"};
+    for (int i = 0; i < 3; i++) {
+        size_t nv;
+        int cx;
+        double *v = dset_values(f, plots[i], &nv, &cx);
+        ck_assert_uint_eq(nv, 2);
+        ck_assert_double_eq(v[1], i + 1);
+        free(v);
+    }
+    H5Fclose(f);
+    tmp_free(&t);
+}
+END_TEST
+
 static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
@@ -1372,6 +1424,7 @@ static Suite *convert_suite(void)
     tcase_add_test(tc, test_same_name_twice);
     tcase_add_test(tc, test_plot_names_distinct);
     tcase_add_test(tc, test_long_header_lines);
+    tcase_add_test(tc, test_junk_between_plots);
     suite_add_tcase(s, tc);
     return s;
 }
