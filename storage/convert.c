@@ -1445,6 +1445,8 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
         goto out;
     for (size_t i = 0; i < plots.n && rc == NGS_OK; i++)
         rc = export_plot(&x, run, plots.v[i].link, encoding);
+    if (rc == NGS_OK && (rc = ngs_raw_writer_flush(x.w)) != NGS_OK) /* with its reason */
+        set_err(err, errlen, rc, "%s", ngs_raw_writer_last_error(x.w));
     {
         int rc2 = ngs_raw_writer_close(x.w);
         if (rc == NGS_OK && rc2 != NGS_OK)
@@ -1466,8 +1468,18 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     rep->bytes_out = file_size(raw_path);
 
 out:
-    if (tmp && rc != NGS_OK)
+    if (tmp && rc != NGS_OK) {
         unlink(tmp);
+        /* The RAW writer's messages name the file it wrote, the temporary one (removed
+         * now): name the output given instead. */
+        size_t k = strlen(tmp);
+        if (err && strncmp(err, tmp, k) == 0) {
+            char *rest = strdup(err + k);
+            if (rest)
+                snprintf(err, errlen, "%s%s", raw_path, rest);
+            free(rest);
+        }
+    }
     free(tmp);
     free(dest);
     free_children(&plots);

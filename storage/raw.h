@@ -213,6 +213,10 @@ int ngs_raw_writer_write_rows(ngs_raw_writer *w, const double *rows, size_t nrow
 /* Ends the plot: fills in its No. Points. */
 int ngs_raw_writer_end_plot(ngs_raw_writer *w);
 
+/* Writes out what is buffered; on failure last_error says why (close cannot: it frees
+ * w), e.g. "write failed: No space left on device". */
+int ngs_raw_writer_flush(ngs_raw_writer *w);
+
 /* Ends an open plot, flushes and closes; frees w in every case. */
 int ngs_raw_writer_close(ngs_raw_writer *w);
 

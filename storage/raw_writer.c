@@ -505,6 +505,13 @@ int ngs_raw_writer_end_plot(ngs_raw_writer *w)
     return NGS_OK;
 }
 
+int ngs_raw_writer_flush(ngs_raw_writer *w)
+{
+    if (!w)
+        return NGS_ERR_ARG;
+    return w->failed ? NGS_ERR_IO : flush(w);
+}
+
 int ngs_raw_writer_close(ngs_raw_writer *w)
 {
     if (!w)

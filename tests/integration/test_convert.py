@@ -346,6 +346,35 @@ class Convert(unittest.TestCase):
             p = run([NGSCALE, "info", good, good], cwd=d)
             self.assertEqual(p.stdout.count("plot tran1"), 2)
 
+    def test_export_to_a_full_disk_says_why(self):
+        """An export that cannot be written said "OUT.raw.tmp-PID-0: write failed: ..." (a
+        file the user never named, removed by then) when the disk filled mid-file, and
+        only "OUT.raw: cannot finish the file" when it filled at the last write. Both now
+        name OUT.raw and the reason; nothing is left behind. (A file size limit stands
+        for the full disk.)"""
+        import resource
+
+        def limit(cap):
+            resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+        with TempDir() as d:
+            # 1.3 MB: fails while writing; 900 bytes: at the end, one byte short
+            for n, cap in ((20000, 100000), (10, None)):
+                raw, h5 = os.path.join(d, "in.raw"), os.path.join(d, "in.h5")
+                write_synthetic_raw(raw, n, nvars=8)
+                run([NGSCALE, "convert", "-q", raw, h5], cwd=d)
+                cap = cap or os.path.getsize(raw) - 1
+                out = os.path.join(d, "sub", "out.raw")
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+                p = subprocess.run([NGSCALE, "export", h5, out], cwd=d,
+                                   preexec_fn=lambda: limit(cap), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+                self.assertEqual(p.returncode, 3, p.stderr)
+                self.assertIn("out.raw: write failed: File too large", p.stderr)
+                self.assertNotIn("tmp-", p.stderr)
+                self.assertEqual(os.listdir(os.path.dirname(out)), [])
+
     def test_export_picks_the_run(self):
         with TempDir() as d:
             h5 = os.path.join(d, "two.h5")
