@@ -561,8 +561,14 @@ static int convert_plot(conv_ctx *c, size_t i, int *plot_open)
         if (partial)
             c->rep->skipped_bytes += stop - end;
         c->rep->truncated = 1;
-        snprintf(c->rep->message, sizeof c->rep->message, "plot %zu (%s): %s", i + 1,
-                 p->plotname, msg);
+        /* A long Plotname must not push the count out of the message: its first 60
+         * bytes, cut between UTF-8 characters. */
+        int keep = (int)strlen(p->plotname), cut = keep > 60;
+        if (cut)
+            for (keep = 60; keep > 0 && ((unsigned char)p->plotname[keep] & 0xC0) == 0x80;)
+                keep--;
+        snprintf(c->rep->message, sizeof c->rep->message, "plot %zu (%.*s%s): %s", i + 1, keep,
+                 p->plotname, cut ? "..." : "", msg);
     }
     *plot_open = 0;
     if ((rc = ngs_h5_plot_end(c->w, status, msg)) != NGS_OK)

@@ -1403,6 +1403,34 @@ START_TEST(test_junk_between_plots)
 }
 END_TEST
 
+/* The message of a truncated plot named its Plotname whole, and a long one (here 619
+ * bytes) pushed what was recovered out of the 512-byte message: the CLI and the run's
+ * message said only "plot 1 (Transient Analysis ééé...". The name is now cut to 60
+ * bytes, between UTF-8 characters. */
+START_TEST(test_truncated_long_plotname)
+{
+    tmpdir t;
+    tmp_make(&t);
+    char plotname[700] = "Transient Analysis ";
+    for (int k = 0; k < 300; k++)
+        strcat(plotname, "\xc3\xa9"); /* é: the 60th byte is inside one */
+    unsigned char *b = malloc(1 << 16);
+    size_t n = 0;
+    put_plot(b, &n, "t", plotname, "real", 1);
+    char raw[512], h5[512], buf[512], want[160];
+    ngs_convert_report rep;
+    convert_bytes(&t, "cut", b, n - 8, raw, h5, &rep); /* the last value cut off */
+    snprintf(want, sizeof want, "plot 1 (%.59s...): the RAW file is truncated at byte %zu "
+             "inside a point: 1 of 2 points recovered", plotname, n - 8);
+    ck_assert_int_eq(rep.truncated, 1);
+    ck_assert_str_eq(rep.message, want);
+    hid_t f = h5_open(h5);
+    ck_assert_str_eq(attr_s(f, "run", "message", buf, sizeof buf), want);
+    H5Fclose(f);
+    tmp_free(&t);
+}
+END_TEST
+
 static Suite *convert_suite(void)
 {
     Suite *s = suite_create("convert");
@@ -1425,6 +1453,7 @@ static Suite *convert_suite(void)
     tcase_add_test(tc, test_plot_names_distinct);
     tcase_add_test(tc, test_long_header_lines);
     tcase_add_test(tc, test_junk_between_plots);
+    tcase_add_test(tc, test_truncated_long_plotname);
     suite_add_tcase(s, tc);
     return s;
 }
