@@ -1289,6 +1289,17 @@ static int open_scratch(ngs_cache *c, char *err, size_t errlen)
     return NGS_OK;
 }
 
+/* A handle with these options (NULL: defaults to come) and nothing open yet. */
+static ngs_cache *handle_new(const ngs_cache_options *options)
+{
+    ngs_cache *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    if (options) c->o = *options;
+    pthread_mutex_init(&c->rmu, NULL);
+    pthread_mutex_init(&c->wmu, NULL);
+    return c;
+}
+
 /* Where Redis hits go: the local store, or, when this process may not write it, a
  * scratch store of the handle's own (made at the first Redis lookup). */
 static ngs_cache *redis_hit_store(ngs_cache *c)
@@ -1298,13 +1309,8 @@ static ngs_cache *redis_hit_store(ngs_cache *c)
     pthread_mutex_lock(&c->rmu);
     if (!c->stage) {
         char why[PATH_MAX + 64], err[PATH_MAX + 160];
-        ngs_cache *s = calloc(1, sizeof *s);
+        ngs_cache *s = handle_new(&c->o);
         snprintf(why, sizeof why, "cache %s is read-only here", c->dir);
-        if (s) {
-            s->o = c->o;
-            pthread_mutex_init(&s->rmu, NULL);
-            pthread_mutex_init(&s->wmu, NULL);
-        }
         if (s && use_scratch_dir(s, why, err, sizeof err) == NGS_OK) {
             c->stage = s;
         } else {
@@ -1386,10 +1392,7 @@ int ngs_cache_open(ngs_cache **out, const char *local_dir, const char *redis_url
         dir[0] = '\0'; /* refused below, unless Redis can serve alone */
     }
     while (strlen(dir) > 1 && dir[strlen(dir) - 1] == '/') dir[strlen(dir) - 1] = '\0';
-    if (!(c = calloc(1, sizeof *c))) return NGS_ERR_NOMEM;
-    if (options) c->o = *options;
-    pthread_mutex_init(&c->rmu, NULL);
-    pthread_mutex_init(&c->wmu, NULL);
+    if (!(c = handle_new(options))) return NGS_ERR_NOMEM;
     if (!c->o.max_bytes && (size_env = getenv("NGSCALE_CACHE_SIZE")) && *size_env &&
         !(c->o.max_bytes = parse_size(size_env))) {
         set_err(err, errlen, "NGSCALE_CACHE_SIZE='%s' is not a size (give one like 20G or 500M)", size_env);
