@@ -504,6 +504,7 @@ static const char *const spinit_vars[] = {"SPICE_LIB_DIR", "SPICE_SCRIPTS"};
 static int init_copy(ngs_engine *e)
 {
     char *saved[NSPINIT_VARS] = {NULL}, scripts[PATH_MAX];
+    const char *own[NSPINIT_VARS] = {e->work_dir, scripts};
     int rc;
     pthread_mutex_lock(&init_lock);
     if (e->has_private_codemodels) {
@@ -511,7 +512,7 @@ static int init_copy(ngs_engine *e)
         for (size_t i = 0; i < NSPINIT_VARS; i++) {
             const char *old = getenv(spinit_vars[i]);
             saved[i] = old ? strdup(old) : NULL;
-            setenv(spinit_vars[i], i == 0 ? e->work_dir : scripts, 1);
+            setenv(spinit_vars[i], own[i], 1);
         }
     }
     /* Without a status callback ngspice skips its progress bookkeeping (a clock
@@ -645,7 +646,8 @@ static void build_search_dirs(ngs_engine *e)
     for (long i = 1; i <= n; i++) {
         char expr[64], *dir;
         snprintf(expr, sizeof expr, "$sourcepath[%ld]", i);
-        if ((dir = capture_echo(e, expr)) && dir[0]) e->search_dirs[k++] = dir;
+        dir = capture_echo(e, expr);
+        if (!dir || dir[0]) e->search_dirs[k++] = dir; /* NULL: out of memory, caught below */
         else free(dir);
     }
     for (size_t i = 0; i < k; i++)
