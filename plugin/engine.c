@@ -111,6 +111,15 @@ static void cut_off(struct copy_ctx *c)
 
 static int is_error_line(const char *s)
 {
+    /* "Command 'source' failed:" and the perror-style line after it ("x.cir: No such
+     * file or directory") say why a .control command stopped the run. Not any line with
+     * "failed": ngspice also says so while it recovers ("SOR failed at 1e6 Hz,
+     * switching to direct-method"), which must not fail the analysis. */
+    static const char *const os_reasons[] = {"No such file or directory", "Permission denied",
+                                             "Is a directory", "Not a directory"};
+    for (size_t i = 0; i < sizeof os_reasons / sizeof *os_reasons; i++)
+        if (strstr(s, os_reasons[i])) return 1;
+    if (strncmp(s, "Command '", 9) == 0 && strstr(s, "' failed")) return 1;
     return strstr(s, "rror") != NULL || strstr(s, "aborted") != NULL ||
            strstr(s, "too small") != NULL || strstr(s, "not parsed") != NULL ||
            strstr(s, "annot") != NULL; /* "Cannot", "cannot" */

@@ -83,6 +83,21 @@ class Cli(unittest.TestCase):
                 self.assertEqual(f["run"].attrs["status"], "failed")
                 self.assertIn("quit with status 3", f["run"].attrs["message"])
 
+    def test_a_failed_control_command_says_why_in_the_message(self):
+        # ngspice's reason is two lines, "Command 'source' failed:" and the system's
+        # "nosuch.cir: No such file or directory", before a generic "interrupted"
+        with TempDir() as d:
+            deck, out = os.path.join(d, "s.cir"), os.path.join(d, "o.h5")
+            write(deck, "src\nV1 in 0 DC 1\nR1 in 0 1k\n.control\nsource nosuch.cir\nop\n.endc\n.end\n")
+            p = run([NGSCALE, "run", "-q", deck, "-o", out], check=False)
+            self.assertEqual(p.returncode, 1)
+            tail = p.stderr[p.stderr.rindex("ngscale: "):]
+            self.assertIn("Command 'source' failed", tail)
+            self.assertIn("nosuch.cir: No such file or directory", tail)
+            with h5py.File(out, "r") as f:
+                self.assertEqual(f["run"].attrs["status"], "failed")
+                self.assertIn("nosuch.cir: No such file or directory", f["run"].attrs["message"])
+
     def test_control_block_without_endc_runs_as_written_with_a_warning(self):
         # ngspice warns, runs `.end` as a command and fails on it; the script meant
         # to end there, and a batch's .param overrides must not land inside it
