@@ -71,6 +71,7 @@ struct ngs_batch {
      * Monte Carlo runs one circuit even if its file is edited meanwhile */
     netlist_snapshot *snapshots;
     size_t nsnapshots;
+    char seed_warning[384]; /* jobs' seeds that change nothing: said in the first report */
 };
 
 static void set_error(ngs_batch *b, const char *fmt, ...)
@@ -266,6 +267,7 @@ static void free_snapshots(ngs_batch *b)
  * left to fail its jobs with the reason. */
 static int snapshot_netlists(ngs_batch *b, const ngs_job *jobs, size_t njobs)
 {
+    b->seed_warning[0] = '\0';
     for (size_t i = 0; i < njobs; i++) {
         const ngs_job *j = &jobs[i];
         const netlist_snapshot *snap;
@@ -299,6 +301,12 @@ static int snapshot_netlists(ngs_batch *b, const ngs_job *jobs, size_t njobs)
                       i, j->netlist, j->seed);
             return NGS_ERR_ARG;
         }
+        /* a Monte Carlo of a circuit that draws nothing runs N times the same job */
+        if (j->seed >= 0 && !b->seed_warning[0] && !ngs_deck_uses_random(&snap->deck))
+            snprintf(b->seed_warning, sizeof b->seed_warning,
+                     "%s names none of ngspice's random functions or noise sources (agauss, gauss, "
+                     "aunif, unif, trnoise, trrandom...): the jobs' seeds change nothing, so jobs that "
+                     "differ only in their seed give the same result", j->netlist);
     }
     return NGS_OK;
 }
@@ -823,6 +831,7 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
     }
     memset(&p, 0, sizeof p);
     p.total = njobs;
+    snprintf(p.warning, sizeof p.warning, "%s", b->seed_warning);
     b->jobs = jobs;
     b->njobs = njobs;
     atomic_store(&b->next, 0); /* stop stays: an interrupt before the run stops it */

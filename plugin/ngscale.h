@@ -286,7 +286,9 @@ typedef struct ngs_batch_progress {
     double elapsed_s, eta_s;  /* eta_s < 0: unknown yet */
     char warning[384];        /* the latest job warning: cache trouble (unusable store,
                                  Redis down: jobs ran without that tier), no analysis ran,
-                                 --save names matching nothing; "" if none yet */
+                                 --save names matching nothing; before the first, the
+                                 batch's own: jobs' seeds for a netlist that draws no
+                                 random numbers; "" if none yet */
 } ngs_batch_progress;
 
 typedef void (*ngs_batch_progress_fn)(const ngs_batch_progress *progress, void *user);

@@ -186,6 +186,23 @@ class Batch(unittest.TestCase):
             self.assertEqual(runs[0][8], runs[2][8])             # seed 8 in both batches
             self.assertNotEqual(runs[0][7], runs[2][11])
 
+    def test_monte_carlo_of_a_circuit_that_draws_nothing_warns(self):
+        # every job would give the same result: said once, the jobs still run
+        with TempDir() as d:
+            fixed, drawn = os.path.join(d, "fixed.cir"), os.path.join(d, "drawn.cir")
+            write(fixed, "fixed\nV1 in 0 DC 1\nR1 in out 1k\nR2 out 0 1k\n.op\n.end\n")
+            write(drawn, "drawn\n.include values.inc\nV1 in 0 DC 1\nR1 in out {rv}\nR2 out 0 1k\n.op\n.end\n")
+            write(os.path.join(d, "values.inc"), ".param rv = agauss(1k, 100, 1)\n")
+            out = os.path.join(d, "o.h5")
+            p = run([NGSCALE, "batch", "-q", "-j", "1", fixed, "--monte-carlo", "3", "-o", out])
+            self.assertEqual(p.stderr.count("names none of ngspice's random functions"), 1, p.stderr)
+            self.assertIn("fixed.cir", p.stderr)
+            jobs, summary = jobs_of(out)
+            self.assertEqual([s["status"].decode() for s in summary], ["complete"] * 3)
+            # a draw in an included file counts
+            p = run([NGSCALE, "batch", "-q", "-j", "1", drawn, "--monte-carlo", "3", "-o", out])
+            self.assertNotIn("random functions", p.stderr)
+
     def test_gaussian_trrandom_jobs_equal_ngspice_run_alone(self):
         # ngspice's gaussian generator keeps a spare draw: a reused instance gave job i
         # the state job i-1 left, unlike `ngspice -b` of the same netlist and seed
