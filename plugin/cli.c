@@ -1107,6 +1107,12 @@ static int cmd_batch(int argc, char **argv)
     }
     ngs_batch_destroy(b);
     b = NULL;
+    /* a signal after the last job (while the instances were removed) still stops what
+     * comes next: spectrum_of starts with the flag cleared */
+    if (g_stop_requested && spectrum_vector && (rc == NGS_OK || rc == NGS_ERR_SIMULATION)) {
+        fprintf(stderr, "ngscale batch: interrupted: --spectrum not run (%s holds every job)\n", o.output_path);
+        rc = NGS_ERR_INTERRUPTED;
+    }
     default_stop_signals();
     if (spectrum_vector && (rc == NGS_OK || rc == NGS_ERR_SIMULATION)) {
         /* every job that finished, failed ones skipped and listed */
