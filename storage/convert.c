@@ -77,42 +77,6 @@ static uint64_t file_size(const char *path)
     return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
-/* Creates the empty file a conversion or an export writes before it is renamed over
- * path: beside it (the rename must not cross file systems), "path.tmp-PID-N" opened
- * O_EXCL so that two of them never share one, with the mode path has, or a new file's.
- * A symlink at path is followed (*dest: the file to replace), as writing through it
- * would. */
-static int temp_beside(const char *path, char **tmp, char **dest, char *err, size_t errlen)
-{
-    struct stat st;
-    int have = stat(path, &st) == 0;
-    *dest = have ? realpath(path, NULL) : strdup(path);
-    *tmp = *dest ? malloc(strlen(*dest) + 32) : NULL;
-    if (!*tmp) {
-        free(*dest);
-        *dest = NULL;
-        return set_err(err, errlen, NGS_ERR_NOMEM, "out of memory");
-    }
-    for (unsigned k = 0;; k++) {
-        sprintf(*tmp, "%s.tmp-%ld-%u", *dest, (long)getpid(), k);
-        int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            if (have)
-                fchmod(fd, st.st_mode & 07777);
-            close(fd);
-            return NGS_OK;
-        }
-        if (errno != EEXIST || k == 1000) {
-            int e = errno;
-            free(*tmp);
-            free(*dest);
-            *tmp = *dest = NULL;
-            return set_err(err, errlen, NGS_ERR_IO, "%s: cannot create a file beside it: %s",
-                           path, strerror(e));
-        }
-    }
-}
-
 /* HDF5 link names as the writer makes them: '/' and '%' escaped, "" and "." prefixed. */
 static char *escape_link(const char *name)
 {
@@ -765,7 +729,7 @@ int ngs_convert_raw_to_h5(const char *raw_path, const char *h5_path,
      * find less room. A new file keeps what was converted, as `ngscale run` does. */
     if (!o.append && stat(h5_path, &st) == 0 && S_ISREG(st.st_mode) &&
         ((rc = ngs_h5_check_replace(h5_path, err, errlen)) != NGS_OK ||
-         (rc = temp_beside(h5_path, &tmp, &dest, err, errlen)) != NGS_OK))
+         (rc = ngs_h5_temp_beside(h5_path, &tmp, &dest, err, errlen)) != NGS_OK))
         return rc;
     rc = convert_file(raw_path, tmp ? tmp : h5_path, &o, rep, err, errlen);
     if (tmp && rc == NGS_OK && rename(tmp, dest) != 0)
@@ -1445,7 +1409,7 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     }
     /* Written beside raw_path and renamed over it at the end: a failed export leaves a
      * file there as it was, not a shorter RAW file that looks whole. */
-    if ((rc = temp_beside(raw_path, &tmp, &dest, err, errlen)) != NGS_OK)
+    if ((rc = ngs_h5_temp_beside(raw_path, &tmp, &dest, err, errlen)) != NGS_OK)
         goto out;
     if ((rc = ngs_raw_writer_open(&x.w, tmp, 0, err, errlen)) != NGS_OK)
         goto out;

@@ -239,6 +239,39 @@ int ngs_h5_check_replace(const char *path, char *err, size_t errlen)
     return NGS_ERR_IO;
 }
 
+/* "path.tmp-PID-N" opened O_EXCL, so that two writers never share one. */
+int ngs_h5_temp_beside(const char *path, char **tmp, char **dest, char *err, size_t errlen)
+{
+    struct stat st;
+    int have = stat(path, &st) == 0;
+    *dest = have ? realpath(path, NULL) : strdup(path);
+    *tmp = *dest ? malloc(strlen(*dest) + 32) : NULL;
+    if (!*tmp) {
+        free(*dest);
+        *dest = NULL;
+        if (err && errlen) snprintf(err, errlen, "out of memory");
+        return NGS_ERR_NOMEM;
+    }
+    for (unsigned k = 0;; k++) {
+        sprintf(*tmp, "%s.tmp-%ld-%u", *dest, (long)getpid(), k);
+        int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            if (have)
+                fchmod(fd, st.st_mode & 07777);
+            close(fd);
+            return NGS_OK;
+        }
+        if (errno != EEXIST || k == 1000) {
+            int e = errno;
+            free(*tmp);
+            free(*dest);
+            *tmp = *dest = NULL;
+            if (err && errlen) snprintf(err, errlen, "%s: cannot create a file beside it: %s", path, strerror(e));
+            return NGS_ERR_IO;
+        }
+    }
+}
+
 static void mark_in_use(ngs_h5_writer *w)
 {
     struct flock lock = {.l_type = F_RDLCK, .l_whence = SEEK_SET};

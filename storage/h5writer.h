@@ -66,6 +66,13 @@ int64_t ngs_h5_open_read(const char *path, int *live, int *busy);
  * append; a caller that writes a file elsewhere to rename it over path checks it too. */
 int ngs_h5_check_replace(const char *path, char *err, size_t errlen);
 
+/* Creates the empty file that is written before it is renamed over path, so that a
+ * failure leaves path as it was: beside it (a rename cannot cross file systems), named
+ * "path.tmp-PID-N", with the mode path has, or a new file's. A symlink at path is
+ * followed (*dest: the file to replace, as writing through the link would). The
+ * caller frees *tmp and *dest. NGS_OK, NGS_ERR_NOMEM, or NGS_ERR_IO (err says why). */
+int ngs_h5_temp_beside(const char *path, char **tmp, char **dest, char *err, size_t errlen);
+
 /* path names the file (with shared_file, only in messages). Without append, an HDF5
  * file there is replaced, unless another program has it open (NGS_ERR_IO); any other
  * file is left alone (NGS_ERR_IO): ngs_h5_check_replace. */
