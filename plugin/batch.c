@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ngscale.h"
@@ -515,6 +516,9 @@ typedef struct {
 
 typedef struct {
     hid_t file, summary, row_type;
+    /* an existing file is replaced only when the batch ends: written at tmp beside it,
+     * renamed over dest; NULL for a new file, written in place */
+    char *tmp, *dest;
     size_t nparams, row_size, rows;
     pending_row *pending;
     size_t npending, pending_cap;
@@ -608,14 +612,23 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
     ngs_h5_writer *w;
     ngs_h5_options ho;
     char err[512];
+    struct stat st;
     int rc;
     memset(out, 0, sizeof *out);
     out->file = out->summary = out->row_type = H5I_INVALID_HID;
     if ((rc = summary_row_type(b, out, first)) != NGS_OK) return rc;
+    /* a batch that fails or is killed leaves the file it would replace as it was (an
+     * interrupted one replaces it: its jobs are the ones asked for last) */
+    if (stat(b->opt.output_path, &st) == 0 && S_ISREG(st.st_mode) &&
+        ((rc = ngs_h5_check_replace(b->opt.output_path, err, sizeof err)) != NGS_OK ||
+         (rc = ngs_h5_temp_beside(b->opt.output_path, &out->tmp, &out->dest, err, sizeof err)) != NGS_OK)) {
+        set_error(b, "%s", err);
+        return rc;
+    }
     /* the writer creates the file with ngscale's root attributes */
     ngs_h5_options_init(&ho);
     ho.swmr = 0;
-    if ((rc = ngs_h5_open(&w, b->opt.output_path, &ho, err, sizeof err)) != NGS_OK) {
+    if ((rc = ngs_h5_open(&w, out->tmp ? out->tmp : b->opt.output_path, &ho, err, sizeof err)) != NGS_OK) {
         set_error(b, "%s", err);
         return rc;
     }
@@ -623,7 +636,7 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
     {   /* the format the writer uses for files of its own */
         hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
         H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-        out->file = H5Fopen(b->opt.output_path, H5F_ACC_RDWR, fapl);
+        out->file = H5Fopen(out->tmp ? out->tmp : b->opt.output_path, H5F_ACC_RDWR, fapl);
         H5Pclose(fapl);
     }
     if (out->file < 0) {
@@ -740,16 +753,32 @@ static void flush_if_due(ngs_batch *b, output *out, double *last_flush, int *out
     if ((*out_rc = flush_output(b, out)) != NGS_OK) ngs_batch_interrupt(b);
 }
 
-/* NGS_ERR_IO when the file could not be closed (its last writes failed) */
-static int output_close(output *out)
+/* Closes the file and, when it replaces one, renames it over that one if keep, else
+ * removes it. NGS_ERR_IO when the file could not be closed (its last writes failed)
+ * or renamed; b's error then says so, and what happened to a file that was there. */
+static int output_close(ngs_batch *b, output *out, int keep)
 {
     herr_t closed = 0;
+    int rc;
     for (size_t r = 0; r < out->npending; r++) free_finished(out->pending[r].f);
     free(out->pending);
     if (out->summary >= 0) H5Dclose(out->summary);
     if (out->row_type >= 0) H5Tclose(out->row_type);
     if (out->file >= 0) H5E_BEGIN_TRY { closed = H5Fclose(out->file); } H5E_END_TRY;
-    return closed < 0 ? NGS_ERR_IO : NGS_OK;
+    rc = closed < 0 ? NGS_ERR_IO : NGS_OK;
+    if (rc != NGS_OK && keep) set_error(b, "%s: closing it failed (disk full?)", b->opt.output_path);
+    if (out->tmp && rc == NGS_OK && keep && rename(out->tmp, out->dest) != 0) {
+        set_error(b, "%s: cannot replace it: %s", b->opt.output_path, strerror(errno));
+        rc = NGS_ERR_IO;
+    }
+    if (out->tmp && (rc != NGS_OK || !keep)) {
+        size_t k = strlen(b->err);
+        unlink(out->tmp);
+        snprintf(b->err + k, sizeof b->err - k, "; %s was left as it was", b->opt.output_path);
+    }
+    free(out->tmp);
+    free(out->dest);
+    return rc;
 }
 
 /* ----------------------------------------------------------------- run -- */
@@ -836,7 +865,7 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
     b->njobs = njobs;
     atomic_store(&b->next, 0); /* stop stays: an interrupt before the run stops it */
     if ((rc = output_open(b, &out, njobs ? &jobs[0] : NULL)) != NGS_OK) {
-        output_close(&out);
+        output_close(b, &out, 0);
         return rc;
     }
     b->out_file = out.file;
@@ -847,7 +876,8 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
         free(threads);
         free(args);
         free(seen);
-        output_close(&out);
+        set_error(b, "out of memory");
+        output_close(b, &out, 0);
         return NGS_ERR_NOMEM;
     }
     b->workers_left = (size_t)b->nworkers;
@@ -915,9 +945,9 @@ static int batch_run(ngs_batch *b, const ngs_job *jobs, size_t njobs, ngs_batch_
             out_rc = NGS_ERR_NOMEM;
         }
     if (out_rc == NGS_OK) out_rc = flush_output(b, &out);
-    if (output_close(&out) != NGS_OK && out_rc == NGS_OK) {
-        set_error(b, "%s: closing it failed (disk full?)", b->opt.output_path);
-        out_rc = NGS_ERR_IO;
+    {   /* a file that cannot keep the finished jobs does not replace one that was there */
+        int crc = output_close(b, &out, out_rc == NGS_OK);
+        if (out_rc == NGS_OK) out_rc = crc;
     }
     free(threads);
     free(args);

@@ -267,7 +267,10 @@ void ngs_job_init(ngs_job *job, const char *netlist);
 
 typedef struct ngs_batch_options {
     int jobs;                 /* parallel instances, 1..NGS_BATCH_JOBS_MAX; 0 = number of cores */
-    const char *output_path;  /* required: one HDF5 file, one group per job + /summary */
+    const char *output_path;  /* required: one HDF5 file, one group per job + /summary;
+                                 an HDF5 file there is replaced when ngs_batch_run ends
+                                 (interrupted too), and left as it was when the run
+                                 cannot write (written beside it, then renamed) */
     ngs_codec codec;
     int level;
     const char *save;

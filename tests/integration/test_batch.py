@@ -1,5 +1,6 @@
 """`ngscale batch`: parameter sweeps, Monte Carlo and netlist lists on parallel ngspice
 instances, one HDF5 file with a group per job and /summary."""
+import glob
 import os
 import re
 import resource
@@ -778,6 +779,71 @@ class Batch(unittest.TestCase):
             _, err = p.communicate(timeout=120)
             self.assertEqual(p.returncode, 3, err[-3000:])
             self.assertIn("disk full", err)
+
+    def test_a_batch_that_fails_leaves_the_file_it_would_replace(self):
+        """The output file was truncated as the batch opened it: a batch that then could
+        not write (full disk) or was killed lost the results of the one before. It is
+        now written beside it and renamed over it when the batch ends."""
+        with TempDir() as d:
+            cir = os.path.join(d, "slow.cir")
+            write(cir, "slow\nV1 in 0 SIN(0 1 1k)\nR1 in out 1k\nC1 out 0 1u\n.tran 1u 50m\n"
+                       ".control\nshell sleep 1.5\nrun\n.endc\n.end\n")
+            old = os.path.join(d, "o.h5")
+            run([NGSCALE, "batch", "-q", "-j", "1", netlist("op_divider.cir"), "-o", old])
+            with open(old, "rb") as f:
+                before = f.read()
+
+            def ignore_sigxfsz():  # writes past the limit then fail with EFBIG, as on a full disk
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            p = subprocess.Popen([NGSCALE, "batch", "-q", "-j", "2", cir, cir, "-o", old],
+                                 stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigxfsz)
+            deadline = time.time() + 60
+            while not glob.glob(old + ".tmp-*") and p.poll() is None and time.time() < deadline:
+                time.sleep(0.005)
+            time.sleep(0.5)  # the new file is open and the jobs sleep: nothing written yet
+            tmp = glob.glob(old + ".tmp-*")
+            self.assertEqual(len(tmp), 1)
+            size = os.path.getsize(tmp[0]) + 4096
+            resource.prlimit(p.pid, resource.RLIMIT_FSIZE, (size, size))
+            _, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 3, err[-3000:])
+            self.assertIn("disk full", err)
+            self.assertIn("o.h5 was left as it was", err)
+            with open(old, "rb") as f:
+                self.assertEqual(f.read(), before)
+            self.assertEqual(glob.glob(old + ".tmp-*"), [])
+
+            # killed: the old file stays whole
+            p = subprocess.Popen([NGSCALE, "batch", "-q", "-j", "2", cir, cir, "-o", old],
+                                 stderr=subprocess.PIPE, text=True)
+            while not glob.glob(old + ".tmp-*") and p.poll() is None and time.time() < deadline + 60:
+                time.sleep(0.005)
+            p.kill()
+            p.communicate(timeout=60)
+            with open(old, "rb") as f:
+                self.assertEqual(f.read(), before)
+            for t in glob.glob(old + ".tmp-*"):
+                os.remove(t)
+
+            # one that ends replaces it: interrupted, with its jobs marked so...
+            long_cir = os.path.join(d, "long.cir")  # no `shell`: system() ignores SIGINT
+            write(long_cir, "long\nV1 in 0 SIN(0 1 1k)\nR1 in out 1k\nC1 out 0 1u\n.tran 1u 2 0 1u\n.end\n")
+            p = subprocess.Popen([NGSCALE, "batch", "-q", "-j", "1", long_cir, "-o", old],
+                                 stderr=subprocess.PIPE, text=True)
+            while not glob.glob(old + ".tmp-*") and p.poll() is None and time.time() < deadline + 120:
+                time.sleep(0.005)
+            time.sleep(0.3)
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 130, err[-3000:])
+            jobs, summary = jobs_of(old)
+            self.assertEqual([s["status"].decode() for s in summary], ["interrupted"])
+            # ...or complete
+            run([NGSCALE, "batch", "-q", "-j", "1", cir, "-o", old])
+            jobs, summary = jobs_of(old)
+            self.assertEqual(len(summary), 1)
+            self.assertIn("tran1/v(out)", next(iter(jobs.values()))[1])
+            self.assertEqual(glob.glob(old + ".tmp-*"), [])
 
 if __name__ == "__main__":
     unittest.main()
