@@ -519,6 +519,7 @@ typedef struct {
     /* an existing file is replaced only when the batch ends: written at tmp beside it,
      * renamed over dest; NULL for a new file, written in place */
     char *tmp, *dest;
+    int frozen; /* a flush failed: the file keeps its last good one (ngs_h5_freeze_file) */
     size_t nparams, row_size, rows;
     pending_row *pending;
     size_t npending, pending_cap;
@@ -732,9 +733,15 @@ static int flush_output(ngs_batch *b, output *out)
     }
     if (rc != NGS_OK) {
         set_error(b, "%s: cannot write /summary", b->opt.output_path);
-    } else if (H5Fflush(out->file, H5F_SCOPE_GLOBAL) < 0) {
-        set_error(b, "%s: flush failed (disk full?)", b->opt.output_path);
-        rc = NGS_ERR_IO;
+    } else {
+        herr_t frc;
+        H5E_BEGIN_TRY { frc = H5Fflush(out->file, H5F_SCOPE_GLOBAL); } H5E_END_TRY;
+        if (frc < 0) {
+            set_error(b, "%s: flush failed (disk full?)", b->opt.output_path);
+            ngs_h5_freeze_file(out->file); /* it keeps its last flush: see h5writer.h */
+            out->frozen = 1;
+            rc = NGS_ERR_IO;
+        }
     }
     pthread_mutex_unlock(&b->file_lock);
     for (size_t r = 0; r < n; r++) free_finished(out->pending[r].f);
@@ -762,7 +769,7 @@ static int output_close(ngs_batch *b, output *out, int keep)
     int rc;
     for (size_t r = 0; r < out->npending; r++) free_finished(out->pending[r].f);
     free(out->pending);
-    if (out->summary >= 0) H5Dclose(out->summary);
+    if (out->summary >= 0) H5E_BEGIN_TRY { H5Dclose(out->summary); } H5E_END_TRY; /* fails once frozen */
     if (out->row_type >= 0) H5Tclose(out->row_type);
     if (out->file >= 0) H5E_BEGIN_TRY { closed = H5Fclose(out->file); } H5E_END_TRY;
     rc = closed < 0 ? NGS_ERR_IO : NGS_OK;
@@ -775,6 +782,10 @@ static int output_close(ngs_batch *b, output *out, int keep)
         size_t k = strlen(b->err);
         unlink(out->tmp);
         snprintf(b->err + k, sizeof b->err - k, "; %s was left as it was", b->opt.output_path);
+    } else if (out->frozen) {
+        size_t k = strlen(b->err);
+        snprintf(b->err + k, sizeof b->err - k, "; it keeps the jobs of its last flush: run 'h5clear -s %s' "
+                 "before reading it", b->opt.output_path);
     }
     free(out->tmp);
     free(out->dest);

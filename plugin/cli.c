@@ -620,7 +620,11 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "ngscale: %s: %s\n", netlist, ngs_engine_last_error(e)[0]
                                                          ? ngs_engine_last_error(e)
                                                          : ngs_strerror(rc));
-        if (res.nplots > 0)
+        if (res.nplots > 0 && rc == NGS_ERR_IO) /* a write failed: the file was frozen */
+            fprintf(stderr, "ngscale: %s keeps what its last flush wrote (its run says incomplete): 'ngscale "
+                            "info' and SWMR readers open it as it is, any reader after 'h5clear -s %s'\n",
+                    o.output_path, o.output_path);
+        else if (res.nplots > 0)
             fprintf(stderr, "ngscale: %s keeps the %d plot%s written so far (run status: %s)\n",
                     o.output_path, res.nplots, res.nplots == 1 ? "" : "s",
                     rc == NGS_ERR_INTERRUPTED || rc == NGS_ERR_TIMEOUT ? "incomplete" : "failed");

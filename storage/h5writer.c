@@ -146,6 +146,7 @@ struct ngs_h5_writer {
     hid_t fapl, fcpl, dapl, file, run_group, complex_type;
     int in_use_fd; /* holds the lock that tells others the file is being written */
     int swmr_active;
+    int frozen;    /* a write failed: the file gets nothing more (ngs_h5_freeze_file) */
     char *run_path;
     int run_open;
     int plot_count;
@@ -285,10 +286,45 @@ static void mark_in_use(ngs_h5_writer *w)
 static int fail(ngs_h5_writer *w, int code, const char *fmt, ...)
 {
     va_list ap;
+    if (w->frozen) return code; /* the write that failed first is the reason */
     va_start(ap, fmt);
     vsnprintf(w->err, sizeof w->err, fmt, ap);
     va_end(ap);
     return code;
+}
+
+/* HDF5 offers no close without a flush: pointing its descriptor at a read-only one of
+ * the same file (reopened through /proc, whatever its name now) makes every later
+ * write fail, so what is on disk stays as it was. */
+void ngs_h5_freeze_file(int64_t file)
+{
+    void *handle = NULL;
+    hid_t fapl;
+    int ro, sec2;
+    char self[64];
+    H5E_BEGIN_TRY {
+        fapl = H5Fget_access_plist(file);
+        sec2 = fapl >= 0 && H5Pget_driver(fapl) == H5FD_SEC2; /* its handle is the int fd */
+        if (fapl >= 0) H5Pclose(fapl);
+        if (sec2 && H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) < 0) handle = NULL;
+    } H5E_END_TRY;
+    if (!handle) return;
+    snprintf(self, sizeof self, "/proc/self/fd/%d", *(int *)handle);
+    if ((ro = open(self, O_RDONLY | O_CLOEXEC)) < 0) return;
+    dup2(ro, *(int *)handle);
+    close(ro);
+}
+
+/* A failed write of data or metadata (a full disk): the first message stays, and the
+ * file is frozen at what its last flush left, a state SWMR readers open (HDF5's own
+ * close would write a superblock whose end lies past the data that did not fit, and
+ * no reader would open the file again). */
+static int fail_write(ngs_h5_writer *w, const char *fmt, const char *what)
+{
+    int rc = fail(w, NGS_ERR_IO, fmt, w->path, what);
+    if (!w->frozen) ngs_h5_freeze_file(w->file); /* a batch's shared file too: the disk is full */
+    w->frozen = 1;
+    return rc;
 }
 
 static char *dup_str(const char *s) { return strdup(s ? s : ""); }
@@ -388,7 +424,7 @@ static int vec_open(ngs_h5_writer *w, plot_state *p, int i)
 static void vec_release(plot_state *p, int i)
 {
     if (!p->keep_open && p->vecs[i].dset > 0) {
-        H5Dclose(p->vecs[i].dset);
+        H5E_BEGIN_TRY { H5Dclose(p->vecs[i].dset); } H5E_END_TRY; /* fails once frozen */
         p->vecs[i].dset = H5I_INVALID_HID;
     }
 }
@@ -432,11 +468,13 @@ static int reopen_file(ngs_h5_writer *w)
 /* Back to plain read-write so objects and attributes can be created. */
 static int enter_structure_mode(ngs_h5_writer *w)
 {
+    if (w->frozen) return NGS_ERR_IO;
     return w->swmr_active ? reopen_file(w) : NGS_OK;
 }
 
 static int enter_swmr_mode(ngs_h5_writer *w)
 {
+    if (w->frozen) return NGS_ERR_IO;
     if (!w->opt.swmr || w->swmr_active) return NGS_OK;
     for (int attempt = 0;; attempt++) {
         herr_t rc;
@@ -639,7 +677,8 @@ static void plot_free(plot_state *p)
     if (!p) return;
     for (int i = 0; i < p->nvec; i++) {
         vec_state *v = &p->vecs[i];
-        if (v->dset > 0) H5Dclose(v->dset); /* also those of a half-created plot (0: never set) */
+        if (v->dset > 0) /* also those of a half-created plot (0: never set); fails once frozen */
+            H5E_BEGIN_TRY { H5Dclose(v->dset); } H5E_END_TRY;
         free(v->dset_name);
         free(v->name);
         free(v->ngspice_name);
@@ -689,8 +728,11 @@ static int close_held(ngs_h5_writer *w)
             if (rc == NGS_OK) rc = r2;
         }
         if (w->run_group >= 0) H5Gclose(w->run_group);
-        if (owns_file(w) && H5Fclose(w->file) < 0 && rc == NGS_OK)
-            rc = fail(w, NGS_ERR_HDF5, "%s: close failed", w->path);
+        if (owns_file(w)) {
+            herr_t crc;
+            H5E_BEGIN_TRY { crc = H5Fclose(w->file); } H5E_END_TRY; /* frozen: it fails */
+            if (crc < 0 && rc == NGS_OK) rc = fail(w, NGS_ERR_IO, "%s: close failed (disk full?)", w->path);
+        }
     }
     if (w->in_use_fd >= 0) close(w->in_use_fd);
     plot_free(w->plot);
@@ -792,8 +834,11 @@ static int run_end_held(ngs_h5_writer *w, int status, const char *message)
     H5Gclose(w->run_group);
     w->run_group = H5I_INVALID_HID;
     w->run_open = 0;
-    if (owns_file(w) && H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0 && rc == NGS_OK)
-        rc = fail(w, NGS_ERR_IO, "%s: flush failed", w->path);
+    if (owns_file(w) && !w->frozen) {
+        herr_t frc;
+        H5E_BEGIN_TRY { frc = H5Fflush(w->file, H5F_SCOPE_GLOBAL); } H5E_END_TRY;
+        if (frc < 0 && rc == NGS_OK) rc = fail_write(w, "%s: flush failed (disk full?)%s", "");
+    }
     return rc;
 }
 
@@ -1132,8 +1177,13 @@ static int write_block_held(ngs_h5_writer *w, plot_state *p, int plot_ended, siz
                 break;
             else if (!p->fixed_size && H5Dset_extent(v->dset, &extent) < 0) /* fixed: its size already */
                 rc = fail(w, NGS_ERR_HDF5, "%s: cannot extend %s", w->path, v->dset_name);
-            else if (H5Dwrite_chunk(v->dset, H5P_DEFAULT, 0, &offset, w->enc_size[k], w->enc[k]) < 0)
-                rc = fail(w, NGS_ERR_IO, "%s: cannot write a chunk of %s (disk full?)", w->path, v->name);
+            else {
+                herr_t wrc;
+                H5E_BEGIN_TRY { /* its error stack says less than the message */
+                    wrc = H5Dwrite_chunk(v->dset, H5P_DEFAULT, 0, &offset, w->enc_size[k], w->enc[k]);
+                } H5E_END_TRY;
+                if (wrc < 0) rc = fail_write(w, "%s: cannot write a chunk of %s (disk full?)", v->name);
+            }
             vec_release(p, first + k);
         }
     }
@@ -1187,10 +1237,11 @@ int ngs_h5_rows(ngs_h5_writer *w, const double *rows, size_t nrows)
 
 static int flush_file(ngs_h5_writer *w)
 {
+    herr_t frc = 0;
     w->last_flush = ngs_now_s();
-    if (owns_file(w) && H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0)
-        return fail(w, NGS_ERR_IO, "%s: flush failed (disk full?)", w->path);
-    return NGS_OK;
+    if (w->frozen) return NGS_ERR_IO;
+    if (owns_file(w)) H5E_BEGIN_TRY { frc = H5Fflush(w->file, H5F_SCOPE_LOCAL); } H5E_END_TRY;
+    return frc < 0 ? fail_write(w, "%s: flush failed (disk full?)%s", "") : NGS_OK;
 }
 
 static int plot_end_held(ngs_h5_writer *w, int status, const char *message)

@@ -66,6 +66,13 @@ int64_t ngs_h5_open_read(const char *path, int *live, int *busy);
  * append; a caller that writes a file elsewhere to rename it over path checks it too. */
 int ngs_h5_check_replace(const char *path, char *err, size_t errlen);
 
+/* After a write to file failed (a full disk, say): no later write reaches it, its
+ * closing flush included, so it keeps the state its last flush left (which HDF5
+ * would otherwise overwrite with metadata pointing past the data that did not fit).
+ * HDF5's sec2 driver on Linux only; a no-op otherwise. The id is still to be closed
+ * (that fails). */
+void ngs_h5_freeze_file(int64_t file);
+
 /* Creates the empty file that is written before it is renamed over path, so that a
  * failure leaves path as it was: beside it (a rename cannot cross file systems), named
  * "path.tmp-PID-N", with the mode path has, or a new file's. A symlink at path is

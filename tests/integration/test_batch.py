@@ -779,6 +779,8 @@ class Batch(unittest.TestCase):
             _, err = p.communicate(timeout=120)
             self.assertEqual(p.returncode, 3, err[-3000:])
             self.assertIn("disk full", err)
+            self.assertIn("h5clear -s", err)  # what its last flush left is kept
+            self.assertNotIn("HDF5-DIAG", err)
 
     def test_a_batch_that_fails_leaves_the_file_it_would_replace(self):
         """The output file was truncated as the batch opened it: a batch that then could

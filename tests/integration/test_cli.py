@@ -2,12 +2,15 @@
 data already written is never lost."""
 import glob
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import unittest
+
+import numpy as np
 
 from ngstest import BUILD, NGSCALE, SRC, TempDir, h5py, netlist, read_h5_plots, run, write
 
@@ -374,6 +377,43 @@ class Cli(unittest.TestCase):
             with h5py.File(live, "r") as f:  # the first run's file, whole
                 self.assertGreater(len(f["run/tran1/time"]), 100)
             run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", live])  # no one has it now
+
+    def test_a_full_disk_keeps_what_was_flushed_readable(self):
+        """A write that failed (full disk) let HDF5's close write a superblock whose end
+        lay past the data that did not fit: no reader, nor h5clear, opened the file
+        again, though ngscale said it kept the plot; and HDF5's error stacks filled the
+        terminal. The file is now frozen at its last flush."""
+        with TempDir() as d:
+            cir, out = os.path.join(d, "long.cir"), os.path.join(d, "o.h5")
+            write(cir, "long\nV1 in 0 SIN(0 1 1k)\nR1 in out 1k\nC1 out 0 1u\n.tran 1u 2 0 1u\n.end\n")
+
+            def ignore_sigxfsz():  # writes past the limit then fail with EFBIG, as on a full disk
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            p = subprocess.Popen([NGSCALE, "run", "-q", cir, "-o", out], stderr=subprocess.PIPE, text=True,
+                                 preexec_fn=ignore_sigxfsz)
+            deadline = time.time() + 60
+            while not os.path.exists(out) and time.time() < deadline:
+                time.sleep(0.005)
+            time.sleep(2.5)  # a few flushes
+            size = os.path.getsize(out) + 200000
+            resource.prlimit(p.pid, resource.RLIMIT_FSIZE, (size, size))
+            _, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 3, err[-3000:])
+            self.assertIn("disk full", err)
+            self.assertIn("keeps what its last flush wrote", err)
+            self.assertNotIn("HDF5-DIAG", err)
+            p = run([NGSCALE, "info", out])
+            self.assertRegex(p.stdout, r"tran1 \(Transient Analysis\): [1-9]\d* points")
+            with h5py.File(out, "r", swmr=True) as f:
+                t = f["run/tran1/time"][()]
+                v = f["run/tran1/v(out)"][()]
+            self.assertGreater(len(t), 10000)
+            self.assertTrue((np.diff(t) > 0).all())
+            self.assertTrue(np.isfinite(v).all() and np.abs(v).max() < 1)
+            run(["h5clear", "-s", out])
+            with h5py.File(out, "r") as f:
+                self.assertEqual(len(f["run/tran1/time"]), len(t))
+                self.assertEqual(f["run"].attrs["status"], "incomplete")
 
     def test_unwritable_output_exit_3(self):
         p = run([NGSCALE, "run", "-q", netlist("tran_rc.cir"), "-o", "/nonexistent/dir/o.h5"], check=False)
