@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "gpu/spectrum_cpu.h"
 #include "gpu/spectrum_cuda.h"
@@ -170,10 +172,51 @@ static int grow(void **p, size_t *cap, size_t want, size_t size)
     return NGS_OK;
 }
 
-/* Checks the inputs (x too when given), picks each vector's record and N. Sets
- * *max_in to the largest number of input points a resampler will read. */
+static size_t sub_batch(const ngs_spectrum_ctx *ctx, size_t N, size_t nvec, size_t budget);
+
+/* Bytes this process may have: physical memory, or less under a resource limit. */
+static double memory_limit(void)
+{
+    struct rlimit rl;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double lim = pages > 0 && page > 0 ? (double)pages * (double)page : INFINITY;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        lim = fmin(lim, (double)rl.rlim_cur);
+    if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        lim = fmin(lim, (double)rl.rlim_cur);
+    return lim;
+}
+
+/* Refuses a batch whose buffers (window, per-thread scratch, one FFT sub-batch and the
+ * outputs; out NULL: amplitude and psd, what ngs_spectrum_size()'s callers allocate)
+ * cannot fit: malloc over-commits, so a huge N (--points 2^30: ~50 GiB) was not an
+ * error but the kernel's OOM killer, which may pick another process of the machine. */
+static int check_memory(ngs_spectrum_ctx *ctx, size_t N, size_t nvec, size_t max_in,
+                        const ngs_spectrum_out *out)
+{
+    double nb = (double)(N / 2 + 1), th = (double)ctx->threads, v = (double)nvec;
+    double B = (double)sub_batch(ctx, N, nvec, CPU_BUDGET);
+    double need = 8.0 * (double)N + th * (8.0 * (2.0 * (double)max_in + 2.0 * nb) + nb) +
+                  B * (8.0 * (double)N + 16.0 * nb);
+    if (!out)
+        need += 2.0 * 8.0 * v * nb;
+    else
+        need += 8.0 * v * nb * ((out->amplitude != NULL) + (out->psd != NULL) + (out->freq != NULL) +
+                                2.0 * (out->dft != NULL)) + (out->uniform ? 8.0 * v * (double)N : 0.0);
+    double lim = memory_limit();
+    if (need <= lim)
+        return NGS_OK;
+    return fail(ctx, NGS_ERR_NOMEM, "spectrum: N = %zu points for %zu vector%s need about %.1f GiB of "
+                "buffers, more than the %.1f GiB this process can have: use fewer points", N, nvec,
+                nvec == 1 ? "" : "s", need / 1073741824.0, lim / 1073741824.0);
+}
+
+/* Checks the inputs (x too when given), picks each vector's record and N, and checks
+ * that the buffers for out fit (check_memory). Sets *max_in to the largest number of
+ * input points a resampler will read. */
 static int plan_records(ngs_spectrum_ctx *ctx, const double *const *t, const double *const *x,
-                        const size_t *n, size_t nvec, size_t *points, size_t *max_in)
+                        const size_t *n, size_t nvec, const ngs_spectrum_out *out, size_t *points,
+                        size_t *max_in)
 {
     if (!t || !n || nvec == 0)
         return fail(ctx, NGS_ERR_ARG, "spectrum: no vectors");
@@ -270,7 +313,7 @@ static int plan_records(ngs_spectrum_ctx *ctx, const double *const *t, const dou
                         i, o->fundamental, r->fs / 2, N, r->dt * (double)N, 2 * (r->periods + lobe));
     }
     *points = N;
-    return NGS_OK;
+    return check_memory(ctx, N, nvec, *max_in, out);
 }
 
 int ngs_spectrum_size(ngs_spectrum_ctx *ctx, const double *const *t, const size_t *n,
@@ -279,7 +322,7 @@ int ngs_spectrum_size(ngs_spectrum_ctx *ctx, const double *const *t, const size_
     if (!ctx || !points || !nbins)
         return NGS_ERR_ARG;
     size_t N, max_in;
-    int rc = plan_records(ctx, t, NULL, n, nvec, &N, &max_in);
+    int rc = plan_records(ctx, t, NULL, n, nvec, NULL, &N, &max_in);
     if (rc != NGS_OK)
         return rc;
     *points = N;
@@ -515,7 +558,7 @@ int ngs_spectrum_batch(ngs_spectrum_ctx *ctx, const double *const *t, const doub
     if (!x || !out)
         return fail(ctx, NGS_ERR_ARG, "spectrum: missing x or outputs");
     batch_job b = {ctx, t, x, n, 0, 0, 0, out};
-    int rc = plan_records(ctx, t, x, n, nvec, &b.N, &b.max_in);
+    int rc = plan_records(ctx, t, x, n, nvec, out, &b.N, &b.max_in);
     if (rc != NGS_OK)
         return rc;
     b.nb = b.N / 2 + 1;

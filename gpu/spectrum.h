@@ -149,7 +149,10 @@ ngs_spectrum_backend ngs_spectrum_last_backend(const ngs_spectrum_ctx *ctx);
  * message (may be NULL) gets the device name or the reason. */
 int ngs_spectrum_gpu_probe(char *message, size_t message_len);
 
-/* N and nbins that ngs_spectrum_batch() will use for these inputs (to size outputs). */
+/* N and nbins that ngs_spectrum_batch() will use for these inputs (to size outputs).
+ * Both fail with NGS_ERR_NOMEM, before allocating, when the buffers (the engine's and
+ * the outputs: for this call amplitude and psd) exceed physical memory or the process's
+ * RLIMIT_AS / RLIMIT_DATA. */
 int ngs_spectrum_size(ngs_spectrum_ctx *ctx, const double *const *t, const size_t *n,
                       size_t nvec, size_t *points, size_t *nbins);
 

@@ -816,6 +816,32 @@ START_TEST(test_errors_and_backend_selection)
 }
 END_TEST
 
+/* A batch whose buffers cannot fit is refused up front, saying how much it needs:
+ * malloc over-commits, so it used to be the OOM killer (--points 2^30: ~50 GiB). 1000
+ * spectra of 2^30 points need terabytes on any machine. */
+START_TEST(test_a_batch_too_big_for_memory_is_refused_before_allocating)
+{
+    ngs_spectrum_ctx *ctx = make_ctx(NGS_WINDOW_HANN, 0, (size_t)1 << 30, 0, 0);
+    record r = make_record(1000, 1.0);
+    enum { V = 1000 };
+    const double *t[V];
+    size_t n[V], N = 0, nb = 0;
+    for (int i = 0; i < V; i++) {
+        t[i] = r.t;
+        n[i] = r.n;
+    }
+    ck_assert_int_eq(ngs_spectrum_size(ctx, t, n, V, &N, &nb), NGS_ERR_NOMEM);
+    ck_assert_ptr_nonnull(strstr(ngs_spectrum_last_error(ctx), "GiB"));
+    /* one modest vector still fits */
+    ngs_spectrum_destroy(ctx);
+    ctx = make_ctx(NGS_WINDOW_HANN, 0, 4096, 0, 0);
+    ck_assert_int_eq(ngs_spectrum_size(ctx, t, n, 1, &N, &nb), NGS_OK);
+    ck_assert_uint_eq(N, 4096);
+    ngs_spectrum_destroy(ctx);
+    free_record(&r);
+}
+END_TEST
+
 /* ---- GPU ------------------------------------------------------------------------------- */
 
 /* cuFFT vs FFTW on the same batch (several sub-batches in flight): spectra to 1e-9
@@ -906,6 +932,7 @@ static Suite *spectrum_suite(void)
     tcase_add_test(tc, test_nonuniform_transient_end_to_end);
     tcase_add_test(tc, test_batch_rows_match_single_runs);
     tcase_add_test(tc, test_errors_and_backend_selection);
+    tcase_add_test(tc, test_a_batch_too_big_for_memory_is_refused_before_allocating);
     tcase_add_test(tc, test_gpu_matches_cpu_or_skip_without_device);
     suite_add_tcase(s, tc);
     return s;
