@@ -1174,7 +1174,8 @@ static void print_table(const job *j, FILE *out, const ngs_spectrum_metrics *m, 
         const ngs_spectrum_metrics *r = &m[index[i]];
         if (isnan(r->fundamental)) { /* only a search finds none */
             fprintf(out, "%-*s  no tone of %d or more periods stands out in the record (the window needs "
-                         "them to tell it from DC and its harmonics; or it drifts): simulate longer\n", w,
+                         "them to tell it from DC and its harmonics; or it drifts): simulate longer (or the record is "
+                         "constant)\n", w,
                     it->run, j->min_periods);
             continue;
         }

@@ -17,6 +17,8 @@
 
 enum { FREE = 0, BY_DC = 1, BY_FUND = 2, BY_HARM = 3 };
 
+#define TONE_FLOOR 1e-24 /* power of a found tone relative to the record's: -240 dB */
+
 static int is_edge(size_t k, size_t n) { return k == 0 || (n % 2 == 0 && k == n / 2); }
 
 void spx_scale_bins(const spx_window *win, size_t n, const double *dft, size_t k0, size_t k1,
@@ -144,6 +146,16 @@ void spx_metrics(const spx_metric_args *a, const double *dft, double *amp, doubl
      * too, but leaves a tone of many periods measurable). */
     if (kf < 2 * L || (a->fundamental <= 0 && kf <= 2 * L + 1 && dc_lobe - m->dc * m->dc > p1))
         goto no_tone;
+    /* A search always finds a largest bin: in a constant record (a supply rail, a DC node)
+     * it is the FFT's and the resampler's rounding, ~1e-16 of the level, which is no
+     * tone. One 240 dB below the record's power is taken as rounding. */
+    if (a->fundamental <= 0) {
+        double total = 0.0;
+        for (size_t k = 0; k < nb; k++)
+            total += pw[k];
+        if (!(p1 > TONE_FLOOR * total))
+            goto no_tone;
+    }
 
     /* Harmonics, folded; one whose centre is already claimed cannot be told apart. */
     double ph_sum = 0.0;

@@ -395,6 +395,40 @@ START_TEST(test_snr_white_noise)
 }
 END_TEST
 
+/* A constant record (a supply rail) holds no tone: a search found the rounding's largest
+ * bin (2.5 V: "28 kHz at 2.8e-16 V", THD 2.65 dB), now NaN metrics, DC kept. A tone of
+ * 1 uV on 5 V is still found. Non-uniform times, so the resampler runs too. */
+START_TEST(test_a_constant_record_has_no_tone)
+{
+    const double levels[] = {2.5, -3.3, 1e-9, 1e6, 5.0};
+    for (size_t w = 0; w < 2; w++)
+        for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+            int with_tone = i == 4;
+            record r = make_record(3001, 0.01);
+            for (size_t k = 1; k + 1 < r.n; k++)
+                r.t[k] += 0.3 * sin(7.0 * (double)k) * (0.01 / 3000);
+            for (size_t k = 0; k < r.n; k++)
+                r.x[k] = levels[i];
+            if (with_tone)
+                add_tone(&r, 1e-6, 2000, 0.3);
+            ngs_spectrum_ctx *ctx = make_ctx(w ? NGS_WINDOW_HANN : NGS_WINDOW_BLACKMAN_HARRIS, 0, 0, 0, 0);
+            ngs_spectrum_metrics m;
+            ck_assert_int_eq(run1(ctx, &r, &m, NULL, NULL, NULL), NGS_OK);
+            ck_assert(rel(m.dc, levels[i]) < 1e-9);
+            if (with_tone) {
+                ck_assert_msg(fabs(m.fundamental - 2000) < 0.01 * m.df, "f %g", m.fundamental);
+                ck_assert(rel(m.amplitude, 1e-6) < 1e-3);
+            } else {
+                ck_assert_msg(isnan(m.fundamental) && isnan(m.amplitude) && isnan(m.thd_db) && isnan(m.snr_db),
+                              "level %g: a tone of %g at %g Hz, THD %g", levels[i], m.amplitude, m.fundamental,
+                              m.thd_db);
+            }
+            ngs_spectrum_destroy(ctx);
+            free_record(&r);
+        }
+}
+END_TEST
+
 /* Noise behind excluded bins: with the flat-top window on N = 1024, DC, the fundamental
  * and 8 harmonic lobes (11 bins each) hide ~20% of the band. Noise power must be
  * extrapolated over them: the mean over 64 seeded vectors (one batch) reads s^2 and the
@@ -924,6 +958,7 @@ static Suite *spectrum_suite(void)
     tcase_add_test(tc, test_tone_between_bins_interpolated);
     tcase_add_test(tc, test_harmonics_thd_sfdr);
     tcase_add_test(tc, test_snr_white_noise);
+    tcase_add_test(tc, test_a_constant_record_has_no_tone);
     tcase_add_test(tc, test_snr_extrapolates_over_excluded_bins);
     tcase_add_test(tc, test_enob_quantiser_and_sfdr_spur);
     tcase_add_test(tc, test_psd_parseval_and_enbw);
