@@ -584,6 +584,24 @@ static int select_run(job *j, const char *run_link, int explicit)
         rc = set_err(j->err, j->errlen, NGS_ERR_FORMAT, "%s: %s/%s has no time scale", j->path, run_link, plot_link);
         goto out;
     }
+    { /* bins in Hz need a scale in seconds: --plot dc1 made "20 Hz" of a sweep in volts */
+        char *type = NULL;
+        hid_t d;
+        H5E_BEGIN_TRY { d = H5Dopen2(plot, scale, H5P_DEFAULT); } H5E_END_TRY;
+        if (d >= 0) {
+            type = ngs_h5_attr_dup_str(d, "type");
+            H5Dclose(d);
+        }
+        if (type && strcmp(type, "time") != 0 && !it.skip) {
+            snprintf(it.why, sizeof it.why, "the scale of %s is %s (%s), not time: a spectrum needs a transient "
+                     "plot", plot_link, scale, type);
+            if (explicit)
+                rc = set_err(j->err, j->errlen, NGS_ERR_ARG, "%s: run %s: %s", j->path, run_link, it.why);
+            it.skip = 1;
+        }
+        free(type);
+        if (rc != NGS_OK) goto out;
+    }
     it.run = strdup(run_link);
     it.plot = plot_link;
     plot_link = NULL;

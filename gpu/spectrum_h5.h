@@ -15,7 +15,8 @@
  * Library-internal API (not in ngscale.h). Returns NGS_OK or a negative NGS_ERR_* code;
  * err (may be NULL) gets the reason:
  *   NGS_ERR_ARG    bad option, no such vector / run / plot (the message lists what
- *                  there is), a record too short for the periods asked for
+ *                  there is), a record too short for the periods asked for, a plot
+ *                  whose scale is not time (a DC sweep, an AC plot)
  *   NGS_ERR_IO     the file cannot be opened for writing (missing, read-only, open in
  *                  another program, still being written, or left by a killed writer: the message says to run
  *                  'h5clear -s --increment FILE', which also drops the stale free-space

@@ -172,6 +172,24 @@ class Spectrum(unittest.TestCase):
             self.assertNotEqual(p.returncode, 0)
             self.assertIn("nope", p.stderr)
 
+    def test_a_plot_whose_scale_is_not_time_is_refused(self):
+        """--plot dc1 analysed a DC sweep as if its volts were seconds and wrote a spectrum
+        in 'Hz' (20 periods over 1 V: '20 Hz'), exit 0; an AC plot said 'not a real 1-D
+        vector'. Both are now refused, naming the scale, and the file is left as it was."""
+        with TempDir() as d:
+            cir = os.path.join(d, "sweep.cir")
+            write(cir, "sweep\nV1 in 0 DC 0\nB1 out 0 V=sin(2*3.14159265*20*v(in))\nR1 out 0 1k\n"
+                       ".dc V1 0 1 0.001\n.end\n")
+            out = os.path.join(d, "sweep.h5")
+            run([NGSCALE, "run", "-q", cir, "-o", out])
+            for extra in ([], ["--run", "run"]):
+                p = run([NGSCALE, "spectrum", out, "--vector", "out", "--plot", "dc1"] + extra, check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn("the scale of dc1 is v(v-sweep) (voltage), not time", p.stderr)
+                with h5py.File(out, "r") as f:
+                    self.assertEqual(list(f["run"].keys()), ["dc1"])
+                    self.assertNotIn("spectrum_metrics", f)
+
     def test_export_after_spectrum_gives_the_same_raw_file(self):
         # spectrum/ sits beside the plots: export once wrote it as an empty plot that
         # neither ngspice nor ngscale could read back
