@@ -20,7 +20,8 @@
  *   NGS_ERR_IO     the file cannot be opened for writing (missing, read-only, open in
  *                  another program, still being written, or left by a killed writer: the message says to run
  *                  'h5clear -s --increment FILE', which also drops the stale free-space
- *                  records that 'h5clear -s' alone leaves and HDF5 cannot allocate with)
+ *                  records that 'h5clear -s' alone leaves and HDF5 cannot allocate with),
+ *                  or truncated (cut short: said so, no h5clear advice)
  *   NGS_ERR_FORMAT an HDF5 file, but not an ngscale one, or a vector that is not a
  *                  real 1-D floating-point dataset (complex AC data have no such spectrum)
  *   NGS_ERR_STATE  backend "gpu" asked for and no CUDA device is usable

@@ -353,6 +353,25 @@ class Spectrum(unittest.TestCase):
                 self.assertIn("tran1", f["spectrum_metrics"])
                 self.assertNotIn("spectrum", f["run"])
 
+    def test_a_truncated_file_is_named_so_not_a_killed_writer(self):
+        """A file cut short (a copy stopped, a full disk) was said to be 'marked as open for
+        writing ... its writer was killed. Run h5clear -s --increment', advice that would
+        let HDF5 write past a hole where the data it indexes should be."""
+        with TempDir() as d:
+            _, out = self.simulate(d)
+            with open(out, "rb") as f:
+                whole = f.read()
+            cut = os.path.join(d, "cut.h5")
+            with open(cut, "wb") as f:
+                f.write(whole[:len(whole) // 2])
+            p = run([NGSCALE, "spectrum", cut, "--vector", "v(out)"], check=False)
+            self.assertEqual(p.returncode, 3)
+            self.assertIn("the file is truncated", p.stderr)
+            self.assertIn("stored_eof = %d" % len(whole), p.stderr)
+            self.assertNotIn("h5clear", p.stderr)
+            with open(cut, "rb") as f:
+                self.assertEqual(f.read(), whole[:len(whole) // 2])
+
 
 if __name__ == "__main__":
     if not have_spectrum_command():
