@@ -1395,7 +1395,7 @@ static int detect_fundamental(job *j, const double **t, const double **x, const 
     memset(&out, 0, sizeof out);
     out.metrics = m;
     if ((rc = make_ctx(j, 0, 0, &ctx)) == NGS_OK && (rc = ngs_spectrum_batch(ctx, t, x, n, nv, &out)) != NGS_OK)
-        set_err(j->err, j->errlen, rc, "spectrum: %s", ngs_spectrum_last_error(ctx));
+        set_err(j->err, j->errlen, rc, "%s", ngs_spectrum_last_error(ctx)); /* it says "spectrum: " */
     for (size_t i = 0; rc == NGS_OK && i < j->nitems; i++) {
         item *it = &j->items[i];
         const ngs_spectrum_metrics *mi = &m[index[i]];
@@ -1615,7 +1615,7 @@ int ngs_spectrum_file(const char *h5_path, const ngs_spectrum_file_options *opti
     /* ---- one batch ---- */
     if ((rc = make_ctx(&j, fund, o.periods, &ctx)) != NGS_OK) goto out;
     if ((rc = ngs_spectrum_size(ctx, tv, nv, nvec, &N, &nb)) != NGS_OK) {
-        set_err(err, errlen, rc, "spectrum: %s", ngs_spectrum_last_error(ctx));
+        set_err(err, errlen, rc, "%s", ngs_spectrum_last_error(ctx)); /* it says "spectrum: " */
         goto out;
     }
     if (nb && nvec > SIZE_MAX / sizeof(double) / nb) {
@@ -1637,7 +1637,7 @@ int ngs_spectrum_file(const char *h5_path, const ngs_spectrum_file_options *opti
         out.psd = psd;
         out.metrics = m;
         if ((rc = ngs_spectrum_batch(ctx, tv, xv, nv, nvec, &out)) != NGS_OK) {
-            set_err(err, errlen, rc, "spectrum: %s", ngs_spectrum_last_error(ctx));
+            set_err(err, errlen, rc, "%s", ngs_spectrum_last_error(ctx)); /* it says "spectrum: " */
             goto out;
         }
         used = ngs_spectrum_last_backend(ctx);

@@ -648,7 +648,9 @@ static int spectrum_of(const char *path, const ngs_spectrum_file_options *option
     so.stop = &g_stop_requested;
     rc = ngs_spectrum_file(path, &so, stdout, err, sizeof err);
     default_stop_signals();
-    if (rc != NGS_OK) fprintf(stderr, "ngscale spectrum: %s\n", err);
+    /* the library's own messages start "spectrum: ": said once */
+    if (rc != NGS_OK)
+        fprintf(stderr, "ngscale spectrum: %s\n", strncmp(err, "spectrum: ", 10) == 0 ? err + 10 : err);
     return rc;
 }
 

@@ -353,6 +353,20 @@ class Spectrum(unittest.TestCase):
                 self.assertIn("tran1", f["spectrum_metrics"])
                 self.assertNotIn("spectrum", f["run"])
 
+    def test_messages_say_spectrum_once(self):
+        """The engine's and the library's messages start 'spectrum: ', which the library
+        and the CLI prefixed again: 'ngscale spectrum: spectrum: spectrum: N = 5 ...'."""
+        with TempDir() as d:
+            _, out = self.simulate(d)
+            for args, says in ((["--points", "5"], "N = 5 points are too few"),
+                               (["--window", "tri"], "unknown window 'tri'"),
+                               (["--fund", "1meg"], "too close to half the sampling rate")):
+                p = run([NGSCALE, "spectrum", out, "--vector", "v(out)"] + args, check=False)
+                self.assertEqual(p.returncode, 2, args)
+                self.assertTrue(p.stderr.startswith("ngscale spectrum: "), p.stderr)
+                self.assertIn(says, p.stderr)
+                self.assertEqual(p.stderr.count("spectrum: "), 1, p.stderr)
+
     def test_a_truncated_file_is_named_so_not_a_killed_writer(self):
         """A file cut short (a copy stopped, a full disk) was said to be 'marked as open for
         writing ... its writer was killed. Run h5clear -s --increment', advice that would
