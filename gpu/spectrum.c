@@ -309,7 +309,7 @@ static int plan_records(ngs_spectrum_ctx *ctx, const double *const *t, const dou
         if (r->coherent && r->periods + lobe > (double)(N / 2))
             return fail(ctx, NGS_ERR_ARG,
                         "spectrum: vector %zu: %g Hz is too close to half the sampling rate (%g Hz: "
-                        "N = %zu points over %g s): give %.0f points or more, or a lower fundamental",
+                        "N = %zu points over %g s): give %.10g points or more, or a lower fundamental",
                         i, o->fundamental, r->fs / 2, N, r->dt * (double)N, 2 * (r->periods + lobe));
     }
     *points = N;
