@@ -1378,6 +1378,22 @@ static int make_ctx(job *j, double fundamental, unsigned periods, ngs_spectrum_c
     return NGS_OK;
 }
 
+/* The engine's error, with the record it names by its place in the batch ("vector
+ * 3", meaningless to the user) named by its run and plot. index: as gather() made it. */
+static int engine_error(const job *j, const ngs_spectrum_ctx *ctx, const size_t *index, int rc, char *err,
+                        size_t errlen)
+{
+    const char *m = ngs_spectrum_last_error(ctx); /* it says "spectrum: " */
+    size_t k;
+    int used = 0;
+    if (sscanf(m, "spectrum: vector %zu: %n", &k, &used) == 1 && used > 0)
+        for (size_t i = 0; i < j->nitems; i++)
+            if (!j->items[i].skip && index[i] == k)
+                return set_err(err, errlen, rc, "spectrum: run %s, plot %s: %s", j->items[i].run,
+                               j->items[i].plot, m + used);
+    return set_err(err, errlen, rc, "%s", m);
+}
+
 /* No fundamental but periods: find each run's fundamental over its whole record (one
  * batch), demand that they agree, and analyse the periods of their mean. A run where
  * none stands out is skipped (an error when the caller named the runs). index: as
@@ -1395,7 +1411,7 @@ static int detect_fundamental(job *j, const double **t, const double **x, const 
     memset(&out, 0, sizeof out);
     out.metrics = m;
     if ((rc = make_ctx(j, 0, 0, &ctx)) == NGS_OK && (rc = ngs_spectrum_batch(ctx, t, x, n, nv, &out)) != NGS_OK)
-        set_err(j->err, j->errlen, rc, "%s", ngs_spectrum_last_error(ctx)); /* it says "spectrum: " */
+        engine_error(j, ctx, index, rc, j->err, j->errlen);
     for (size_t i = 0; rc == NGS_OK && i < j->nitems; i++) {
         item *it = &j->items[i];
         const ngs_spectrum_metrics *mi = &m[index[i]];
@@ -1615,7 +1631,7 @@ int ngs_spectrum_file(const char *h5_path, const ngs_spectrum_file_options *opti
     /* ---- one batch ---- */
     if ((rc = make_ctx(&j, fund, o.periods, &ctx)) != NGS_OK) goto out;
     if ((rc = ngs_spectrum_size(ctx, tv, nv, nvec, &N, &nb)) != NGS_OK) {
-        set_err(err, errlen, rc, "%s", ngs_spectrum_last_error(ctx)); /* it says "spectrum: " */
+        engine_error(&j, ctx, index, rc, err, errlen);
         goto out;
     }
     if (nb && nvec > SIZE_MAX / sizeof(double) / nb) {
@@ -1637,7 +1653,7 @@ int ngs_spectrum_file(const char *h5_path, const ngs_spectrum_file_options *opti
         out.psd = psd;
         out.metrics = m;
         if ((rc = ngs_spectrum_batch(ctx, tv, xv, nv, nvec, &out)) != NGS_OK) {
-            set_err(err, errlen, rc, "%s", ngs_spectrum_last_error(ctx)); /* it says "spectrum: " */
+            engine_error(&j, ctx, index, rc, err, errlen);
             goto out;
         }
         used = ngs_spectrum_last_backend(ctx);
