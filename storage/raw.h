@@ -127,8 +127,9 @@ typedef struct ngs_raw_file_info {
     size_t nplots;
     int header_truncated;      /* the file ends inside the header of one more plot */
     /* Bytes that are not a plot, after the last plot or between two plots (the plots
-     * after them are read): where the first such run starts (0: none), how many bytes
-     * in all, and in how many runs. */
+     * after them are read), or text after an ASCII plot's declared points (counted when
+     * ngs_raw_plot_info first reads that plot): where the first such run starts (0:
+     * none), how many bytes in all, and in how many runs. */
     uint64_t trailing_offset;
     uint64_t trailing_bytes;
     size_t skipped_gaps;

@@ -183,6 +183,15 @@ static int fail_plain(ngs_raw_reader *r, int code, const char *fmt, ...)
     return code;
 }
 
+/* Counts n bytes at off that are no plot (junk between plots, or after an ASCII plot's
+ * declared points): the plots around them are read, the bytes reported as skipped. */
+static void note_skipped(ngs_raw_reader *r, uint64_t off, uint64_t n)
+{
+    if (!r->info.skipped_gaps++ || off < r->info.trailing_offset)
+        r->info.trailing_offset = off;
+    r->info.trailing_bytes += n;
+}
+
 static int is_blank_str(const char *s)
 {
     while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\f' || *s == '\v')
@@ -1125,16 +1134,12 @@ static int scan(ngs_raw_reader *r, void *unused)
                 if (rc == NGS_ERR_NOMEM)
                     return rc;
                 if (rc == NGS_OK) {
-                    if (!r->info.skipped_gaps++)
-                        r->info.trailing_offset = pos;
-                    r->info.trailing_bytes += hdr - pos;
+                    note_skipped(r, pos, hdr - pos);
                     pos = next;
                     continue;
                 }
             }
-            if (!r->info.skipped_gaps++)
-                r->info.trailing_offset = pos;
-            r->info.trailing_bytes += r->size - pos;
+            note_skipped(r, pos, r->size - pos);
             break;
         }
         return rc;
@@ -1542,14 +1547,14 @@ static int ascii_index(ngs_raw_reader *r, size_t plotno)
     }
     release(r, released, pos);
     if (decl && n == decl) {
-        /* Whatever follows the declared points must be blank up to the next header. */
+        /* Text after the declared points, up to the next header (a note, a log line,
+         * points past the count): the plot is whole, and refusing the file for it lost
+         * every plot; it is skipped and counted, as bytes between plots are. */
         char tok[65];
         size_t tn;
         uint64_t off, q = pos;
         if (next_token(r, &q, pp->data_end, tok, &tn, &off) != 0)
-            return pp->index_status = ascii_fail(
-                       r, plotno, off, "data continues after the %llu points declared",
-                       (unsigned long long)decl);
+            note_skipped(r, off, pp->data_end - off);
     }
     p->npoints = n;
     p->data_bytes = last_good - p->data_offset;

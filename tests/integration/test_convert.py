@@ -325,6 +325,47 @@ class Convert(unittest.TestCase):
                     cwd=d, check=False)
             self.assertEqual(p.returncode, 3)
 
+    def assert_same_plots(self, h5, ref, count=None):
+        """The plots of h5 are those of ref (names, attributes that say what they hold,
+        values bit for bit); count: only ref's first plots."""
+        got, _ = read_h5_plots(h5)
+        want, _ = read_h5_plots(ref)
+        want = want[:count] if count is not None else want
+        self.assertEqual([q["name"] for q in got], [q["name"] for q in want])
+        for g, w in zip(got, want):
+            self.assertEqual(g["attrs"]["points"], w["attrs"]["points"], g["name"])
+            self.assertEqual(g["names"], w["names"])
+            for vec in w["names"]:
+                self.assertTrue(bits_equal(g["data"][vec], w["data"][vec]), (g["name"], vec))
+
+    def test_ascii_text_after_the_declared_points(self):
+        """An ASCII plot followed by text that is no point (a note, a log line) before
+        the next plot or the end: the whole file was refused ('data continues after the
+        41 points declared', exit 3). The plots are converted now, the text reported as
+        skipped bytes (warning with their byte, raw_warning; exit 0, as for junk between
+        plots)."""
+        with TempDir() as d:
+            raw = ngspice_raw(d, netlist("multi.cir"), ascii=True)
+            ref = os.path.join(d, "ref.h5")
+            run([NGSCALE, "convert", raw, ref], cwd=d)
+            with open(raw, "rb") as f:
+                blob = f.read()
+            second = blob.index(b"Title:", 1)
+            note = b"-- simulation finished in 0.02 s\n"
+            junk = os.path.join(d, "junk.raw")
+            with open(junk, "wb") as f:
+                f.write(blob[:second] + note + blob[second:] + b"42 extra\n")
+            h5 = os.path.join(d, "junk.h5")
+            p = run([NGSCALE, "convert", junk, h5], cwd=d, check=False)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            msg = ("%d bytes in 2 places (the first at byte %d) are not a RAW plot and were "
+                   "not converted" % (len(note) + 9, second))
+            self.assertIn("warning: " + msg, p.stderr)
+            self.assert_same_plots(h5, ref)
+            with h5py.File(h5, "r") as f:
+                self.assertEqual(f["run"].attrs["raw_warning"], msg)
+                self.assertEqual(f["run"].attrs["status"], "complete")
+
     def test_info_lists_every_file_it_can(self):
         """`ngscale info *.h5` stopped at the first file it could not list: the files
         after it were never shown. Each is now listed or reported, exit status 3."""
