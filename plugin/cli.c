@@ -41,8 +41,8 @@ enum {
     EXIT_USAGE = 2,
     EXIT_IO = 3,       /* file, HDF5 or compression error */
     EXIT_NGSPICE = 4,  /* libngspice missing or unusable */
-    EXIT_TRUNCATED = 5,/* convert, export: the input was truncated or incomplete; what it
-                          held was kept */
+    EXIT_TRUNCATED = 5,/* convert, export: the input was truncated, incomplete or held a
+                          plot that could not be read; what it held was kept */
     EXIT_TIMEOUT = 124,
     EXIT_INTERRUPTED = 130
 };
@@ -150,8 +150,9 @@ static void usage(FILE *f)
         "\n"
         "Exit status: 0 success; 1 the netlist was rejected, an analysis failed or ngspice\n"
         "exited with an error; 2 usage error; 3 file, HDF5 or compression error;\n"
-        "4 libngspice missing or unusable; 5 convert: the RAW input was truncated (every\n"
-        "complete point converted, the run marked incomplete), export: the run exported is\n"
+        "4 libngspice missing or unusable; 5 convert: the RAW input was truncated or a\n"
+        "plot header in it corrupt (every complete point and readable plot converted, the\n"
+        "run marked incomplete), export: the run exported is\n"
         "not complete (the RAW file holds the points it has); 124 timeout; 130 interrupted\n"
         "(SIGINT or SIGTERM; a second one more than 2 s later kills at once).\n"
         "batch exits 1 when any job failed; every job's status is in /summary.\n"

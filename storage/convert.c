@@ -659,6 +659,30 @@ static int convert_file(const char *raw_path, const char *h5_path,
                      (unsigned long long)info->trailing_bytes,
                      (unsigned long long)info->trailing_offset);
     }
+    if (info->bad_headers) {
+        /* Plots lost to a corrupt header: the input is not all there, as for a cut file
+         * (run "incomplete", exit 5), and the message says where and why. */
+        size_t len = strlen(rep->message);
+        char *o = rep->message + len;
+        size_t room = sizeof rep->message - len;
+        if (len && room > 2) {
+            memcpy(o, "; ", 3);
+            o += 2;
+            room -= 2;
+        }
+        if (info->bad_headers == 1)
+            snprintf(o, room, "the plot header at byte %llu (plot %zu) is corrupt, %s: %llu "
+                     "bytes up to the next plot header were not converted",
+                     (unsigned long long)info->bad_offset, info->bad_plotno, info->bad_error,
+                     (unsigned long long)info->bad_bytes);
+        else
+            snprintf(o, room, "%zu plot headers are corrupt, the first at byte %llu (plot %zu), "
+                     "%s: %llu bytes up to the next plot headers were not converted",
+                     info->bad_headers, (unsigned long long)info->bad_offset,
+                     info->bad_plotno, info->bad_error, (unsigned long long)info->bad_bytes);
+        rep->truncated = 1;
+        rep->skipped_bytes += info->bad_bytes;
+    }
     rep->seconds = ngs_now_s() - t0;
     if ((rc = ngs_h5_run_attr_i64(c.w, "points", (int64_t)rep->points)) != NGS_OK ||
         (rc = ngs_h5_run_attr_f64(c.w, "wall_s", rep->seconds)) != NGS_OK ||

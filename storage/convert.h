@@ -53,7 +53,9 @@ typedef struct ngs_convert_report {
     double seconds;         /* wall time */
     /* convert: the RAW file ends early (cut inside a plot's data or inside a header, or
      * a plot still "in progress" with No. Points 0): every complete point was converted
-     * and the run and that plot say status "incomplete", with the count in the message.
+     * and the run and that plot say status "incomplete", with the count in the message;
+     * or a plot header could not be read: the other plots were converted, the run says
+     * "incomplete" and the message where and why (ngs_raw_file_info's bad_*).
      * export: the run exported (or one of its plots) was not "complete" in the HDF5
      * file; the message says so, with the points the RAW file holds. */
     int truncated;

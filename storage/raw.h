@@ -133,6 +133,17 @@ typedef struct ngs_raw_file_info {
     uint64_t trailing_offset;
     uint64_t trailing_bytes;
     size_t skipped_gaps;
+    /* Plot headers that could not be parsed (a corrupt count, a damaged line) while
+     * others could: each is skipped with its data up to the next plot header, and the
+     * plots around it are read. How many, where the first starts, how many bytes in all,
+     * the number in the file of the first (1-based, counting the plots read before it)
+     * and why it failed, without the path ("byte 412 (line 9): 'No. Variables' is not a
+     * number"; "" when none). A file whose every header fails is refused as before. */
+    size_t bad_headers;
+    uint64_t bad_offset;
+    uint64_t bad_bytes;
+    size_t bad_plotno;
+    const char *bad_error;
 } ngs_raw_file_info;
 
 typedef struct ngs_raw_reader ngs_raw_reader;

@@ -100,7 +100,9 @@ struct ngs_raw_reader {
     char *line;              /* current header line, UTF-8, NUL-terminated */
     size_t line_len, line_cap;
     arena_block *arena;
+    uint64_t fail_off;       /* line of the last header error (resume the scan after it) */
     char err[512];
+    char bad_err[400];       /* info.bad_error */
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -151,6 +153,7 @@ static int failv(ngs_raw_reader *r, int code, uint64_t off, uint64_t base, size_
 {
     char msg[384];
     vsnprintf(msg, sizeof msg, fmt, ap);
+    r->fail_off = off;
     if (off <= r->text_limit)
         snprintf(r->err, sizeof r->err, "%s: byte %llu (line %llu): %s", r->path,
                  (unsigned long long)off,
@@ -1114,7 +1117,28 @@ static int scan(ngs_raw_reader *r, void *unused)
         }
         if (rc == PARSE_EOF_CLEAN)
             break;
+        if (rc == NGS_ERR_FORMAT) {
+            /* A header that cannot be read: where its data end is unknown, so the scan
+             * goes on at the next plot header after the failing line (not only at a line
+             * start: after binary data it starts anywhere). Refusing the file lost every
+             * good plot around it. */
+            uint64_t from = r->fail_off > pos && r->fail_off < r->size ? r->fail_off : pos;
+            if (!r->info.bad_headers++) {
+                size_t plen = strlen(r->path);
+                snprintf(r->bad_err, sizeof r->bad_err, "%.*s", (int)sizeof r->bad_err - 1,
+                         strncmp(r->err, r->path, plen) == 0 && r->err[plen] == ':'
+                             ? r->err + plen + 2 : r->err);
+                r->info.bad_offset = pos;
+                r->info.bad_plotno = r->nplots + 1;
+            }
+            uint64_t hdr = plot_start_in(r, from + (uint64_t)r->step, r->size);
+            r->info.bad_bytes += hdr - pos;
+            pos = hdr;
+            continue;
+        }
         if (rc == PARSE_EOF_IN_HEADER) {
+            if (r->nplots == 0 && r->info.bad_headers)
+                break; /* refused below with the bad header's message */
             if (r->nplots == 0)
                 return fail_at(r, NGS_ERR_FORMAT, r->size, 0, 0,
                                "the file ends inside the first header (no 'Binary:' or "
@@ -1123,7 +1147,7 @@ static int scan(ngs_raw_reader *r, void *unused)
             break;
         }
         if (rc == PARSE_NOT_HEADER) {
-            if (r->nplots == 0)
+            if (r->nplots == 0 && !r->info.bad_headers)
                 return fail_at(r, NGS_ERR_FORMAT, pos, 0, 0,
                                "not a RAW file (expected a header line such as 'Title:')");
             /* Bytes that are no plot (a note, a log line) between two plots: the plots
@@ -1143,6 +1167,10 @@ static int scan(ngs_raw_reader *r, void *unused)
             break;
         }
         return rc;
+    }
+    if (r->nplots == 0 && r->info.bad_headers) { /* nothing readable: why the first failed */
+        snprintf(r->err, sizeof r->err, "%s: %s", r->path, r->bad_err);
+        return NGS_ERR_FORMAT;
     }
     if (r->nplots == 0)
         return fail_at(r, NGS_ERR_FORMAT, 0, 0, 0, "no plot in the file");
@@ -1167,6 +1195,7 @@ static int reader_new(ngs_raw_reader **out, const char *name)
         return NGS_ERR_NOMEM;
     }
     r->info.path = r->path;
+    r->info.bad_error = r->bad_err;
     r->fd = -1;
     *out = r;
     return NGS_OK;

@@ -325,12 +325,12 @@ class Convert(unittest.TestCase):
                     cwd=d, check=False)
             self.assertEqual(p.returncode, 3)
 
-    def assert_same_plots(self, h5, ref, count=None):
+    def assert_same_plots(self, h5, ref, names=None):
         """The plots of h5 are those of ref (names, attributes that say what they hold,
-        values bit for bit); count: only ref's first plots."""
+        values bit for bit); names: only those of ref's plots."""
         got, _ = read_h5_plots(h5)
         want, _ = read_h5_plots(ref)
-        want = want[:count] if count is not None else want
+        want = [w for w in want if names is None or w["name"] in names]
         self.assertEqual([q["name"] for q in got], [q["name"] for q in want])
         for g, w in zip(got, want):
             self.assertEqual(g["attrs"]["points"], w["attrs"]["points"], g["name"])
@@ -365,6 +365,46 @@ class Convert(unittest.TestCase):
             with h5py.File(h5, "r") as f:
                 self.assertEqual(f["run"].attrs["raw_warning"], msg)
                 self.assertEqual(f["run"].attrs["status"], "complete")
+
+    def test_a_corrupt_plot_header_loses_only_that_plot(self):
+        """A plot whose header cannot be read ('No. Variables: x2') made convert refuse
+        the whole file (exit 3, nothing written), the good plots before and after it
+        with it. They are converted now; the message names the header's byte and why,
+        the run says incomplete and the exit status is 5 (as for a cut file)."""
+        with TempDir() as d:
+            for ascii in (False, True):
+                raw = ngspice_raw(d, netlist("multi.cir"), ascii=ascii)
+                ref = os.path.join(d, "ref.h5")
+                run([NGSCALE, "convert", raw, ref], cwd=d)
+                with open(raw, "rb") as f:
+                    blob = f.read()
+                starts = [m.start() for m in re.finditer(rb"Title:", blob)]
+                self.assertEqual(len(starts), 4)  # ac, dc, op, tran
+                for bad, lost in ((2, "op1"), (0, "ac1")):
+                    with self.subTest(ascii=ascii, plot=bad + 1):
+                        at = blob.index(b"No. Variables: ", starts[bad]) + 15
+                        h5 = os.path.join(d, "bad%d.h5" % bad)
+                        cut = os.path.join(d, "bad.raw")
+                        with open(cut, "wb") as f:
+                            f.write(blob[:at] + b"x" + blob[at:])
+                        p = run([NGSCALE, "convert", cut, h5], cwd=d, check=False)
+                        self.assertEqual(p.returncode, 5, p.stderr)
+                        msg = ("the plot header at byte %d (plot %d) is corrupt, byte %d "
+                               % (starts[bad], bad + 1, at - 15))
+                        self.assertIn(msg, p.stderr)
+                        self.assertIn("'No. Variables' is not a number: %d bytes up to the "
+                                      "next plot header were not converted"
+                                      % (starts[bad + 1] + 1 - starts[bad]), p.stderr)
+                        keep = {"ac1", "dc1", "op1", "tran1"} - {lost}
+                        self.assert_same_plots(h5, ref, keep)
+                        with h5py.File(h5, "r") as f:
+                            self.assertEqual(f["run"].attrs["status"], "incomplete")
+                            self.assertIn(msg, f["run"].attrs["message"])
+                            self.assertEqual(f["run"].attrs["plots"], 3)
+                        # the rest goes back to RAW (exit 5: the run is incomplete)
+                        back = os.path.join(d, "back.raw")
+                        p = run([NGSCALE, "export", h5, back], cwd=d, check=False)
+                        self.assertEqual(p.returncode, 5, p.stderr)
 
     def test_info_lists_every_file_it_can(self):
         """`ngscale info *.h5` stopped at the first file it could not list: the files

@@ -686,7 +686,6 @@ START_TEST(test_corrupt_headers)
         {"Variables:\n", "", "byte 96 (line 7): expected a header line"},
         {"Flags: real\n", "Flags: real\nsome junk\n", "byte 58 (line 5): expected a header line 'Key: value', found 'some junk'"},
         {"Title: t", "Tit\001e: t", "byte 0 (line 1): not a RAW file"},
-        {"Date: d", "Da\x01e: d", "byte 9 (line 2): expected a header line"},
         {"Binary:\n", "Binary: now\n", "byte 136 (line 10): unexpected text after 'Binary:'"},
         {"No. Points: 2       \n", "", "no 'No. Points:' line"},
     };
@@ -697,6 +696,34 @@ START_TEST(test_corrupt_headers)
         ck_assert_msg(strstr(err, cases[i].expect) != NULL, "case %zu: '%s' lacks '%s'", i, err,
                       cases[i].expect);
         ck_assert_msg(strstr(err, "bad.raw: ") != NULL, "case %zu: no file name in '%s'", i, err);
+    }
+    /* A damaged line before Plotname: the reading goes on at the next plot header after
+     * it, here the same plot's "Plotname:" (Title and Date lost, the points kept), and
+     * the damage is reported. */
+    {
+        char path[512];
+        const char *at = strstr(HDR, "Date: d");
+        size_t k = (size_t)(at - HDR);
+        char buf[1024];
+        memcpy(buf, HDR, strlen(HDR));
+        memcpy(buf + k, "Da\x01" "e", 4);
+        double rows[4] = {0, 1, 1e-3, 2};
+        memcpy(buf + strlen(HDR), rows, sizeof rows);
+        path_in(&t, "date.raw", path, sizeof path);
+        write_file(path, buf, strlen(HDR) + sizeof rows);
+        ngs_raw_reader *r = NULL;
+        const ngs_raw_plot *p;
+        ck_assert_int_eq(ngs_raw_open(&r, path, err, sizeof err), NGS_OK);
+        ck_assert_uint_eq(ngs_raw_nplots(r), 1);
+        ck_assert_uint_eq(ngs_raw_info(r)->bad_headers, 1);
+        ck_assert_uint_eq(ngs_raw_info(r)->bad_offset, 0);
+        ck_assert_uint_eq(ngs_raw_info(r)->bad_bytes, strstr(HDR, "Plotname:") - HDR);
+        ck_assert_str_eq(ngs_raw_info(r)->bad_error,
+                         "byte 9 (line 2): expected a header line 'Key: value', found 'Da\x01" "e: d'");
+        ck_assert_int_eq(ngs_raw_plot_info(r, 0, &p), NGS_OK);
+        ck_assert_uint_eq(p->npoints, 2);
+        ck_assert_str_eq(p->title, "");
+        ngs_raw_close(r);
     }
     /* A NUL inside a header line. */
     static const char nul[] = "Title: t\nDate: d\0x\nPlotname: p\n";
