@@ -24,6 +24,10 @@ typedef struct {
     const char *run;
 } info_ctx;
 
+/* String attributes are read whole (ngs_h5_attr_dup_str: NULL when absent, printed as
+ * ""): fixed buffers cut long plot names, messages and paths. */
+#define STR(s) ((s) ? (s) : "")
+
 static void human(char *buf, size_t n, double bytes)
 {
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -40,7 +44,7 @@ static herr_t visit_vector(hid_t group, const char *name, const H5L_info_t *li, 
     info_ctx *c = op;
     hid_t d, s, t;
     hsize_t dims = 0, stored;
-    char type[64], unit[32];
+    char *type, *unit;
     long long is_scale;
     (void)li;
     d = H5Dopen2(group, name, H5P_DEFAULT);
@@ -51,11 +55,13 @@ static herr_t visit_vector(hid_t group, const char *name, const H5L_info_t *li, 
     stored = H5Dget_storage_size(d);
     c->stored += stored;
     c->logical += dims * H5Tget_size(t);
-    ngs_h5_attr_read_str(d, "type", type, sizeof type);
-    ngs_h5_attr_read_str(d, "unit", unit, sizeof unit);
+    type = ngs_h5_attr_dup_str(d, "type");
+    unit = ngs_h5_attr_dup_str(d, "unit");
     is_scale = ngs_h5_attr_read_i64(d, "is_scale", 0);
-    fprintf(c->out, "      %-28s %-16s %-6s %-7s%s\n", name, type, unit,
+    fprintf(c->out, "      %-28s %-16s %-6s %-7s%s\n", name, STR(type), STR(unit),
             H5Tget_class(t) == H5T_COMPOUND ? "complex" : "real", is_scale ? "  (scale)" : "");
+    free(type);
+    free(unit);
     H5Tclose(t);
     H5Sclose(s);
     H5Dclose(d);
@@ -66,7 +72,7 @@ static herr_t visit_plot(hid_t run, const char *name, const H5L_info_t *li, void
 {
     info_ctx *c = op;
     hid_t g;
-    char plotname[128], status[32], msg[256];
+    char *plotname, *status, *msg;
     long long points, nvec;
     H5G_info_t gi;
     hsize_t idx = 0;
@@ -77,27 +83,31 @@ static herr_t visit_plot(hid_t run, const char *name, const H5L_info_t *li, void
         H5Gclose(g);
         return 0;
     }
-    ngs_h5_attr_read_str(g, "plotname", plotname, sizeof plotname);
-    ngs_h5_attr_read_str(g, "status", status, sizeof status);
-    ngs_h5_attr_read_str(g, "message", msg, sizeof msg);
+    plotname = ngs_h5_attr_dup_str(g, "plotname");
+    status = ngs_h5_attr_dup_str(g, "status");
+    msg = ngs_h5_attr_dup_str(g, "message");
     points = ngs_h5_attr_read_i64(g, "points", -1);
     H5Gget_info(g, &gi);
     nvec = (long long)gi.nlinks;
-    if (strcmp(status, "complete") != 0) { /* points attribute is final only at the end */
+    if (strcmp(STR(status), "complete") != 0) { /* points attribute is final only at the end */
         hid_t first;
         hsize_t dims = 0;
-        char n0[256];
-        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, 0, n0, sizeof n0, H5P_DEFAULT) > 0 &&
-            (first = H5Dopen2(g, n0, H5P_DEFAULT)) >= 0) {
+        H5E_BEGIN_TRY {
+            first = H5Oopen_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, 0, H5P_DEFAULT);
+        } H5E_END_TRY;
+        if (first >= 0 && H5Iget_type(first) == H5I_DATASET) {
             hid_t s = H5Dget_space(first);
             H5Sget_simple_extent_dims(s, &dims, NULL);
             H5Sclose(s);
-            H5Dclose(first);
             points = (long long)dims;
         }
+        if (first >= 0) H5Oclose(first);
     }
-    fprintf(c->out, "    plot %s (%s): %lld points, %lld vectors, %s%s%s\n", name, plotname,
-            points, nvec, status, msg[0] ? ": " : "", msg);
+    fprintf(c->out, "    plot %s (%s): %lld points, %lld vectors, %s%s%s\n", name, STR(plotname),
+            points, nvec, STR(status), msg && msg[0] ? ": " : "", STR(msg));
+    free(plotname);
+    free(status);
+    free(msg);
     ngs_h5_fit_cache(c->file, nvec < INT_MAX ? (int)nvec : INT_MAX); /* flat for 20k vectors */
     H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, visit_vector, c);
     H5Gclose(g);
@@ -122,11 +132,12 @@ typedef struct {
 static herr_t visit_param(hid_t obj, const char *name, const H5A_info_t *ai, void *op)
 {
     param_line *l = op;
-    char value[128];
+    char *value;
     (void)ai;
     if (strncmp(name, "param.", 6) != 0) return 0;
-    ngs_h5_attr_read_str(obj, name, value, sizeof value);
-    fprintf(l->out, "%s%s=%s", l->n++ ? ", " : "    params: ", name + 6, value);
+    value = ngs_h5_attr_dup_str(obj, name);
+    fprintf(l->out, "%s%s=%s", l->n++ ? ", " : "    params: ", name + 6, STR(value));
+    free(value);
     return 0;
 }
 
@@ -171,11 +182,22 @@ static void print_summary(FILE *out, hid_t file)
     H5Dclose(d);
 }
 
+/* A run attribute printed on a line of its own when set: "    <label>: <value>". */
+static void print_attr_line(FILE *out, hid_t g, const char *key, const char *label)
+{
+    char *v = ngs_h5_attr_dup_str(g, key);
+    if (v && v[0]) fprintf(out, "    %s: %s\n", label, v);
+    free(v);
+}
+
 static herr_t visit_run(hid_t file, const char *name, const H5L_info_t *li, void *op)
 {
+    static const char *const lines[][2] = {{"warning", "warning"}, {"netlist_path", "netlist"},
+                                           {"ngspice_version", "ngspice"}, {"codec", "codec"},
+                                           {"memory_reason", "memory"}};
     info_ctx *c = op;
     hid_t g;
-    char status[32], msg[512], path[512], ver[160], mem[300], codec[16], label[256], warning[384];
+    char *status, *msg;
     long long plots;
     hsize_t idx = 0;
     param_line params = {c->out, 0};
@@ -184,26 +206,19 @@ static herr_t visit_run(hid_t file, const char *name, const H5L_info_t *li, void
     if (H5Oget_info_by_name(file, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP) return 0;
     g = H5Gopen2(file, name, H5P_DEFAULT);
     if (g < 0) return 0;
-    ngs_h5_attr_read_str(g, "status", status, sizeof status);
-    ngs_h5_attr_read_str(g, "message", msg, sizeof msg);
-    ngs_h5_attr_read_str(g, "netlist_path", path, sizeof path);
-    ngs_h5_attr_read_str(g, "ngspice_version", ver, sizeof ver);
-    ngs_h5_attr_read_str(g, "memory_reason", mem, sizeof mem);
-    ngs_h5_attr_read_str(g, "codec", codec, sizeof codec);
-    ngs_h5_attr_read_str(g, "job_label", label, sizeof label);
-    ngs_h5_attr_read_str(g, "warning", warning, sizeof warning);
-    plots = ngs_h5_attr_read_i64(g, "plots", -1);
-    fprintf(c->out, "  run %s: %s%s", name, status, msg[0] ? " - " : "");
-    print_lines(c->out, msg, "      ");
+    status = ngs_h5_attr_dup_str(g, "status");
+    msg = ngs_h5_attr_dup_str(g, "message");
+    fprintf(c->out, "  run %s: %s%s", name, STR(status), msg && msg[0] ? " - " : "");
+    print_lines(c->out, STR(msg), "      ");
     fputc('\n', c->out);
-    if (label[0]) fprintf(c->out, "    label: %s\n", label);
+    free(status);
+    free(msg);
+    print_attr_line(c->out, g, "job_label", "label");
     H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_INC, NULL, visit_param, &params);
     if (params.n) fputc('\n', c->out);
-    if (warning[0]) fprintf(c->out, "    warning: %s\n", warning);
-    if (path[0]) fprintf(c->out, "    netlist: %s\n", path);
-    if (ver[0]) fprintf(c->out, "    ngspice: %s\n", ver);
-    if (codec[0]) fprintf(c->out, "    codec: %s\n", codec);
-    if (mem[0]) fprintf(c->out, "    memory: %s\n", mem);
+    for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++)
+        print_attr_line(c->out, g, lines[k][0], lines[k][1]);
+    plots = ngs_h5_attr_read_i64(g, "plots", -1);
     if (plots >= 0) fprintf(c->out, "    plots: %lld\n", plots);
     H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, visit_plot, c);
     H5Gclose(g);
@@ -214,7 +229,7 @@ int ngs_h5_info_print(const char *path, FILE *out, char *err, size_t errlen)
 {
     info_ctx c = {out, 0, 0, H5I_INVALID_HID, NULL};
     hid_t f;
-    char fmt[64], ver[32], a[32], b[32];
+    char *fmt, *ver, a[32], b[32];
     hsize_t idx = 0;
     int live, busy;
     ngs_codec_register_zstd();
@@ -230,16 +245,19 @@ int ngs_h5_info_print(const char *path, FILE *out, char *err, size_t errlen)
                               "writer: try 'h5clear -s %s')", path, path);
         return NGS_ERR_IO;
     }
-    ngs_h5_attr_read_str(f, "ngscale_format", fmt, sizeof fmt);
-    if (!fmt[0]) {
+    fmt = ngs_h5_attr_dup_str(f, "ngscale_format");
+    if (!fmt || !fmt[0]) {
+        free(fmt);
         H5Fclose(f);
         snprintf(err, errlen, "%s: an HDF5 file, but not written by ngscale", path);
         return NGS_ERR_FORMAT;
     }
-    ngs_h5_attr_read_str(f, "ngscale_version", ver, sizeof ver);
+    free(fmt);
+    ver = ngs_h5_attr_dup_str(f, "ngscale_version");
     fprintf(out, "%s: ngscale format %lld, written by ngscale %s%s\n", path,
-            ngs_h5_attr_read_i64(f, "ngscale_format_version", 0), ver,
+            ngs_h5_attr_read_i64(f, "ngscale_format_version", 0), STR(ver),
             live ? " (still being written, or its writer was killed)" : "");
+    free(ver);
     c.file = f;
     print_summary(out, f);
     H5E_BEGIN_TRY {

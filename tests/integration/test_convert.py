@@ -427,6 +427,31 @@ class Convert(unittest.TestCase):
             p = run([NGSCALE, "info", good, good], cwd=d)
             self.assertEqual(p.stdout.count("plot tran1"), 2)
 
+    def test_info_shows_long_names_whole(self):
+        """`ngscale info` read attributes into fixed buffers: a Plotname of 300
+        characters was cut at 127, a vector type at 63, a run message at 511."""
+        with TempDir() as d:
+            raw = ngspice_raw(d, netlist("tran_rc.cir"))
+            with open(raw, "rb") as f:
+                blob = f.read()
+            plotname = "Transient Analysis " + "p" * 300 + " end"
+            vtype = "voltage-" + "t" * 100 + "-end"
+            blob = blob.replace(b"Plotname: Transient Analysis",
+                                b"Plotname: " + plotname.encode(), 1)
+            blob = blob.replace(b"\tv(out)\tvoltage", b"\tv(out)\t" + vtype.encode(), 1)
+            long_raw = os.path.join(d, "long.raw")
+            with open(long_raw, "wb") as f:
+                f.write(blob)
+            h5 = os.path.join(d, "long.h5")
+            run([NGSCALE, "convert", "-q", long_raw, h5], cwd=d)
+            message = "m" * 600 + " the end"
+            with h5py.File(h5, "r+") as f:
+                f["run"].attrs["message"] = message
+            p = run([NGSCALE, "info", h5], cwd=d)
+            self.assertIn("plot tran1 (%s): " % plotname, p.stdout)
+            self.assertRegex(p.stdout, r"\n      v\(out\) +%s +real" % vtype)
+            self.assertIn(" - %s\n" % message, p.stdout)
+
     def test_export_to_a_full_disk_says_why(self):
         """An export that cannot be written said "OUT.raw.tmp-PID-0: write failed: ..." (a
         file the user never named, removed by then) when the disk filled mid-file, and
