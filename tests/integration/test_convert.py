@@ -452,6 +452,35 @@ class Convert(unittest.TestCase):
             self.assertRegex(p.stdout, r"\n      v\(out\) +%s +real" % vtype)
             self.assertIn(" - %s\n" % message, p.stdout)
 
+    def test_info_lists_groups_without_creation_order(self):
+        """A file rewritten by h5py (groups without track_order: no creation-order
+        index) listed its runs but not one plot: `ngscale info` iterated by creation
+        order only. Plots and vectors are now listed in name order there."""
+        with TempDir() as d:
+            raw = ngspice_raw(d, netlist("multi.cir"))
+            h5 = os.path.join(d, "conv.h5")
+            run([NGSCALE, "convert", "-q", "--codec", "deflate", raw, h5], cwd=d)
+            plain = os.path.join(d, "plain.h5")
+
+            def copy(src, dst):
+                dst.attrs.update(src.attrs)
+                for name, obj in src.items():
+                    if isinstance(obj, h5py.Group):
+                        copy(obj, dst.create_group(name, track_order=False))
+                    else:
+                        dst.create_dataset(name, data=obj[()]).attrs.update(obj.attrs)
+            with h5py.File(h5, "r") as f, h5py.File(plain, "w", track_order=False) as g:
+                copy(f, g)
+                self.assertEqual(g["run/tran1"].id.get_create_plist().get_link_creation_order(), 0)
+            want = run([NGSCALE, "info", h5], cwd=d).stdout
+            got = run([NGSCALE, "info", plain], cwd=d).stdout
+            plot_lines = [l for l in want.splitlines() if l.startswith("    plot ")]
+            self.assertEqual(len(plot_lines), 4)
+            for line in want.splitlines()[1:-1]:  # the same lines, vectors by name
+                self.assertIn(line + "\n", got)
+            self.assertEqual(len(got.splitlines()), len(want.splitlines()))
+            self.assertRegex(got, r"\n    plot ac1 .*\n      frequency .*\n      i\(v1\) ")
+
     def test_export_to_a_full_disk_says_why(self):
         """An export that cannot be written said "OUT.raw.tmp-PID-0: write failed: ..." (a
         file the user never named, removed by then) when the disk filled mid-file, and
