@@ -503,13 +503,15 @@ static int convert_plot(conv_ctx *c, size_t i, int *plot_open)
     if (p->truncated || p->in_progress) {
         status = NGS_ERR_INTERRUPTED;
         int partial = p->encoding == NGS_RAW_BINARY && end < stop;
-        char where[160];
+        char where[200];
         if (stop < size)
             snprintf(where, sizeof where, "the next plot starts at byte %llu%s",
                      (unsigned long long)stop, partial ? " inside a point" : "");
         else
             snprintf(where, sizeof where, "the RAW file is truncated at byte %llu%s",
                      (unsigned long long)size, partial ? " inside a point" : "");
+        if (p->data_error[0]) /* cut so that the count after it stays in the message */
+            snprintf(where, sizeof where, "%.*s", (int)sizeof where - 1, p->data_error);
         if (p->in_progress)
             snprintf(msg, sizeof msg,
                      "the RAW file was still being written (No. Points 0) and ends at byte "
@@ -522,7 +524,7 @@ static int convert_plot(conv_ctx *c, size_t i, int *plot_open)
         else
             snprintf(msg, sizeof msg, "%s: %llu of %llu points recovered", where,
                      (unsigned long long)p->npoints, (unsigned long long)p->npoints_declared);
-        if (partial)
+        if (partial || p->data_error[0])
             c->rep->skipped_bytes += stop - end;
         c->rep->truncated = 1;
         /* A long Plotname must not push the count out of the message: its first 60

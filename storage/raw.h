@@ -107,6 +107,10 @@ typedef struct ngs_raw_plot {
     int truncated;             /* data ends before the declared count (at the end of the
                                   file, or where the next plot's header starts) or inside
                                   a point */
+    const char *data_error;    /* "" or why an ASCII plot's data stop early, without the
+                                  path ("byte 900 (line 40): '1.2.3' is not a number (point
+                                  7, v(a))"): npoints counts the points before it, and
+                                  truncated is set */
     int in_progress;           /* "No. Points" still 0/blank in the last plot (writer still
                                   running, or killed): npoints was counted from the data
                                   present (in an earlier plot the data end at the next
@@ -165,7 +169,8 @@ size_t ngs_raw_nplots(const ngs_raw_reader *r);
 
 /* Descriptor of one plot, valid until ngs_raw_close. For an ASCII plot the first call
  * scans its data once (to count points, check every value and build a sparse index of
- * every Kth point, at most 16 Ki entries), so it can fail with NGS_ERR_FORMAT. */
+ * every Kth point, at most 16 Ki entries); a value that is not a number ends the plot
+ * there (data_error says where, truncated is set): the points before it stay readable. */
 int ngs_raw_plot_info(ngs_raw_reader *r, size_t plot, const ngs_raw_plot **out);
 
 /* Index of the variable named name (case-insensitive), or -1. */
@@ -175,8 +180,8 @@ int ngs_raw_find_var(const ngs_raw_plot *plot, const char *name);
  * values, or 2*count (re, im interleaved) for a complex variable. first + count must
  * not exceed npoints (NGS_ERR_ARG). float32 values are widened; LTspice's time scale
  * comes back as its absolute value (LTspice sets the sign bit on compressed points).
- * An ASCII value that is not a number (e.g. "1.2.3") already fails the first access
- * (ngs_raw_plot_info) with its byte, line, point and variable. */
+ * An ASCII value that is not a number (e.g. "1.2.3") is found by the first access
+ * (ngs_raw_plot_info), which ends the plot before its point (data_error). */
 int ngs_raw_read_vector(ngs_raw_reader *r, size_t plot, int var, uint64_t first,
                         size_t count, double *out);
 

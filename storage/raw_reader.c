@@ -6,9 +6,9 @@
  *   plot's data length is No. Points x row size, so opening skips it without touching
  *   it; an ASCII plot has no length, so opening runs a cheap line scan (memchr) to find
  *   where the next header starts, and the first access to the plot tokenizes it once to
- *   count its points, check that every value is a number (so that a converter fails
- *   before it writes anything) and keep a sparse index (every Kth point, K doubling so
- *   the index never exceeds 16 Ki entries).
+ *   count its points, check that every value is a number (a converter knows where the
+ *   good points end before it writes anything: the plot ends at a bad one) and keep a
+ *   sparse index (every Kth point, K doubling so the index never exceeds 16 Ki entries).
  * - Reads stream over the mapping in blocks and give the pages back (MADV_DONTNEED)
  *   behind them on large files, so the resident set stays a few MiB whatever the file
  *   size (the data stays in the page cache for the next reader).
@@ -715,6 +715,13 @@ static plot_priv *new_plot(ngs_raw_reader *r)
     return pp;
 }
 
+/* r->err without its "<path>: " (for messages kept beside others of the same file). */
+static const char *err_without_path(const ngs_raw_reader *r)
+{
+    size_t n = strlen(r->path);
+    return strncmp(r->err, r->path, n) == 0 && r->err[n] == ':' ? r->err + n + 2 : r->err;
+}
+
 static void free_plot(plot_priv *pp)
 {
     free(pp->vars);
@@ -738,6 +745,7 @@ static int parse_plot(ngs_raw_reader *r, uint64_t start, uint64_t *next)
     p->plotname = "";
     p->flags = "";
     p->command = "";
+    p->data_error = "";
     p->dialect = prev ? prev->dialect : (r->step == 2 ? NGS_RAW_DIALECT_LTSPICE
                                                        : NGS_RAW_DIALECT_NGSPICE);
 
@@ -1124,10 +1132,8 @@ static int scan(ngs_raw_reader *r, void *unused)
              * good plot around it. */
             uint64_t from = r->fail_off > pos && r->fail_off < r->size ? r->fail_off : pos;
             if (!r->info.bad_headers++) {
-                size_t plen = strlen(r->path);
                 snprintf(r->bad_err, sizeof r->bad_err, "%.*s", (int)sizeof r->bad_err - 1,
-                         strncmp(r->err, r->path, plen) == 0 && r->err[plen] == ':'
-                             ? r->err + plen + 2 : r->err);
+                         err_without_path(r));
                 r->info.bad_offset = pos;
                 r->info.bad_plotno = r->nplots + 1;
             }
@@ -1563,6 +1569,14 @@ static int ascii_index(ngs_raw_reader *r, size_t plotno)
         if (decl && n == decl)
             break;
         rc = ascii_point(r, plotno, &pos, n, NULL, -1, NULL, 1);
+        if (rc == NGS_ERR_FORMAT) {
+            /* A value that is no number (a damaged byte, an edit): the plot ends before
+             * its point, as a cut file does; refusing it lost every good point and plot. */
+            const char *why = err_without_path(r);
+            if (!(p->data_error = arena_dup(r, why, strlen(why))))
+                return pp->index_status = NGS_ERR_NOMEM;
+            break;
+        }
         if (rc < 0)
             return pp->index_status = rc;
         if (rc != PT_OK)
@@ -1587,8 +1601,8 @@ static int ascii_index(ngs_raw_reader *r, size_t plotno)
     }
     p->npoints = n;
     p->data_bytes = last_good - p->data_offset;
-    p->in_progress = decl == 0 && n > 0;
-    p->truncated = rc == PT_PARTIAL || (decl && n < decl);
+    p->in_progress = decl == 0 && n > 0 && !p->data_error[0];
+    p->truncated = rc == PT_PARTIAL || (decl && n < decl) || p->data_error[0];
     while (pp->idx_n > 1 && ((uint64_t)(pp->idx_n - 1) << pp->kshift) >= n)
         pp->idx_n--;
     return pp->index_status = NGS_OK;

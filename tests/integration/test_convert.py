@@ -325,12 +325,21 @@ class Convert(unittest.TestCase):
                     cwd=d, check=False)
             self.assertEqual(p.returncode, 3)
 
+    def multi_converted(self, d, ascii):
+        """ngspice's RAW file of multi.cir (ac, dc, op, tran), converted: (h5, bytes)."""
+        raw = ngspice_raw(d, netlist("multi.cir"), ascii=ascii)
+        ref = os.path.join(d, "ref.h5")
+        run([NGSCALE, "convert", raw, ref], cwd=d)
+        with open(raw, "rb") as f:
+            return ref, f.read()
+
     def assert_same_plots(self, h5, ref, names=None):
         """The plots of h5 are those of ref (names, attributes that say what they hold,
         values bit for bit); names: only those of ref's plots."""
         got, _ = read_h5_plots(h5)
         want, _ = read_h5_plots(ref)
         want = [w for w in want if names is None or w["name"] in names]
+        got = [g for g in got if names is None or g["name"] in names]
         self.assertEqual([q["name"] for q in got], [q["name"] for q in want])
         for g, w in zip(got, want):
             self.assertEqual(g["attrs"]["points"], w["attrs"]["points"], g["name"])
@@ -345,11 +354,7 @@ class Convert(unittest.TestCase):
         skipped bytes (warning with their byte, raw_warning; exit 0, as for junk between
         plots)."""
         with TempDir() as d:
-            raw = ngspice_raw(d, netlist("multi.cir"), ascii=True)
-            ref = os.path.join(d, "ref.h5")
-            run([NGSCALE, "convert", raw, ref], cwd=d)
-            with open(raw, "rb") as f:
-                blob = f.read()
+            ref, blob = self.multi_converted(d, ascii=True)
             second = blob.index(b"Title:", 1)
             note = b"-- simulation finished in 0.02 s\n"
             junk = os.path.join(d, "junk.raw")
@@ -373,11 +378,7 @@ class Convert(unittest.TestCase):
         the run says incomplete and the exit status is 5 (as for a cut file)."""
         with TempDir() as d:
             for ascii in (False, True):
-                raw = ngspice_raw(d, netlist("multi.cir"), ascii=ascii)
-                ref = os.path.join(d, "ref.h5")
-                run([NGSCALE, "convert", raw, ref], cwd=d)
-                with open(raw, "rb") as f:
-                    blob = f.read()
+                ref, blob = self.multi_converted(d, ascii=ascii)
                 starts = [m.start() for m in re.finditer(rb"Title:", blob)]
                 self.assertEqual(len(starts), 4)  # ac, dc, op, tran
                 for bad, lost in ((2, "op1"), (0, "ac1")):
@@ -397,6 +398,7 @@ class Convert(unittest.TestCase):
                                       % (starts[bad + 1] + 1 - starts[bad]), p.stderr)
                         keep = {"ac1", "dc1", "op1", "tran1"} - {lost}
                         self.assert_same_plots(h5, ref, keep)
+                        self.assertEqual(len(read_h5_plots(h5)[0]), 3)
                         with h5py.File(h5, "r") as f:
                             self.assertEqual(f["run"].attrs["status"], "incomplete")
                             self.assertIn(msg, f["run"].attrs["message"])
@@ -426,6 +428,33 @@ class Convert(unittest.TestCase):
                           p.stdout)
             p = run([NGSCALE, "info", good, good], cwd=d)
             self.assertEqual(p.stdout.count("plot tran1"), 2)
+
+    def test_an_ascii_value_that_is_no_number_ends_only_its_plot(self):
+        """A damaged value in an ASCII plot ('1.2e.e-03') made convert refuse the whole
+        file (exit 3, nothing written). The plot now ends before that point, as a cut
+        one does (exit 5, 'incomplete', the byte and point in the message), and the
+        other plots are converted whole."""
+        with TempDir() as d:
+            ref, blob = self.multi_converted(d, ascii=True)
+            # point 20 of the first plot (AC, complex: "20\tre,im")
+            at = blob.index(b"\n20\t", blob.index(b"Plotname: AC Analysis")) + 4
+            at = blob.index(b"e", at)
+            bad = os.path.join(d, "bad.raw")
+            with open(bad, "wb") as f:
+                f.write(blob[:at] + b"e." + blob[at:])
+            h5 = os.path.join(d, "bad.h5")
+            p = run([NGSCALE, "convert", bad, h5], cwd=d, check=False)
+            self.assertEqual(p.returncode, 5, p.stderr)
+            self.assertRegex(p.stderr, r"plot 1 \(AC Analysis\): byte \d+ \(line \d+\): "
+                                       r"'[^']*e\.[^']*' is not a complex value 're,im' \(point "
+                                       r"20, frequency\): 20 of 41 points recovered")
+            self.assert_same_plots(h5, ref, {"dc1", "op1", "tran1"})
+            got, attrs = read_h5_plots(h5)
+            want, _ = read_h5_plots(ref)
+            self.assertEqual(attrs["status"], "incomplete")
+            self.assertEqual(got[0]["attrs"]["status"], "incomplete")
+            for vec in want[0]["names"]:
+                self.assertTrue(bits_equal(got[0]["data"][vec], want[0]["data"][vec][:20]))
 
     def test_info_shows_long_names_whole(self):
         """`ngscale info` read attributes into fixed buffers: a Plotname of 300
