@@ -119,46 +119,6 @@ static char *join_path(const char *a, const char *b)
     return s;
 }
 
-/* A string attribute as a malloc'd copy; NULL when absent or not a string. (h5attr.h
- * reads into a fixed buffer: raw_header has no length limit.) */
-static char *read_str(hid_t obj, const char *name)
-{
-    char *out = NULL;
-    htri_t ex;
-    H5E_BEGIN_TRY { ex = H5Aexists(obj, name); } H5E_END_TRY;
-    if (ex <= 0)
-        return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0)
-        return NULL;
-    hid_t t = H5Aget_type(a);
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
-        if (H5Tis_variable_str(t) > 0) {
-            char *s = NULL;
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(t));
-            if (H5Aread(a, mt, &s) >= 0)
-                out = strdup(s ? s : "");
-            if (s)
-                H5free_memory(s);
-            H5Tclose(mt);
-        } else {
-            size_t sz = H5Tget_size(t);
-            char *tmp = calloc(1, sz + 1);
-            if (tmp && H5Aread(a, t, tmp) >= 0)
-                out = tmp;
-            else
-                free(tmp);
-        }
-    }
-    if (t >= 0)
-        H5Tclose(t);
-    H5Aclose(a);
-    return out;
-}
-
-
 /* ---------------------------------------------------------- analysis names -- */
 
 static const struct {
@@ -1068,16 +1028,16 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, ngs_export_encodi
     if (g < 0)
         return set_err(x->err, x->errlen, NGS_ERR_HDF5, "%s: cannot open plot %s", x->h5_path,
                        link);
-    title = read_str(g, "title");
-    date = read_str(g, "date");
-    plotname = read_str(g, "plotname");
-    flags = read_str(g, "flags");
-    raw_flags = read_str(g, "raw_flags");
-    header = read_str(g, "raw_header");
-    style = read_str(g, "raw_style");
-    encoding_attr = read_str(g, "raw_encoding");
-    analysis = read_str(g, "analysis");
-    status = read_str(g, "status");
+    title = ngs_h5_attr_dup_str(g, "title");
+    date = ngs_h5_attr_dup_str(g, "date");
+    plotname = ngs_h5_attr_dup_str(g, "plotname");
+    flags = ngs_h5_attr_dup_str(g, "flags");
+    raw_flags = ngs_h5_attr_dup_str(g, "raw_flags");
+    header = ngs_h5_attr_dup_str(g, "raw_header");
+    style = ngs_h5_attr_dup_str(g, "raw_style");
+    encoding_attr = ngs_h5_attr_dup_str(g, "raw_encoding");
+    analysis = ngs_h5_attr_dup_str(g, "analysis");
+    status = ngs_h5_attr_dup_str(g, "status");
     if (status && strcmp(status, "complete") != 0)
         x->rep->truncated = 1;
 
@@ -1113,11 +1073,11 @@ static int export_plot(ex_ctx *x, hid_t run, const char *link, ngs_export_encodi
         if ((rc = open_var(x, g, link, dl.v[i].link, dapl, v)) != NGS_OK ||
             (rc = var_shape(x, link, dl.v[i].link, v)) != NGS_OK)
             goto out;
-        v->name = read_str(v->dset, "name");
+        v->name = ngs_h5_attr_dup_str(v->dset, "name");
         if (!v->name && (v->name = strdup(dl.v[i].link)))
             unescape_link(v->name);
-        v->type = read_str(v->dset, "type");
-        v->params = read_str(v->dset, "raw_params");
+        v->type = ngs_h5_attr_dup_str(v->dset, "type");
+        v->params = ngs_h5_attr_dup_str(v->dset, "raw_params");
         if (!v->name) {
             rc = set_err(x->err, x->errlen, NGS_ERR_NOMEM, "out of memory");
             goto out;
@@ -1397,7 +1357,7 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
                        h5_path);
     rep->bytes_in = file_size(h5_path);
     x.file = f;
-    fmt = read_str(f, "ngscale_format");
+    fmt = ngs_h5_attr_dup_str(f, "ngscale_format");
     if (!fmt) {
         rc = set_err(err, errlen, NGS_ERR_FORMAT, "%s: an HDF5 file, but not written by ngscale",
                      h5_path);
@@ -1410,9 +1370,9 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
         rc = set_err(err, errlen, NGS_ERR_HDF5, "%s: cannot open group %s", h5_path, run_link);
         goto out;
     }
-    status = read_str(run, "status");
+    status = ngs_h5_attr_dup_str(run, "status");
     if (status && strcmp(status, "complete") != 0) {
-        char *msg = read_str(run, "message");
+        char *msg = ngs_h5_attr_dup_str(run, "message");
         rep->truncated = 1;
         snprintf(rep->message, sizeof rep->message, "run %s %s%s%s%s", run_link,
                  strcmp(status, "failed") ? "is " : "", status, msg && *msg ? ": " : "",

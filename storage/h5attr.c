@@ -99,17 +99,17 @@ char *ngs_h5_attr_dup_str(hid_t obj, const char *key)
 {
     hid_t a, t;
     char *out = NULL;
-    if (H5Aexists(obj, key) <= 0 || (a = H5Aopen(obj, key, H5P_DEFAULT)) < 0) return NULL;
+    htri_t exists;
+    H5E_BEGIN_TRY { exists = H5Aexists(obj, key); } H5E_END_TRY;
+    if (exists <= 0 || (a = H5Aopen(obj, key, H5P_DEFAULT)) < 0) return NULL;
     t = H5Aget_type(a);
     if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
         if (H5Tis_variable_str(t) > 0) {
             char *s = NULL;
             hid_t mt = ngs_h5_vlen_str_type();
             H5Tset_cset(mt, H5Tget_cset(t));
-            if (H5Aread(a, mt, &s) >= 0 && s) {
-                out = strdup(s);
-                H5free_memory(s);
-            }
+            if (H5Aread(a, mt, &s) >= 0) out = strdup(s ? s : ""); /* NULL: stored empty */
+            if (s) H5free_memory(s);
             H5Tclose(mt);
         } else {
             size_t sz = H5Tget_size(t);
