@@ -277,6 +277,12 @@ int ngs_h5_info_print(const char *path, FILE *out, char *err, size_t errlen)
             ngs_h5_attr_read_i64(f, "ngscale_format_version", 0), STR(ver),
             live ? " (still being written, or its writer was killed)" : "");
     free(ver);
+    {   /* it shows the old results until the new ones are renamed over it */
+        char tmp[PATH_MAX + 300];
+        if (ngs_h5_replacement_of(path, tmp, sizeof tmp))
+            fprintf(out, "  (to be replaced: %s is being written and will be renamed over it when "
+                         "done)\n", tmp);
+    }
     c.file = f;
     print_summary(out, f);
     H5E_BEGIN_TRY {

@@ -28,6 +28,7 @@
 #include "storage/h5attr.h"
 #include "hooks/clock.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -291,6 +292,31 @@ static int fail(ngs_h5_writer *w, int code, const char *fmt, ...)
     vsnprintf(w->err, sizeof w->err, fmt, ap);
     va_end(ap);
     return code;
+}
+
+int ngs_h5_replacement_of(const char *path, char *tmp, size_t tmplen)
+{
+    char *real = realpath(path, NULL), *slash, *base;
+    const char *dir;
+    DIR *d;
+    struct dirent *e;
+    int found = 0;
+    if (!real) return 0;
+    slash = strrchr(real, '/');
+    *slash = '\0';
+    dir = slash == real ? "/" : real;
+    base = slash + 1;
+    if ((d = opendir(dir))) {
+        size_t n = strlen(base);
+        while (!found && (e = readdir(d)))
+            if (strncmp(e->d_name, base, n) == 0 && strncmp(e->d_name + n, ".tmp-", 5) == 0) {
+                snprintf(tmp, tmplen, "%s/%s", slash == real ? "" : dir, e->d_name);
+                found = ngs_h5_file_in_use(tmp); /* a killed writer's holds no lock */
+            }
+        closedir(d);
+    }
+    free(real);
+    return found;
 }
 
 /* HDF5 offers no close without a flush: pointing its descriptor at a read-only one of

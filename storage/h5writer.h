@@ -66,6 +66,10 @@ int64_t ngs_h5_open_read(const char *path, int *live, int *busy);
  * append; a caller that writes a file elsewhere to rename it over path checks it too. */
 int ngs_h5_check_replace(const char *path, char *err, size_t errlen);
 
+/* 1 when a writer that will rename its file over path is at work (a batch or a
+ * conversion replacing it, see ngs_h5_temp_beside): tmp gets that file's name. */
+int ngs_h5_replacement_of(const char *path, char *tmp, size_t tmplen);
+
 /* After a write to file failed (a full disk, say): no later write reaches it, its
  * closing flush included, so it keeps the state its last flush left (which HDF5
  * would otherwise overwrite with metadata pointing past the data that did not fit).

@@ -835,6 +835,9 @@ class Batch(unittest.TestCase):
             while not glob.glob(old + ".tmp-*") and p.poll() is None and time.time() < deadline + 120:
                 time.sleep(0.005)
             time.sleep(0.3)
+            info = run([NGSCALE, "info", old]).stdout  # the old results, and a word on the new
+            self.assertIn("to be replaced: %s" % glob.glob(old + ".tmp-*")[0], info)
+            self.assertIn("op_divider.cir", info)
             p.send_signal(signal.SIGINT)
             _, err = p.communicate(timeout=60)
             self.assertEqual(p.returncode, 130, err[-3000:])
