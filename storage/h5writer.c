@@ -345,12 +345,16 @@ void ngs_h5_freeze_file(int64_t file)
  * file is frozen at what its last flush left, a state SWMR readers open (HDF5's own
  * close would write a superblock whose end lies past the data that did not fit, and
  * no reader would open the file again). */
-static int fail_write(ngs_h5_writer *w, const char *fmt, const char *what)
+static int fail_write(ngs_h5_writer *w, const char *fmt, ...)
 {
-    int rc = fail(w, NGS_ERR_IO, fmt, w->path, what);
-    if (!w->frozen) ngs_h5_freeze_file(w->file); /* a batch's shared file too: the disk is full */
+    va_list ap;
+    if (w->frozen) return NGS_ERR_IO;
+    va_start(ap, fmt);
+    vsnprintf(w->err, sizeof w->err, fmt, ap);
+    va_end(ap);
+    ngs_h5_freeze_file(w->file); /* a batch's shared file too: the disk is full */
     w->frozen = 1;
-    return rc;
+    return NGS_ERR_IO;
 }
 
 static char *dup_str(const char *s) { return strdup(s ? s : ""); }
@@ -863,7 +867,7 @@ static int run_end_held(ngs_h5_writer *w, int status, const char *message)
     if (owns_file(w) && !w->frozen) {
         herr_t frc;
         H5E_BEGIN_TRY { frc = H5Fflush(w->file, H5F_SCOPE_GLOBAL); } H5E_END_TRY;
-        if (frc < 0 && rc == NGS_OK) rc = fail_write(w, "%s: flush failed (disk full?)%s", "");
+        if (frc < 0 && rc == NGS_OK) rc = fail_write(w, "%s: flush failed (disk full?)", w->path);
     }
     return rc;
 }
@@ -1208,7 +1212,7 @@ static int write_block_held(ngs_h5_writer *w, plot_state *p, int plot_ended, siz
                 H5E_BEGIN_TRY { /* its error stack says less than the message */
                     wrc = H5Dwrite_chunk(v->dset, H5P_DEFAULT, 0, &offset, w->enc_size[k], w->enc[k]);
                 } H5E_END_TRY;
-                if (wrc < 0) rc = fail_write(w, "%s: cannot write a chunk of %s (disk full?)", v->name);
+                if (wrc < 0) rc = fail_write(w, "%s: cannot write a chunk of %s (disk full?)", w->path, v->name);
             }
             vec_release(p, first + k);
         }
@@ -1267,7 +1271,7 @@ static int flush_file(ngs_h5_writer *w)
     w->last_flush = ngs_now_s();
     if (w->frozen) return NGS_ERR_IO;
     if (owns_file(w)) H5E_BEGIN_TRY { frc = H5Fflush(w->file, H5F_SCOPE_LOCAL); } H5E_END_TRY;
-    return frc < 0 ? fail_write(w, "%s: flush failed (disk full?)%s", "") : NGS_OK;
+    return frc < 0 ? fail_write(w, "%s: flush failed (disk full?)", w->path) : NGS_OK;
 }
 
 static int plot_end_held(ngs_h5_writer *w, int status, const char *message)
