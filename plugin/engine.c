@@ -510,10 +510,29 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const spinit_vars[] = {"SPICE_LIB_DIR", "SPICE_SCRIPTS"};
 #define NSPINIT_VARS (sizeof spinit_vars / sizeof spinit_vars[0])
 
+/* ngspice's init sprintf's "sourcepath = ( . SCRIPTS $NGSPICE_INPUT_DIR )" into a
+ * stack buffer of 512 bytes (BSIZE_SP), SCRIPTS being $SPICE_SCRIPTS, else
+ * $SPICE_LIB_DIR/scripts: a longer one aborted the whole process ("buffer overflow
+ * detected") from a tmp_dir or $TMPDIR of 470 bytes. Checked under init_lock, with
+ * the variables Init will read. */
+#define NGSPICE_INIT_BUF 512
+
+static size_t init_sourcepath_bytes(void)
+{
+    const char *scripts = getenv("SPICE_SCRIPTS"), *lib = getenv("SPICE_LIB_DIR");
+    const char *input = getenv("NGSPICE_INPUT_DIR");
+    size_t n = strlen("sourcepath = ( . ") + strlen(" )") + 1;
+    n += scripts ? strlen(scripts) : strlen(lib ? lib : "/usr/share/ngspice") + strlen("/scripts");
+    return n + (input && *input ? 1 + strlen(input) : 0);
+}
+
+/* NGS_OK, NGS_ERR_IO (paths too long for ngspice, said in the error) or
+ * NGS_ERR_LIBNGSPICE (Init failed). */
 static int init_copy(ngs_engine *e)
 {
     char *saved[NSPINIT_VARS] = {NULL}, scripts[PATH_MAX];
     const char *own[NSPINIT_VARS] = {e->work_dir, scripts};
+    size_t need;
     int rc;
     pthread_mutex_lock(&init_lock);
     if (e->has_private_codemodels) {
@@ -524,10 +543,25 @@ static int init_copy(ngs_engine *e)
             setenv(spinit_vars[i], own[i], 1);
         }
     }
-    /* Without a status callback ngspice skips its progress bookkeeping (a clock
-     * read, a malloc and a free at almost every step of a short run). */
-    rc = e->api.Init(cb_send_char, e->sends_progress ? cb_send_stat : NULL, cb_controlled_exit,
-                     cb_send_data, cb_send_init_data, cb_bg_running, e->ctx);
+    if ((need = init_sourcepath_bytes()) > NGSPICE_INIT_BUF) {
+        const char *input = getenv("NGSPICE_INPUT_DIR");
+        /* the advice names the longer part */
+        int blame_input = input && *input && (!e->has_private_codemodels || strlen(input) > strlen(scripts));
+        ngs_engine_set_error(e, "ngspice cannot start here: its init copies the path of its scripts "
+                                "(%s)%s into %d bytes, and these take %zu: set %s to a shorter directory",
+                             e->has_private_codemodels ? scripts : "$SPICE_SCRIPTS or $SPICE_LIB_DIR/scripts",
+                             input && *input ? " and $NGSPICE_INPUT_DIR" : "", NGSPICE_INIT_BUF, need,
+                             blame_input ? "$NGSPICE_INPUT_DIR"
+                             : e->has_private_codemodels ? (e->config.tmp_dir ? "tmp_dir" : "$TMPDIR")
+                                                         : "$SPICE_SCRIPTS or $SPICE_LIB_DIR");
+        rc = NGS_ERR_IO;
+    } else {
+        /* Without a status callback ngspice skips its progress bookkeeping (a clock
+         * read, a malloc and a free at almost every step of a short run). */
+        rc = e->api.Init(cb_send_char, e->sends_progress ? cb_send_stat : NULL, cb_controlled_exit,
+                         cb_send_data, cb_send_init_data, cb_bg_running, e->ctx) == 0
+                 ? NGS_OK : NGS_ERR_LIBNGSPICE;
+    }
     if (e->has_private_codemodels) {
         for (size_t i = 0; i < NSPINIT_VARS; i++) {
             if (saved[i]) setenv(spinit_vars[i], saved[i], 1);
@@ -587,10 +621,13 @@ int ngs_engine_load_copy(ngs_engine *e)
         if (e->hooks[i].mask & NGS_EV_PROGRESS) e->sends_progress = 1;
     rc = init_copy(e);
     e->capturing_version = 0;
-    if (rc != 0 || e->exited) {
-        ngs_engine_set_error(e, "ngSpice_Init failed for %s", e->lib_source);
+    if (rc != NGS_OK || e->exited) {
+        if (rc != NGS_ERR_IO) {
+            ngs_engine_set_error(e, "ngSpice_Init failed for %s", e->lib_source);
+            rc = NGS_ERR_LIBNGSPICE;
+        }
         ngs_engine_unload_copy(e);
-        return NGS_ERR_LIBNGSPICE;
+        return rc;
     }
     if (!e->version[0]) snprintf(e->version, sizeof e->version, "ngspice (unknown version)");
     /* ngspice's " Reference value : ..." console progress reads the process CPU clock

@@ -140,7 +140,9 @@ typedef struct ngs_engine ngs_engine;
 
 typedef struct ngs_engine_config {
     const char *libngspice_path; /* NULL: $NGSCALE_LIBNGSPICE, else the system's libngspice.so.0 */
-    const char *tmp_dir;         /* where private copies go; NULL: $TMPDIR or /tmp */
+    const char *tmp_dir;         /* where private copies go; NULL: $TMPDIR or /tmp. At most
+                                    469 bytes (ngspice's init cannot take a longer path;
+                                    less with $NGSPICE_INPUT_DIR set): NGS_ERR_IO */
     int num_threads;             /* ngspice's OpenMP threads; 0 = ngspice default */
     /* Where ngspice's messages go besides hooks: a FILE* (stderr, a log); NULL = nowhere. */
     void *message_stream;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ngscale.h"
@@ -303,6 +304,56 @@ START_TEST(cache_hit_replays_the_same_events)
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
         ck_assert_int_eq(system(cmd), 0);
     }
+}
+END_TEST
+
+/* A directory under a fresh one in /tmp whose path is exactly len bytes (< 4096). */
+static void make_dir_of_length(char *path, size_t len)
+{
+    size_t n;
+    strcpy(path, "/tmp/ngs-long-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(path));
+    while ((n = strlen(path)) < len) {
+        size_t k = len - n - 1 > 200 ? 200 : len - n - 1;
+        if (len - n - 1 - k == 1) k--; /* never leave a 1-byte gap: a component needs 2 */
+        path[n] = '/';
+        memset(path + n + 1, 'd', k);
+        path[n + 1 + k] = '\0';
+        ck_assert_int_eq(mkdir(path, 0700), 0);
+    }
+}
+
+static void remove_tree(const char *path)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%.20s'", path); /* the mkdtemp'd top */
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(a_tmp_dir_too_long_for_ngspice_is_refused)
+{
+    /* ngspice's init sprintf's its scripts path into 512 bytes: a tmp_dir of 470
+     * bytes aborted the process ("buffer overflow detected") */
+    ngs_engine *e = NULL;
+    ngs_engine_config cfg;
+    ngs_run_result res;
+    char dir[4096];
+    unsetenv("NGSPICE_INPUT_DIR");
+    make_dir_of_length(dir, 470);
+    ngs_engine_config_init(&cfg);
+    cfg.tmp_dir = dir;
+    ck_assert_int_eq(ngs_engine_create(&e, &cfg), NGS_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ngs_engine_last_error(e), "set tmp_dir to a shorter directory"));
+    ck_assert_int_ne(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK);
+    ngs_engine_destroy(e);
+    remove_tree(dir);
+    make_dir_of_length(dir, 469); /* the longest that fits */
+    cfg.tmp_dir = dir;
+    ck_assert_int_eq(ngs_engine_create(&e, &cfg), NGS_OK);
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK);
+    ck_assert_uint_gt(res.points, 0);
+    ngs_engine_destroy(e);
+    remove_tree(dir);
 }
 END_TEST
 
@@ -818,6 +869,7 @@ int main(void)
     tcase_add_test(tc, an_interrupt_before_the_run_stops_it_and_only_it);
     tcase_add_test(tc, one_run_at_a_time_and_hooks_only_stop_or_go_on);
     tcase_add_test(tc, bad_library_path_is_an_error);
+    tcase_add_test(tc, a_tmp_dir_too_long_for_ngspice_is_refused);
     tcase_add_test(tc, batch_refuses_bad_jobs_before_writing);
     tcase_add_test(tc, bad_options_are_refused_before_anything_runs);
     tcase_add_test(tc, cache_hit_replays_the_same_events);
