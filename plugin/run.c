@@ -452,12 +452,18 @@ static int refuse_run(ngs_run_result *result, int rc)
 
 /* The netlist's directory as ngspice's command line can take it. Its lexer expands
  * $, splits at ; and ! and `, eats \ and cannot quote a ' and a " together, even
- * inside quotes: such a directory is reached through a link in the engine's private
- * directory, whose path has none of them. Anything else is used as it is. */
+ * inside quotes, and cuts a line at 1024 bytes (a directory of about 980 lost the
+ * end of the command, and its includes were not found): such a directory is
+ * reached through a link in the engine's private directory, whose path has none
+ * of that. Anything else is used as it is. */
+#define NGSPICE_LINE_MAX 1024
+
 static const char *sourcepath_dir(ngs_engine *e, const char *dir, char *link, size_t n)
 {
     static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,=:@%~ '\"";
-    if (dir[strspn(dir, plain)] == '\0' && !(strchr(dir, '\'') && strchr(dir, '"'))) return dir;
+    if (dir[strspn(dir, plain)] == '\0' && !(strchr(dir, '\'') && strchr(dir, '"')) &&
+        strlen(dir) < NGSPICE_LINE_MAX - 64 /* the rest of the set command */)
+        return dir;
     snprintf(link, n, "%s/netlist-dir", e->work_dir);
     unlink(link); /* the previous run's */
     return symlink(dir, link) == 0 ? link : dir;

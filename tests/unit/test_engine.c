@@ -357,6 +357,34 @@ START_TEST(a_tmp_dir_too_long_for_ngspice_is_refused)
 }
 END_TEST
 
+START_TEST(includes_beside_a_netlist_in_a_long_directory_are_found)
+{
+    /* ngspice's lexer cuts a command at 1024 bytes: the sourcepath command of a
+     * directory of 1000 bytes lost its end, and 'sub.inc' was not found */
+    ngs_engine *e = engine();
+    ngs_run_result res;
+    char dir[4096], path[4200];
+    FILE *f;
+    make_dir_of_length(dir, 1000);
+    snprintf(path, sizeof path, "%s/sub.inc", dir);
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fputs("R1 in out 1k\n", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/n.cir", dir);
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fputs("rc\n.include sub.inc\nV1 in 0 DC 1\nC1 out 0 1n\n.tran 10n 2u\n.end\n", f);
+    fclose(f);
+    ck_assert_msg(ngs_run_file(e, path, NULL, &res) == NGS_OK, "%s", ngs_engine_last_error(e));
+    ck_assert_uint_gt(res.points, 0);
+    ck_assert_msg(ngs_run_lines(e, (const char *const[]){"rc", ".include sub.inc", "V1 in 0 DC 1", "C1 out 0 1n",
+                                                         ".tran 10n 2u", ".end"},
+                                6, dir, NULL, &res) == NGS_OK,
+                  "%s", ngs_engine_last_error(e));
+    ngs_engine_destroy(e);
+    remove_tree(dir);
+}
+END_TEST
+
 START_TEST(bad_library_path_is_an_error)
 {
     ngs_engine *e = NULL;
@@ -870,6 +898,7 @@ int main(void)
     tcase_add_test(tc, one_run_at_a_time_and_hooks_only_stop_or_go_on);
     tcase_add_test(tc, bad_library_path_is_an_error);
     tcase_add_test(tc, a_tmp_dir_too_long_for_ngspice_is_refused);
+    tcase_add_test(tc, includes_beside_a_netlist_in_a_long_directory_are_found);
     tcase_add_test(tc, batch_refuses_bad_jobs_before_writing);
     tcase_add_test(tc, bad_options_are_refused_before_anything_runs);
     tcase_add_test(tc, cache_hit_replays_the_same_events);
