@@ -1019,9 +1019,14 @@ void ngs_engine_destroy(ngs_engine *e)
 int ngs_engine_add_hook(ngs_engine *e, unsigned mask, ngs_hook_fn fn, void *user)
 {
     user_hook *h;
-    if (!e || !fn) return NGS_ERR_ARG;
+    if (!e) return NGS_ERR_ARG;
     /* a run holds pointers into the hook array: growing it then would free them */
     if (!ngs_engine_claim(e)) return NGS_ERR_STATE;
+    if (!fn) { /* said, not the last run's error left in place */
+        ngs_engine_set_error(e, "the hook function is NULL");
+        atomic_store(&e->in_run, 0);
+        return NGS_ERR_ARG;
+    }
     h = realloc(e->hooks, (e->nhooks + 1) * sizeof *h);
     if (h) {
         e->hooks = h;

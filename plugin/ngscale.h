@@ -169,7 +169,8 @@ int ngs_engine_create(ngs_engine **engine, const ngs_engine_config *config);
 void ngs_engine_destroy(ngs_engine *engine);
 
 /* Hooks receive the events whose bits are in event_mask, for every later run. Not
- * during a run (from a hook or another thread): NGS_ERR_STATE. */
+ * during a run (from a hook or another thread): NGS_ERR_STATE. A NULL hook:
+ * NGS_ERR_ARG. */
 int ngs_engine_add_hook(ngs_engine *engine, unsigned event_mask, ngs_hook_fn hook, void *user);
 
 /* Asks the running simulation to stop, or the next one when none runs yet (safe from
@@ -239,7 +240,8 @@ typedef struct ngs_run_result {
  * outside the codec's range, lossy bounds that are not positive (or given to a
  * lossless codec), chunk_points over 16777216, a negative timeout or encoder_threads
  * is NGS_ERR_ARG with the reason in ngs_engine_last_error, and nothing is written.
- * result may be NULL; when given, it is filled whatever the outcome. */
+ * result may be NULL; when given, it is filled whatever the outcome. A NULL engine,
+ * netlist_path or lines, or nlines 0, is NGS_ERR_ARG (the error says which). */
 int ngs_run_file(ngs_engine *engine, const char *netlist_path,
                  const ngs_run_options *options, ngs_run_result *result);
 

@@ -778,13 +778,25 @@ static void release_engine(ngs_engine *e)
     atomic_store(&e->in_run, 0);
 }
 
+/* A missing argument: the engine's error says which, as for any refusal (it said
+ * the last run's error before), unless a run is under way on it, whose error stays. */
+static int refuse_argument(ngs_engine *e, ngs_run_result *result, const char *why)
+{
+    if (ngs_engine_claim(e)) {
+        ngs_engine_set_error(e, "%s", why);
+        release_engine(e);
+    }
+    return refuse_run(result, NGS_ERR_ARG);
+}
+
 int ngs_run_file(ngs_engine *e, const char *path, const ngs_run_options *o, ngs_run_result *result)
 {
     ngs_deck deck;
     char err[512];
     char *abs, *dir;
     int rc;
-    if (!e || !path) return refuse_run(result, NGS_ERR_ARG);
+    if (!e) return refuse_run(result, NGS_ERR_ARG);
+    if (!path) return refuse_argument(e, result, "no netlist: netlist_path is NULL");
     if (!e->dispatch || !e->lib_source) return refuse_run(result, NGS_ERR_STATE);
     if (!ngs_engine_claim(e)) return refuse_run(result, NGS_ERR_STATE);
     rc = ngs_deck_load_file(&deck, path, err, sizeof err);
@@ -815,7 +827,8 @@ int ngs_run_lines_into(ngs_engine *e, const char *const *lines, size_t n, const 
     ngs_deck deck;
     char cwd[4096];
     int rc;
-    if (!e || !lines || n == 0) return refuse_run(result, NGS_ERR_ARG);
+    if (!e) return refuse_run(result, NGS_ERR_ARG);
+    if (!lines || n == 0) return refuse_argument(e, result, !lines ? "no netlist: lines is NULL" : "no netlist: nlines is 0");
     if (!e->dispatch || !e->lib_source) return refuse_run(result, NGS_ERR_STATE);
     if (!ngs_engine_claim(e)) return refuse_run(result, NGS_ERR_STATE);
     if ((rc = ngs_deck_from_lines(&deck, lines, n)) != NGS_OK) {

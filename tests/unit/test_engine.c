@@ -144,6 +144,27 @@ START_TEST(broken_netlist_then_good_run)
 }
 END_TEST
 
+START_TEST(a_missing_argument_is_what_the_error_says)
+{
+    /* an NGS_ERR_ARG refusal left the last run's error in place: a NULL netlist
+     * after a broken one read "ngspice rejected the netlist" */
+    ngs_engine *e = engine();
+    ngs_run_result res;
+    ck_assert_int_eq(ngs_run_lines(e, broken_deck, N(broken_deck), NULL, NULL, &res), NGS_ERR_NETLIST);
+    ck_assert_int_eq(ngs_run_file(e, NULL, NULL, &res), NGS_ERR_ARG);
+    ck_assert_str_eq(ngs_engine_last_error(e), "no netlist: netlist_path is NULL");
+    ck_assert_int_eq(ngs_run_lines(e, NULL, 3, NULL, NULL, &res), NGS_ERR_ARG);
+    ck_assert_str_eq(ngs_engine_last_error(e), "no netlist: lines is NULL");
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, 0, NULL, NULL, &res), NGS_ERR_ARG);
+    ck_assert_str_eq(ngs_engine_last_error(e), "no netlist: nlines is 0");
+    ck_assert_int_eq(ngs_engine_add_hook(e, NGS_EV_ALL, NULL, NULL), NGS_ERR_ARG);
+    ck_assert_str_eq(ngs_engine_last_error(e), "the hook function is NULL");
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, NULL, &res), NGS_OK);
+    ck_assert_str_eq(ngs_engine_last_error(e), "");
+    ngs_engine_destroy(e);
+}
+END_TEST
+
 START_TEST(hook_can_stop_a_run)
 {
     ngs_engine *e = engine();
@@ -893,6 +914,7 @@ int main(void)
     tcase_add_test(tc, progress_only_when_a_hook_wants_it);
     tcase_add_test(tc, quit_replaces_the_copy);
     tcase_add_test(tc, broken_netlist_then_good_run);
+    tcase_add_test(tc, a_missing_argument_is_what_the_error_says);
     tcase_add_test(tc, hook_can_stop_a_run);
     tcase_add_test(tc, an_interrupt_before_the_run_stops_it_and_only_it);
     tcase_add_test(tc, one_run_at_a_time_and_hooks_only_stop_or_go_on);
