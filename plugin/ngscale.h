@@ -236,10 +236,10 @@ typedef struct ngs_run_result {
  * One run at a time per engine: a run function called while another runs on the
  * same engine (from another thread, or from one of its hooks) returns NGS_ERR_STATE
  * at once and leaves that run alone. Use one engine per thread to run in parallel.
- * Options are checked before ngspice runs: an unknown codec or memory mode, a level
- * outside the codec's range, lossy bounds that are not positive (or given to a
- * lossless codec), chunk_points over 16777216, a negative timeout or encoder_threads
- * is NGS_ERR_ARG with the reason in ngs_engine_last_error, and nothing is written.
+ * Options are checked before ngspice runs: an empty output_path, an unknown codec or
+ * memory mode, a level outside the codec's range, lossy bounds that are not positive
+ * (or given to a lossless codec), chunk_points over 16777216, a negative timeout or
+ * encoder_threads is NGS_ERR_ARG with the reason in ngs_engine_last_error, and nothing is written.
  * result may be NULL; when given, it is filled whatever the outcome. A NULL engine,
  * netlist_path or lines, or nlines 0, is NGS_ERR_ARG (the error says which). */
 int ngs_run_file(ngs_engine *engine, const char *netlist_path,

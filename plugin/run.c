@@ -388,6 +388,10 @@ int ngs_run_options_check(const ngs_run_options *o, char *err, size_t errlen)
         snprintf(err, errlen, "timeout_s must be 0 (none) or a positive number of seconds");
         return NGS_ERR_ARG;
     }
+    if (o->output_path && !*o->output_path) { /* HDF5 said only ": cannot create the HDF5 file" */
+        snprintf(err, errlen, "the output path is empty");
+        return NGS_ERR_ARG;
+    }
     writer_options(o, &ho); /* even with no output: a wrong value is a caller's mistake to hear of */
     return ngs_h5_options_check(&ho, err, errlen);
 }

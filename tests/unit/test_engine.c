@@ -536,6 +536,12 @@ START_TEST(bad_options_are_refused_before_anything_runs)
     ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, &o, &r), NGS_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(ngs_engine_last_error(e), "unknown memory mode 7"));
     o.memory = NGS_MEMORY_AUTO;
+    /* an empty path was NGS_ERR_IO ": cannot create the HDF5 file", after the run began */
+    o.output_path = "";
+    ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, &o, &r), NGS_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(ngs_engine_last_error(e), "the output path is empty"));
+    ck_assert_int_eq(c.begins, 0);
+    o.output_path = out;
     ck_assert_int_eq(ngs_run_lines(e, rc_deck, N(rc_deck), NULL, &o, &r), NGS_OK);
     ck_assert_int_eq(c.begins, 1);
     ngs_engine_destroy(e);
