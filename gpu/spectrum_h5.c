@@ -1214,14 +1214,6 @@ static char *vector_list(job *j)
     return j->names[2] ? j->names + 2 : (char *)"none";
 }
 
-/* H5Ewalk2 callback: copies the description of HDF5's "truncated file" error. */
-static herr_t find_truncation(unsigned n, const H5E_error2_t *e, void *data)
-{
-    (void)n;
-    if (e->desc && strstr(e->desc, "truncated file")) snprintf((char *)data, 160, "%s", e->desc);
-    return 0;
-}
-
 /* Opens the file, read-only to read and compute (a kill then leaves it as it was:
  * HDF5 marks a file opened for writing until it is closed), read-write to write the
  * results. The message tells a program holding it (ngs_h5_file_in_use), a killed
@@ -1231,19 +1223,17 @@ static int open_file(job *j, int rw)
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     char *fmt = NULL;
     H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-    char truncated[160] = "";
+    char truncated[400] = "";
     H5E_BEGIN_TRY { j->file = H5Fopen(j->path, rw ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl); } H5E_END_TRY;
     /* a file cut short (a copy or download stopped, a full disk) is no killed writer's:
      * 'h5clear --increment' would make HDF5 write into it as if its end were there */
-    if (j->file < 0) H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_truncation, truncated);
+    if (j->file < 0) ngs_h5_open_failed_truncated(truncated, sizeof truncated);
     if (j->file < 0) {
         int rc;
         if (access(j->path, F_OK) != 0) {
             rc = set_err(j->err, j->errlen, NGS_ERR_IO, "%s: no such file", j->path);
         } else if (truncated[0]) {
-            rc = set_err(j->err, j->errlen, NGS_ERR_IO,
-                         "%s: the file is truncated (HDF5: %s): it ends before the data it indexes (a copy "
-                         "or download cut short, a full disk?); nothing was written", j->path, truncated);
+            rc = set_err(j->err, j->errlen, NGS_ERR_IO, "%s: %s; nothing was written", j->path, truncated);
         } else {
             htri_t is_h5;
             H5E_BEGIN_TRY { is_h5 = H5Fis_hdf5(j->path); } H5E_END_TRY;

@@ -1329,6 +1329,7 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     char *run_link = NULL, *fmt = NULL, *status = NULL, *tmp = NULL, *dest = NULL;
     child_list plots = {0};
     int rc = NGS_OK, live, busy;
+    char cut[400];
 
     memset(rep, 0, sizeof *rep);
     memset(&x, 0, sizeof x);
@@ -1348,7 +1349,9 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
     x.file = H5I_INVALID_HID;
     ngs_codec_register_zstd();
     ngs_bounded_register(); /* lossy runs: plain H5Dread then decodes them */
-    f = ngs_h5_open_read(h5_path, &live, &busy);
+    f = ngs_h5_open_read(h5_path, &live, &busy, cut, sizeof cut);
+    if (f < 0 && cut[0])
+        return set_err(err, errlen, NGS_ERR_IO, "%s: %s", h5_path, cut);
     if (f < 0 && busy)
         return set_err(err, errlen, NGS_ERR_IO, "%s is being written without SWMR (a running ngscale "
                        "batch, or another program): export it when it has finished", h5_path);

@@ -251,12 +251,17 @@ int ngs_h5_info_print(const char *path, FILE *out, char *err, size_t errlen)
     char *fmt, *ver, a[32], b[32];
     hsize_t idx = 0;
     int live, busy;
+    char cut[400];
     ngs_codec_register_zstd();
     ngs_bounded_register();
-    f = ngs_h5_open_read(path, &live, &busy);
+    f = ngs_h5_open_read(path, &live, &busy, cut, sizeof cut);
     if (f < 0 && busy) {
         snprintf(err, errlen, "%s is being written without SWMR (a running ngscale batch, or another "
                               "program): look again when it has finished", path);
+        return NGS_ERR_IO;
+    }
+    if (f < 0 && cut[0]) { /* h5clear cannot mend that */
+        snprintf(err, errlen, "%s: %s", path, cut);
         return NGS_ERR_IO;
     }
     if (f < 0) {

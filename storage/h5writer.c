@@ -215,10 +215,36 @@ int ngs_h5_file_in_use(const char *path)
     return busy;
 }
 
-int64_t ngs_h5_open_read(const char *path, int *live, int *busy)
+typedef struct {
+    char *buf;
+    size_t n;
+} text_out;
+
+/* H5Ewalk2 callback: copies the description of HDF5's "truncated file" error. */
+static herr_t find_truncation(unsigned n, const H5E_error2_t *e, void *data)
+{
+    text_out *t = data;
+    (void)n;
+    if (e->desc && strstr(e->desc, "truncated file"))
+        snprintf(t->buf, t->n, "the file is truncated (HDF5: %s): it ends before the data it indexes (a copy "
+                 "or download cut short, a full disk?)", e->desc);
+    return 0;
+}
+
+int ngs_h5_open_failed_truncated(char *why, size_t n)
+{
+    text_out t = {why, n};
+    if (!why || !n) return 0;
+    why[0] = '\0';
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_truncation, &t);
+    return why[0] != '\0';
+}
+
+int64_t ngs_h5_open_read(const char *path, int *live, int *busy, char *cut, size_t cutlen)
 {
     hid_t f;
     *live = *busy = 0;
+    if (cut && cutlen) cut[0] = '\0';
     H5E_BEGIN_TRY {
         f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
         if (f < 0) { /* still being written, or left by a killed writer */
@@ -226,7 +252,10 @@ int64_t ngs_h5_open_read(const char *path, int *live, int *busy)
             *live = f >= 0;
         }
     } H5E_END_TRY;
-    if (f < 0) *busy = ngs_h5_file_in_use(path);
+    if (f < 0) {
+        ngs_h5_open_failed_truncated(cut, cutlen);
+        *busy = ngs_h5_file_in_use(path);
+    }
     return f;
 }
 

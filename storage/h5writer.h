@@ -58,8 +58,15 @@ int ngs_h5_file_in_use(const char *path);
 
 /* path opened read-only for a reader (an HDF5 file id): plainly, else in SWMR-read mode
  * (a run still writing it, or a killed writer's file: *live = 1). Negative when it does
- * not open; *busy = 1 then when a writer without SWMR holds it (a running batch). */
-int64_t ngs_h5_open_read(const char *path, int *live, int *busy);
+ * not open; *busy = 1 then when a writer without SWMR holds it (a running batch), and
+ * cut (may be NULL) says so when the file is cut short (ngs_h5_open_failed_truncated),
+ * else "". */
+int64_t ngs_h5_open_read(const char *path, int *live, int *busy, char *cut, size_t cutlen);
+
+/* Right after an H5Fopen that failed: 1 when HDF5 found the file shorter than its
+ * superblock says (a copy or download cut short; no killed writer's, which h5clear
+ * mends), with why saying so in a sentence that quotes HDF5; else 0 and why "". */
+int ngs_h5_open_failed_truncated(char *why, size_t n);
 
 /* NGS_OK when a writer may replace path: nothing there, or an HDF5 file that no other
  * program has open; else NGS_ERR_IO and why in err. ngs_h5_open checks it without

@@ -387,6 +387,13 @@ class Spectrum(unittest.TestCase):
             self.assertNotIn("h5clear", p.stderr)
             with open(cut, "rb") as f:
                 self.assertEqual(f.read(), whole[:len(whole) // 2])
+            # info and export open it through the same helper: said the same way
+            for args in (["info", cut], ["export", cut, os.path.join(d, "cut.raw")]):
+                p = run([NGSCALE] + args, check=False)
+                self.assertEqual(p.returncode, 3, args)
+                self.assertIn("cut.h5: the file is truncated", p.stderr)
+                self.assertIn("stored_eof = %d" % len(whole), p.stderr)
+                self.assertNotIn("h5clear", p.stderr)
 
 
 if __name__ == "__main__":
