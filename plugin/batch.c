@@ -613,6 +613,7 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
     ngs_h5_writer *w;
     ngs_h5_options ho;
     char err[512];
+    const char *path; /* the file written: out->tmp, or the output itself */
     struct stat st;
     int rc;
     memset(out, 0, sizeof *out);
@@ -626,10 +627,11 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
         set_error(b, "%s", err);
         return rc;
     }
+    path = out->tmp ? out->tmp : b->opt.output_path;
     /* the writer creates the file with ngscale's root attributes */
     ngs_h5_options_init(&ho);
     ho.swmr = 0;
-    if ((rc = ngs_h5_open(&w, out->tmp ? out->tmp : b->opt.output_path, &ho, err, sizeof err)) != NGS_OK) {
+    if ((rc = ngs_h5_open(&w, path, &ho, err, sizeof err)) != NGS_OK) {
         set_error(b, "%s", err);
         return rc;
     }
@@ -637,7 +639,7 @@ static int output_open(ngs_batch *b, output *out, const ngs_job *first)
     {   /* the format the writer uses for files of its own */
         hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
         H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-        out->file = H5Fopen(out->tmp ? out->tmp : b->opt.output_path, H5F_ACC_RDWR, fapl);
+        out->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
         H5Pclose(fapl);
     }
     if (out->file < 0) {
