@@ -481,19 +481,23 @@ static int parse_shared(int c, const char *arg, const shared_options *so)
 }
 
 /* A netlist must be a readable file: a directory passes access(R_OK) and would only
- * fail later, as a job, after the others had started. */
-static int netlist_is_readable(const char *cmd, const char *path)
+ * fail later, as a job, after the others had started. EXIT_OK, or the exit status. */
+static int netlist_check(const char *cmd, const char *path)
 {
     struct stat st;
+    if (!*path) { /* an unset shell variable, say: "cannot read : No such file" said little */
+        fprintf(stderr, "ngscale %s: a netlist path is empty\n", cmd);
+        return EXIT_USAGE;
+    }
     if (access(path, R_OK) != 0) {
         fprintf(stderr, "ngscale %s: cannot read %s: %s\n", cmd, path, strerror(errno));
-        return 0;
+        return EXIT_IO;
     }
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         fprintf(stderr, "ngscale %s: %s is a directory, not a netlist\n", cmd, path);
-        return 0;
+        return EXIT_IO;
     }
-    return 1;
+    return EXIT_OK;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -564,7 +568,7 @@ static int cmd_run(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (check_shared(&shared) != 0) return EXIT_USAGE;
-    if (!netlist_is_readable("run", netlist)) return EXIT_IO;
+    if ((rc = netlist_check("run", netlist)) != EXIT_OK) return rc;
     {
         const char *inputs[] = {netlist, log_path};
         if (!output_is_safe("run", o.output_path, inputs, 2)) return EXIT_USAGE;
@@ -991,7 +995,7 @@ static int cmd_batch(int argc, char **argv)
         return EXIT_USAGE;
     }
     for (int i = optind; i < argc; i++)
-        if (!netlist_is_readable("batch", argv[i])) return EXIT_IO;
+        if ((rc = netlist_check("batch", argv[i])) != EXIT_OK) return rc;
     {
         int safe;
         const char **inputs = calloc((size_t)(argc - optind) + 1, sizeof *inputs);

@@ -167,12 +167,16 @@ static int push_line(ngs_deck *d, const char *s, size_t len, size_t *cap)
 
 int ngs_deck_load_file(ngs_deck *d, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f;
     char *buf = NULL;
     size_t len = 0, cap = 0, linecap = 0;
     int rc = NGS_OK;
     memset(d, 0, sizeof *d);
-    if (!f) {
+    if (!*path) { /* an unset variable, say: ": No such file or directory" said little */
+        snprintf(err, errlen, "no netlist: the netlist path is empty");
+        return NGS_ERR_ARG;
+    }
+    if (!(f = fopen(path, "rb"))) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return NGS_ERR_IO;
     }

@@ -241,7 +241,8 @@ typedef struct ngs_run_result {
  * (or given to a lossless codec), chunk_points over 16777216, a negative timeout or
  * encoder_threads is NGS_ERR_ARG with the reason in ngs_engine_last_error, and nothing is written.
  * result may be NULL; when given, it is filled whatever the outcome. A NULL engine,
- * netlist_path or lines, or nlines 0, is NGS_ERR_ARG (the error says which). */
+ * a NULL or empty netlist_path, NULL lines or nlines 0 is NGS_ERR_ARG (the error says
+ * which). */
 int ngs_run_file(ngs_engine *engine, const char *netlist_path,
                  const ngs_run_options *options, ngs_run_result *result);
 

@@ -47,6 +47,15 @@ class Cli(unittest.TestCase):
             self.assertEqual(p.returncode, 3)
             self.assertIn("is a directory, not a netlist", p.stderr)
 
+    def test_an_empty_netlist_path_is_a_usage_error(self):
+        # "$NETLIST" unset: it said "cannot read : No such file or directory" (exit 3)
+        with TempDir() as d:
+            for cmd in ("run", "batch"):
+                p = run([NGSCALE, cmd, "", "-o", os.path.join(d, "o.h5")], check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn("ngscale %s: a netlist path is empty" % cmd, p.stderr)
+                self.assertFalse(os.path.exists(os.path.join(d, "o.h5")))
+
     def test_bad_netlist_reports_ngspice_message_with_user_line_number(self):
         with TempDir() as d:
             out = os.path.join(d, "o.h5")

@@ -153,6 +153,8 @@ START_TEST(a_missing_argument_is_what_the_error_says)
     ck_assert_int_eq(ngs_run_lines(e, broken_deck, N(broken_deck), NULL, NULL, &res), NGS_ERR_NETLIST);
     ck_assert_int_eq(ngs_run_file(e, NULL, NULL, &res), NGS_ERR_ARG);
     ck_assert_str_eq(ngs_engine_last_error(e), "no netlist: netlist_path is NULL");
+    ck_assert_int_eq(ngs_run_file(e, "", NULL, &res), NGS_ERR_ARG); /* said ": No such file or directory" */
+    ck_assert_str_eq(ngs_engine_last_error(e), "no netlist: the netlist path is empty");
     ck_assert_int_eq(ngs_run_lines(e, NULL, 3, NULL, NULL, &res), NGS_ERR_ARG);
     ck_assert_str_eq(ngs_engine_last_error(e), "no netlist: lines is NULL");
     ck_assert_int_eq(ngs_run_lines(e, rc_deck, 0, NULL, NULL, &res), NGS_ERR_ARG);
