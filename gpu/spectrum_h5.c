@@ -1201,7 +1201,10 @@ static void print_table(const job *j, FILE *out, const ngs_spectrum_metrics *m, 
                 it->run, r->fundamental, r->amplitude, r->thd_db, r->thd_percent, r->snr_db, r->sinad_db,
                 r->sfdr_db, r->enob, r->noise_floor_db);
     }
-    fprintf(out, "written to %s: <run>/spectrum/%s, table /spectrum_metrics\n", j->path, first->vec_link);
+    if (j->o->no_write)
+        fprintf(out, "not written: %s was left as it was\n", j->path);
+    else
+        fprintf(out, "written to %s: <run>/spectrum/%s, table /spectrum_metrics\n", j->path, first->vec_link);
 }
 
 /* ---------------------------------------------------------------- the call -- */
@@ -1242,12 +1245,12 @@ static int open_file(job *j, int rw)
             } else if (rw && access(j->path, W_OK) != 0) {
                 rc = set_err(j->err, j->errlen, NGS_ERR_IO,
                              "%s: cannot open it for writing (read-only file or directory?): "
-                             "the spectrum is written into the file", j->path);
+                             "the spectrum is written into the file (--no-write only prints it)", j->path);
             } else if (ngs_h5_file_in_use(j->path)) {
                 rc = set_err(j->err, j->errlen, NGS_ERR_IO,
                              "%s: another program has the file open (a reader such as h5py or HDFView, or "
-                             "a run still writing it): try again once it is closed (nothing was written)",
-                             j->path);
+                             "a run still writing it): try again once it is closed (nothing was written)%s",
+                             j->path, rw ? ", or print the spectrum only with --no-write" : "");
             } else {
                 rc = set_err(j->err, j->errlen, NGS_ERR_IO,
                              "%s: the file is marked as open for writing, and no program has it open: "
@@ -1650,6 +1653,10 @@ int ngs_spectrum_file(const char *h5_path, const ngs_spectrum_file_options *opti
     }
 
     /* ---- write back ---- */
+    if (o.no_write) {
+        if (table_out) print_table(&j, table_out, m, index, N, used, fund_source, fund);
+        goto out;
+    }
     if (o.stop && *o.stop) {
         rc = set_err(err, errlen, NGS_ERR_INTERRUPTED, "%s: interrupted before writing; the file is unchanged",
                      h5_path);

@@ -68,6 +68,9 @@ typedef struct ngs_spectrum_file_options {
     int harmonics; /* THD uses harmonics 2..harmonics (2..32); 0: 9 */
     size_t points; /* uniform points N (>= 4); 0: next power of two >= the input points */
     int threads;   /* FFTW / OpenMP threads; 0: all cores */
+    /* 1: compute and print the table only; the file is opened read-only and left as it
+     * was (a read-only file, or one that a reader such as h5py has open). */
+    int no_write;
     /* Set (by a signal handler, say) to stop: looked at before the file is written,
      * which then stays as it was (NGS_ERR_INTERRUPTED). Writing, once begun, ends. */
     const volatile sig_atomic_t *stop;
@@ -75,7 +78,8 @@ typedef struct ngs_spectrum_file_options {
 
 void ngs_spectrum_file_options_init(ngs_spectrum_file_options *options);
 
-/* Analyses, writes back, and prints the table to table_out (NULL: no table). */
+/* Analyses, writes back (unless no_write), and prints the table to table_out (NULL: no
+ * table). */
 int ngs_spectrum_file(const char *h5_path, const ngs_spectrum_file_options *options,
                       FILE *table_out, char *err, size_t errlen);
 

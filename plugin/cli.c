@@ -143,6 +143,8 @@ static void usage(FILE *f)
         "      --run GROUP         only this run or job (repeatable); by default every run\n"
         "                          whose plot holds the vector, those cut short skipped\n"
         "      --plot NAME         the plot to analyse (default: the first transient one)\n"
+        "      --no-write          print the table only: FILE is opened read-only and left as it\n"
+        "                          was (a read-only file, or one a reader has open)\n"
         "\n"
         "Other options:\n"
         "  -h, --help              this text\n"
@@ -1261,7 +1263,8 @@ static int cmd_spectrum(int argc, char **argv)
         {"harmonics", required_argument, 0, 'H'}, {"points", required_argument, 0, 'N'},
         {"resample", required_argument, 0, 'r'}, {"backend", required_argument, 0, 'b'},
         {"run", required_argument, 0, 'R'},      {"plot", required_argument, 0, 'p'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+        {"no-write", no_argument, 0, 'W'},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     ngs_spectrum_file_options so;
     const char *runs[256];
     size_t nruns = 0;
@@ -1277,6 +1280,7 @@ static int cmd_spectrum(int argc, char **argv)
         case 'r': so.resample = optarg; break;
         case 'b': so.backend = optarg; break;
         case 'p': so.plot = optarg; break;
+        case 'W': so.no_write = 1; break;
         case 'f': /* SPICE suffixes welcome: 1k, 2.5meg */
             d = ngs_spice_number(optarg);
             if (!(d >= 0)) {

@@ -355,6 +355,32 @@ class Spectrum(unittest.TestCase):
                 self.assertIn("tran1", f["spectrum_metrics"])
                 self.assertNotIn("spectrum", f["run"])
 
+    def test_no_write_prints_the_table_of_a_file_it_cannot_write(self):
+        """A file a reader has open (or a read-only one) gave no spectrum at all: the
+        spectrum is written into the file. --no-write opens it read-only, prints the
+        same table and leaves the file byte for byte as it was."""
+        with TempDir() as d:
+            _, out = self.simulate(d)
+            with open(out, "rb") as f:
+                before = f.read()
+            with h5py.File(out, "r"):
+                p = run([NGSCALE, "spectrum", out, "--vector", "v(out)"], check=False)
+                self.assertEqual(p.returncode, 3)
+                self.assertIn("or print the spectrum only with --no-write", p.stderr)
+                p = run([NGSCALE, "spectrum", out, "--vector", "v(out)", "--fund", "1k", "--no-write"])
+            with open(out, "rb") as f:
+                self.assertEqual(f.read(), before)
+            def rows_of(stdout):  # the run's row, not the header's
+                return [line.split() for line in stdout.splitlines() if line.startswith("run ") and "[" not in line]
+            rows = rows_of(p.stdout)
+            self.assertEqual(len(rows), 1, p.stdout)
+            self.assertIn("not written: %s was left as it was" % out, p.stdout)
+            # the same numbers as a run that writes them
+            p = run([NGSCALE, "spectrum", out, "--vector", "v(out)", "--fund", "1k"])
+            self.assertEqual(rows_of(p.stdout), rows)
+            with h5py.File(out, "r") as f:
+                self.assertIn("spectrum", f["run"])
+
     def test_messages_say_spectrum_once(self):
         """The engine's and the library's messages start 'spectrum: ', which the library
         and the CLI prefixed again: 'ngscale spectrum: spectrum: spectrum: N = 5 ...'."""
