@@ -86,7 +86,9 @@ typedef struct ngs_spectrum_options {
     size_t n;               /* uniform points N (>= 4); 0 = next power of two >= the largest
                                number of input points inside an analysed record */
     double fundamental;     /* Hz; 0 = the largest non-DC bin, interpolated (none, NaN metrics,
-                               when it is rounding: 240 dB below the record, a constant) */
+                               when it is rounding: 240 dB below the record, a constant; or
+                               less than 20 dB above the floor's mean, or above what the DC
+                               lobe leaks to it through the window's sidelobes) */
     unsigned periods;       /* with a fundamental: whole periods analysed; 0 = as many as fit */
     int harmonics;          /* THD uses harmonics 2..harmonics (2..NGS_SPECTRUM_MAX_HARMONICS), default 9 */
     int plan_measure;       /* 1: FFTW_MEASURE (slower planning, faster transforms); default FFTW_ESTIMATE */
