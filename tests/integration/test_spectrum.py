@@ -71,13 +71,21 @@ def spectrum_group(f, run, vector="v(out)"):
     return f["%s/spectrum/%s" % (run, vector)]
 
 
+# a 1 mV tone of 1 kHz on a 100 mV ramp: the drift fills the DC lobe
+DRIFT = "drift\nV1 in mid SIN(1 1m 1k)\nV2 mid 0 PWL(0 0 20m 100m)\nR1 in 0 1k\n.tran 1u 20m\n.end\n"
+
+
+def simulate_text(d, name, text):
+    """d/name.cir holding text, run into d/name.h5: (netlist, file)"""
+    cir, out = os.path.join(d, name + ".cir"), os.path.join(d, name + ".h5")
+    write(cir, text)
+    run([NGSCALE, "run", "-q", cir, "-o", out])
+    return cir, out
+
+
 class Spectrum(unittest.TestCase):
     def simulate(self, d, amp=None):
-        cir = os.path.join(d, "clip.cir")
-        write(cir, CLIPPER if amp is None else CLIPPER.replace("amp=0.8", "amp=%g" % amp))
-        out = os.path.join(d, "clip.h5")
-        run([NGSCALE, "run", "-q", cir, "-o", out])
-        return cir, out
+        return simulate_text(d, "clip", CLIPPER if amp is None else CLIPPER.replace("amp=0.8", "amp=%g" % amp))
 
     def test_thd_of_a_soft_clipper_matches_numpy(self):
         with TempDir() as d:
@@ -177,11 +185,8 @@ class Spectrum(unittest.TestCase):
         in 'Hz' (20 periods over 1 V: '20 Hz'), exit 0; an AC plot said 'not a real 1-D
         vector'. Both are now refused, naming the scale, and the file is left as it was."""
         with TempDir() as d:
-            cir = os.path.join(d, "sweep.cir")
-            write(cir, "sweep\nV1 in 0 DC 0\nB1 out 0 V=sin(2*3.14159265*20*v(in))\nR1 out 0 1k\n"
-                       ".dc V1 0 1 0.001\n.end\n")
-            out = os.path.join(d, "sweep.h5")
-            run([NGSCALE, "run", "-q", cir, "-o", out])
+            _, out = simulate_text(d, "sweep", "sweep\nV1 in 0 DC 0\nB1 out 0 V=sin(2*3.14159265*20*v(in))\n"
+                                               "R1 out 0 1k\n.dc V1 0 1 0.001\n.end\n")
             for extra in ([], ["--run", "run"]):
                 p = run([NGSCALE, "spectrum", out, "--vector", "out", "--plot", "dc1"] + extra, check=False)
                 self.assertEqual(p.returncode, 2, p.stderr)
@@ -219,10 +224,8 @@ class Spectrum(unittest.TestCase):
         were reported, a little off; from 8 on the tone is measured."""
         with TempDir() as d:
             for stop, found in (("4m", False), ("2m", False), ("30u", False), ("6m", False), ("9m", True)):
-                cir = os.path.join(d, "s%s.cir" % stop)
-                write(cir, "sine\nV1 in 0 SIN(0.5 1 1k)\nR1 in 0 1k\n.tran 10u %s\n.end\n" % stop)
-                out = os.path.join(d, "s%s.h5" % stop)
-                run([NGSCALE, "run", "-q", cir, "-o", out])
+                _, out = simulate_text(d, "s" + stop, "sine\nV1 in 0 SIN(0.5 1 1k)\nR1 in 0 1k\n.tran 10u %s\n.end\n"
+                                       % stop)
                 p = run([NGSCALE, "spectrum", out, "--vector", "v(in)"])
                 with h5py.File(out, "r") as f:
                     fund = float(f["spectrum_metrics"]["fundamental_hz"][0])
@@ -242,10 +245,7 @@ class Spectrum(unittest.TestCase):
                         with h5py.File(out, "r") as f:
                             self.assertAlmostEqual(float(f["spectrum_metrics"]["amplitude"][0]), 1, delta=1e-3)
             # a slow drift fills the DC lobe too, but a tone of many periods stays found
-            cir = os.path.join(d, "drift.cir")
-            write(cir, "drift\nV1 in mid SIN(1 1m 1k)\nV2 mid 0 PWL(0 0 20m 100m)\nR1 in 0 1k\n.tran 1u 20m\n.end\n")
-            out = os.path.join(d, "drift.h5")
-            run([NGSCALE, "run", "-q", cir, "-o", out])
+            _, out = simulate_text(d, "drift", DRIFT)
             run([NGSCALE, "spectrum", out, "--vector", "v(in)"])
             with h5py.File(out, "r") as f:
                 self.assertAlmostEqual(float(f["spectrum_metrics"]["fundamental_hz"][0]), 1000, delta=1)
@@ -256,15 +256,9 @@ class Spectrum(unittest.TestCase):
         as the fundamental with five of the seven windows: '15 MHz, THD 57 %'. With
         hamming, a 1 kHz tone on a drift was reported at 979 Hz and 12 % low."""
         with TempDir() as d:
-            cir = os.path.join(d, "one.cir")
-            write(cir, "one period\nV1 in 0 SIN(0 1 1meg)\nR1 in out 1k\nC1 out 0 1p\n"
-                       ".tran 0.1u 1u 0 0.1u\n.end\n")
-            out = os.path.join(d, "one.h5")
-            run([NGSCALE, "run", "-q", cir, "-o", out])
-            cir = os.path.join(d, "drift.cir")
-            write(cir, "drift\nV1 in mid SIN(1 1m 1k)\nV2 mid 0 PWL(0 0 20m 100m)\nR1 in 0 1k\n.tran 1u 20m\n.end\n")
-            drift = os.path.join(d, "drift.h5")
-            run([NGSCALE, "run", "-q", cir, "-o", drift])
+            _, out = simulate_text(d, "one", "one period\nV1 in 0 SIN(0 1 1meg)\nR1 in out 1k\nC1 out 0 1p\n"
+                                             ".tran 0.1u 1u 0 0.1u\n.end\n")
+            _, drift = simulate_text(d, "drift", DRIFT)
             for window in ("blackman-harris", "hann", "rect", "hamming", "blackman", "flattop", "kaiser"):
                 p = run([NGSCALE, "spectrum", out, "--vector", "v(out)", "--window", window])
                 self.assertIn("or more periods stands out", p.stdout, window)
