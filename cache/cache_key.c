@@ -83,6 +83,8 @@ typedef struct {
     int ctl;             /* > 0 while a .control command, and what it pulls in, is walked */
     int unseeded_noise;  /* a TRNOISE source: no seed reaches its generator */
     int sourcepath;      /* the deck sets `sourcepath` */
+    char **deck_dirs;    /* directories the deck's own `set sourcepath` names */
+    size_t ndeck_dirs;
     int inclusions;      /* files pulled in so far */
     doc_t **docs;
     size_t ndocs, capdocs;
@@ -257,11 +259,11 @@ static int candidate(const kctx *k, const char *name, const char *dir, int i, ch
     } else if (i == 1) {
         n = snprintf(out, outlen, "%s/%s", k->cwd, name);
     } else {
-        int j = 0;
-        if (!k->search) return 0;
-        while (j < i - 2 && k->search[j]) j++;
-        if (!k->search[j]) return 0;
-        n = snprintf(out, outlen, "%s/%s", k->search[j], name);
+        size_t j = 0, m = (size_t)(i - 2);
+        while (k->search && k->search[j] && j < m) j++;
+        if (k->search && k->search[j]) n = snprintf(out, outlen, "%s/%s", k->search[j], name);
+        else if (m - j < k->ndeck_dirs) n = snprintf(out, outlen, "%s/%s", k->deck_dirs[m - j], name);
+        else return 0;
     }
     if (n < 0 || (size_t)n >= outlen) out[0] = '\0'; /* too long: never exists */
     return 1;
@@ -708,6 +710,62 @@ static void scan_file_params(kctx *k, const char *line, const char *dir, int dep
     }
 }
 
+/* One directory a deck's `set sourcepath` names, kept as a candidate for what it
+ * pulls in later ('~' as ngspice expands it). */
+static void add_deck_dir(kctx *k, const char *dir)
+{
+    const char *home = getenv("HOME");
+    char path[PATH_MAX], **v;
+    if (!dir[0]) return;
+    if (strcasecmp(dir, "$sourcepath") == 0 || strcasecmp(dir, "$ngscale_sourcepath") == 0)
+        return; /* the run's own list: already candidates */
+    if (computed_name(dir) || (dir[0] == '~' && dir[1] && dir[1] != '/') || (dir[0] == '~' && !home)) {
+        uncacheable(k, "'set sourcepath' names '%s', a directory only known at run time", dir);
+        return;
+    }
+    if (snprintf(path, sizeof path, "%s%s", dir[0] == '~' ? home : "", dir + (dir[0] == '~')) >= (int)sizeof path) {
+        uncacheable(k, "'set sourcepath': directory name too long");
+        return;
+    }
+    if (!(v = realloc(k->deck_dirs, (k->ndeck_dirs + 1) * sizeof *v)) || !(v[k->ndeck_dirs] = strdup(path))) {
+        if (v) k->deck_dirs = v;
+        k->status = NGS_ERR_NOMEM;
+        return;
+    }
+    k->deck_dirs = v;
+    k->ndeck_dirs++;
+}
+
+/* `set sourcepath = ( a b )` (or `= a`) in the deck replaces the run's list: ngspice
+ * then finds the scripts it sources, and their includes, in those directories, so
+ * they become candidates too (those of the run's list stay: at worst a needless miss). */
+static void scan_sourcepath(kctx *k, const char *rest)
+{
+    char list[TOKEN_MAX], tok[TOKEN_MAX];
+    for (const char *p = rest; (p = strcasestr(p, "sourcepath")) != NULL; p += 10) {
+        const char *q = skip_ws(p + 10), *t;
+        size_t n = 0;
+        char quote = 0;
+        int rc;
+        if ((p > rest && is_ident((unsigned char)p[-1])) || *q != '=') continue;
+        q = skip_ws(q + 1);
+        if (*q != '(') {
+            if (next_token(&q, tok, sizeof tok) > 0) add_deck_dir(k, tok);
+            continue;
+        }
+        for (q++; *q && (quote || *q != ')'); q++) { /* the list, up to its ')' outside quotes */
+            if (quote && *q == quote) quote = 0;
+            else if (!quote && (*q == '"' || *q == '\'')) quote = *q;
+            if (n + 1 < sizeof list) list[n++] = *q;
+        }
+        list[n] = '\0';
+        for (t = list; (rc = next_token(&t, tok, sizeof tok)) != 0;) {
+            if (rc < 0) { uncacheable(k, "'set sourcepath': directory name too long"); break; }
+            add_deck_dir(k, tok);
+        }
+    }
+}
+
 /* Commands that write files a cached replay would not recreate. */
 static const char *const writing_commands[] = {
     "write", "wrdata", "wrs2p", "hardcopy", "wrnodev", "snsave", "eprvcd", "eprint", NULL};
@@ -798,7 +856,10 @@ static void control_command(kctx *k, const char *cmdline, const char *dir, int d
     } else if (strcmp(cmd, "set") == 0 || strcmp(cmd, "setcs") == 0) {
         const char *q = rest;
         if (strcasestr(rest, "unixcom")) uncacheable(k, "'set unixcom' runs unknown commands in the shell");
-        if (strcasestr(rest, "sourcepath")) k->sourcepath = 1;
+        if (strcasestr(rest, "sourcepath")) {
+            k->sourcepath = 1;
+            scan_sourcepath(k, rest);
+        }
         while (next_assignment(&q, "rndseed", val, sizeof val))
             if (val[0]) k->control_seed = 1;
     } else if (strcmp(cmd, "setseed") == 0) {
@@ -1086,6 +1147,8 @@ static int walk(ngs_cache_key *key, const char *netlist_path, const char *netlis
     doc_free(top);
     for (size_t i = 0; i < k.ndocs; i++) doc_free(k.docs[i]);
     free(k.docs);
+    for (size_t i = 0; i < k.ndeck_dirs; i++) free(k.deck_dirs[i]);
+    free(k.deck_dirs);
     return rc;
 }
 

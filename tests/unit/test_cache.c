@@ -808,6 +808,47 @@ START_TEST(key_search_dirs_quotes_and_comments)
 }
 END_TEST
 
+/* A deck that sets its own sourcepath has ngspice look for what it sources there
+ * (the run's list is replaced): a script found both beside the netlist and there
+ * gave a stale hit when only the second one changed. */
+START_TEST(key_follows_a_sourcepath_the_deck_sets)
+{
+    char *d = make_tmpdir(), net[8192];
+    ngs_cache_key a, b;
+    put(d, "foo.sp", "*ng_script\nalter r1 = 1k\n");
+    put(d, "scripts/foo.sp", "*ng_script\nalter r1 = 3k\n");
+    fmt(net, sizeof net, "t\nR1 a 0 1k\n.control\nset sourcepath = ( \"%s/scripts\" $sourcepath )\nsource foo.sp\nop\n.endc\n", d);
+    a = key_of(d, net);
+    assert_cacheable(&a);
+    ck_assert_int_eq(a.nfiles, 2);
+    put(d, "scripts/foo.sp", "*ng_script\nalter r1 = 9k\n");
+    b = key_of(d, net);
+    assert_cacheable(&b);
+    ck_assert_str_ne(a.hex, b.hex);
+    /* a single directory, no parentheses */
+    fmt(net, sizeof net, "t\nR1 a 0 1k\n.control\nset sourcepath=%s/scripts\nsource foo.sp\n.endc\n", d);
+    a = key_of(d, net);
+    put(d, "scripts/foo.sp", "*ng_script\nalter r1 = 5k\n");
+    b = key_of(d, net);
+    ck_assert_str_ne(a.hex, b.hex);
+    /* a directory known only when ngspice runs */
+    b = key_of(d, "t\n.control\nset sourcepath = ( $mydir )\nsource foo.sp\n.endc\n");
+    assert_uncacheable(&b, "only known at run time");
+    /* ~ is the home directory, as ngspice reads it */
+    {
+        char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+        setenv("HOME", d, 1);
+        a = key_of(d, "t\n.control\nset sourcepath = ( ~/scripts )\nsource foo.sp\n.endc\n");
+        if (home) setenv("HOME", home, 1);
+        else unsetenv("HOME");
+        free(home);
+        assert_cacheable(&a);
+        ck_assert_int_eq(a.nfiles, 2);
+    }
+    rm_rf(d);
+}
+END_TEST
+
 /* ============================================================== recordings == */
 
 START_TEST(record_replay_round_trip_is_bit_exact)
@@ -1983,6 +2024,7 @@ int main(void)
     tcase_add_test(key, key_constructs_that_stay_cacheable);
     tcase_add_test(key, key_follows_files_read_by_commands_and_models);
     tcase_add_test(key, key_search_dirs_quotes_and_comments);
+    tcase_add_test(key, key_follows_a_sourcepath_the_deck_sets);
     tcase_add_test(rec, record_replay_round_trip_is_bit_exact);
     tcase_add_test(store, store_never_takes_over_a_directory_with_other_files);
     tcase_add_test(rec, record_damaged_files_are_refused_before_any_event);
