@@ -393,6 +393,14 @@ static int meta_file_text(const meta_t *m, const char *hex, char *buf, size_t *l
     return meta_text(m, META_MAGIC, hex, buf, META_MAX, len) != 0 || seal(buf, META_MAX, len) != 0 ? -1 : 0;
 }
 
+/* What an entry takes in the local tier (recording and .meta), as eviction counts it. */
+static uint64_t entry_size(const meta_t *m, const char *hex)
+{
+    char buf[META_MAX];
+    size_t len;
+    return m->size + (meta_file_text(m, hex, buf, &len) == 0 ? len : META_MAX);
+}
+
 /* Writes a sealed .meta into a temporary file of the shard; returns its fd (path set). */
 static int meta_write_temp(const ngs_cache *c, const char *hex, const meta_t *m, char *tmp, size_t n)
 {
@@ -1119,11 +1127,15 @@ out:
     return result;
 }
 
-/* Downloads hex from Redis into the local tier. Returns L_HIT (installed, m
- * filled) or L_MISS. */
-/* Fetches entry hex from Redis into the local store `into` (c itself, or its stage). */
-static int redis_get(ngs_cache *c, ngs_cache *into, const char *hex, meta_t *m)
+static ngs_cache *stage_locked(ngs_cache *c);
+
+/* Fetches entry hex from Redis into the local store *intop (c itself, or its
+ * stage; an entry over the local size cap goes to the stage, which *intop then
+ * names: kept, it would evict everything else and still break the cap). Returns
+ * L_HIT (installed, m filled) or L_MISS. */
+static int redis_get(ngs_cache *c, ngs_cache **intop, const char *hex, meta_t *m)
 {
+    ngs_cache *into = *intop;
     char mkey[128], ckey[256], tmp[PATH_MAX], shard[PATH_MAX], s[128];
     unsigned char want_sha[32], md[32];
     unsigned int mdlen = 0;
@@ -1153,6 +1165,12 @@ static int redis_get(ngs_cache *c, ngs_cache *into, const char *hex, meta_t *m)
     }
     freeReplyObject(r);
     r = NULL;
+    if (!into->scratch && entry_size(m, hex) > into->o.max_bytes) {
+        if (!(into = stage_locked(c))) goto out;
+        *intop = into;
+        warn(c, "Redis entry %.12s... of %llu bytes is over the local cache's size cap of %llu: used, not kept "
+                "locally", hex, (unsigned long long)entry_size(m, hex), (unsigned long long)c->o.max_bytes);
+    }
     shard_path(into, hex, shard, sizeof shard);
     if (mkdir_p(shard) != 0 || (fd = make_temp(shard, tmp, sizeof tmp)) < 0) {
         warn(c, "cache %s: cannot write: %s", into->dir, strerror(errno));
@@ -1300,17 +1318,15 @@ static ngs_cache *handle_new(const ngs_cache_options *options)
     return c;
 }
 
-/* Where Redis hits go: the local store, or, when this process may not write it, a
- * scratch store of the handle's own (made at the first Redis lookup). */
-static ngs_cache *redis_hit_store(ngs_cache *c)
+/* With rmu held: c's scratch store for the Redis hits it may not keep (made at
+ * the first such hit, removed at close); NULL when it cannot be made (warned). */
+static ngs_cache *stage_locked(ngs_cache *c)
 {
-    ngs_cache *into;
-    if (!c->read_only) return c;
-    pthread_mutex_lock(&c->rmu);
     if (!c->stage) {
         char why[PATH_MAX + 64], err[PATH_MAX + 160];
         ngs_cache *s = handle_new(&c->o);
-        snprintf(why, sizeof why, "cache %s is read-only here", c->dir);
+        snprintf(why, sizeof why, "cache %s %s", c->dir,
+                 c->read_only ? "is read-only here" : "cannot keep a Redis hit over its size cap");
         if (s && use_scratch_dir(s, why, err, sizeof err) == NGS_OK) {
             c->stage = s;
         } else {
@@ -1318,9 +1334,19 @@ static ngs_cache *redis_hit_store(ngs_cache *c)
             ngs_cache_close(s);
         }
     }
-    into = c->stage ? c->stage : c;
+    return c->stage;
+}
+
+/* Where Redis hits go: the local store, or, when this process may not write it, a
+ * scratch store of the handle's own (made at the first Redis lookup). */
+static ngs_cache *redis_hit_store(ngs_cache *c)
+{
+    ngs_cache *into;
+    if (!c->read_only) return c;
+    pthread_mutex_lock(&c->rmu);
+    into = stage_locked(c);
     pthread_mutex_unlock(&c->rmu);
-    return into;
+    return into ? into : c;
 }
 
 static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -1480,7 +1506,7 @@ int ngs_cache_lookup(ngs_cache *c, const ngs_cache_key *key, char *path, size_t 
     if (r != L_HIT && c->has_redis) {
         from = redis_hit_store(c);
         if (from != c) r = local_lookup(from, key->hex, &m, &corrupt); /* fetched before */
-        if (r != L_HIT) r = redis_get(c, from, key->hex, &m);
+        if (r != L_HIT) r = redis_get(c, &from, key->hex, &m);
         tier = 2;
         entry_path(from, key->hex, "ngsc", data, sizeof data);
         if (strlen(data) >= n) r = L_MISS;
@@ -1502,10 +1528,9 @@ int ngs_cache_lookup(ngs_cache *c, const ngs_cache_key *key, char *path, size_t 
 int ngs_cache_store(ngs_cache *c, const ngs_cache_key *key, const char *recording_path, double sim_seconds,
                     const char *ngspice_version)
 {
-    char shard[PATH_MAX], tmp[PATH_MAX], err[256], meta[META_MAX];
+    char shard[PATH_MAX], tmp[PATH_MAX], err[256];
     ngs_recording_info ri;
     meta_t m;
-    size_t meta_len; /* with the recording: the entry's size, as eviction counts it */
     int src = -1, fd = -1, rc, installed = 0;
 
     if (!c || !key || !key->cacheable || !ngs_cache_key_valid_hex(key->hex) || !recording_path) return NGS_ERR_ARG;
@@ -1521,16 +1546,15 @@ int ngs_cache_store(ngs_cache *c, const ngs_cache_key *key, const char *recordin
     m.created = now_s();
     m.sim_seconds = sim_seconds >= 0 ? sim_seconds : 0;
     one_line(m.ngspice, sizeof m.ngspice, ngspice_version);
-    if (meta_file_text(&m, key->hex, meta, &meta_len) != 0) meta_len = META_MAX; /* install_entry says why */
 
     if (c->scratch) {
         rc = NGS_OK; /* Redis alone keeps it (redis_put below) */
     } else if (c->read_only) {
         warn(c, "cache %s is read-only here: the run was not stored in it", c->dir);
         rc = NGS_ERR_IO;
-    } else if (ri.file_bytes + meta_len > c->o.max_bytes) {
+    } else if (entry_size(&m, key->hex) > c->o.max_bytes) {
         warn(c, "not stored%s: entry of %llu bytes is over the %scache's size cap of %llu",
-             c->has_redis ? " locally" : "", (unsigned long long)(ri.file_bytes + meta_len),
+             c->has_redis ? " locally" : "", (unsigned long long)entry_size(&m, key->hex),
              c->has_redis ? "local " : "", (unsigned long long)c->o.max_bytes);
         rc = NGS_CACHE_NOT_STORED;
     } else {

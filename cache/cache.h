@@ -114,8 +114,10 @@ typedef struct ngs_cache_hit_info {
 } ngs_cache_hit_info;
 
 /*
- * Looks a key up: the local tier, then Redis. On a hit, path receives the path of
- * a verified recording (pass it to ngs_replay; it stays valid until evicted, and if
+ * Looks a key up: the local tier, then Redis. A Redis entry larger than the local
+ * size cap (or any, when the local tier is read-only) is staged in a directory of
+ * the handle's own, removed at close, and the warning says so. On a hit, path
+ * receives the path of a verified recording (pass it to ngs_replay; it stays valid until evicted, and if
  * another process evicts it first, ngs_replay fails before delivering any event:
  * then run the simulation). info may be NULL. Counts a hit or a miss.
  * Returns NGS_OK (hit), NGS_CACHE_MISS (not found, corrupt, or Redis failing), or

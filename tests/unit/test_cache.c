@@ -1539,22 +1539,40 @@ static ngs_cache *open_tiered(const char *dir, const char *url, int retry_s)
     return c;
 }
 
+/* Two machines' cache directories sharing one redis-server (database db). */
+typedef struct {
+    redis_server r;
+    char *d, a[4096], b[4096], url[128];
+} two_machines;
+
+static int two_machines_start(two_machines *t, int db)
+{
+    if (!have_redis()) return 0;
+    redis_start(&t->r, NULL);
+    t->d = make_tmpdir();
+    fmt(t->a, sizeof t->a, "%s/machine-a", t->d);
+    fmt(t->b, sizeof t->b, "%s/machine-b", t->d);
+    fmt(t->url, sizeof t->url, "redis://127.0.0.1:%d/%d", t->r.port, db);
+    return 1;
+}
+
+static void two_machines_stop(two_machines *t)
+{
+    rm_rf(t->d);
+    redis_stop(&t->r);
+}
+
 START_TEST(redis_hit_on_a_second_machine)
 {
-    redis_server r;
-    char *d, rec[4096], a[4096], b[4096], url[128], hit[4096], w[512];
+    two_machines t;
+    char rec[4096], *a = t.a, *b = t.b, *url = t.url, hit[4096], w[512];
     ngs_cache *ca, *cb;
     ngs_cache_key k = text_key("shared run");
     ngs_cache_hit_info info;
     ngs_cache_stats st;
     tscript want, got;
-    if (!have_redis()) return;
-    redis_start(&r, NULL);
-    d = make_tmpdir();
-    fmt(rec, sizeof rec, "%s/run.ngsc", d);
-    fmt(a, sizeof a, "%s/machine-a", d);
-    fmt(b, sizeof b, "%s/machine-b", d);
-    fmt(url, sizeof url, "redis://127.0.0.1:%d/3", r.port);
+    if (!two_machines_start(&t, 3)) return;
+    fmt(rec, sizeof rec, "%s/run.ngsc", t.d);
     record_run(rec, 11, 30000);
     ca = open_tiered(a, url, 0);
     cb = open_tiered(b, url, 0);
@@ -1574,7 +1592,7 @@ START_TEST(redis_hit_on_a_second_machine)
     ck_assert_uint_eq(st.redis_hits, 1);
     ck_assert_uint_eq(st.hits, 2);
     { /* db 3 was selected: db 0 is empty */
-        redisContext *adm = redis_admin(&r, NULL);
+        redisContext *adm = redis_admin(&t.r, NULL);
         redisReply *rep = redisCommand(adm, "DBSIZE");
         ck_assert_int_eq(rep->integer, 0);
         freeReplyObject(rep);
@@ -1589,8 +1607,55 @@ START_TEST(redis_hit_on_a_second_machine)
     ngs_cache_close(ca);
     ngs_cache_close(cb);
     free(want.b), free(got.b);
-    rm_rf(d);
-    redis_stop(&r);
+    two_machines_stop(&t);
+}
+END_TEST
+
+/* A teammate's entry larger than this machine's local cap: a hit, served through a
+ * directory of the handle's own. Installed locally, it evicted every other entry
+ * and left the store over its cap. */
+START_TEST(redis_hit_over_the_local_cap_is_not_kept_locally)
+{
+    two_machines t;
+    char rec[4096], small[4096], *b = t.b, hit[4096], w[512], staged[4096];
+    ngs_cache *ca, *cb;
+    ngs_cache_key big = text_key("big shared run"), mine = text_key("my small run");
+    ngs_cache_options o;
+    ngs_cache_hit_info info;
+    ngs_cache_stats st;
+    tscript want, got;
+    if (!two_machines_start(&t, 0)) return;
+    fmt(rec, sizeof rec, "%s/big.ngsc", t.d);
+    fmt(small, sizeof small, "%s/small.ngsc", t.d);
+    record_run(rec, 5, 30000);
+    record_run(small, 6, 10);
+    ca = open_tiered(t.a, t.url, 0);
+    ck_assert_int_eq(ngs_cache_store(ca, &big, rec, 1.0, NULL), NGS_OK);
+    ngs_cache_options_init(&o);
+    o.max_bytes = (uint64_t)file_size(rec) / 2;
+    ck_assert_int_lt(file_size(small) * 2, o.max_bytes);
+    ck_assert_int_eq(ngs_cache_open(&cb, b, t.url, &o, w, sizeof w), NGS_OK);
+    ck_assert_int_eq(ngs_cache_store(cb, &mine, small, 1.0, NULL), NGS_OK);
+
+    ck_assert_int_eq(ngs_cache_lookup(cb, &big, hit, sizeof hit, &info), NGS_OK);
+    ck_assert_int_eq(info.tier, 2);
+    ck_assert_msg(strncmp(hit, b, strlen(b)) != 0, "staged in the local store: %s", hit);
+    expect_run(&want, 5, 30000);
+    replay_into(hit, &got);
+    assert_same(&want, &got);
+    ck_assert_int_eq(ngs_cache_take_warning(cb, w, sizeof w), 1);
+    ck_assert_msg(strstr(w, "size cap") && strstr(w, "not kept locally"), "%s", w);
+    ck_assert_int_eq(ngs_cache_get_stats(cb, &st), NGS_OK);
+    ck_assert_uint_eq(st.entries, 1); /* my own entry is still there */
+    ck_assert_uint_le(st.bytes, o.max_bytes);
+    ck_assert_int_eq(ngs_cache_lookup(cb, &mine, hit, sizeof hit, &info), NGS_OK);
+    ck_assert_int_eq(info.tier, 1);
+    ck_assert_int_eq(ngs_cache_lookup(cb, &big, staged, sizeof staged, &info), NGS_OK);
+    ngs_cache_close(cb);
+    ck_assert_int_eq(access(staged, F_OK), -1); /* the staging directory went with the handle */
+    ngs_cache_close(ca);
+    free(want.b), free(got.b);
+    two_machines_stop(&t);
 }
 END_TEST
 
@@ -2040,6 +2105,7 @@ int main(void)
     tcase_add_test(store, store_one_cache_shared_by_threads);
     tcase_add_test(redis, redis_url_parsing);
     tcase_add_test(redis, redis_hit_on_a_second_machine);
+    tcase_add_test(redis, redis_hit_over_the_local_cap_is_not_kept_locally);
     tcase_add_test(redis, redis_alone_when_the_local_directory_is_unusable);
     tcase_add_test(redis, redis_large_entry_in_chunks_and_a_corrupt_chunk);
     tcase_add_test(redis, redis_killed_or_absent_keeps_the_local_tier);
