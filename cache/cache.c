@@ -960,8 +960,9 @@ static void redis_down(ngs_cache *c, const char *what, const char *why)
     }
 }
 
-/* With rmu held: a command whose reply is not an error; NULL after a failure
- * (already reported, connection dropped). */
+/* With rmu held: a command's reply; NULL after a failure (already reported,
+ * connection dropped). A WRONGTYPE error comes back as the reply: it is about one
+ * key holding something else, not about the server, which stays in use. */
 static redisReply *rcmd(ngs_cache *c, const char *what, const char *fmt, ...)
 {
     redisReply *r;
@@ -973,7 +974,7 @@ static redisReply *rcmd(ngs_cache *c, const char *what, const char *fmt, ...)
         redis_down(c, what, c->rc->errstr[0] ? c->rc->errstr : "no reply");
         return NULL;
     }
-    if (r->type == REDIS_REPLY_ERROR) {
+    if (r->type == REDIS_REPLY_ERROR && !(r->str && strncmp(r->str, "WRONGTYPE", 9) == 0)) {
         char why[200];
         snprintf(why, sizeof why, "%s", r->str ? r->str : "error");
         freeReplyObject(r);
@@ -1160,7 +1161,11 @@ static int redis_get(ngs_cache *c, ngs_cache **intop, const char *hex, meta_t *m
         field(r->str, (size_t)body, "sha256", s, sizeof s) != 0 || strlen(s) != 64 ||
         from_hex(s, want_sha, 32) != 0 || csize == 0 || csize > MAX_CHUNK ||
         chunks != (m->size + csize - 1) / csize) {
-        warn(c, "Redis entry %.12s... has a bad manifest: ignored", hex);
+        /* deleted, or the next store of this key would find it "already shared" */
+        warn(c, "Redis entry %.12s... has a bad manifest (%s): removed", hex,
+             r->type == REDIS_REPLY_STRING ? "not ngscale's text" : "not a string");
+        chunks = 0; /* its chunks, if any, are not known: they expire */
+        broken = 1;
         goto out;
     }
     freeReplyObject(r);
@@ -1183,7 +1188,9 @@ static int redis_get(ngs_cache *c, ngs_cache **intop, const char *hex, meta_t *m
         if (!(r = rcmd(c, "GET", "GET %s", ckey))) goto out;
         if (r->type != REDIS_REPLY_STRING || (uint64_t)r->len != want) {
             warn(c, "Redis entry %.12s... is incomplete (chunk %llu %s): ignored", hex, (unsigned long long)i,
-                 r->type == REDIS_REPLY_NIL ? "expired" : "has a wrong size");
+                 r->type == REDIS_REPLY_NIL      ? "expired"
+                 : r->type == REDIS_REPLY_STRING ? "has a wrong size"
+                                                 : "is not a string");
             broken = 1;
             goto out;
         }

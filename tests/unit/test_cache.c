@@ -1659,6 +1659,47 @@ START_TEST(redis_hit_over_the_local_cap_is_not_kept_locally)
 }
 END_TEST
 
+/* A manifest key holding something else (another type, text that is not ours) is
+ * that entry's miss, removed so that the next store shares the run again. A
+ * WRONGTYPE reply had Redis skipped as if the server were down, stores included,
+ * and text that is not a manifest stayed forever: every store found the key
+ * "already shared". */
+START_TEST(redis_foreign_value_at_a_key_is_replaced_by_the_next_store)
+{
+    static const char *const poison[] = {"RPUSH %s x", "SET %s junk"};
+    two_machines t;
+    char rec[4096], dir[4096], hit[4096], w[512];
+    ngs_cache_key k = text_key("poisoned run");
+    ngs_cache_hit_info info;
+    if (!two_machines_start(&t, 0)) return;
+    fmt(rec, sizeof rec, "%s/run.ngsc", t.d);
+    record_run(rec, 8, 100);
+    for (size_t i = 0; i < sizeof poison / sizeof poison[0]; i++) {
+        redisContext *adm = redis_admin(&t.r, NULL);
+        ngs_cache *cb, *cc;
+        char mkey[128];
+        fmt(mkey, sizeof mkey, "ngscale:v1:%s", k.hex);
+        freeReplyObject(redisCommand(adm, "DEL %s", mkey));
+        freeReplyObject(redisCommand(adm, poison[i], mkey));
+        redisFree(adm);
+        fmt(dir, sizeof dir, "%s/b%zu", t.d, i);
+        cb = open_tiered(dir, t.url, 30);
+        ck_assert_int_eq(ngs_cache_lookup(cb, &k, hit, sizeof hit, &info), NGS_CACHE_MISS);
+        ck_assert_int_eq(ngs_cache_take_warning(cb, w, sizeof w), 1);
+        ck_assert_msg(strstr(w, "bad manifest") && !strstr(w, "failed"), "%s: %s", poison[i], w);
+        ck_assert_int_eq(ngs_cache_store(cb, &k, rec, 1.0, NULL), NGS_OK);
+        ck_assert_msg(!ngs_cache_take_warning(cb, w, sizeof w), "%s: %s", poison[i], w);
+        ngs_cache_close(cb);
+        fmt(dir, sizeof dir, "%s/c%zu", t.d, i);
+        cc = open_tiered(dir, t.url, 30);
+        ck_assert_msg(ngs_cache_lookup(cc, &k, hit, sizeof hit, &info) == NGS_OK, "%s: not shared again", poison[i]);
+        ck_assert_int_eq(info.tier, 2);
+        ngs_cache_close(cc);
+    }
+    two_machines_stop(&t);
+}
+END_TEST
+
 /* A machine whose cache directory cannot be made (a read-only or missing home in a
  * container) still gets Redis hits, staged in a directory removed at close. */
 START_TEST(redis_alone_when_the_local_directory_is_unusable)
@@ -2106,6 +2147,7 @@ int main(void)
     tcase_add_test(redis, redis_url_parsing);
     tcase_add_test(redis, redis_hit_on_a_second_machine);
     tcase_add_test(redis, redis_hit_over_the_local_cap_is_not_kept_locally);
+    tcase_add_test(redis, redis_foreign_value_at_a_key_is_replaced_by_the_next_store);
     tcase_add_test(redis, redis_alone_when_the_local_directory_is_unusable);
     tcase_add_test(redis, redis_large_entry_in_chunks_and_a_corrupt_chunk);
     tcase_add_test(redis, redis_killed_or_absent_keeps_the_local_tier);
