@@ -1273,6 +1273,14 @@ static int is_foreign_output(const char *path)
            !(n == sizeof head && memcmp(head, utf16, sizeof head) == 0);
 }
 
+/* 1 when path exists and is neither a regular file nor a directory (stat follows
+ * /dev/stdout to its pipe): the export writes into it. */
+static int streamed_output(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
 /* The run group to export: the one named, else the only one, else "run". */
 static int pick_run(hid_t f, const char *group, const char *path, char **out, char *err,
                     size_t errlen)
@@ -1396,11 +1404,14 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
                      "first)", raw_path);
         goto out;
     }
-    /* Written beside raw_path and renamed over it at the end: a failed export leaves a
-     * file there as it was, not a shorter RAW file that looks whole. */
-    if ((rc = ngs_h5_temp_beside(raw_path, &tmp, &dest, err, errlen)) != NGS_OK)
+    /* A regular file is written beside raw_path and renamed over it at the end: a failed
+     * export leaves a file there as it was, not a shorter RAW file that looks whole. Any
+     * other output (a pipe, /dev/stdout, a FIFO, a device) is written in place: renaming
+     * over it would put a regular file where /dev/null or the FIFO was. */
+    if (!streamed_output(raw_path) &&
+        (rc = ngs_h5_temp_beside(raw_path, &tmp, &dest, err, errlen)) != NGS_OK)
         goto out;
-    if ((rc = ngs_raw_writer_open(&x.w, tmp, 0, err, errlen)) != NGS_OK)
+    if ((rc = ngs_raw_writer_open(&x.w, tmp ? tmp : raw_path, 0, err, errlen)) != NGS_OK)
         goto out;
     for (size_t i = 0; i < plots.n && rc == NGS_OK; i++)
         rc = export_plot(&x, run, plots.v[i].link, encoding);
@@ -1411,7 +1422,7 @@ int ngs_export_h5_to_raw_report(const char *h5_path, const char *group, const ch
         if (rc == NGS_OK && rc2 != NGS_OK)
             rc = set_err(err, errlen, rc2, "%s: cannot finish the file", raw_path);
     }
-    if (rc == NGS_OK && rename(tmp, dest) != 0)
+    if (rc == NGS_OK && tmp && rename(tmp, dest) != 0)
         rc = set_err(err, errlen, NGS_ERR_IO, "%s: cannot replace it: %s", raw_path,
                      strerror(errno));
     if (rc == NGS_OK && rep->truncated) {

@@ -100,7 +100,8 @@ typedef enum {
  * encoding says. group NULL: the file's only run group, else "run". Data are read
  * a block of chunks at a time, so memory does not grow with the file. The file is
  * written beside raw_path and renamed over it only when the export succeeds, so a
- * failure leaves what was at raw_path as it was.
+ * failure leaves what was at raw_path as it was. An output that exists and is not a
+ * regular file (a pipe, /dev/stdout, a FIFO, a device) is written in place.
  * Errors: NGS_ERR_ARG (no such group; NULL path), NGS_ERR_IO (cannot open either file),
  * NGS_ERR_FORMAT (not an ngscale file, a dataset that is neither float64 nor {r, i}),
  * NGS_ERR_HDF5, NGS_ERR_NOMEM. */

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -538,6 +539,35 @@ class Convert(unittest.TestCase):
                 self.assertIn("out.raw: write failed: File too large", p.stderr)
                 self.assertNotIn("tmp-", p.stderr)
                 self.assertEqual(os.listdir(os.path.dirname(out)), [])
+
+    def test_export_into_a_pipe_or_fifo(self):
+        """An output that is not a regular file is written in place. The export wrote a
+        temporary file beside it and renamed that over it: `export IN.h5 /dev/null` (as
+        root) put a regular file where /dev/null was, a FIFO a reader waited on was
+        replaced, and /dev/stdout on a pipe failed with "out of memory" (realpath of
+        pipe:[N])."""
+        with TempDir() as d:
+            h5 = os.path.join(d, "run.h5")
+            run([NGSCALE, "run", "-q", netlist("multi.cir"), "-o", h5], cwd=d)
+            ref = os.path.join(d, "ref.raw")
+            run([NGSCALE, "export", h5, ref], cwd=d)
+            with open(ref, "rb") as f:
+                want = f.read()
+            # /dev/stdout on a pipe: the RAW bytes come through it
+            p = subprocess.run([NGSCALE, "export", h5, "/dev/stdout"], cwd=d,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, want)
+            # a FIFO stays a FIFO, and its reader gets the file
+            fifo = os.path.join(d, "fifo")
+            os.mkfifo(fifo)
+            reader = subprocess.Popen(["cat", fifo], stdout=subprocess.PIPE)
+            p = run([NGSCALE, "export", h5, fifo], cwd=d, check=False)
+            got = reader.communicate(timeout=120)[0]
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertTrue(stat.S_ISFIFO(os.stat(fifo).st_mode))
+            self.assertEqual(got, want)
+            self.assertEqual(sorted(os.listdir(d)), ["fifo", "ref.raw", "run.h5"])
 
     def test_export_picks_the_run(self):
         with TempDir() as d:
