@@ -152,7 +152,7 @@ static void send_char(ngs_engine *e, const char *text)
                      p + 15);
         }
     }
-    if (is_err && is_error_line(msg)) {
+    if (is_err && is_error_line(msg) && atomic_load(&e->halting_tid) != (int)gettid()) {
         pthread_mutex_lock(&e->msg_lock);
         if (e->nerror_lines < 16) {
             size_t len = strlen(e->errors);
@@ -792,6 +792,15 @@ int ngs_engine_command(ngs_engine *e, const char *cmd)
     return rc;
 }
 
+void ngs_engine_halt(ngs_engine *e)
+{
+    /* a consumer slower than ngspice (a slow hook, a slow disk) keeps its thread waiting
+     * for room in the ring past the second bg_halt waits: that is no analysis error */
+    atomic_store(&e->halting_tid, (int)gettid());
+    ngs_engine_command(e, "bg_halt");
+    atomic_store(&e->halting_tid, 0);
+}
+
 int ngs_engine_wait_bg(ngs_engine *e, int timeout_ms)
 {
     struct timespec deadline = ngs_deadline_ms(timeout_ms);
@@ -942,6 +951,7 @@ int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
     atomic_init(&e->stop_requested, 0);
     atomic_init(&e->interrupted, 0);
     atomic_init(&e->in_run, 0);
+    atomic_init(&e->halting_tid, 0);
     tmp = e->config.tmp_dir ? e->config.tmp_dir : getenv("TMPDIR");
     if (!tmp || !*tmp) tmp = "/tmp";
     if (strpbrk(tmp, " \t\n\"'")) { /* ngspice's source and codemodel commands split paths there */
@@ -998,7 +1008,7 @@ void ngs_engine_destroy(ngs_engine *e)
         usleep(2000);
     }
     if (e->handle && !e->runaway && e->api.Running && e->api.Running()) {
-        ngs_engine_command(e, "bg_halt");
+        ngs_engine_halt(e);
         ngs_engine_wait_bg(e, 5000);
     }
     ngs_engine_unload_copy(e);

@@ -80,6 +80,7 @@ struct ngs_engine {
     char plot_error[512];
 
     atomic_int stop_requested;     /* interrupt, timeout or a hook asked to stop */
+    atomic_int halting_tid;        /* thread inside bg_halt (ngs_engine_halt), else 0 */
     atomic_int in_run;             /* a run function is on it (from any thread, or a hook) */
     atomic_int interrupted;
 
@@ -99,6 +100,10 @@ void ngs_engine_unload_copy(ngs_engine *e);
 /* Waits until the thread that last reported its end is gone. */
 void ngs_engine_wait_thread_exit(ngs_engine *e);
 int ngs_engine_command(ngs_engine *e, const char *cmd);
+/* bg_halt: stops the background thread, waiting up to 1 s (ngspice's own limit). What
+ * ngspice prints meanwhile on this thread ("Error: Couldn't stop ngspice") is the
+ * halt's report, not an error of the analysis it stops. */
+void ngs_engine_halt(ngs_engine *e);
 /* Gives up on a copy whose background thread does not stop (a .control loop that
  * never looks at ngspice's interrupt flag): its callbacks are cut off, the thread
  * ends at its next callback, the copy stays mapped, and the next run loads a fresh

@@ -231,7 +231,7 @@ static int run_in_background(ngs_engine *e, const char *cmd, double deadline)
         if (why != NGS_OK && !halted) {
             atomic_store(&e->stop_requested, 1);
             /* bg_halt waits for the thread; the state it leaves is not reusable */
-            ngs_engine_command(e, "bg_halt");
+            ngs_engine_halt(e);
             e->needs_reload = 1;
             halted = 1;
             halted_at = ngs_now_s();

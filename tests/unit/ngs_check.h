@@ -10,6 +10,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ngscale.h"
+
+/* An engine with the real libngspice, or the test fails with its error. */
+static inline ngs_engine *ngs_check_engine(void)
+{
+    ngs_engine *e = NULL;
+    int rc = ngs_engine_create(&e, NULL);
+    ck_assert_msg(rc == NGS_OK, "engine: %s", e ? ngs_engine_last_error(e) : "?");
+    return e;
+}
+
 static inline int ngs_run_suite(Suite *suite)
 {
     SRunner *sr = srunner_create(suite);

@@ -50,13 +50,7 @@ static int count(const ngs_event *ev, void *user)
     return 0;
 }
 
-static ngs_engine *engine(void)
-{
-    ngs_engine *e = NULL;
-    int rc = ngs_engine_create(&e, NULL);
-    ck_assert_msg(rc == NGS_OK, "engine: %s", e ? ngs_engine_last_error(e) : "?");
-    return e;
-}
+static ngs_engine *engine(void) { return ngs_check_engine(); }
 
 START_TEST(hooks_see_every_point)
 {

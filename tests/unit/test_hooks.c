@@ -1,10 +1,12 @@
-/* Unit tests: the SPSC ring buffer, the dispatcher and plot descriptors. */
+/* Unit tests: the SPSC ring buffer, the dispatcher and plot descriptors; and user
+ * hooks on an engine with the real libngspice. */
 #include <check.h>
 #include "tests/unit/ngs_check.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hooks/dispatch.h"
 #include "hooks/ring.h"
@@ -252,6 +254,67 @@ START_TEST(dispatch_destroy_with_an_open_plot)
 }
 END_TEST
 
+/* ---- hooks on a real engine ---- */
+
+typedef struct {
+    useconds_t sleep_per_batch; /* a slow hook: the ring fills and ngspice waits */
+    int begins, ends, end_status;
+    uint64_t rows, end_rows;
+    char end_text[256];
+} slow_hook;
+
+static int slow(const ngs_event *ev, void *user)
+{
+    slow_hook *h = user;
+    switch (ev->kind) {
+    case NGS_EV_PLOT_BEGIN: h->begins++; break;
+    case NGS_EV_ROWS:
+        ck_assert_uint_eq(ev->first_row, h->rows);
+        h->rows += ev->nrows;
+        if (h->sleep_per_batch) usleep(h->sleep_per_batch);
+        break;
+    case NGS_EV_PLOT_END:
+        h->ends++;
+        h->end_status = ev->status;
+        h->end_rows = ev->total_rows;
+        snprintf(h->end_text, sizeof h->end_text, "%s", ev->text ? ev->text : "");
+        break;
+    default: break;
+    }
+    return 0;
+}
+
+/* A 10^6-point transient: far longer than the limits the tests set. */
+static const char *const long_deck[] = {"long", "V1 in 0 SIN(0 1 1k)", "R1 in out 1k",
+                                        "C1 out 0 100n", ".tran 1u 1 0 1u", ".end"};
+
+/* A slow hook keeps ngspice waiting for room in the ring when the time limit comes:
+ * ngspice's bg_halt gives up after 1 s ("Error: Couldn't stop ngspice"), and that
+ * line of our own halt made the plot "failed" (NGS_ERR_SIMULATION, in the file too).
+ * The plot was stopped, not failed: it ends as interrupted, every row it made once. */
+START_TEST(a_slow_hook_and_a_timeout_end_the_plot_as_stopped)
+{
+    ngs_engine *e = ngs_check_engine();
+    slow_hook h = {.sleep_per_batch = 500000};
+    ngs_run_options o;
+    ngs_run_result res;
+    ngs_run_options_init(&o);
+    o.timeout_s = 1;
+    ck_assert_int_eq(ngs_engine_add_hook(e, NGS_EV_ALL, slow, &h), NGS_OK);
+    ck_assert_int_eq(ngs_run_lines(e, long_deck, sizeof long_deck / sizeof *long_deck, NULL, &o,
+                                   &res), NGS_ERR_TIMEOUT);
+    ck_assert_int_eq(h.begins, 1);
+    ck_assert_int_eq(h.ends, 1);
+    ck_assert_msg(h.end_status == NGS_ERR_INTERRUPTED, "plot end: %d '%s'", h.end_status,
+                  h.end_text);
+    ck_assert_ptr_null(strstr(h.end_text, "Couldn't stop"));
+    ck_assert_uint_eq(h.end_rows, h.rows);
+    ck_assert_uint_eq(h.rows, res.points);
+    ck_assert_uint_lt(h.rows, 1000000);
+    ngs_engine_destroy(e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hooks");
@@ -265,6 +328,10 @@ int main(void)
     tcase_add_test(tc, dispatch_reports_a_hook_that_stops);
     tcase_add_test(tc, dispatch_set_sinks_splits_the_stream);
     tcase_add_test(tc, dispatch_destroy_with_an_open_plot);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("engine");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, a_slow_hook_and_a_timeout_end_the_plot_as_stopped);
     suite_add_tcase(s, tc);
     return ngs_run_suite(s);
 }
