@@ -315,6 +315,69 @@ START_TEST(a_slow_hook_and_a_timeout_end_the_plot_as_stopped)
 }
 END_TEST
 
+typedef struct {
+    int nvectors, scale_index;
+    uint64_t rows;
+} plot_shape;
+
+static int shape(const ngs_event *ev, void *user)
+{
+    plot_shape *p = user;
+    if (ev->kind == NGS_EV_PLOT_BEGIN) {
+        p->nvectors = ev->plot->nvectors;
+        p->scale_index = ev->plot->scale_index;
+    } else if (ev->kind == NGS_EV_ROWS) {
+        p->rows += ev->nrows;
+    }
+    return 0;
+}
+
+/* An operating point of a ladder of n resistors (n + 2 vectors); the seconds the run took. */
+static double run_ladder(ngs_engine *e, int n, plot_shape *p)
+{
+    size_t nlines = 2 * (size_t)n + 4, k = 0;
+    char **lines = calloc(nlines, sizeof *lines), *text = malloc(nlines * 40);
+    char *t = text;
+    ngs_run_result res;
+    ck_assert(lines && text);
+#define LINE(...) (lines[k++] = t, t += sprintf(t, __VA_ARGS__) + 1)
+    LINE("ladder %d", n);
+    LINE("V1 n0 0 DC 1");
+    for (int i = 0; i < n; i++) {
+        LINE("R%d n%d n%d 1", i, i, i + 1);
+        LINE("G%d n%d 0 n%d 0 1u", i, i + 1, i + 1);
+    }
+    LINE(".op");
+    lines[k++] = ".end";
+#undef LINE
+    memset(p, 0, sizeof *p);
+    ck_assert_int_eq(ngs_run_lines(e, (const char *const *)lines, k, NULL, NULL, &res), NGS_OK);
+    free(lines);
+    free(text);
+    return res.wall_s;
+}
+
+/* A post-layout plot has 10^5 vectors. Finding its scale compared every pair of
+ * them in ngspice's init callback: 20 s for 100k vectors, where ngspice took 2 s for
+ * the whole run (and 4x the vectors took 16x as long, not 4x). */
+START_TEST(a_plot_of_many_vectors_begins_in_linear_time)
+{
+    ngs_engine *e = ngs_check_engine();
+    plot_shape seen, small;
+    ck_assert_int_eq(ngs_engine_add_hook(e, NGS_EV_PLOT_BEGIN | NGS_EV_ROWS, shape, &seen), NGS_OK);
+    double t_small = run_ladder(e, 25000, &seen);
+    small = seen;
+    double t_big = run_ladder(e, 100000, &seen);
+    printf("op of 25k vectors: %.2f s, of 100k: %.2f s\n", t_small, t_big);
+    ck_assert_int_eq(small.nvectors, 25000 + 2); /* v(n0)..v(n25000), i(v1) */
+    ck_assert_int_eq(seen.nvectors, 100000 + 2);
+    ck_assert_uint_eq(seen.rows, 1);
+    ck_assert_int_eq(seen.scale_index, small.scale_index);
+    ck_assert_msg(t_big < 8 * t_small, "25k vectors: %.2f s, 100k: %.2f s", t_small, t_big);
+    ngs_engine_destroy(e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hooks");
@@ -332,6 +395,7 @@ int main(void)
     tc = tcase_create("engine");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_slow_hook_and_a_timeout_end_the_plot_as_stopped);
+    tcase_add_test(tc, a_plot_of_many_vectors_begins_in_linear_time);
     suite_add_tcase(s, tc);
     return ngs_run_suite(s);
 }
