@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { REC_PLOT_BEGIN = 1, REC_ROW, REC_PLOT_END, REC_MESSAGE, REC_PROGRESS };
+/* REC_ROW_PART: a piece of a row larger than one ring record (see row_begin). */
+enum { REC_PLOT_BEGIN = 1, REC_ROW, REC_PLOT_END, REC_MESSAGE, REC_PROGRESS, REC_ROW_PART };
 
 #define IDLE_MS 50 /* rows reach the sinks at least this often */
 #define BATCH_BYTES (1u << 20)
@@ -27,6 +28,8 @@ struct ngs_dispatch {
     ngs_ring *ring;
     pthread_t thread;
     pthread_mutex_t produce_lock;
+    unsigned char *stage;        /* under produce_lock: a row too large for one record */
+    size_t stage_cap, stage_len;
     ngs_sink *sinks;
     size_t nsinks;
     atomic_int error;
@@ -38,8 +41,18 @@ struct ngs_dispatch {
     uint64_t plot_rows;
     double *batch;
     size_t batch_rows, batch_cap_rows, batch_row_bytes;
+    unsigned char *part;         /* a large row put together from its pieces */
+    size_t part_cap, part_len;
+    int part_lost;               /* no memory for it: the row is dropped, the run fails */
     pthread_mutex_t sinks_lock; /* set_sinks vs. the consumer */
 };
+
+/* The first failure stays. */
+static void fail(ngs_dispatch *d, int rc)
+{
+    int expected = NGS_OK;
+    atomic_compare_exchange_strong(&d->error, &expected, rc);
+}
 
 static void deliver(ngs_dispatch *d, const ngs_event *ev)
 {
@@ -49,11 +62,7 @@ static void deliver(ngs_dispatch *d, const ngs_event *ev)
         int rc;
         if (!(s->mask & ev->kind) || !s->on_event) continue;
         rc = s->on_event(ev, s->user);
-        if (rc != 0) {
-            int expected = NGS_OK;
-            atomic_compare_exchange_strong(&d->error, &expected,
-                                           rc < 0 ? rc : NGS_ERR_INTERRUPTED);
-        }
+        if (rc != 0) fail(d, rc < 0 ? rc : NGS_ERR_INTERRUPTED);
     }
     pthread_mutex_unlock(&d->sinks_lock);
 }
@@ -91,8 +100,7 @@ static void add_row(ngs_dispatch *d, const void *row, size_t size)
         flush_batch(d);
         b = realloc(d->batch, cap * size);
         if (!b) {
-            int expected = NGS_OK;
-            atomic_compare_exchange_strong(&d->error, &expected, NGS_ERR_NOMEM);
+            fail(d, NGS_ERR_NOMEM);
             return;
         }
         d->batch = b;
@@ -105,19 +113,50 @@ static void add_row(ngs_dispatch *d, const void *row, size_t size)
     d->batch_rows++;
 }
 
+/* Pieces of one row come one after the other (the producer holds its lock). */
+static void add_part(ngs_dispatch *d, const void *piece, size_t size)
+{
+    size_t row = d->plot ? (size_t)d->plot->row_doubles * sizeof(double) : 0;
+    if (!row) return;
+    if (d->part_len == 0) {
+        d->part_lost = 0;
+        if (d->part_cap < row) {
+            unsigned char *p = realloc(d->part, row);
+            if (p) {
+                d->part = p;
+                d->part_cap = row;
+            } else {
+                d->part_lost = 1;
+                fail(d, NGS_ERR_NOMEM);
+            }
+        }
+    }
+    if (d->part_len + size > row) size = row - d->part_len;
+    if (!d->part_lost) memcpy(d->part + d->part_len, piece, size);
+    d->part_len += size;
+    if (d->part_len == row) {
+        if (!d->part_lost) add_row(d, d->part, row);
+        d->part_len = 0;
+    }
+}
+
 static void handle(ngs_dispatch *d, uint32_t kind, const void *payload, size_t size)
 {
     ngs_event ev;
     memset(&ev, 0, sizeof ev);
-    if (kind != REC_ROW) flush_batch(d);
+    if (kind != REC_ROW && kind != REC_ROW_PART) flush_batch(d);
     switch (kind) {
     case REC_ROW:
         add_row(d, payload, size);
+        return;
+    case REC_ROW_PART:
+        add_part(d, payload, size);
         return;
     case REC_PLOT_BEGIN:
         if (d->plot) ngs_plot_desc_free(d->plot); /* an end was lost: never leak */
         memcpy(&d->plot, payload, sizeof d->plot);
         d->plot_rows = 0;
+        d->part_len = 0;
         d->batch_rows = 0;
         d->batch_row_bytes = 0; /* row size changes with the plot */
         ev.kind = NGS_EV_PLOT_BEGIN;
@@ -222,6 +261,8 @@ void ngs_dispatch_destroy(ngs_dispatch *d)
     pthread_mutex_destroy(&d->consume_lock);
     free(d->sinks);
     free(d->batch);
+    free(d->stage);
+    free(d->part);
     free(d);
 }
 
@@ -272,17 +313,49 @@ void ngs_dispatch_plot_begin(ngs_dispatch *d, ngs_plot_desc *plot)
 
 double *ngs_dispatch_row_begin(ngs_dispatch *d, size_t ndoubles)
 {
+    size_t bytes = ndoubles * sizeof(double);
     double *row;
     pthread_mutex_lock(&d->produce_lock);
-    row = ngs_ring_reserve(d->ring, REC_ROW, ndoubles * sizeof(double));
+    if (bytes > ngs_ring_max_payload(d->ring)) {
+        /* A row no record can hold (over 262144 values with the engine's 8 MiB ring: a
+         * huge post-layout plot) is filled here and sent in pieces by commit; the ring
+         * refused it, and every point of such a plot was lost without a word. */
+        if (d->stage_cap < bytes) {
+            unsigned char *p = realloc(d->stage, bytes);
+            if (!p) {
+                fail(d, NGS_ERR_NOMEM);
+                pthread_mutex_unlock(&d->produce_lock);
+                return NULL;
+            }
+            d->stage = p;
+            d->stage_cap = bytes;
+        }
+        d->stage_len = bytes;
+        return (double *)d->stage;
+    }
+    row = ngs_ring_reserve(d->ring, REC_ROW, bytes);
     if (!row) pthread_mutex_unlock(&d->produce_lock);
     return row;
 }
 
 void ngs_dispatch_row_commit(ngs_dispatch *d)
 {
-    atomic_fetch_add(&d->queued, 1);
-    ngs_ring_commit(d->ring, 0);
+    if (d->stage_len) {
+        size_t max = ngs_ring_max_payload(d->ring);
+        for (size_t off = 0; off < d->stage_len;) {
+            size_t n = d->stage_len - off < max ? d->stage_len - off : max;
+            void *dst = ngs_ring_reserve(d->ring, REC_ROW_PART, n);
+            if (!dst) break; /* closed */
+            memcpy(dst, d->stage + off, n);
+            atomic_fetch_add(&d->queued, 1);
+            ngs_ring_commit(d->ring, 0);
+            off += n;
+        }
+        d->stage_len = 0;
+    } else {
+        atomic_fetch_add(&d->queued, 1);
+        ngs_ring_commit(d->ring, 0);
+    }
     pthread_mutex_unlock(&d->produce_lock);
 }
 

@@ -29,7 +29,9 @@ int ngs_dispatch_set_sinks(ngs_dispatch *dispatch, const ngs_sink *sinks, size_t
 /* ---- producer side: any ngspice thread ---- */
 /* Takes ownership of plot (allocated with ngs_plot_desc_new). */
 void ngs_dispatch_plot_begin(ngs_dispatch *dispatch, ngs_plot_desc *plot);
-/* Space for one row of plot->row_doubles doubles; NULL if the ring was closed. */
+/* Space for one row of plot->row_doubles doubles; NULL if the ring was closed (or no
+ * memory for a row larger than one ring record, which is sent in pieces: the
+ * dispatcher's error is then NGS_ERR_NOMEM). */
 double *ngs_dispatch_row_begin(ngs_dispatch *dispatch, size_t ndoubles);
 void ngs_dispatch_row_commit(ngs_dispatch *dispatch);
 void ngs_dispatch_plot_end(ngs_dispatch *dispatch, int status, const char *message);

@@ -243,6 +243,60 @@ START_TEST(dispatch_set_sinks_splits_the_stream)
 }
 END_TEST
 
+typedef struct {
+    uint64_t rows, bad;
+    int nvec;
+} wide_check;
+
+/* Row r holds r * 1000 + column in every column. */
+static int check_wide(const ngs_event *ev, void *user)
+{
+    wide_check *w = user;
+    if (ev->kind == NGS_EV_PLOT_BEGIN) w->nvec = ev->plot->row_doubles;
+    if (ev->kind != NGS_EV_ROWS) return 0;
+    ck_assert_uint_eq(ev->first_row, w->rows);
+    for (size_t r = 0; r < ev->nrows; r++, w->rows++)
+        for (int c = 0; c < w->nvec; c++)
+            w->bad += ev->rows[r * (size_t)w->nvec + (size_t)c] != (double)w->rows * 1000 + c;
+    return 0;
+}
+
+/* A row larger than a ring record (an 8 MiB ring takes 262144 values: a 270k-vector
+ * operating point gave "complete" with 0 points) goes through in pieces, whole. */
+START_TEST(dispatch_passes_rows_larger_than_a_ring_record)
+{
+    enum { NV = 1000, NROWS = 300 }; /* 8000-byte rows; 4096-byte ring: 1024 per record */
+    static ngs_vector_desc v[NV];
+    ngs_dispatch *d;
+    wide_check w = {0};
+    recorder rec;
+    ngs_sink sinks[2] = {{NGS_EV_ALL, check_wide, NULL, &w}, {NGS_EV_ALL, record, NULL, &rec}};
+    memset(&rec, 0, sizeof rec);
+    for (int i = 0; i < NV; i++) {
+        v[i].name = v[i].ngspice_name = "x";
+        v[i].type_name = "voltage";
+        v[i].unit = "V";
+    }
+    ck_assert_int_eq(ngs_dispatch_create(&d, 4096), NGS_OK);
+    ck_assert_int_eq(ngs_dispatch_set_sinks(d, sinks, 2), NGS_OK);
+    ngs_dispatch_plot_begin(d, ngs_plot_desc_new("op1", "Operating Point", "op", "t", "d", 0, v, NV));
+    for (int r = 0; r < NROWS; r++) {
+        double *row = ngs_dispatch_row_begin(d, NV);
+        ck_assert_ptr_nonnull(row);
+        for (int c = 0; c < NV; c++) row[c] = (double)r * 1000 + c;
+        ngs_dispatch_row_commit(d);
+        if (r % 7 == 0) ngs_dispatch_message(d, "between rows", 0);
+    }
+    ngs_dispatch_plot_end(d, NGS_OK, NULL);
+    ck_assert_int_eq(ngs_dispatch_drain(d), NGS_OK);
+    ck_assert_uint_eq(w.rows, NROWS);
+    ck_assert_uint_eq(w.bad, 0);
+    ck_assert_int_eq(rec.ends, 1);
+    ck_assert_int_eq(rec.messages, (NROWS + 6) / 7);
+    ngs_dispatch_destroy(d);
+}
+END_TEST
+
 START_TEST(dispatch_destroy_with_an_open_plot)
 {
     ngs_dispatch *d;
@@ -391,6 +445,7 @@ int main(void)
     tcase_add_test(tc, dispatch_reports_a_hook_that_stops);
     tcase_add_test(tc, dispatch_set_sinks_splits_the_stream);
     tcase_add_test(tc, dispatch_destroy_with_an_open_plot);
+    tcase_add_test(tc, dispatch_passes_rows_larger_than_a_ring_record);
     suite_add_tcase(s, tc);
     tc = tcase_create("engine");
     tcase_set_timeout(tc, 120);
