@@ -581,7 +581,12 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
             e->run_points = points;
             if (rc == NGS_OK || nplots > 0) {
                 res.cache_hit = rc == NGS_OK;
-                if (rc != NGS_OK) ngs_engine_set_error(e, "replaying the cache entry failed");
+                if (rc == NGS_ERR_INTERRUPTED) { /* a sink said stop, as in a live run */
+                    if (ws.failed) rc = ws.failed;
+                    ngs_engine_set_error(e, "%s", ws.failed ? ws.error : "a hook stopped the run");
+                } else if (rc != NGS_OK) {
+                    ngs_engine_set_error(e, "replaying the cache entry failed");
+                }
                 goto done;
             }
             rc = NGS_OK; /* the entry was refused before any event: simulate */

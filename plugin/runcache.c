@@ -167,24 +167,57 @@ typedef struct {
     size_t n;
     int plots;
     uint64_t points;
+    const ngs_plot_desc *open; /* the plot begun and not ended, and its rows so far */
+    uint64_t open_rows;
 } replay_ctx;
+
+/* Every sink gets the event (as from the dispatcher); the first failure is returned. */
+static int fan_out(const replay_ctx *c, const ngs_event *ev)
+{
+    int rc = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if ((c->sinks[i].mask & ev->kind) && c->sinks[i].on_event) {
+            int r = c->sinks[i].on_event(ev, c->sinks[i].user);
+            if (r != 0 && rc == 0) rc = r;
+        }
+    return rc;
+}
 
 static int deliver(const ngs_event *ev, void *user)
 {
     replay_ctx *c = user;
-    int rc = 0;
-    if (ev->kind == NGS_EV_PLOT_BEGIN) c->plots++;
-    if (ev->kind == NGS_EV_ROWS) c->points += ev->nrows;
-    for (size_t i = 0; i < c->n && rc == 0; i++)
-        if ((c->sinks[i].mask & ev->kind) && c->sinks[i].on_event)
-            rc = c->sinks[i].on_event(ev, c->sinks[i].user);
+    int rc;
+    if (ev->kind == NGS_EV_PLOT_BEGIN) {
+        c->plots++;
+        c->open = ev->plot;
+        c->open_rows = 0;
+    }
+    if (ev->kind == NGS_EV_ROWS) {
+        c->points += ev->nrows;
+        c->open_rows += ev->nrows;
+    }
+    if (ev->kind == NGS_EV_PLOT_END) c->open = NULL;
+    rc = fan_out(c, ev);
+    if (rc != 0 && c->open) {
+        /* a sink stops the replay (ngs_replay delivers nothing more): its plot ends as
+         * a live run's stopped plot does, while its descriptor is still valid */
+        ngs_event end;
+        memset(&end, 0, sizeof end);
+        end.kind = NGS_EV_PLOT_END;
+        end.plot = c->open;
+        end.total_rows = c->open_rows;
+        end.status = NGS_ERR_INTERRUPTED;
+        end.text = "the analysis was stopped before its end";
+        c->open = NULL;
+        fan_out(c, &end);
+    }
     return rc;
 }
 
 int ngs_run_cache_replay(ngs_run_cache *rc, const ngs_sink *sinks, size_t nsinks, int *nplots,
                          uint64_t *points, char *note, size_t notelen)
 {
-    replay_ctx c = {sinks, nsinks, 0, 0};
+    replay_ctx c = {sinks, nsinks, 0, 0, NULL, 0};
     char err[512] = "";
     int r = ngs_replay(rc->hit_path, deliver, &c, err, sizeof err);
     *nplots = c.plots;

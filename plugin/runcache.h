@@ -28,8 +28,11 @@ int ngs_run_cache_begin(ngs_run_cache **rc, ngs_engine *e, const char *spec, con
  * is NGS_OK (each run warns). For refusing up front, before many runs start. */
 int ngs_run_cache_check(const char *spec, char *err, size_t errlen);
 
-/* Replays the hit into sinks; counts plots and points. NGS_OK, or an error after
- * which nothing was delivered (the entry is dropped; simulate instead). */
+/* Replays the hit into sinks; counts plots and points. NGS_OK; NGS_ERR_INTERRUPTED
+ * when a sink returned non-zero (every sink still got that event, the plot under way
+ * then gets its PLOT_END with NGS_ERR_INTERRUPTED, and nothing follows); or another
+ * error, before anything was delivered when *nplots is 0 (the entry is dropped;
+ * simulate instead). */
 int ngs_run_cache_replay(ngs_run_cache *rc, const ngs_sink *sinks, size_t nsinks, int *nplots,
                          uint64_t *points, char *note, size_t notelen);
 

@@ -369,6 +369,66 @@ START_TEST(a_slow_hook_and_a_timeout_end_the_plot_as_stopped)
 }
 END_TEST
 
+/* Counts begin/end pairs and rows; stops the run (returns 1) once it has seen
+ * stop_after rows, if set. */
+typedef struct {
+    int begins, ends, end_status, stop_after;
+    uint64_t rows, end_rows;
+} pairs;
+
+static int count_pairs(const ngs_event *ev, void *user)
+{
+    pairs *p = user;
+    if (ev->kind == NGS_EV_PLOT_BEGIN) p->begins++;
+    if (ev->kind == NGS_EV_ROWS) {
+        ck_assert_uint_eq(ev->first_row, p->rows - p->end_rows);
+        p->rows += ev->nrows;
+    }
+    if (ev->kind == NGS_EV_PLOT_END) {
+        p->ends++;
+        p->end_status = ev->status;
+        ck_assert_uint_eq(ev->total_rows, p->rows - p->end_rows);
+        p->end_rows = p->rows;
+    }
+    return p->stop_after && p->rows >= (uint64_t)p->stop_after;
+}
+
+/* A run replayed from the cache, stopped by a hook: like a live run, its plot ends
+ * (PLOT_END, NGS_ERR_INTERRUPTED) and the run says a hook stopped it. The replay
+ * left the plot without an end, skipped the hooks after the one that said stop for
+ * that event, and reported "replaying the cache entry failed". */
+START_TEST(a_hook_stops_a_replayed_run_as_a_live_one)
+{
+    static const char *const deck[] = {"rc", "V1 in 0 PULSE(0 1 0 1n 1n 5u 10u)", "R1 in out 1k",
+                                       "C1 out 0 1n", ".tran 10n 2m", ".end"};
+    ngs_engine *e = ngs_check_engine();
+    tmpdir t;
+    pairs stopper = {0}, after = {0};
+    ngs_run_options o;
+    ngs_run_result res;
+    tmp_make(&t);
+    ngs_run_options_init(&o);
+    o.cache = t.dir;
+    ck_assert_int_eq(ngs_run_lines(e, deck, 6, NULL, &o, &res), NGS_OK); /* stored */
+    ck_assert_int_eq(res.cache_hit, 0);
+    uint64_t all = res.points;
+    stopper.stop_after = 100;
+    ck_assert_int_eq(ngs_engine_add_hook(e, NGS_EV_ALL, count_pairs, &stopper), NGS_OK);
+    ck_assert_int_eq(ngs_engine_add_hook(e, NGS_EV_ALL, count_pairs, &after), NGS_OK);
+    ck_assert_int_eq(ngs_run_lines(e, deck, 6, NULL, &o, &res), NGS_ERR_INTERRUPTED);
+    ck_assert_str_eq(ngs_engine_last_error(e), "a hook stopped the run");
+    ck_assert_int_eq(stopper.begins, 1);
+    ck_assert_int_eq(stopper.ends, 1);
+    ck_assert_int_eq(stopper.end_status, NGS_ERR_INTERRUPTED);
+    ck_assert_uint_ge(stopper.rows, 100);
+    ck_assert_uint_lt(stopper.rows, all); /* the replay stopped there */
+    ck_assert_int_eq(after.ends, 1);
+    ck_assert_uint_eq(after.rows, stopper.rows);
+    ngs_engine_destroy(e);
+    tmp_free(&t);
+}
+END_TEST
+
 typedef struct {
     int nvectors, scale_index;
     uint64_t rows;
@@ -451,6 +511,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_slow_hook_and_a_timeout_end_the_plot_as_stopped);
     tcase_add_test(tc, a_plot_of_many_vectors_begins_in_linear_time);
+    tcase_add_test(tc, a_hook_stops_a_replayed_run_as_a_live_one);
     suite_add_tcase(s, tc);
     return ngs_run_suite(s);
 }
