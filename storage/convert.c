@@ -1289,10 +1289,17 @@ static int pick_run(hid_t f, const char *group, const char *path, char **out, ch
     int rc = list_children(f, H5I_GROUP, NULL, 0, &runs);
     if (rc != NGS_OK)
         return set_err(err, errlen, rc, "%s: cannot list its groups", path);
+    /* the groups that fit, then how many did not: a batch has thousands */
     char names[256] = "";
-    for (size_t i = 0, o = 0; i < runs.n && o < sizeof names - 8; i++)
-        o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", i ? ", " : "",
-                              runs.v[i].link);
+    size_t o = 0, listed = 0;
+    while (listed < runs.n && o + strlen(runs.v[listed].link) + 2 + 64 < sizeof names) {
+        o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", listed ? ", " : "",
+                              runs.v[listed].link);
+        listed++;
+    }
+    if (listed < runs.n)
+        snprintf(names + o, sizeof names - o, "%s... and %zu more: ngscale info lists them",
+                 listed ? ", " : "", runs.n - listed);
     if (group) {
         char *link = escape_link(group);
         int found = 0;

@@ -583,6 +583,17 @@ class Convert(unittest.TestCase):
             self.assertEqual(read_raw(out)[0]["plotname"], "AC Analysis")
             p = run([NGSCALE, "export", h5, out, "--group", "c"], cwd=d, check=False)
             self.assertEqual(p.returncode, 2)
+            # A batch's thousands of groups: the list says how many it leaves out (it
+            # was cut at 256 bytes without a word, as if those were all the groups).
+            with h5py.File(h5, "a") as f:
+                for i in range(40):
+                    f.create_group("job_%08d" % i)
+            p = run([NGSCALE, "export", h5, out, "--group", "job_00000077"], cwd=d, check=False)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertRegex(p.stderr, r"\(groups: a, b, job_00000000, .*job_\d{8}, \.\.\. "
+                             r"and \d+ more: ngscale info lists them\)")
+            m = re.search(r"(\d+) more", p.stderr)
+            self.assertEqual(p.stderr.count("job_") - 1 + int(m.group(1)), 40, p.stderr)
 
     def test_a_signal_stops_a_conversion_with_a_readable_file(self):
         """SIGTERM used to kill convert mid-write: exit 143 and a file HDF5 would not open
