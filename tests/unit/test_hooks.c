@@ -430,7 +430,8 @@ START_TEST(a_hook_stops_a_replayed_run_as_a_live_one)
 END_TEST
 
 typedef struct {
-    int nvectors, scale_index;
+    int nvectors;
+    char scale[32]; /* the scale's name, "" for none */
     uint64_t rows;
 } plot_shape;
 
@@ -439,15 +440,16 @@ static int shape(const ngs_event *ev, void *user)
     plot_shape *p = user;
     if (ev->kind == NGS_EV_PLOT_BEGIN) {
         p->nvectors = ev->plot->nvectors;
-        p->scale_index = ev->plot->scale_index;
+        snprintf(p->scale, sizeof p->scale, "%s",
+                 ev->plot->scale_index >= 0 ? ev->plot->vectors[ev->plot->scale_index].name : "");
     } else if (ev->kind == NGS_EV_ROWS) {
         p->rows += ev->nrows;
     }
     return 0;
 }
 
-/* An operating point of a ladder of n resistors (n + 2 vectors); the seconds the run took. */
-static double run_ladder(ngs_engine *e, int n, plot_shape *p)
+/* A ladder of n resistors (n + 2 vectors, n + 3 with time) under the analysis card. */
+static void run_ladder(ngs_engine *e, int n, const char *analysis, plot_shape *p)
 {
     size_t nlines = 2 * (size_t)n + 4, k = 0;
     char **lines = calloc(nlines, sizeof *lines), *text = malloc(nlines * 40);
@@ -456,38 +458,36 @@ static double run_ladder(ngs_engine *e, int n, plot_shape *p)
     ck_assert(lines && text);
 #define LINE(...) (lines[k++] = t, t += sprintf(t, __VA_ARGS__) + 1)
     LINE("ladder %d", n);
-    LINE("V1 n0 0 DC 1");
+    LINE("V1 n0 0 PULSE(0 1 0 1n 1n 1u 2u)");
     for (int i = 0; i < n; i++) {
         LINE("R%d n%d n%d 1", i, i, i + 1);
         LINE("G%d n%d 0 n%d 0 1u", i, i + 1, i + 1);
     }
-    LINE(".op");
+    LINE("%s", analysis);
     lines[k++] = ".end";
 #undef LINE
     memset(p, 0, sizeof *p);
     ck_assert_int_eq(ngs_run_lines(e, (const char *const *)lines, k, NULL, NULL, &res), NGS_OK);
     free(lines);
     free(text);
-    return res.wall_s;
 }
 
-/* A post-layout plot has 10^5 vectors. Finding its scale compared every pair of
- * them in ngspice's init callback: 20 s for 100k vectors, where ngspice took 2 s for
- * the whole run (and 4x the vectors took 16x as long, not 4x). */
-START_TEST(a_plot_of_many_vectors_begins_in_linear_time)
+/* A post-layout plot has 10^5 vectors. Finding its scale compared every pair of them
+ * in ngspice's init callback: 20 s for 100k vectors, where ngspice took 2 s for the
+ * whole run. Now sorted (the time is not asserted here: no timed tests); what is
+ * checked is that the scale is still the one found, among many vectors. */
+START_TEST(a_plot_of_many_vectors_finds_its_scale)
 {
     ngs_engine *e = ngs_check_engine();
-    plot_shape seen, small;
+    plot_shape seen;
     ck_assert_int_eq(ngs_engine_add_hook(e, NGS_EV_PLOT_BEGIN | NGS_EV_ROWS, shape, &seen), NGS_OK);
-    double t_small = run_ladder(e, 25000, &seen);
-    small = seen;
-    double t_big = run_ladder(e, 100000, &seen);
-    printf("op of 25k vectors: %.2f s, of 100k: %.2f s\n", t_small, t_big);
-    ck_assert_int_eq(small.nvectors, 25000 + 2); /* v(n0)..v(n25000), i(v1) */
-    ck_assert_int_eq(seen.nvectors, 100000 + 2);
+    run_ladder(e, 5000, ".tran 10n 100n", &seen);
+    ck_assert_int_eq(seen.nvectors, 5000 + 3); /* time, v(n0)..v(n5000), i(v1) */
+    ck_assert_str_eq(seen.scale, "time");
+    ck_assert_uint_ge(seen.rows, 10);
+    run_ladder(e, 5000, ".op", &seen); /* no vector is another's scale */
+    ck_assert_int_eq(seen.nvectors, 5000 + 2);
     ck_assert_uint_eq(seen.rows, 1);
-    ck_assert_int_eq(seen.scale_index, small.scale_index);
-    ck_assert_msg(t_big < 8 * t_small, "25k vectors: %.2f s, 100k: %.2f s", t_small, t_big);
     ngs_engine_destroy(e);
 }
 END_TEST
@@ -510,7 +510,7 @@ int main(void)
     tc = tcase_create("engine");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_slow_hook_and_a_timeout_end_the_plot_as_stopped);
-    tcase_add_test(tc, a_plot_of_many_vectors_begins_in_linear_time);
+    tcase_add_test(tc, a_plot_of_many_vectors_finds_its_scale);
     tcase_add_test(tc, a_hook_stops_a_replayed_run_as_a_live_one);
     suite_add_tcase(s, tc);
     return ngs_run_suite(s);
