@@ -62,7 +62,8 @@
  * A reader needs none of them: every chunk carries its own header. Other programs may
  * give only [0]..[5] (h5py: compression=52807, compression_opts=(1, 1, alo, ahi, rlo,
  * rhi)): the filter's set_local fills [6] from the datatype and [7] = 0; a datatype it
- * cannot take (can_apply says no: mandatory filter refused at H5Dcreate; h5py adds
+ * cannot take (anything but little-endian IEEE float64 and {r, i} of two; big-endian
+ * '>f8' included) (can_apply says no: mandatory filter refused at H5Dcreate; h5py adds
  * filters as optional, then every chunk is stored unfiltered, i.e. losslessly).
  * Through the pipeline (H5Dwrite) HDF5 hands the filter the last, partial chunk padded
  * with the fill value, which then counts in the chunk's range (rel_err); the writer's
@@ -183,7 +184,7 @@ extern const H5Z_class2_t ngs_bounded_filter_class;
 int ngs_bounded_register(void);
 
 /* Adds the filter to a chunked dataset's dcpl (registers it first). The datatype must
- * be float64 (elem_size 8) or a compound of two float64 (16). */
+ * be little-endian IEEE float64 (elem_size 8) or a compound of two of them (16). */
 int ngs_bounded_set_filters(hid_t dcpl, const ngs_bounded_params *p, size_t elem_size);
 
 /* ---- bit rounding (storage/bitround.c), no plugin needed ----

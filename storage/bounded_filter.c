@@ -55,7 +55,15 @@ static size_t bf_filter(unsigned int flags, size_t cd_nelmts, const unsigned int
     return bf_replace(buf, buf_size, out, cap, size);
 }
 
-/* float64, or a compound of exactly two float64 at offsets 0 and 8 ({r, i}). */
+/* The codec reads chunk bytes as little-endian IEEE binary64: an 8-byte float in any
+ * other layout (big-endian '>f8', a custom precision) would be quantized as the wrong
+ * numbers, so only a type equal to H5T_IEEE_F64LE passes. */
+static int bf_f64le(hid_t type)
+{
+    return H5Tequal(type, H5T_IEEE_F64LE) > 0;
+}
+
+/* float64 LE, or a compound of exactly two of them at offsets 0 and 8 ({r, i}). */
 static int bf_type_ok(hid_t type)
 {
     H5T_class_t cls = H5Tget_class(type);
@@ -63,13 +71,12 @@ static int bf_type_ok(hid_t type)
     int ok = 1;
 
     if (cls == H5T_FLOAT)
-        return size == 8;
+        return bf_f64le(type);
     if (cls != H5T_COMPOUND || size != 16 || H5Tget_nmembers(type) != 2)
         return 0;
     for (unsigned m = 0; m < 2 && ok; m++) {
         hid_t mt = H5Tget_member_type(type, m);
-        ok = mt >= 0 && H5Tget_class(mt) == H5T_FLOAT && H5Tget_size(mt) == 8 &&
-             H5Tget_member_offset(type, m) == 8 * m;
+        ok = mt >= 0 && bf_f64le(mt) && H5Tget_member_offset(type, m) == 8 * m;
         if (mt >= 0)
             H5Tclose(mt);
     }

@@ -1001,6 +1001,61 @@ START_TEST(test_hdf5_write_chunk)
 }
 END_TEST
 
+/* Big-endian float64 ('>f8' in h5py): the chunk bytes are not the codec's little-endian
+ * doubles. The filter must refuse the type (mandatory: H5Dcreate fails; optional, as
+ * h5py adds it: chunks stored unfiltered), not quantize byte-swapped numbers: these
+ * values (multiples of 1/256) read byte-swapped are tiny and were all decoded to 0. */
+START_TEST(test_hdf5_big_endian_refused)
+{
+    const hsize_t n = 64, chunk = 32;
+    ngs_bounded_params p = {1e-6, 0, 0};
+    double x[64], y[64];
+    unsigned int cd[NGS_BOUNDED_CD_NELMTS];
+    char path[300];
+    make_tmpdir();
+    snprintf(path, sizeof path, "%s/be.h5", bounded_dir);
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t space = H5Screate_simple(1, &n, NULL), cplx = H5Tcreate(H5T_COMPOUND, 16), d;
+    ck_assert(file >= 0);
+    H5Tinsert(cplx, "r", 0, H5T_IEEE_F64BE);
+    H5Tinsert(cplx, "i", 8, H5T_IEEE_F64BE);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (double)((int)i * 37 % 101 - 50) / 256.0;
+    for (int es = 8; es <= 16; es += 8) {
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(dcpl, 1, &chunk);
+        ck_assert_int_eq(ngs_bounded_set_filters(dcpl, &p, (size_t)es), NGS_OK);
+        H5E_BEGIN_TRY
+        {
+            d = H5Dcreate2(file, "mandatory", es == 8 ? H5T_IEEE_F64BE : cplx, space, H5P_DEFAULT,
+                           dcpl, H5P_DEFAULT);
+        }
+        H5E_END_TRY;
+        ck_assert_msg(d < 0, "a big-endian dataset (element %d bytes) took the bounded filter", es);
+        H5Pclose(dcpl);
+    }
+    ck_assert_int_eq(ngs_bounded_params_to_cd(&p, 8, cd), NGS_OK);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    ck_assert(H5Pset_filter(dcpl, NGS_H5Z_FILTER_BOUNDED, H5Z_FLAG_OPTIONAL, 6, cd) >= 0);
+    d = H5Dcreate2(file, "optional", H5T_IEEE_F64BE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ck_assert(d >= 0);
+    ck_assert(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Dclose(d);
+    d = H5Dopen2(file, "optional", H5P_DEFAULT);
+    ck_assert(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) >= 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(y[i] - x[i]) <= p.abs_err, "'>f8' sample %zu: %.17g read back as %.17g",
+                      i, x[i], y[i]);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Tclose(cplx);
+    H5Sclose(space);
+    H5Fclose(file);
+    remove_tmpdir();
+}
+END_TEST
+
 /* ---- real ngspice output ------------------------------------------------------------------ */
 
 typedef struct {
@@ -1134,6 +1189,7 @@ static Suite *bounded_suite(void)
     tcase_add_test(tc, test_bitround);
     tcase_add_test(tc, test_hdf5_pipeline);
     tcase_add_test(tc, test_hdf5_write_chunk);
+    tcase_add_test(tc, test_hdf5_big_endian_refused);
     tcase_add_test(tc, test_real_ngspice);
     suite_add_tcase(s, tc);
     return s;
