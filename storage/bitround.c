@@ -6,6 +6,9 @@
  * plus that bit: ties to even), then clear the dropped bits. A carry out of the
  * mantissa moves to the next binade, which is the correctly rounded result. For a
  * normal x = m * 2^e (1 <= m < 2) the error is <= 2^(e-N-1) <= 2^-(N+1) |x|.
+ * Subnormals stay as they are: their leading mantissa bits are zeros, so N bits of the
+ * pattern are fewer significant bits and 1e-310 at N = 20 moved 1e-4 relative (the
+ * smallest ones went to 0), past the lossy_rel_err the file records.
  */
 #include "storage/bounded.h"
 
@@ -19,7 +22,8 @@
 static inline uint64_t round_bits(uint64_t u, int drop)
 {
     uint64_t half, lsb, r;
-    if (drop == 0 || (u & EXP_MASK) == EXP_MASK) /* lossless, or NaN / Inf */
+    /* lossless; NaN / Inf; zero or subnormal */
+    if (drop == 0 || (u & EXP_MASK) == EXP_MASK || (u & EXP_MASK) == 0)
         return u;
     half = 1ULL << (drop - 1);
     lsb = (u >> drop) & 1;

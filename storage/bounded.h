@@ -190,7 +190,8 @@ int ngs_bounded_set_filters(hid_t dcpl, const ngs_bounded_params *p, size_t elem
 /* ---- bit rounding (storage/bitround.c), no plugin needed ----
  * Keeps nbits (0..52) explicit mantissa bits, rounding to nearest, ties to even, on the
  * bit pattern. Normal numbers: |x' - x| <= 2^-(nbits+1) * |x| (ngs_bitround_max_rel_err).
- * Subnormals: |x' - x| <= 2^-(1023+nbits) absolute. NaN, Inf, 0 unchanged; a finite
+ * Subnormals, NaN, Inf and 0 unchanged (a subnormal has fewer significant bits, so
+ * rounding it would break that relative bound: the file records it); a finite
  * value that would round past DBL_MAX is truncated instead (error < 2^-nbits relative
  * there). Rounding a rounded value changes nothing. */
 int ngs_bitround(const double *src, double *dst, size_t n, int nbits);
