@@ -1037,8 +1037,11 @@ int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
             memset(&v->bp, 0, sizeof v->bp);
             v->bp.abs_err = w->opt.lossy.abs_err;
             v->bp.rel_err = w->opt.lossy.rel_err;
-            if (v->bp.abs_err <= 0 && v->bp.rel_err <= 0)
-                ngs_bounded_default_params(src->type_name, &v->bp);
+            /* no default bound for a time, frequency or sweep that is not the scale (a
+             * RAW file's second time column): stored exactly, like the scale */
+            if (v->bp.abs_err <= 0 && v->bp.rel_err <= 0 &&
+                ngs_bounded_default_params(src->type_name, &v->bp) != NGS_OK)
+                v->codec = NGS_CODEC_ZSTD;
         }
         if (!v->dset_name || !v->name || !v->ngspice_name || !v->type_name || !v->unit)
             return NGS_ERR_NOMEM;

@@ -97,6 +97,27 @@ class Lossy(unittest.TestCase):
         with h5py.File(out, "r") as f:
             self.assertEqual(f["job_00000000/tran1/v(n10)"].attrs["lossy_codec"], "bounded")
 
+    def test_a_second_time_column_is_kept_exact_not_refused(self):
+        # A RAW variable with a scale's type (time, frequency, *-sweep) that is not the
+        # scale (ngspice's `write` of `let t2 = time`) has no default bound: `convert
+        # --codec bounded` failed with "cannot set up codec bounded"; it is now exact.
+        raw, out = os.path.join(self.d, "t2.raw"), os.path.join(self.d, "t2.h5")
+        t = [i * 1e-9 for i in range(50)]
+        v = [1 + 0.5 * np.sin(x * 1e8) for x in t]
+        lines = ["Title: t2", "Date: now", "Plotname: Transient Analysis", "Flags: real",
+                 "No. Variables: 3", "No. Points: %d" % len(t), "Variables:", "\t0\ttime\ttime",
+                 "\t1\tv(out)\tvoltage", "\t2\tt2\ttime", "Values:"]
+        for i, (a, b) in enumerate(zip(t, v)):
+            lines += ["%d\t%r" % (i, a), "\t%r" % b, "\t%r" % a]
+        with open(raw, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        run([NGSCALE, "convert", "-q", "--codec", "bounded", raw, out])
+        got = vectors(out)
+        self.assertTrue(np.array_equal(got["t2"][0], t))
+        self.assertNotIn("lossy_codec", got["t2"][1])
+        self.assertEqual(got["v(out)"][1]["lossy_codec"], "bounded")
+        self.assertLessEqual(np.abs(got["v(out)"][0] - v).max(), 1e-8)  # vntol/100
+
 
 if __name__ == "__main__":
     unittest.main()
