@@ -65,6 +65,9 @@
  * cannot take (anything but little-endian IEEE float64 and {r, i} of two; big-endian
  * '>f8' included) (can_apply says no: mandatory filter refused at H5Dcreate; h5py adds
  * filters as optional, then every chunk is stored unfiltered, i.e. losslessly).
+ * cd_values the encoder cannot use (a bound that is not 0 or finite positive, none
+ * set, another version or method, a level outside zstd's) fail H5Dcreate, with the
+ * reason on HDF5's error stack.
  * Through the pipeline (H5Dwrite) HDF5 hands the filter the last, partial chunk padded
  * with the fill value, which then counts in the chunk's range (rel_err); the writer's
  * own encode call passes nvalid instead.

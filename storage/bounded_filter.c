@@ -63,6 +63,14 @@ static int bf_f64le(hid_t type)
     return H5Tequal(type, H5T_IEEE_F64LE) > 0;
 }
 
+/* Puts the reason on HDF5's error stack, where h5py and h5dump show it; returns -1. */
+static herr_t bf_refuse(const char *why)
+{
+    H5Epush2(H5E_DEFAULT, __FILE__, "bounded filter set_local", __LINE__, H5E_ERR_CLS, H5E_PLINE,
+             H5E_BADVALUE, "bounded filter (%d): %s", NGS_H5Z_FILTER_BOUNDED, why);
+    return -1;
+}
+
 /* float64 LE, or a compound of exactly two of them at offsets 0 and 8 ({r, i}). */
 static int bf_type_ok(hid_t type)
 {
@@ -98,21 +106,31 @@ static htri_t bf_can_apply(hid_t dcpl, hid_t type, hid_t space)
  * instead of quantizing integers as if they were doubles. */
 static herr_t bf_set_local(hid_t dcpl, hid_t type, hid_t space)
 {
-    unsigned int flags, cd[NGS_BOUNDED_CD_NELMTS] = {0};
-    size_t n = NGS_BOUNDED_CD_NELMTS, es = H5Tget_size(type);
+    unsigned int flags, cd[NGS_BOUNDED_CD_NELMTS] = {0}, chk[NGS_BOUNDED_CD_NELMTS];
+    size_t n = NGS_BOUNDED_CD_NELMTS, es = H5Tget_size(type), es_chk;
+    ngs_bounded_params p;
     (void)space;
 
     if (H5Pget_filter_by_id2(dcpl, NGS_H5Z_FILTER_BOUNDED, &flags, &n, cd, 0, NULL, NULL) < 0)
         return -1;
     if (n > NGS_BOUNDED_CD_NELMTS || n < 6)
-        return -1;
+        return bf_refuse("needs 6 to 8 cd_values (1, 1, abs_err low and high 32 bits, rel_err "
+                         "low and high 32 bits[, element size, zstd level])");
     if (!bf_type_ok(type))
         es = 0;
     else if (n > 6 && cd[6] != 0 && cd[6] != es)
-        return -1;
+        return bf_refuse("cd_values[6] (element size) differs from the datatype's size");
     cd[6] = (unsigned int)es;
     if (n < 8)
         cd[7] = 0;
+    /* Wrong bounds made the forward filter decline every chunk, which HDF5 then stored
+     * unfiltered without a word (h5py adds filters as optional): refused here instead. */
+    memcpy(chk, cd, sizeof chk);
+    chk[6] = 8;
+    if (ngs_bounded_params_from_cd(NGS_BOUNDED_CD_NELMTS, chk, &p, &es_chk) != NGS_OK)
+        return bf_refuse("cd_values must be version 1, method 1, then abs_err and rel_err as "
+                         "the two 32-bit halves (low first) of a double, each 0 (unset) or "
+                         "finite and positive, not both 0; [7] a zstd level");
     return H5Pmodify_filter(dcpl, NGS_H5Z_FILTER_BOUNDED, flags, NGS_BOUNDED_CD_NELMTS, cd);
 }
 

@@ -1054,6 +1054,61 @@ START_TEST(test_hdf5_big_endian_refused)
 }
 END_TEST
 
+static herr_t find_bounded_msg(unsigned n, const H5E_error2_t *e, void *found)
+{
+    (void)n;
+    if (e->desc && strstr(e->desc, "bounded filter (52807): cd_values must"))
+        *(int *)found = 1;
+    return 0;
+}
+
+/* cd_values with a bound that is not a positive finite double (NaN, negative, none),
+ * another version or a level outside zstd's: the forward filter declined every chunk
+ * and HDF5 stored them unfiltered (optional, as h5py adds filters) without a word.
+ * H5Dcreate now fails, and the error stack says why. */
+START_TEST(test_hdf5_bad_cd_values_refused)
+{
+    const hsize_t n = 64, chunk = 32;
+    char path[300];
+    make_tmpdir();
+    snprintf(path, sizeof path, "%s/cd.h5", bounded_dir);
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t space = H5Screate_simple(1, &n, NULL);
+    ck_assert(file >= 0);
+    ck_assert_int_eq(ngs_bounded_register(), NGS_OK);
+    const double bad_err[] = {NAN, -1e-6, 0.0, INFINITY};
+    for (int t = 0; t < 6; t++) {
+        unsigned int cd[NGS_BOUNDED_CD_NELMTS];
+        ck_assert_int_eq(ngs_bounded_params_to_cd(&(ngs_bounded_params){1e-6, 0, 0}, 8, cd), NGS_OK);
+        if (t < 4) {
+            uint64_t u = bits_of(bad_err[t]);
+            cd[2] = (unsigned int)(u & 0xffffffffu);
+            cd[3] = (unsigned int)(u >> 32);
+        } else if (t == 4) {
+            cd[0] = 2; /* a version this code does not know */
+        } else {
+            cd[7] = 99; /* zstd level */
+        }
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), d;
+        int found = 0;
+        H5Pset_chunk(dcpl, 1, &chunk);
+        ck_assert(H5Pset_filter(dcpl, NGS_H5Z_FILTER_BOUNDED, H5Z_FLAG_OPTIONAL, t < 4 ? 6 : 8, cd) >= 0);
+        H5E_BEGIN_TRY
+        {
+            d = H5Dcreate2(file, "d", H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+            H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, find_bounded_msg, &found);
+        }
+        H5E_END_TRY;
+        ck_assert_msg(d < 0, "case %d: a dataset was created with cd_values the filter cannot use", t);
+        ck_assert_msg(found, "case %d: the error stack does not say what is wrong", t);
+        H5Pclose(dcpl);
+    }
+    H5Sclose(space);
+    H5Fclose(file);
+    remove_tmpdir();
+}
+END_TEST
+
 /* ---- real ngspice output ------------------------------------------------------------------ */
 
 typedef struct {
@@ -1188,6 +1243,7 @@ static Suite *bounded_suite(void)
     tcase_add_test(tc, test_hdf5_pipeline);
     tcase_add_test(tc, test_hdf5_write_chunk);
     tcase_add_test(tc, test_hdf5_big_endian_refused);
+    tcase_add_test(tc, test_hdf5_bad_cd_values_refused);
     tcase_add_test(tc, test_real_ngspice);
     suite_add_tcase(s, tc);
     return s;
