@@ -89,7 +89,7 @@ static void usage(FILE *f)
         "      --abs-err E         bounded: every sample within E of the simulated value\n"
         "      --rel-err R         bounded: within R x the range of each chunk; bitround:\n"
         "                          keep enough bits for a relative error R\n"
-        "      --bits N            bitround: mantissa bits kept (default 24)\n"
+        "      --bits N            bitround: mantissa bits kept (default 24; or --rel-err)\n"
         "                          (bounded without --abs-err/--rel-err: a default far\n"
         "                          below ngspice's vntol/abstol; time/frequency stay exact)\n"
         "      --level N           compression level: zstd -7..-1 (fast) or 1..22, default\n"

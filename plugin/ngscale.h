@@ -63,7 +63,7 @@ typedef enum {
 typedef struct ngs_lossy_options {
     double abs_err;
     double rel_err;
-    int bits;        /* bitround: mantissa bits kept; 0: from rel_err, else 24 */
+    int bits;        /* bitround: mantissa bits kept (not with rel_err); 0: from rel_err, else 24 */
 } ngs_lossy_options;
 
 /* Parses "zstd", "deflate", "none", "bounded" or "bitround"; returns -1 when unknown. */

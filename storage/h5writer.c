@@ -610,6 +610,9 @@ int ngs_h5_options_check(const ngs_h5_options *o, char *err, size_t errlen)
     if (o->codec == NGS_CODEC_BITROUND && l->abs_err > 0)
         return refuse_option(err, errlen, "bitround bounds the relative error only: give rel_err or bits, "
                                           "or use codec bounded for abs_err");
+    if (o->codec == NGS_CODEC_BITROUND && l->bits > 0 && l->rel_err > 0) /* bits won, silently */
+        return refuse_option(err, errlen, "bitround takes bits or rel_err, not both (bits %d keeps a "
+                                          "relative error of %g)", l->bits, ngs_bitround_max_rel_err(l->bits));
     if (o->codec == NGS_CODEC_BOUNDED && l->bits > 0)
         return refuse_option(err, errlen, "bits applies to codec bitround; bounded takes abs_err or rel_err");
     if (o->chunk_points > NGS_H5_CHUNK_POINTS_MAX)

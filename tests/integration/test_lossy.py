@@ -118,6 +118,16 @@ class Lossy(unittest.TestCase):
         self.assertEqual(got["v(out)"][1]["lossy_codec"], "bounded")
         self.assertLessEqual(np.abs(got["v(out)"][0] - v).max(), 1e-8)  # vntol/100
 
+    def test_bitround_refuses_bits_with_rel_err(self):
+        # --bits won over --rel-err without a word: --bits 8 --rel-err 1e-6 stored values
+        # 2^-9 = 2e-3 off, 2000 times the relative error asked for.
+        out = os.path.join(self.d, "r.h5")
+        p = run([NGSCALE, "run", "-q", "--codec", "bitround", "--bits", "8", "--rel-err", "1e-6", self.cir,
+                 "-o", out], check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("bits or rel_err, not both", p.stderr)
+        self.assertFalse(os.path.exists(out))
+
 
 if __name__ == "__main__":
     unittest.main()
