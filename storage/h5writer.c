@@ -639,7 +639,9 @@ static int open_writer(ngs_h5_writer **out, const char *path, const ngs_h5_optio
     if (options) w->opt = *options; else ngs_h5_options_init(&w->opt);
     if (!w->opt.shared_file) w->opt.shared_lock = NULL;
     else if (w->opt.shared_lock) w->lock_depth = 1; /* ngs_h5_open holds it */
-    if (w->opt.level == 0) w->opt.level = ngs_codec_default_level(level_codec(w->opt.codec));
+    /* bounded keeps 0: its own zstd default (bounded.h), not the zstd codec's */
+    if (w->opt.level == 0 && w->opt.codec != NGS_CODEC_BOUNDED)
+        w->opt.level = ngs_codec_default_level(level_codec(w->opt.codec));
     if (w->opt.codec == NGS_CODEC_BITROUND) {
         w->bits = w->opt.lossy.bits;
         if (!w->bits && w->opt.lossy.rel_err > 0) ngs_bitround_bits_for_rel_err(w->opt.lossy.rel_err, &w->bits);
@@ -1045,6 +1047,7 @@ int ngs_h5_plot_begin(ngs_h5_writer *w, const ngs_plot_desc *d)
             if (v->bp.abs_err <= 0 && v->bp.rel_err <= 0 &&
                 ngs_bounded_default_params(src->type_name, &v->bp) != NGS_OK)
                 v->codec = NGS_CODEC_ZSTD;
+            v->bp.zstd_level = w->opt.level; /* --level was checked, then ignored */
         }
         if (!v->dset_name || !v->name || !v->ngspice_name || !v->type_name || !v->unit)
             return NGS_ERR_NOMEM;

@@ -128,6 +128,20 @@ class Lossy(unittest.TestCase):
         self.assertIn("bits or rel_err, not both", p.stderr)
         self.assertFalse(os.path.exists(out))
 
+    def test_bounded_takes_the_level(self):
+        # --level was checked against zstd's range, then ignored: level 19 and -7 wrote
+        # the same bytes as the default.
+        sizes = {}
+        for level in ("19", "-7"):
+            out = os.path.join(self.d, "l%s.h5" % level)
+            run([NGSCALE, "run", "-q", "--codec", "bounded", "--rel-err", "1e-6", "--level", level, self.cir,
+                 "-o", out])
+            with h5py.File(out, "r") as f:
+                d = f["run/tran1/v(n50)"]
+                self.assertEqual(d._filters["52807"][7], int(level) & 0xffffffff)
+                sizes[level] = sum(f["run/tran1"][n].id.get_storage_size() for n in f["run/tran1"])
+        self.assertLess(sizes["19"], sizes["-7"])
+
 
 if __name__ == "__main__":
     unittest.main()
