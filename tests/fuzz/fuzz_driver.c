@@ -147,7 +147,10 @@ static int replay_file(const char *path, long nmut, uint64_t seed, long *count)
         return -1;
     }
     uint64_t s = seed;
-    for (const char *p = path; *p; p++) /* per-file stream, independent of order */
+    const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    /* per-file stream, independent of order and of where the checkout is: the whole
+     * path made the inputs, and whether a bug was found, differ between clones */
+    for (const char *p = name; *p; p++)
         s = s * 31 + (uint8_t)*p;
     for (long i = 0; i < nmut; i++) {
         size_t m = mutate(data, size, buf, cap, &s);
