@@ -336,10 +336,13 @@ int ngs_raw_writer_begin_plot(ngs_raw_writer *w, const ngs_raw_plot *p,
             seen_title |= is_key(&p->lines[i], "Title");
             seen_date |= is_key(&p->lines[i], "Date");
         }
-        /* Fields the lines lack go where ngspice puts them. */
+        /* Fields the lines lack go where ngspice puts them: Title first, Date after it.
+         * A header that began with a Date written above its Title line made a reader
+         * take that line for the previous plot's data (after "No. Points: 0", a killed
+         * ngspice's count, the data runs to the next Title). */
         if (!seen_title && (rc = putf(w, "Title: %s\n", title)) < 0)
             return rc;
-        if (!seen_date && (rc = putf(w, "Date: %s\n", date)) < 0)
+        if (!seen_title && !seen_date && (rc = putf(w, "Date: %s\n", date)) < 0)
             return rc;
         for (size_t i = 0; i < p->nlines && rc >= 0; i++) {
             const ngs_raw_line *l = &p->lines[i];
@@ -347,6 +350,9 @@ int ngs_raw_writer_begin_plot(ngs_raw_writer *w, const ngs_raw_plot *p,
                 rc = putf(w, "%s\n", l->key);
             } else if (is_key(l, "Title")) {
                 rc = putf(w, "%s: %s\n", l->key, title);
+                if (rc >= 0 && !seen_date)
+                    rc = putf(w, "Date: %s\n", date);
+                seen_date = 1;
             } else if (is_key(l, "Date")) {
                 rc = putf(w, "%s: %s\n", l->key, date);
             } else if (is_key(l, "Plotname")) {

@@ -1469,6 +1469,43 @@ START_TEST(test_writer_from_scratch)
 }
 END_TEST
 
+/* A header whose lines lack a Date (a damaged "DEte:" key) got its Date written above
+ * its Title; after a plot of "No. Points: 0" in binary (a killed ngspice's count, whose
+ * data runs to the next Title) that line was read as a point of that plot. Found by
+ * fuzz_raw_replay -s 2 ("same shape"). */
+START_TEST(test_writer_puts_a_missing_date_after_the_title)
+{
+    tmpdir t;
+    tmp_make(&t);
+    char path[512], err[512];
+    path_in(&t, "d.raw", path, sizeof path);
+    ngs_raw_var vars[2] = {{.name = "frequency", .type = "frequency"}, {.name = "v(a)", .type = "voltage"}};
+    ngs_raw_line lines[4] = {{"Title", "t"}, {"DEte", "damaged"}, {"Plotname", "p"}, {"Flags", "real"}};
+    ngs_raw_plot empty = {.title = "t", .date = "d", .plotname = "empty", .flags = "real", .nvars = 2, .vars = vars};
+    ngs_raw_plot next = {.title = "t", .date = "d", .plotname = "p", .flags = "real", .nvars = 2, .vars = vars,
+                         .nlines = 4, .lines = lines};
+    double row[2] = {1, 2};
+    ngs_raw_writer *w;
+    ck_assert_int_eq(ngs_raw_writer_open(&w, path, 0, err, sizeof err), NGS_OK);
+    ck_assert_int_eq(ngs_raw_writer_begin_plot(w, &empty, NGS_RAW_BINARY), NGS_OK);
+    ck_assert_int_eq(ngs_raw_writer_end_plot(w), NGS_OK);
+    ck_assert_int_eq(ngs_raw_writer_begin_plot(w, &next, NGS_RAW_BINARY), NGS_OK);
+    ck_assert_int_eq(ngs_raw_writer_write_rows(w, row, 1), NGS_OK);
+    ck_assert_int_eq(ngs_raw_writer_close(w), NGS_OK);
+    size_t n;
+    unsigned char *data = read_file(path, &n);
+    ck_assert_ptr_nonnull(memmem(data, n, "Binary:\nTitle: t\nDate: d\nDEte: damaged\nPlotname: p\n", 51));
+    free(data);
+    ngs_raw_reader *r = open_ok(path);
+    ck_assert_uint_eq(ngs_raw_nplots(r), 2);
+    ck_assert_uint_eq(plot_ok(r, 0)->npoints, 0);
+    ck_assert_int_eq(plot_ok(r, 0)->truncated, 0);
+    ck_assert_uint_eq(plot_ok(r, 1)->npoints, 1);
+    ngs_raw_close(r);
+    tmp_free(&t);
+}
+END_TEST
+
 /* The point-count width follows the hint; values stay '.'-decimal in any locale. */
 START_TEST(test_writer_count_width_and_locale)
 {
@@ -1555,6 +1592,7 @@ static Suite *raw_suite(void)
     tcase_add_test(tc, test_ascii_random_access);
     tcase_add_test(tc, test_file_shrinks_while_read);
     tcase_add_test(tc, test_writer_from_scratch);
+    tcase_add_test(tc, test_writer_puts_a_missing_date_after_the_title);
     tcase_add_test(tc, test_writer_count_width_and_locale);
     tcase_add_test(tc, test_reader_args);
     suite_add_tcase(s, tc);
