@@ -123,13 +123,6 @@ char *ngs_h5_attr_dup_str(hid_t obj, const char *key)
     return out;
 }
 
-void ngs_h5_attr_read_str(hid_t obj, const char *key, char *buf, size_t n)
-{
-    char *s = ngs_h5_attr_dup_str(obj, key);
-    snprintf(buf, n, "%s", s ? s : "");
-    free(s);
-}
-
 long long ngs_h5_attr_read_i64(hid_t obj, const char *key, long long dflt)
 {
     long long v = dflt;

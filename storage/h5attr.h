@@ -13,8 +13,6 @@ int ngs_h5_attr_write_f64(hid_t obj, const char *key, double value);
 
 /* The string, malloc'ed; NULL when absent or not a string. */
 char *ngs_h5_attr_dup_str(hid_t obj, const char *key);
-/* buf receives the string ("" when absent or not a string). */
-void ngs_h5_attr_read_str(hid_t obj, const char *key, char *buf, size_t n);
 /* dflt when absent or unreadable. */
 long long ngs_h5_attr_read_i64(hid_t obj, const char *key, long long dflt);
 double ngs_h5_attr_read_f64(hid_t obj, const char *key, double dflt);
