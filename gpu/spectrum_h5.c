@@ -167,20 +167,18 @@ static herr_t collect_link(hid_t g, const char *name, const H5L_info_t *li, void
     return ((strlist *)op)->nomem ? -1 : 0;
 }
 
-/* Links of a group, in creation order when tracked, else in name order. */
+/* Links of a group: in creation order when tracked, else (or with order_by_name) in
+ * name order. */
 static int list_links(hid_t g, int order_by_name, strlist *out)
 {
     hsize_t idx = 0;
-    herr_t rc = -1;
+    herr_t rc;
     memset(out, 0, sizeof *out);
-    H5E_BEGIN_TRY {
-        if (!order_by_name) rc = H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_link, out);
-        if (rc < 0 && !out->nomem) {
-            strlist_free(out);
-            idx = 0;
-            rc = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_link, out);
-        }
-    } H5E_END_TRY;
+    if (!order_by_name) {
+        rc = ngs_h5_iterate_links(g, collect_link, out);
+    } else {
+        H5E_BEGIN_TRY { rc = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_link, out); } H5E_END_TRY;
+    }
     if (out->nomem) return NGS_ERR_NOMEM;
     return rc < 0 ? NGS_ERR_HDF5 : NGS_OK;
 }

@@ -800,18 +800,11 @@ static void free_children(child_list *l)
  * then sorted by their "index" attribute (stable for equal indices). */
 static int list_children(hid_t g, hid_t want, const char *required_attr, int sort, child_list *l)
 {
-    hsize_t idx = 0;
     herr_t rc;
     memset(l, 0, sizeof *l);
     l->want = want;
     l->required_attr = required_attr;
-    H5E_BEGIN_TRY {
-        rc = H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_child, l);
-        if (rc < 0 && !l->nomem && l->n == 0) {
-            idx = 0;
-            rc = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_child, l);
-        }
-    } H5E_END_TRY;
+    rc = ngs_h5_iterate_links(g, collect_child, l);
     if (l->nomem) {
         free_children(l);
         return NGS_ERR_NOMEM;

@@ -142,3 +142,15 @@ double ngs_h5_attr_read_f64(hid_t obj, const char *key, double dflt)
     H5Aclose(a);
     return v;
 }
+
+herr_t ngs_h5_iterate_links(hid_t g, H5L_iterate_t op, void *data)
+{
+    hsize_t idx = 0;
+    herr_t rc;
+    H5E_BEGIN_TRY {
+        rc = H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, op, data);
+        if (rc < 0 && idx == 0) /* no creation-order index: nothing was visited */
+            rc = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, op, data);
+    } H5E_END_TRY;
+    return rc;
+}

@@ -28,27 +28,6 @@ typedef struct {
  * ""): fixed buffers cut long plot names, messages and paths. */
 #define STR(s) ((s) ? (s) : "")
 
-/* Links of g in creation order where the group tracks it (ngscale's files), else in
- * name order: a group written without it (h5py without track_order) has no
- * creation-order index, and iterating by one listed nothing. */
-static void iterate_links(hid_t g, H5L_iterate_t op, void *c)
-{
-    unsigned flags = 0;
-    hsize_t idx = 0;
-    herr_t rc = -1;
-    hid_t p = H5Gget_create_plist(g);
-    if (p >= 0) {
-        if (H5Pget_link_creation_order(p, &flags) < 0) flags = 0;
-        H5Pclose(p);
-    }
-    H5E_BEGIN_TRY {
-        if (flags & H5P_CRT_ORDER_TRACKED)
-            rc = H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, op, c);
-        if (rc < 0 && idx == 0)
-            H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, op, c);
-    } H5E_END_TRY;
-}
-
 static void human(char *buf, size_t n, double bytes)
 {
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -129,7 +108,7 @@ static herr_t visit_plot(hid_t run, const char *name, const H5L_info_t *li, void
     free(status);
     free(msg);
     ngs_h5_fit_cache(c->file, nvec < INT_MAX ? (int)nvec : INT_MAX); /* flat for 20k vectors */
-    iterate_links(g, visit_vector, c);
+    ngs_h5_iterate_links(g, visit_vector, c);
     H5Gclose(g);
     return 0;
 }
@@ -239,7 +218,7 @@ static herr_t visit_run(hid_t file, const char *name, const H5L_info_t *li, void
         print_attr_line(c->out, g, lines[k][0], lines[k][1]);
     plots = ngs_h5_attr_read_i64(g, "plots", -1);
     if (plots >= 0) fprintf(c->out, "    plots: %lld\n", plots);
-    iterate_links(g, visit_plot, c);
+    ngs_h5_iterate_links(g, visit_plot, c);
     H5Gclose(g);
     return 0;
 }
