@@ -154,23 +154,23 @@ void spx_metrics(const spx_metric_args *a, const double *dft, double *amp, doubl
      * it is the FFT's and the resampler's rounding, ~1e-16 of the level, which is no
      * tone. One 240 dB below the record's power is taken as rounding. */
     if (a->fundamental <= 0) {
-        double total = 0.0;
-        for (size_t k = 0; k < nb; k++)
-            total += pw[k];
-        if (!(p1 > TONE_FLOOR * total))
-            goto no_tone;
         /* A record too short for its own tone (one period in a 60-point record) leaves
          * its power in the DC lobe and a floor of resampling error around it, whose
          * largest bin was reported as a tone: 15 MHz, 137 dB down, "THD 57 %". A tone
-         * stands out of that floor, and above what the DC lobe's slow content leaks
-         * to it through the window's sidelobes (worst at half-bin offsets). */
-        double floor_sum = 0.0, leak = 0.0;
+         * stands out of that floor (the bins neither DC's nor its own), and above what
+         * the DC lobe's slow content leaks to it through the window's sidelobes (worst
+         * at half-bin offsets). */
+        double total = 0.0, floor_sum = 0.0, leak = 0.0;
         size_t floor_bins = 0;
-        for (size_t k = 1; k < nb; k++)
-            if (claimed[k] == FREE) {
+        for (size_t k = 0; k < nb; k++) {
+            total += pw[k];
+            if (k > 0 && claimed[k] == FREE) {
                 floor_sum += pw[k];
                 floor_bins++;
             }
+        }
+        if (!(p1 > TONE_FLOOR * total))
+            goto no_tone;
         if (floor_bins && !(pw[kf] > TONE_OVER_FLOOR * floor_sum / (double)floor_bins))
             goto no_tone;
         for (double d = (double)(kf - L) - 0.5; d <= (double)kf + 0.5; d += 0.25) {
