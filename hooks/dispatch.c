@@ -54,17 +54,24 @@ static void fail(ngs_dispatch *d, int rc)
     atomic_compare_exchange_strong(&d->error, &expected, rc);
 }
 
+int ngs_sinks_deliver(const ngs_sink *sinks, size_t nsinks, const ngs_event *ev)
+{
+    int rc = 0;
+    for (size_t i = 0; i < nsinks; i++)
+        if ((sinks[i].mask & ev->kind) && sinks[i].on_event) {
+            int r = sinks[i].on_event(ev, sinks[i].user);
+            if (r != 0 && rc == 0) rc = r;
+        }
+    return rc;
+}
+
 static void deliver(ngs_dispatch *d, const ngs_event *ev)
 {
+    int rc;
     pthread_mutex_lock(&d->sinks_lock);
-    for (size_t i = 0; i < d->nsinks; i++) {
-        ngs_sink *s = &d->sinks[i];
-        int rc;
-        if (!(s->mask & ev->kind) || !s->on_event) continue;
-        rc = s->on_event(ev, s->user);
-        if (rc != 0) fail(d, rc < 0 ? rc : NGS_ERR_INTERRUPTED);
-    }
+    rc = ngs_sinks_deliver(d->sinks, d->nsinks, ev);
     pthread_mutex_unlock(&d->sinks_lock);
+    if (rc != 0) fail(d, rc < 0 ? rc : NGS_ERR_INTERRUPTED);
 }
 
 static void flush_batch(ngs_dispatch *d)

@@ -20,6 +20,10 @@ typedef struct ngs_sink {
     void *user;
 } ngs_sink;
 
+/* Hands ev to every sink whose mask takes it, in order, each whatever the others
+ * returned (as the dispatcher does; a cache replay too); the first non-zero return. */
+int ngs_sinks_deliver(const ngs_sink *sinks, size_t nsinks, const ngs_event *ev);
+
 int ngs_dispatch_create(ngs_dispatch **dispatch, size_t ring_bytes);
 void ngs_dispatch_destroy(ngs_dispatch *dispatch);
 

@@ -171,18 +171,6 @@ typedef struct {
     uint64_t open_rows;
 } replay_ctx;
 
-/* Every sink gets the event (as from the dispatcher); the first failure is returned. */
-static int fan_out(const replay_ctx *c, const ngs_event *ev)
-{
-    int rc = 0;
-    for (size_t i = 0; i < c->n; i++)
-        if ((c->sinks[i].mask & ev->kind) && c->sinks[i].on_event) {
-            int r = c->sinks[i].on_event(ev, c->sinks[i].user);
-            if (r != 0 && rc == 0) rc = r;
-        }
-    return rc;
-}
-
 static int deliver(const ngs_event *ev, void *user)
 {
     replay_ctx *c = user;
@@ -197,7 +185,7 @@ static int deliver(const ngs_event *ev, void *user)
         c->open_rows += ev->nrows;
     }
     if (ev->kind == NGS_EV_PLOT_END) c->open = NULL;
-    rc = fan_out(c, ev);
+    rc = ngs_sinks_deliver(c->sinks, c->n, ev);
     if (rc != 0 && c->open) {
         /* a sink stops the replay (ngs_replay delivers nothing more): its plot ends as
          * a live run's stopped plot does, while its descriptor is still valid */
@@ -209,7 +197,7 @@ static int deliver(const ngs_event *ev, void *user)
         end.status = NGS_ERR_INTERRUPTED;
         end.text = "the analysis was stopped before its end";
         c->open = NULL;
-        fan_out(c, &end);
+        ngs_sinks_deliver(c->sinks, c->n, &end);
     }
     return rc;
 }
