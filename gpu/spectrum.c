@@ -300,7 +300,8 @@ static int plan_records(ngs_spectrum_ctx *ctx, const double *const *t, const dou
     size_t n_min = o->fundamental > 0 ? 4 : (size_t)(6 * lobe + 2);
     if (N < n_min)
         return fail(ctx, NGS_ERR_ARG, "spectrum: N = %zu points are too few for the %s window: give "
-                    "%zu or more", N, ngs_spectrum_window_name(o->window), n_min);
+                    "--points %zu or more (or a longer record: resampling adds no detail)", N,
+                    ngs_spectrum_window_name(o->window), n_min);
     for (size_t i = 0; i < nvec; i++) {
         record *r = &ctx->rec[i];
         r->fs = (double)N / r->dt;
@@ -309,7 +310,7 @@ static int plan_records(ngs_spectrum_ctx *ctx, const double *const *t, const dou
         if (r->coherent && r->periods + lobe > (double)(N / 2))
             return fail(ctx, NGS_ERR_ARG,
                         "spectrum: vector %zu: %g Hz is too close to half the sampling rate (%g Hz: "
-                        "N = %zu points over %g s): give %.10g points or more, or a lower fundamental",
+                        "N = %zu points over %g s): give --points %.10g or more, or a lower fundamental",
                         i, o->fundamental, r->fs / 2, N, r->dt * (double)N, 2 * (r->periods + lobe));
     }
     *points = N;

@@ -349,10 +349,10 @@ class Spectrum(unittest.TestCase):
             cir, out = self.simulate(d)
             # a fundamental the sampling cannot hold (it would fold) or too few periods for the window
             for args, says in ((["--fund", "1e9"], "too close to half the sampling rate"),
-                               (["--fund", "1e300"], "give 5e+298 points or more"),  # not 299 digits
+                               (["--fund", "1e300"], "give --points 5e+298 or more"),  # not 299 digits
                                (["--fund", "1e300"], "run run, plot tran1: 1e+300 Hz"),  # not "vector 0"
                                (["--fund", "1k", "--periods", "8", "--window", "kaiser:30"], "needs 20 or more"),
-                               (["--points", "4"], "too few for the blackman-harris window")):
+                               (["--points", "4"], "too few for the blackman-harris window: give --points 26 or more")):
                 p = run([NGSCALE, "spectrum", out, "--vector", "v(out)"] + args, check=False)
                 self.assertEqual(p.returncode, 2, args)
                 self.assertIn(says, p.stderr)
