@@ -19,11 +19,13 @@ libs="-lfftw3_threads -lfftw3 -lm"
 extra=""
 if [ "${NGSCALE_CUDA:-1}" != 0 ] && command -v nvcc >/dev/null 2>&1; then
     cuda_home=$(dirname "$(dirname "$(command -v nvcc)")")
+    # the cuFFT module, beside the program: the engine loads it from there
     nvcc -O3 -std=c++17 -gencode arch=compute_80,code=sm_80 \
         -gencode arch=compute_90,code=sm_90 -I"$root/plugin" -I"$root" -DNGSCALE_HAVE_CUDA=1 \
-        -c "$root/gpu/spectrum_cuda.cu" -o "$out/spectrum_cuda.o"
+        -shared -Xcompiler -fPIC "$root/gpu/spectrum_cuda.cu" -o "$out/libngscale-cuda.so" \
+        -L"$cuda_home/lib64" -Xlinker -rpath -Xlinker "$cuda_home/lib64" -lcufft -lcudart
     cflags="$cflags -DNGSCALE_HAVE_CUDA=1"
-    extra="$out/spectrum_cuda.o -L$cuda_home/lib64 -Wl,-rpath,$cuda_home/lib64 -lcufft -lcudart"
+    extra="-ldl"
 fi
 # shellcheck disable=SC2086
 # the engine only: spectrum_h5.c (files) needs the rest of the library

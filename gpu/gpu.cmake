@@ -2,9 +2,11 @@
 # before the library target exists. It extends NGSCALE_SOURCES (gpu/*.c are already
 # globbed), NGSCALE_LIBS and NGSCALE_DEFINITIONS:
 #   - FFTW's thread library (the CPU backend plans with fftw_plan_with_nthreads);
-#   - CUDA when a toolkit is found and NGSCALE_CUDA is ON: gpu/spectrum_cuda.cu, cuFFT,
-#     the CUDA runtime, NGSCALE_HAVE_CUDA=1. Without it the library is CPU-only and
-#     gpu/spectrum_cuda_stub.c (compiled only then) answers "built without CUDA" at run time.
+#   - CUDA when a toolkit is found and NGSCALE_CUDA is ON: the module libngscale-cuda.so
+#     (gpu/spectrum_cuda.cu, linked to cuFFT and the CUDA runtime, beside the library and
+#     installed with it) and NGSCALE_HAVE_CUDA=1. The library does not link CUDA: it loads
+#     the module when a spectrum asks for the GPU (gpu/spectrum_cuda_load.c), and without
+#     CUDA that file answers "built without CUDA" at run time.
 
 find_library(FFTW3_THREADS_LIBRARY NAMES fftw3_threads
   HINTS ${FFTW3_LIBRARY_DIRS} DOC "FFTW (double) thread support library")
@@ -48,16 +50,8 @@ if(NGSCALE_HAVE_CUDA)
   if(NOT DEFINED CMAKE_CUDA_RUNTIME_LIBRARY)
     set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
   endif()
-  # Keep linking every target with the C compiler (CMake would otherwise pick the CUDA
-  # host linker, g++, for everything that links the library: a different runtime than
-  # a clang build's sanitizers expect, and libstdc++ for nothing). spectrum_cuda.cu
-  # needs no C++ runtime; cuFFT and cudart come in as shared libraries.
-  set(CMAKE_CUDA_LINKER_PREFERENCE 0)
-  set(CMAKE_CUDA_LINKER_PREFERENCE_PROPAGATES 0)
-  list(APPEND NGSCALE_SOURCES ${CMAKE_CURRENT_LIST_DIR}/spectrum_cuda.cu)
-  list(REMOVE_ITEM NGSCALE_SOURCES ${CMAKE_CURRENT_LIST_DIR}/spectrum_cuda_stub.c)
-  list(APPEND NGSCALE_LIBS CUDA::cufft CUDA::cudart)
-  list(APPEND NGSCALE_DEFINITIONS NGSCALE_HAVE_CUDA=1)
+  list(APPEND NGSCALE_DEFINITIONS NGSCALE_HAVE_CUDA=1
+       NGSCALE_CUDA_MODULE_DIR="${CMAKE_INSTALL_FULL_LIBDIR}")
 
   # The top file's add_compile_options() (-Wall -Wextra, sanitizers, -Werror) are
   # host-compiler flags that nvcc rejects. Rewrite the directory's options so C gets
@@ -85,4 +79,14 @@ if(NGSCALE_HAVE_CUDA)
   set_directory_properties(PROPERTIES COMPILE_OPTIONS "${_ngs_new_opts}")
   unset(_ngs_opts)
   unset(_ngs_new_opts)
+  # after the rewrite: a target takes the directory's options when it is created
+  add_library(ngscale_cuda MODULE ${CMAKE_CURRENT_LIST_DIR}/spectrum_cuda.cu)
+  target_include_directories(ngscale_cuda PRIVATE ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/plugin)
+  target_link_libraries(ngscale_cuda PRIVATE CUDA::cufft CUDA::cudart)
+  # Beside ngscale and libngscale (the build folder): the loader looks there first.
+  # Linked by the C compiler: spectrum_cuda.cu needs no C++ runtime (the CUDA host
+  # linker, g++, would bring libstdc++ for nothing).
+  set_target_properties(ngscale_cuda PROPERTIES OUTPUT_NAME ngscale-cuda PREFIX "lib"
+    LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR} CUDA_VISIBILITY_PRESET hidden LINKER_LANGUAGE C)
+  install(TARGETS ngscale_cuda LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 endif()

@@ -12,6 +12,10 @@
  * NVTX ranges mark the enqueue of transfers and transforms and the waits; with Nsight
  * Systems' CUDA trace they line up with the copies and kernels they launched.
  * Every entry point that touches the device saves and restores the caller's current one.
+ *
+ * Built as its own module (libngscale-cuda.so) that the library loads only when a spectrum
+ * asks for the GPU (spectrum_cuda_load.c): linking cuFFT (~290 MB) into libngscale made
+ * every ngscale process map it, and one without the CUDA libraries could not start at all.
  */
 #include <cuda_runtime.h>
 #include <cufft.h>
@@ -100,7 +104,7 @@ struct ngs_cuda {
     unsigned long clock;
 };
 
-extern "C" int ngs_cuda_probe(int device, char *msg, size_t msg_len)
+static int mod_probe(int device, char *msg, size_t msg_len)
 {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -162,7 +166,7 @@ static void drop_plan(plan_entry *p)
     p->valid = 0;
 }
 
-extern "C" void ngs_cuda_destroy(ngs_cuda *c)
+static void mod_destroy(ngs_cuda *c)
 {
     if (!c)
         return;
@@ -177,12 +181,12 @@ extern "C" void ngs_cuda_destroy(ngs_cuda *c)
     free(c);
 }
 
-extern "C" int ngs_cuda_create(ngs_cuda **out, int device, char *err, size_t err_len)
+static int mod_create(ngs_cuda **out, int device, char *err, size_t err_len)
 {
     if (!out)
         return NGS_ERR_ARG;
     *out = NULL;
-    if (!ngs_cuda_probe(device, err, err_len))
+    if (!mod_probe(device, err, err_len))
         return NGS_ERR_STATE;
     ngs_cuda *c = (ngs_cuda *)calloc(1, sizeof *c);
     if (!c)
@@ -195,7 +199,7 @@ extern "C" int ngs_cuda_create(ngs_cuda **out, int device, char *err, size_t err
             c->s[i].stream = NULL;
             int rc = cuda_fail(e, err, err_len, "cudaStreamCreate");
             leave_device(prev);
-            ngs_cuda_destroy(c);
+            mod_destroy(c);
             return rc;
         }
         char name[32];
@@ -240,7 +244,7 @@ static int reserve(ngs_cuda *c, size_t n, size_t batch, char *err, size_t err_le
     return NGS_OK;
 }
 
-extern "C" int ngs_cuda_reserve(ngs_cuda *c, size_t n, size_t batch, char *err, size_t err_len)
+static int mod_reserve(ngs_cuda *c, size_t n, size_t batch, char *err, size_t err_len)
 {
     if (!c || n < 2 || batch < 1)
         return NGS_ERR_ARG;
@@ -309,7 +313,7 @@ static int prepare(ngs_cuda *c, size_t n, size_t count, char *err, size_t err_le
     return NGS_OK;
 }
 
-extern "C" int ngs_cuda_prepare(ngs_cuda *c, size_t n, size_t count, char *err, size_t err_len)
+static int mod_prepare(ngs_cuda *c, size_t n, size_t count, char *err, size_t err_len)
 {
     if (!c || n != c->n || count < 1 || count > c->batch)
         return NGS_ERR_ARG;
@@ -319,12 +323,12 @@ extern "C" int ngs_cuda_prepare(ngs_cuda *c, size_t n, size_t count, char *err, 
     return rc;
 }
 
-extern "C" double *ngs_cuda_input(ngs_cuda *c, int slot)
+static double *mod_input(ngs_cuda *c, int slot)
 {
     return c && slot >= 0 && slot < NGS_CUDA_SLOTS ? c->s[slot].h_in : NULL;
 }
 
-extern "C" double *ngs_cuda_output(ngs_cuda *c, int slot)
+static double *mod_output(ngs_cuda *c, int slot)
 {
     return c && slot >= 0 && slot < NGS_CUDA_SLOTS ? c->s[slot].h_out : NULL;
 }
@@ -354,7 +358,7 @@ static int submit(ngs_cuda *c, plan_entry *p, int slot, size_t n, size_t count, 
     return NGS_OK;
 }
 
-extern "C" int ngs_cuda_submit(ngs_cuda *c, int slot, size_t n, size_t count, char *err, size_t err_len)
+static int mod_submit(ngs_cuda *c, int slot, size_t n, size_t count, char *err, size_t err_len)
 {
     if (!c || slot < 0 || slot >= NGS_CUDA_SLOTS)
         return NGS_ERR_ARG;
@@ -370,7 +374,7 @@ extern "C" int ngs_cuda_submit(ngs_cuda *c, int slot, size_t n, size_t count, ch
     return rc;
 }
 
-extern "C" int ngs_cuda_wait(ngs_cuda *c, int slot, char *err, size_t err_len)
+static int mod_wait(ngs_cuda *c, int slot, char *err, size_t err_len)
 {
     if (!c || slot < 0 || slot >= NGS_CUDA_SLOTS)
         return NGS_ERR_ARG;
@@ -381,5 +385,15 @@ extern "C" int ngs_cuda_wait(ngs_cuda *c, int slot, char *err, size_t err_len)
     return e == cudaSuccess ? NGS_OK : cuda_fail(e, err, err_len, "cudaStreamSynchronize");
 }
 
-extern "C" void ngs_cuda_range_push(const char *name) { nvtxRangePushA(name); }
-extern "C" void ngs_cuda_range_pop(void) { nvtxRangePop(); }
+static void mod_range_push(const char *name) { nvtxRangePushA(name); }
+static void mod_range_pop(void) { nvtxRangePop(); }
+
+/* The module's one export: spectrum_cuda_load.c finds it with dlsym. */
+extern "C" __attribute__((visibility("default"))) const ngs_cuda_api *NGS_CUDA_MODULE_ENTRY(void)
+{
+    static const ngs_cuda_api api = {
+        NGS_CUDA_API_VERSION, mod_probe, mod_create, mod_destroy, mod_reserve, mod_prepare,
+        mod_input, mod_output, mod_submit, mod_wait, mod_range_push, mod_range_pop,
+    };
+    return &api;
+}

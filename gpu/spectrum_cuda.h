@@ -6,8 +6,11 @@
  * by two streams). While the GPU copies and transforms slot s, the CPU resamples into
  * slot s+1 and post-processes what slot s-1 brought back.
  *
- * Built from spectrum_cuda.cu when NGSCALE_HAVE_CUDA is defined, else from
- * spectrum_cuda_stub.c, where every call reports that CUDA is not compiled in.
+ * spectrum_cuda.cu is a module of its own (libngscale-cuda.so, linked to cuFFT and the CUDA
+ * runtime); spectrum_cuda_load.c implements the calls below by loading it on the first
+ * probe or create. Where it cannot be loaded (built without CUDA, no CUDA libraries on
+ * this machine) the probe says why and every other call fails cleanly, so the engine
+ * falls back to FFTW (AUTO) or reports the reason (GPU).
  * Functions return NGS_OK or a negative NGS_ERR_* (device errors: NGS_ERR_STATE,
  * device allocation: NGS_ERR_NOMEM) and write a message into err.
  */
@@ -45,6 +48,27 @@ int ngs_cuda_wait(ngs_cuda *cuda, int slot, char *err, size_t err_len);
  * the copies and transforms; no-ops without CUDA. */
 void ngs_cuda_range_push(const char *name);
 void ngs_cuda_range_pop(void);
+
+/* What the module exports: NGS_CUDA_MODULE_ENTRY() returns its calls, version first (a
+ * module from another build of ngscale is refused rather than called wrongly). */
+#define NGS_CUDA_API_VERSION 1
+#define NGS_CUDA_MODULE_ENTRY ngs_cuda_module_v1
+#define NGS_CUDA_MODULE_SYMBOL "ngs_cuda_module_v1"
+#define NGS_CUDA_MODULE_NAME "libngscale-cuda.so"
+typedef struct {
+    int version;
+    int (*probe)(int device, char *msg, size_t msg_len);
+    int (*create)(ngs_cuda **cuda, int device, char *err, size_t err_len);
+    void (*destroy)(ngs_cuda *cuda);
+    int (*reserve)(ngs_cuda *cuda, size_t n, size_t batch, char *err, size_t err_len);
+    int (*prepare)(ngs_cuda *cuda, size_t n, size_t count, char *err, size_t err_len);
+    double *(*input)(ngs_cuda *cuda, int slot);
+    double *(*output)(ngs_cuda *cuda, int slot);
+    int (*submit)(ngs_cuda *cuda, int slot, size_t n, size_t count, char *err, size_t err_len);
+    int (*wait)(ngs_cuda *cuda, int slot, char *err, size_t err_len);
+    void (*range_push)(const char *name);
+    void (*range_pop)(void);
+} ngs_cuda_api;
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,7 @@ import unittest
 
 import numpy as np
 
-from ngstest import NGSCALE, TempDir, h5py, run, write
+from ngstest import BUILD, NGSCALE, TempDir, h5py, run, write
 
 F0 = 1000.0
 PERIODS = 20
@@ -280,6 +280,32 @@ class Spectrum(unittest.TestCase):
                 return
             with h5py.File(out, "r") as f:
                 self.assertEqual(spectrum_group(f, "run").attrs["backend"], "gpu")
+
+    def test_cuda_is_loaded_only_for_the_gpu(self):
+        # neither the command nor the library needs cuFFT or the CUDA runtime to start:
+        # linked in, they were mapped by every process (286 MB of cuFFT) and a machine
+        # without them could run nothing
+        lib = os.path.join(BUILD, "libngscale.so")
+        for binary in [NGSCALE] + ([lib] if os.path.exists(lib) else []):
+            needed = run(["readelf", "-d", binary]).stdout
+            self.assertIn("NEEDED", needed, binary)
+            self.assertNotRegex(needed, r"libcufft|libcudart", binary)
+        with TempDir() as d:
+            _, out = self.simulate(d)
+            args = [NGSCALE, "spectrum", out, "--vector", "v(out)", "--no-write"]
+            module = os.path.join(BUILD, "libngscale-cuda.so")  # there when built with CUDA
+            gone = dict(os.environ, NGSCALE_CUDA_MODULE=os.path.join(d, "no-such-module.so"))
+            p = run(args + ["--backend", "gpu"], check=False, env=gone)
+            self.assertEqual(p.returncode, 1)
+            # says what it could not load
+            self.assertIn("no-such-module.so" if os.path.exists(module) else "built without CUDA", p.stderr)
+            self.assertIn("--backend auto or cpu", p.stderr)
+            p = run(args, env=gone)  # auto: FFTW, the same table
+            self.assertIn("backend cpu", p.stdout)
+            self.assertIn(" 1000 ", p.stdout)
+            if os.path.exists(module):  # found beside the command
+                p = run(args + ["--backend", "gpu"], check=False)
+                self.assertNotIn("cannot be loaded", p.stderr)
 
     def test_batch_file_one_row_per_job(self):
         with TempDir() as d:
