@@ -108,6 +108,35 @@ static void classify(ngs_deck *d, const char *line, int *in_control)
     }
 }
 
+static int is_continuation(const char *line)
+{
+    while (isspace((unsigned char)*line)) line++;
+    return *line == '+';
+}
+
+/* Lines [a, b) as one card, each '+' that starts a continuation made a blank. */
+static char *joined_card(const ngs_deck *d, size_t a, size_t b)
+{
+    size_t len = 1, o = 0;
+    char *t;
+    for (size_t i = a; i < b; i++) len += strlen(d->lines[i]) + 1;
+    if (!(t = malloc(len))) return NULL;
+    for (size_t i = a; i < b; i++) {
+        const char *s = d->lines[i];
+        size_t n;
+        if (i > a) {
+            while (isspace((unsigned char)*s)) s++;
+            s++; /* the '+' */
+            t[o++] = ' ';
+        }
+        n = strlen(s);
+        memcpy(t + o, s, n);
+        o += n;
+    }
+    t[o] = '\0';
+    return t;
+}
+
 static void analyze(ngs_deck *d)
 {
     int in_control = 0;
@@ -120,8 +149,21 @@ static void analyze(ngs_deck *d)
         in_control = d->has_control = 1;
         mark_reads(d, "%s", "an *ng_script deck is all commands: no `.save none` card can be added");
     }
-    for (size_t i = 1; i < d->nlines; i++) /* line 0 is the title */
-        classify(d, d->lines[i], &in_control);
+    for (size_t i = 1; i < d->nlines;) { /* line 0 is the title */
+        size_t next = i + 1;
+        char *card;
+        while (next < d->nlines && is_continuation(d->lines[next])) next++;
+        /* a card goes on over its '+' lines (".options reltol=1e-4" / "+ interp"):
+         * read whole, as ngspice reads it */
+        if (next == i + 1 || !(card = joined_card(d, i, next))) {
+            classify(d, d->lines[i], &in_control);
+            if (next > i + 1) mark_reads(d, "%s", "out of memory reading a card's continuation lines");
+        } else {
+            classify(d, card, &in_control);
+            free(card);
+        }
+        i = next;
+    }
 }
 
 static size_t end_card(const ngs_deck *d);

@@ -734,6 +734,15 @@ START_TEST(memory_decision_follows_the_deck)
         ck_assert_int_eq(decide(script, N(script), why, sizeof why), 1); /* no card can be added */
         ck_assert_ptr_nonnull(strstr(why, "ng_script"));
     }
+    { /* a card goes on over its '+' lines: interp there stores only grid points too */
+        static const char *const interp_cont[] = {"t", "R1 a 0 1", ".options reltol=1e-3", "+ interp",
+                                                  ".tran 1n 1u", ".end"};
+        static const char *const plus_alone[] = {"t", "R1 a 0", "+ 1", ".options reltol=1e-3", "+ gmin=1e-12",
+                                                 ".tran 1n 1u", ".end"};
+        ck_assert_int_eq(decide(interp_cont, N(interp_cont), why, sizeof why), 1);
+        ck_assert_ptr_nonnull(strstr(why, "interp"));
+        ck_assert_int_eq(decide(plus_alone, N(plus_alone), why, sizeof why), 0);
+    }
 }
 END_TEST
 
@@ -744,6 +753,7 @@ START_TEST(decks_that_set_their_own_seed)
     static const struct { const char *line; int sets; } cases[] = {
         {".options seed=42", 1}, {".OPTION reltol=1e-4 SEED=random", 1}, {".opt seed = 3", 1},
         {".param seed=3", 0}, {"Rseed a 0 1k", 0}, {".options reltol=1e-4", 0},
+        {".options reltol=1e-4\n+ seed=7", 1}, /* on a continuation line */
     };
     static const struct { const char *line; int sets; } commands[] = {
         {"setseed 5", 1}, {"set rndseed=7", 1}, {"option seed=9", 1}, {"set width=80", 0}, {"echo seed", 0},
