@@ -94,6 +94,9 @@ static void classify(ngs_deck *d, const char *line, int *in_control)
             d->sets_seed = 1;
         if (!in_list(w, harmless_commands))
             mark_reads(d, "the .control script uses '%s', which needs ngspice's vectors", w);
+        else if ((strcmp(w, "set") == 0 || strncmp(w, "option", 6) == 0) && contains_word_ci(line, "interp"))
+            mark_reads(d, "the .control script sets interp with '%s', which stores interpolated points and "
+                          "needs ngspice's vectors", w);
         else if (strstr(line, "$&")) /* echo $&v(out), set x = $&v(out)... */
             mark_reads(d, "the .control script reads a vector value with '%s ... $&'", w);
     } else if (strncmp(w, ".opt", 4) == 0 && contains_word_ci(line, "seed")) {

@@ -743,6 +743,13 @@ START_TEST(memory_decision_follows_the_deck)
         ck_assert_ptr_nonnull(strstr(why, "interp"));
         ck_assert_int_eq(decide(plus_alone, N(plus_alone), why, sizeof why), 0);
     }
+    /* ...and so does interp set by the script (ngspice takes all three) */
+    for (const char *const *cmd = (const char *const[]){"option interp", "set interp", "options reltol=1e-3 INTERP",
+                                                         NULL}; *cmd; cmd++) {
+        const char *lines[] = {"t", "R1 a 0 1", ".tran 1n 1u", ".control", *cmd, "run", ".endc", ".end"};
+        ck_assert_msg(decide(lines, N(lines), why, sizeof why) == 1, "%s", *cmd);
+        ck_assert_ptr_nonnull(strstr(why, "interp"));
+    }
 }
 END_TEST
 
