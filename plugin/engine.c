@@ -152,6 +152,7 @@ static void send_char(ngs_engine *e, const char *text)
                      p + 15);
         }
     }
+    if (atomic_load(&e->muted_tid) == (int)gettid()) return; /* ngscale's own command */
     if (is_err && is_error_line(msg) && atomic_load(&e->halting_tid) != (int)gettid()) {
         pthread_mutex_lock(&e->msg_lock);
         if (e->nerror_lines < 16) {
@@ -819,6 +820,15 @@ int ngs_engine_command(ngs_engine *e, const char *cmd)
     return rc;
 }
 
+int ngs_engine_quiet_command(ngs_engine *e, const char *cmd)
+{
+    int rc;
+    atomic_store(&e->muted_tid, (int)gettid());
+    rc = ngs_engine_command(e, cmd);
+    atomic_store(&e->muted_tid, 0);
+    return rc;
+}
+
 void ngs_engine_halt(ngs_engine *e)
 {
     /* a consumer slower than ngspice (a slow hook, a slow disk) keeps its thread waiting
@@ -979,6 +989,7 @@ int ngs_engine_create(ngs_engine **out, const ngs_engine_config *config)
     atomic_init(&e->interrupted, 0);
     atomic_init(&e->in_run, 0);
     atomic_init(&e->halting_tid, 0);
+    atomic_init(&e->muted_tid, 0);
     tmp = e->config.tmp_dir ? e->config.tmp_dir : getenv("TMPDIR");
     if (!tmp || !*tmp) tmp = "/tmp";
     if (strpbrk(tmp, " \t\n\"'")) { /* ngspice's source and codemodel commands split paths there */

@@ -81,6 +81,7 @@ struct ngs_engine {
 
     atomic_int stop_requested;     /* interrupt, timeout or a hook asked to stop */
     atomic_int halting_tid;        /* thread inside bg_halt (ngs_engine_halt), else 0 */
+    atomic_int muted_tid;          /* thread inside ngs_engine_quiet_command, else 0 */
     atomic_int in_run;             /* a run function is on it (from any thread, or a hook) */
     atomic_int interrupted;
 
@@ -100,6 +101,9 @@ void ngs_engine_unload_copy(ngs_engine *e);
 /* Waits until the thread that last reported its end is gone. */
 void ngs_engine_wait_thread_exit(ngs_engine *e);
 int ngs_engine_command(ngs_engine *e, const char *cmd);
+/* A command of ngscale's own (the cleanup after a run): what ngspice prints for it
+ * ("there is no circuit loaded") is neither shown nor logged nor an error. */
+int ngs_engine_quiet_command(ngs_engine *e, const char *cmd);
 /* bg_halt: stops the background thread, waiting up to 1 s (ngspice's own limit). What
  * ngspice prints meanwhile on this thread ("Error: Couldn't stop ngspice") is the
  * halt's report, not an error of the analysis it stops. */

@@ -704,8 +704,8 @@ static int run_deck(ngs_engine *e, ngs_deck *deck, const char *base_dir, const c
     }
     /* ngspice keeps circuits and plots: drop them so repeated runs stay flat */
     if (e->handle && !e->exited && !e->needs_reload) {
-        ngs_engine_command(e, "destroy all");
-        ngs_engine_command(e, "remcirc");
+        ngs_engine_quiet_command(e, "destroy all");
+        ngs_engine_quiet_command(e, "remcirc");
     }
     if (e->exited) e->needs_reload = 1;
 

@@ -67,6 +67,21 @@ class Cli(unittest.TestCase):
                 self.assertEqual(f["run"].attrs["status"], "failed")
                 self.assertIn("line 4", f["run"].attrs["message"])
 
+    def test_ngscales_own_cleanup_commands_print_nothing(self):
+        # after a netlist that loaded no circuit, the run's `remcirc` made ngspice say
+        # "there is no circuit loaded. Command 'remcirc' is ignored." on the terminal
+        # and in the run's log, a command the user never wrote
+        with TempDir() as d:
+            deck, out = os.path.join(d, "i.cir"), os.path.join(d, "o.h5")
+            write(deck, "inc\n.include nosuch.lib\nV1 in 0 1\nR1 in 0 1k\n.op\n.end\n")
+            p = run([NGSCALE, "run", deck, "-o", out], check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("nosuch.lib", p.stderr)
+            self.assertNotIn("remcirc", p.stdout + p.stderr)
+            with h5py.File(out, "r") as f:
+                self.assertIn("nosuch.lib", f["run"].attrs["log"])
+                self.assertNotIn("remcirc", f["run"].attrs["log"])
+
     def test_failed_analysis_keeps_status_and_message(self):
         with TempDir() as d:
             out = os.path.join(d, "o.h5")
