@@ -166,8 +166,10 @@ static void send_char(ngs_engine *e, const char *text)
         pthread_mutex_unlock(&e->msg_lock);
     } else if (!is_err && e->plot_open && !e->plot_errors && strstr(msg, "No. of Data Rows") &&
                !atomic_load(&e->stop_requested)) {
+        const char *colon = strchr(msg, ':');
         pthread_mutex_lock(&e->msg_lock); /* ngspice prints it as an analysis ends */
         e->plot_finished = 1;
+        e->plot_rows = colon ? strtol(colon + 1, NULL, 10) : 0;
         pthread_mutex_unlock(&e->msg_lock);
     }
     /* bookkeeping of ngspice's own thread, not something `ngspice -b` shows */
@@ -245,11 +247,82 @@ int ngs_engine_save_matches(ngs_engine *e, const char *raw, const char *ngname)
     return hit;
 }
 
+static void free_vec_names(ngs_engine *e)
+{
+    for (int k = 0; e->vec_names && k < e->nkept; k++) free(e->vec_names[k]);
+    free(e->vec_names);
+    e->vec_names = NULL;
+}
+
+/* ngspice 39 sends no point at all of a plot whose first vector stays empty: a device
+ * quantity such as @r1[i] (`.options savecurrents`, `.save @r1[i]`) has no value in an
+ * AC analysis, and sh_ExecutePerLoop then returns before SendData. When the vectors
+ * are kept, the points are all in ngspice's memory: they are read from there, an empty
+ * vector as 0s as ngspice's RAW writer writes it. Returns the rows sent. */
+static long send_rows_from_memory(ngs_engine *e)
+{
+    long rows = 0;
+    pvector_info *vi;
+    if (!e->handle || e->exited || !e->vec_names || e->nkept <= 0) return 0;
+    for (int k = 0; k < e->nkept; k++)
+        if (!e->vec_names[k]) return 0; /* out of memory at the plot's start */
+    if (!(vi = calloc((size_t)e->nkept, sizeof *vi))) return 0;
+    atomic_store(&e->muted_tid, (int)gettid()); /* a vector a script destroyed: "not found" */
+    for (int k = 0; k < e->nkept; k++) {
+        char full[4096];
+        pvector_info v;
+        snprintf(full, sizeof full, "%s.%s", e->plot_type, e->vec_names[k]);
+        v = e->api.GetVecInfo(full);
+        if (!v || strcmp(v->v_name, e->vec_names[k]) != 0 || v->v_length < 0) continue;
+        vi[k] = malloc(sizeof **vi);
+        if (!vi[k]) break;
+        *vi[k] = *v; /* ngspice reuses its one vector_info for every call */
+        if (v->v_length > rows) rows = v->v_length;
+    }
+    atomic_store(&e->muted_tid, 0);
+    if (e->plot_rows > 0 && rows > e->plot_rows) rows = e->plot_rows;
+    for (long r = 0; r < rows; r++) {
+        double *row = ngs_dispatch_row_begin(e->dispatch, (size_t)e->row_doubles);
+        if (!row) break;
+        for (int k = 0, c = 0; k < e->nkept; k++) {
+            const struct vector_info *v = vi[k];
+            int have = v && r < v->v_length, real = v && (v->v_flags & 1 /* VF_REAL */);
+            row[c++] = !have ? 0 : real ? (v->v_realdata ? v->v_realdata[r] : 0)
+                                        : (v->v_compdata ? v->v_compdata[r].cx_real : 0);
+            if (e->vec_cplx[k]) row[c++] = have && !real && v->v_compdata ? v->v_compdata[r].cx_imag : 0;
+        }
+        ngs_dispatch_row_commit(e->dispatch);
+        e->plot_points++;
+        e->run_points++;
+    }
+    for (int k = 0; k < e->nkept; k++) free(vi[k]);
+    free(vi);
+    return rows;
+}
+
 void ngs_engine_close_plot(ngs_engine *e)
 {
     int status = NGS_OK;
     char msg[512] = "";
     if (!e->plot_open) return;
+    if (e->plot_points == 0 && e->plot_rows > 0 && !atomic_load(&e->stop_requested)) {
+        /* ngspice computed points and sent none (see send_rows_from_memory) */
+        if (!e->dedupe_by_index || send_rows_from_memory(e) == 0) {
+            char why[400];
+            snprintf(why, sizeof why,
+                     "Error: ngspice computed %ld points of %s but sent none (a vector it saves, such as a "
+                     "device current of .options savecurrents, has no value in this analysis)%s",
+                     e->plot_rows, e->plot_type,
+                     e->dedupe_by_index ? "" : "; with vectors kept (--memory keep) they are read from ngspice");
+            pthread_mutex_lock(&e->msg_lock);
+            if (!e->plot_errors++) snprintf(e->plot_error, sizeof e->plot_error, "%s", why);
+            if (e->nerror_lines++ < 16) {
+                size_t len = strlen(e->errors);
+                snprintf(e->errors + len, sizeof e->errors - len, "%s%s", len ? "\n" : "", why);
+            }
+            pthread_mutex_unlock(&e->msg_lock);
+        }
+    }
     pthread_mutex_lock(&e->msg_lock);
     if (e->plot_errors) {
         status = NGS_ERR_SIMULATION;
@@ -307,9 +380,12 @@ static void send_init_data(ngs_engine *e, pvecinfoall info)
     ngs_engine_close_plot(e); /* ngspice has no end-of-plot callback */
     free(e->vec_map);
     free(e->vec_cplx);
+    free_vec_names(e);
+    e->nkept = 0;
     e->vec_map = malloc((size_t)(n ? n : 1) * sizeof *e->vec_map);
     e->vec_cplx = malloc((size_t)(n ? n : 1) * sizeof *e->vec_cplx);
-    if (!vd || !names || !scales || !e->vec_map || !e->vec_cplx) {
+    e->vec_names = calloc((size_t)(n ? n : 1), sizeof *e->vec_names);
+    if (!vd || !names || !scales || !e->vec_map || !e->vec_cplx || !e->vec_names) {
         free(vd);
         free(names);
         free(scales);
@@ -339,8 +415,10 @@ static void send_init_data(ngs_engine *e, pvecinfoall info)
         vd[k].is_scale = is_scale;
         e->vec_map[k] = j;
         e->vec_cplx[k] = !v->is_real;
+        e->vec_names[k] = strdup(v->vecname); /* NULL (no memory): not read back */
         k++;
     }
+    e->nkept = k;
     snprintf(analysis, sizeof analysis, "%s", info->type);
     alen = strlen(analysis);
     while (alen > 0 && isdigit((unsigned char)analysis[alen - 1])) analysis[--alen] = '\0';
@@ -354,6 +432,7 @@ static void send_init_data(ngs_engine *e, pvecinfoall info)
         return;
     }
     e->nkept = k;
+    snprintf(e->plot_type, sizeof e->plot_type, "%s", info->type);
     e->row_doubles = plot->row_doubles;
     e->cb_count = n;
     e->plot_points = 0;
@@ -363,6 +442,7 @@ static void send_init_data(ngs_engine *e, pvecinfoall info)
     e->plot_open = 1;
     e->plot_errors = 0;
     e->plot_finished = 0;
+    e->plot_rows = 0;
     e->plot_error[0] = '\0';
     pthread_mutex_unlock(&e->msg_lock);
     e->plots_in_run++;
@@ -1058,6 +1138,7 @@ void ngs_engine_destroy(ngs_engine *e)
     free(e->hooks);
     free(e->vec_map);
     free(e->vec_cplx);
+    free_vec_names(e);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->cond);
     pthread_mutex_destroy(&e->msg_lock);

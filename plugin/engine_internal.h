@@ -69,6 +69,9 @@ struct ngs_engine {
     ngs_plot_desc *plot_template;  /* kept only while its plot is open (for counting) */
     int *vec_map;                  /* kept vector k <- callback index vec_map[k] */
     int *vec_cplx;
+    char **vec_names;              /* [nkept]: ngspice's names of the kept vectors */
+    char plot_type[64];            /* ngspice's name of the open plot (ac1) */
+    long plot_rows;                /* points ngspice said the plot has ("No. of Data Rows") */
     int nkept, row_doubles, cb_count;
     int plot_open, plots_in_run, map_checked;
     int dedupe_by_index;           /* keep mode: rows only when vecindex moves */

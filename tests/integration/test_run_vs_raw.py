@@ -10,7 +10,8 @@ import unittest
 from ngstest import NGSCALE, TempDir, bits_equal, netlist, read_h5_plots, read_raw, run
 
 CARD_NETLISTS = ["tran_rc.cir", "ac_rlc.cir", "dc_sweep.cir", "op_divider.cir",
-                 "noise_amp.cir", "multi.cir", "small_signal.cir", "xspice_gain.cir"]
+                 "noise_amp.cir", "multi.cir", "small_signal.cir", "xspice_gain.cir",
+                 "ac_device_current.cir"]
 ANALYSIS_CMDS = ("tran", "ac", "dc", "op", "noise", "tf", "sens", "pz")
 
 
@@ -96,6 +97,21 @@ class RunMatchesRaw(unittest.TestCase):
                 if name == "ctrl_meas.cir":
                     # the script's own output still works: meas and print saw the vectors
                     self.assertRegex(p.stdout, r"half\s*=\s*4\.\d+e-01")
+
+    def test_an_analysis_ngspice_sends_no_point_of(self):
+        # ngspice 39 sends no point of a plot whose first vector stays empty (@r1[i] in
+        # an AC analysis): with vectors kept they are read from ngspice (above, the
+        # .save card); flat, they are lost, and the run says so instead of "complete"
+        with TempDir() as d:
+            h5 = os.path.join(d, "out.h5")
+            p = run([NGSCALE, "run", "-q", "--memory", "flat", netlist("ac_device_current.cir"), "-o", h5],
+                    cwd=d, check=False)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("computed 16 points of ac1 but sent none", p.stderr)
+            plots, attrs = read_h5_plots(h5)
+            self.assertEqual(attrs["status"], "failed")
+            self.assertEqual(plots[0]["attrs"]["status"], "failed")
+            self.assertIn("sent none", plots[0]["attrs"]["message"])
 
     def test_memory_mode_keep_matches_too(self):
         with TempDir() as d:
