@@ -99,15 +99,15 @@ static void classify(ngs_deck *d, const char *line, int *in_control)
                           "needs ngspice's vectors", w);
         else if (strstr(line, "$&")) /* echo $&v(out), set x = $&v(out)... */
             mark_reads(d, "the .control script reads a vector value with '%s ... $&'", w);
-    } else if (strncmp(w, ".opt", 4) == 0 && contains_word_ci(line, "seed")) {
-        d->sets_seed = 1;
     } else if (in_list(w, reading_cards)) {
         mark_reads(d, "the netlist has a %s card, which needs ngspice's vectors", w);
     } else if (in_list(w, analysis_cards)) {
         d->has_analysis = 1;
-    } else if ((strcmp(w, ".option") == 0 || strcmp(w, ".options") == 0 || strcmp(w, ".opt") == 0) &&
-               contains_word_ci(line, "interp")) {
-        mark_reads(d, "%s interp stores interpolated points, which need ngspice's vectors", w);
+    } else if (strncmp(w, ".opt", 4) == 0) { /* one card may set both: .options seed=1 interp */
+        if (contains_word_ci(line, "seed")) d->sets_seed = 1;
+        if ((strcmp(w, ".option") == 0 || strcmp(w, ".options") == 0 || strcmp(w, ".opt") == 0) &&
+            contains_word_ci(line, "interp"))
+            mark_reads(d, "%s interp stores interpolated points, which need ngspice's vectors", w);
     }
 }
 

@@ -743,6 +743,11 @@ START_TEST(memory_decision_follows_the_deck)
         ck_assert_ptr_nonnull(strstr(why, "interp"));
         ck_assert_int_eq(decide(plus_alone, N(plus_alone), why, sizeof why), 0);
     }
+    { /* a card that sets a seed may set interp too */
+        static const char *const seed_interp[] = {"t", "R1 a 0 1", ".options seed=42 interp", ".tran 1n 1u", ".end"};
+        ck_assert_int_eq(decide(seed_interp, N(seed_interp), why, sizeof why), 1);
+        ck_assert_ptr_nonnull(strstr(why, "interp"));
+    }
     /* ...and so does interp set by the script (ngspice takes all three) */
     for (const char *const *cmd = (const char *const[]){"option interp", "set interp", "options reltol=1e-3 INTERP",
                                                          NULL}; *cmd; cmd++) {
