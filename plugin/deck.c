@@ -88,6 +88,9 @@ static void classify(ngs_deck *d, const char *line, int *in_control)
     } else if (*in_control) {
         if (w[0] == '#') return;
         if (in_list(w, analysis_commands)) d->control_runs = 1;
+        if (strcmp(w, "ac") == 0 || strcmp(w, "sp") == 0) d->has_ac = 1;
+        if ((strcmp(w, "set") == 0 || strncmp(w, "option", 6) == 0) && contains_word_ci(line, "savecurrents"))
+            d->saves_currents = 1;
         if (strcmp(w, "setseed") == 0 ||
             ((strcmp(w, "set") == 0 || strncmp(w, "option", 6) == 0) &&
              (contains_word_ci(line, "rndseed") || contains_word_ci(line, "seed"))))
@@ -103,12 +106,24 @@ static void classify(ngs_deck *d, const char *line, int *in_control)
         mark_reads(d, "the netlist has a %s card, which needs ngspice's vectors", w);
     } else if (in_list(w, analysis_cards)) {
         d->has_analysis = 1;
+        if (strcmp(w, ".ac") == 0 || strcmp(w, ".sp") == 0) d->has_ac = 1;
     } else if (strncmp(w, ".opt", 4) == 0) { /* one card may set both: .options seed=1 interp */
         if (contains_word_ci(line, "seed")) d->sets_seed = 1;
+        if (contains_word_ci(line, "savecurrents")) d->saves_currents = 1;
         if ((strcmp(w, ".option") == 0 || strcmp(w, ".options") == 0 || strcmp(w, ".opt") == 0) &&
             contains_word_ci(line, "interp"))
             mark_reads(d, "%s interp stores interpolated points, which need ngspice's vectors", w);
     }
+}
+
+/* After every line is classified: device currents (@r1[i]) have no value in an AC
+ * analysis, and ngspice 39 then sends none of its points; run.c reads them from
+ * ngspice's vectors, which `.save none` would have emptied. */
+static void decide_after_all_lines(ngs_deck *d)
+{
+    if (d->saves_currents && d->has_ac)
+        mark_reads(d, "%s", ".options savecurrents with an AC analysis: ngspice sends none of its points "
+                            "(device currents have no value there), which are read from its vectors");
 }
 
 static int is_continuation(const char *line)
@@ -144,7 +159,7 @@ static void analyze(ngs_deck *d)
 {
     int in_control = 0;
     d->has_control = d->control_runs = d->reads_vectors = d->has_analysis = 0;
-    d->included_random = d->included_noise = d->sets_seed = 0;
+    d->included_random = d->included_noise = d->sets_seed = d->saves_currents = d->has_ac = 0;
     d->reason[0] = '\0';
     /* a deck titled *ng_script is a command script: all of it runs as .control */
     d->is_script = d->nlines > 0 && strncasecmp(d->lines[0], "*ng_script", 10) == 0;
@@ -167,6 +182,7 @@ static void analyze(ngs_deck *d)
         }
         i = next;
     }
+    decide_after_all_lines(d);
 }
 
 static size_t end_card(const ngs_deck *d);
@@ -500,6 +516,7 @@ int ngs_deck_add_included(ngs_deck *d, const char *base_dir, const char *const *
     if (!(text = ngs_deck_text(d))) return NGS_ERR_NOMEM;
     rc = ngs_netlist_visit_included(text, base_dir, search_dirs, classify_included, &sc, err, sizeof err);
     free(text);
+    decide_after_all_lines(d);
     if (!sc.reads_before && d->reads_vectors) { /* say where */
         char reason[sizeof d->reason + 32];
         snprintf(reason, sizeof reason, "in an included file, %s", d->reason);

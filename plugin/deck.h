@@ -20,6 +20,8 @@ typedef struct ngs_deck {
     int is_script;       /* titled *ng_script: commands only, no cards can be added */
     int sets_seed;       /* .options seed, setseed or set rndseed (here or, after
                             ngs_deck_add_included, in a pulled-in file) */
+    int saves_currents;  /* .options savecurrents: every device current is saved... */
+    int has_ac;          /* ...and an AC-type analysis (.ac, .sp, or the command) has none */
     char reason[200];    /* why reads_vectors is set */
     /* set by ngs_deck_add_included: a pulled-in file names a noise source, or a
      * random function or seed */

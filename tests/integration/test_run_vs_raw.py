@@ -11,7 +11,7 @@ from ngstest import NGSCALE, TempDir, bits_equal, netlist, read_h5_plots, read_r
 
 CARD_NETLISTS = ["tran_rc.cir", "ac_rlc.cir", "dc_sweep.cir", "op_divider.cir",
                  "noise_amp.cir", "multi.cir", "small_signal.cir", "xspice_gain.cir",
-                 "ac_device_current.cir"]
+                 "ac_device_current.cir", "ac_savecurrents.cir"]
 ANALYSIS_CMDS = ("tran", "ac", "dc", "op", "noise", "tf", "sens", "pz")
 
 

@@ -743,6 +743,16 @@ START_TEST(memory_decision_follows_the_deck)
         ck_assert_ptr_nonnull(strstr(why, "interp"));
         ck_assert_int_eq(decide(plus_alone, N(plus_alone), why, sizeof why), 0);
     }
+    { /* device currents have no value in AC: ngspice sends none of its points, read back from its vectors */
+        static const char *const sc_ac[] = {"t", ".options savecurrents", "R1 a 0 1", ".ac dec 1 1 10", ".end"};
+        static const char *const sc_ctl[] = {"t", ".option reltol=1e-3", "+ savecurrents", "R1 a 0 1", ".control",
+                                             "ac dec 1 1 10", ".endc", ".end"};
+        static const char *const sc_tran[] = {"t", ".options savecurrents", "R1 a 0 1", ".tran 1n 1u", ".end"};
+        ck_assert_int_eq(decide(sc_ac, N(sc_ac), why, sizeof why), 1);
+        ck_assert_ptr_nonnull(strstr(why, "savecurrents"));
+        ck_assert_int_eq(decide(sc_ctl, N(sc_ctl), why, sizeof why), 1);
+        ck_assert_int_eq(decide(sc_tran, N(sc_tran), why, sizeof why), 0); /* a transient has them all */
+    }
     { /* a card that sets a seed may set interp too */
         static const char *const seed_interp[] = {"t", "R1 a 0 1", ".options seed=42 interp", ".tran 1n 1u", ".end"};
         ck_assert_int_eq(decide(seed_interp, N(seed_interp), why, sizeof why), 1);
