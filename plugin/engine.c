@@ -122,7 +122,8 @@ static int is_error_line(const char *s)
     if (strncmp(s, "Command '", 9) == 0 && strstr(s, "' failed")) return 1;
     return strstr(s, "rror") != NULL || strstr(s, "aborted") != NULL ||
            strstr(s, "too small") != NULL || strstr(s, "not parsed") != NULL ||
-           strstr(s, "annot") != NULL; /* "Cannot", "cannot" */
+           strstr(s, "annot") != NULL || /* "Cannot", "cannot" */
+           strncmp(s, "Netlist line no.", 16) == 0; /* numparam's errors: where, then what */
 }
 
 #define CAPTURE_MARK "ngscale-capture: "
@@ -153,8 +154,19 @@ static void send_char(ngs_engine *e, const char *text)
         }
     }
     if (atomic_load(&e->muted_tid) == (int)gettid()) return; /* ngscale's own command */
-    if (is_err && is_error_line(msg) && atomic_load(&e->halting_tid) != (int)gettid()) {
+    if (is_err && (e->error_follow > 0 || is_error_line(msg)) && atomic_load(&e->halting_tid) != (int)gettid()) {
         pthread_mutex_lock(&e->msg_lock);
+        /* ngspice's reports of a netlist line say where first, then the card and why:
+         * "Error on line 4 or its substitute:", "  d1 out 0 nosuch", "could not find a
+         * valid modelname"; "Netlist line no. 3:", "Undefined parameter [rr]" */
+        if (e->error_follow > 0) {
+            e->error_follow--;
+            while (*msg == ' ' || *msg == '\t') msg++;
+        } else if (strncmp(msg, "Error on line", 13) == 0) {
+            e->error_follow = 2;
+        } else if (strncmp(msg, "Netlist line no.", 16) == 0) {
+            e->error_follow = 1;
+        }
         if (e->nerror_lines < 16) {
             size_t len = strlen(e->errors);
             snprintf(e->errors + len, sizeof e->errors - len, "%s%s", len ? "\n" : "", msg);
@@ -935,6 +947,7 @@ void ngs_engine_reset_run_state(ngs_engine *e)
     pthread_mutex_lock(&e->msg_lock);
     e->errors[0] = '\0';
     e->nerror_lines = 0;
+    e->error_follow = 0;
     e->plot_open = 0;
     pthread_mutex_unlock(&e->msg_lock);
     e->plots_in_run = 0;

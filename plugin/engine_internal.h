@@ -92,6 +92,7 @@ struct ngs_engine {
     pthread_mutex_t msg_lock;
     char errors[2048];
     int nerror_lines;
+    int error_follow;   /* stderr lines still to come of a report ("Error on line N": card, reason) */
     char last_error[2048];
     int capturing_version;
     char *captured; /* a line of ours that ngspice echoes (capture_echo), or NULL */

@@ -66,6 +66,20 @@ class Cli(unittest.TestCase):
             with h5py.File(out, "r") as f:
                 self.assertEqual(f["run"].attrs["status"], "failed")
                 self.assertIn("line 4", f["run"].attrs["message"])
+                # ...and what is wrong there: the card and ngspice's reason, which
+                # follow "Error on line 4 or its substitute:" on lines of their own
+                self.assertIn("m1 out in 0 0 nosuchmodel", f["run"].attrs["message"])
+                self.assertIn("could not find a valid modelname", f["run"].attrs["message"])
+            tail = p.stderr[p.stderr.rindex("ngscale: "):]
+            self.assertIn("could not find a valid modelname", tail)
+            for card, reason in ((".tran 1u 0", "TSTOP is invalid"), ("R1 in out {rr}", "Undefined parameter [rr]")):
+                deck = os.path.join(d, "e.cir")
+                write(deck, "bad\nV1 in 0 DC 1\n%s\nR2 out 0 1k\n.tran 1u 1m\n.end\n" % card)
+                p = run([NGSCALE, "run", "-q", deck, "-o", out], check=False)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                with h5py.File(out, "r") as f:
+                    self.assertIn(reason, f["run"].attrs["message"])
+                    self.assertRegex(f["run"].attrs["message"], r"line (no\. )?3\b")
 
     def test_ngscales_own_cleanup_commands_print_nothing(self):
         # after a netlist that loaded no circuit, the run's `remcirc` made ngspice say
