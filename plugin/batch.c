@@ -302,6 +302,12 @@ static int snapshot_netlists(ngs_batch *b, const ngs_job *jobs, size_t njobs)
                       i, j->netlist, j->seed);
             return NGS_ERR_ARG;
         }
+        if (job_temp(j) && snap->deck.sets_temp) {
+            set_error(b, "job %zu: %s sets the temperature in its .control block (set temp= or option "
+                         "temp=), which ngspice would use instead of the job's temp %s: remove it from "
+                         "the netlist", i, j->netlist, j->temp);
+            return NGS_ERR_ARG;
+        }
         /* a Monte Carlo of a circuit that draws nothing runs N times the same job */
         if (j->seed >= 0 && !b->seed_warning[0] && !ngs_deck_uses_random(&snap->deck))
             snprintf(b->seed_warning, sizeof b->seed_warning,

@@ -67,6 +67,21 @@ static int contains_word_ci(const char *line, const char *word)
     return 0;
 }
 
+/* Whether line assigns the variable name: the whole word, then '=' ("set temp = 50",
+ * "option reltol=1e-4 temp=50"), not "set temp_dir=..." nor "echo temp". */
+static int assigns_ci(const char *line, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = line; *p; p++) {
+        const char *q = p + n;
+        if (strncasecmp(p, name, n) != 0 || (p > line && (isalnum((unsigned char)p[-1]) || p[-1] == '_')))
+            continue;
+        while (*q == ' ' || *q == '\t') q++;
+        if (*q == '=' && q[1] != '=') return 1;
+    }
+    return 0;
+}
+
 static void mark_reads(ngs_deck *d, const char *fmt, const char *what)
 {
     if (d->reads_vectors) return;
@@ -95,6 +110,10 @@ static void classify(ngs_deck *d, const char *line, int *in_control)
             ((strcmp(w, "set") == 0 || strncmp(w, "option", 6) == 0) &&
              (contains_word_ci(line, "rndseed") || contains_word_ci(line, "seed"))))
             d->sets_seed = 1;
+        /* the circuit's temperature: later than a `.temp` card, so it wins over one */
+        if ((strcmp(w, "set") == 0 || strcmp(w, "option") == 0 || strcmp(w, "options") == 0) &&
+            assigns_ci(line, "temp"))
+            d->sets_temp = 1;
         if (!in_list(w, harmless_commands))
             mark_reads(d, "the .control script uses '%s', which needs ngspice's vectors", w);
         else if ((strcmp(w, "set") == 0 || strncmp(w, "option", 6) == 0) && contains_word_ci(line, "interp"))
@@ -159,7 +178,7 @@ static void analyze(ngs_deck *d)
 {
     int in_control = 0;
     d->has_control = d->control_runs = d->reads_vectors = d->has_analysis = 0;
-    d->included_random = d->included_noise = d->sets_seed = d->saves_currents = d->has_ac = 0;
+    d->included_random = d->included_noise = d->sets_seed = d->sets_temp = d->saves_currents = d->has_ac = 0;
     d->reason[0] = '\0';
     /* a deck titled *ng_script is a command script: all of it runs as .control */
     d->is_script = d->nlines > 0 && strncasecmp(d->lines[0], "*ng_script", 10) == 0;

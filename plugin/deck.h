@@ -22,6 +22,8 @@ typedef struct ngs_deck {
                             ngs_deck_add_included, in a pulled-in file) */
     int saves_currents;  /* .options savecurrents: every device current is saved... */
     int has_ac;          /* ...and an AC-type analysis (.ac, .sp, or the command) has none */
+    int sets_temp;       /* `set temp=` or `option temp=` in .control (there or in a
+                            pulled-in file): it wins over a `.temp` card */
     char reason[200];    /* why reads_vectors is set */
     /* set by ngs_deck_add_included: a pulled-in file names a noise source, or a
      * random function or seed */

@@ -253,6 +253,27 @@ class Batch(unittest.TestCase):
             write(params, "r1\n1k\n2k\n")
             refused(script, ["--params", params], "*ng_script deck")
 
+    def test_a_temp_that_the_netlists_script_sets_again_is_refused(self):
+        """`set temp` or `option temp` in .control wins over the job's `.temp` card: the
+        jobs ran at the script's temperature while /summary showed the CSV's."""
+        with TempDir() as d:
+            out, cir, csv = os.path.join(d, "o.h5"), os.path.join(d, "t.cir"), os.path.join(d, "t.csv")
+            circuit = "tc\nV1 in 0 DC 1\nR1 in out 1k tc1=0.01\nR2 out 0 1k\n"
+            write(csv, "temp\n27\n77\n")
+            for command in ("option temp=100", "set temp = 100", "options reltol=1e-4 TEMP=100"):
+                write(cir, circuit + ".control\n%s\nop\n.endc\n.end\n" % command)
+                p = run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out], check=False)
+                self.assertEqual(p.returncode, 2, command + ": " + p.stderr)
+                self.assertIn("sets the temperature", p.stderr)
+                self.assertFalse(os.path.exists(out))
+            # a variable that only starts like it, or a script that sets no temperature,
+            # runs each job at its own
+            write(cir, circuit + ".control\nset temp_dir = /tmp\noption reltol=1e-4\nop\n.endc\n.end\n")
+            run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out])
+            jobs, summary = jobs_of(out)
+            self.assertAlmostEqual(float(jobs["0"][1]["op1/v(out)"][0]), 0.5, places=9)
+            self.assertAlmostEqual(float(jobs["1"][1]["op1/v(out)"][0]), 1 / 2.5, places=9)
+
     def test_a_sweep_runs_the_netlist_as_it_was_when_the_batch_started(self):
         with TempDir() as d:
             cir = os.path.join(d, "slow.cir")

@@ -797,6 +797,25 @@ START_TEST(decks_that_set_their_own_seed)
 }
 END_TEST
 
+/* What a batch refuses to add a temp to: a script that sets the temperature itself,
+ * after the job's `.temp` card; a card, a longer name or a comparison sets none. */
+START_TEST(decks_that_set_their_own_temperature)
+{
+    static const struct { const char *line; int sets; } commands[] = {
+        {"set temp=100", 1}, {"set temp = 100", 1}, {"option TEMP=100", 1}, {"options reltol=1e-4 temp=$t", 1},
+        {"set temp_dir=/tmp", 0}, {"set mytemp=3", 0}, {"echo temp=3", 0}, {"option tnom=50", 0},
+        {"if temp == 3", 0},
+    };
+    for (size_t i = 0; i < N(commands); i++) {
+        const char *lines[] = {"t", "R1 a 0 1", ".options temp=50", ".control", commands[i].line, "op", ".endc", ".end"};
+        ngs_deck d;
+        ck_assert_int_eq(ngs_deck_from_lines(&d, lines, N(lines)), NGS_OK);
+        ck_assert_msg(d.sets_temp == commands[i].sets, "%s", commands[i].line);
+        ngs_deck_free(&d);
+    }
+}
+END_TEST
+
 /* Which runs take the process-wide lock of ngspice's random generator: whole names
  * only, so a node called "brand" or a model "seedling" does not serialise a batch. */
 static int draws(const char *const *lines, size_t n)
@@ -962,6 +981,7 @@ int main(void)
     tcase_add_test(tc, cache_hit_replays_the_same_events);
     tcase_add_test(tc, memory_decision_follows_the_deck);
     tcase_add_test(tc, decks_that_set_their_own_seed);
+    tcase_add_test(tc, decks_that_set_their_own_temperature);
     tcase_add_test(tc, a_second_engine_never_shares_the_code_models);
     tcase_add_test(tc, destroy_during_a_run_stops_it_first);
     tcase_add_test(tc, a_batch_interrupt_is_for_one_run);
