@@ -762,8 +762,8 @@ static int csv_add_line(csv_table *t, char *p, size_t lineno, size_t *blank_tail
 /* A small CSV reader: a header line, then one line per row; '#' comment lines and
  * blank lines skipped (but for a one-column table's empty cells), a UTF-8 byte-order
  * mark ignored, lines of any length, ended by LF, CRLF, or CR alone (the old Mac
- * CSV that Excel still writes); an empty cell is kept as "". Errors name the file
- * and line. */
+ * CSV that Excel still writes); an empty cell is kept as "". A NUL byte (UTF-16, or
+ * a spreadsheet's own file) is refused as not text. Errors name the file and line. */
 static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
@@ -778,6 +778,11 @@ static int read_csv(const char *path, csv_table *t, char *err, size_t errlen)
     }
     while ((len = getline(&line, &cap, f)) >= 0) {
         char *p = line;
+        if (memchr(line, '\0', (size_t)len)) { /* its cells would end at the first: refused as "no row" */
+            snprintf(err, errlen, "%s: line %zu: NUL bytes: not a text CSV (UTF-16, or a spreadsheet's own "
+                                  "format?): save it as CSV, UTF-8", path, lineno + 1);
+            goto out;
+        }
         if (lineno == 0 && strncmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
         if (lineno == 0 && line[len - 1] != '\n' && memchr(line, '\r', (size_t)len)) {
             /* no LF in the whole file: its lines end with CR (read as one header

@@ -655,6 +655,24 @@ class Batch(unittest.TestCase):
                 self.assertEqual(p.returncode, 2, text)
                 self.assertIn(message, p.stderr, text)
 
+    def test_a_csv_that_is_not_text_says_so(self):
+        """Excel's 'Unicode text' / UTF-16 CSV, or a spreadsheet file given by mistake,
+        has NUL bytes: each line was cut at the first one and the file refused with
+        "needs a header line and at least one row", which it had."""
+        with TempDir() as d:
+            cir, csv, out = os.path.join(d, "rc.cir"), os.path.join(d, "p.csv"), os.path.join(d, "o.h5")
+            write(cir, DIVIDER)
+            for data in ("\ufeffr1,label\r\n1k,a\r\n2k,b\r\n".encode("utf-16-le"),
+                         "r1\n1k\n".encode("utf-16-be"),
+                         b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00[Content_Types].xml\n"):
+                with open(csv, "wb") as f:
+                    f.write(data)
+                p = run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out], check=False)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn("p.csv: line 1: NUL bytes: not a text CSV", p.stderr)
+                self.assertNotIn("needs a header line", p.stderr)
+                self.assertFalse(os.path.exists(out))
+
     def test_the_random_generator_is_back_once_an_abandoned_thread_has_ended(self):
         """An abandoned copy whose loop draws random numbers and calls back only every
         6 s outlives its abandonment: a job that draws meanwhile is refused, one that
