@@ -982,6 +982,10 @@ static int cmd_batch(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (check_shared(&shared) != 0) return EXIT_USAGE;
+    if (spectrum_vector && !*spectrum_vector) { /* said after the whole batch, it was */
+        fprintf(stderr, "ngscale batch: --spectrum needs a vector (e.g. 'v(out)')\n");
+        return EXIT_USAGE;
+    }
     if ((params || mc) && argc - optind != 1) {
         fprintf(stderr, "ngscale batch: --params and --monte-carlo take exactly one netlist\n");
         return EXIT_USAGE;

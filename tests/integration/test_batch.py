@@ -539,6 +539,16 @@ class Batch(unittest.TestCase):
                 self.assertIn(message, p.stderr)
                 self.assertFalse(os.path.exists(out))
 
+    def test_an_empty_spectrum_vector_is_refused_before_any_job_runs(self):
+        """`--spectrum "$V"` with V unset ran the whole batch, then failed its last step
+        with "ngscale spectrum: no vector given" (exit 2)."""
+        with TempDir() as d:
+            out = os.path.join(d, "o.h5")
+            p = run([NGSCALE, "batch", "-q", netlist("tran_rc.cir"), "-o", out, "--spectrum", ""], check=False)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("ngscale batch: --spectrum needs a vector", p.stderr)
+            self.assertFalse(os.path.exists(out), "no job runs")
+
     def test_bad_values_are_refused_before_any_job_runs(self):
         """A value ngspice would ignore or misread (seed 0 or 'abc', temp 'abc', an empty
         parameter, '3x') is a usage error that names it, and no output is written."""
