@@ -433,6 +433,10 @@ static double spice_number(const char *s, double mil)
     if (end == s) return NAN;
     if (strncasecmp(end, "meg", 3) == 0) scale = 1e6;
     else if (strncasecmp(end, "mil", 3) == 0) scale = mil;
+    else if (strncmp(end, "\xC2\xB5", 2) == 0) { /* the micro sign (UTF-8), ngspice's u too */
+        scale = 1e-6;
+        end += 2;
+    }
     else switch (*end | 0x20) {
         case 't': scale = 1e12; break;
         case 'g': scale = 1e9; break;

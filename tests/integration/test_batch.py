@@ -665,6 +665,20 @@ class Batch(unittest.TestCase):
                 self.assertEqual(p.returncode, 2, text)
                 self.assertIn(message, p.stderr, text)
 
+    def test_a_value_with_the_micro_sign_is_a_number_in_the_summary(self):
+        """ngspice reads 2\u00b5 as 2u; /summary had NaN ("not a number") for it."""
+        with TempDir() as d:
+            cir, csv, out = os.path.join(d, "v.cir"), os.path.join(d, "p.csv"), os.path.join(d, "o.h5")
+            write(cir, "v\n.param v=1\nV1 in 0 DC {v}\nR1 in 0 1\n.op\n.end\n")
+            write(csv, "v,label\n2\u00b5,micro\n3u,u\n")
+            run([NGSCALE, "batch", "-q", cir, "--params", csv, "-o", out])
+            jobs, summary = jobs_of(out)
+            for row in summary:
+                label = row["label"].decode()
+                simulated = float(jobs[label][1]["op1/v(in)"][0])
+                self.assertAlmostEqual(simulated, {"micro": 2e-6, "u": 3e-6}[label], places=15)
+                self.assertAlmostEqual(float(row["v"]) / simulated, 1.0, places=12, msg=label)
+
     def test_a_csv_that_is_not_text_says_so(self):
         """Excel's 'Unicode text' / UTF-16 CSV, or a spreadsheet file given by mistake,
         has NUL bytes: each line was cut at the first one and the file refused with

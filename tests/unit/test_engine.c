@@ -876,6 +876,10 @@ START_TEST(spice_numbers_are_one_number_or_nan)
     ck_assert_double_eq_tol(ngs_param_number("2mil"), 2e-3, 1e-15);
     ck_assert_double_eq_tol(ngs_param_number("1mils"), 1e-3, 1e-15);
     ck_assert_double_eq(ngs_param_number("2.5meg"), 2.5e6);
+    /* the micro sign, which ngspice takes for u on device lines and in .param */
+    ck_assert_double_eq_tol(ngs_param_number("2\u00b5"), 2e-6, 1e-21);
+    ck_assert_double_eq_tol(ngs_spice_number("4.7\u00b5F"), 4.7e-6, 1e-21);
+    ck_assert(isnan(ngs_spice_number("2\u00b5 3")));
 }
 END_TEST
 
