@@ -949,6 +949,10 @@ static int cmd_batch(int argc, char **argv)
                         params, optarg);
                 return EXIT_USAGE;
             }
+            if (!*optarg) { /* an unset variable: ": No such file or directory" said little */
+                fprintf(stderr, "ngscale batch: --params: the CSV path is empty\n");
+                return EXIT_USAGE;
+            }
             params = optarg;
             break;
         case 'M':

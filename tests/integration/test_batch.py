@@ -539,6 +539,14 @@ class Batch(unittest.TestCase):
                 self.assertIn(message, p.stderr)
                 self.assertFalse(os.path.exists(out))
 
+    def test_an_empty_params_path_says_so(self):
+        """`--params "$CSV"` with CSV unset said "ngscale batch: : No such file or directory"."""
+        with TempDir() as d:
+            p = run([NGSCALE, "batch", "-q", netlist("tran_rc.cir"), "-o", os.path.join(d, "o.h5"), "--params", ""],
+                    check=False)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("ngscale batch: --params: the CSV path is empty", p.stderr)
+
     def test_an_empty_spectrum_vector_is_refused_before_any_job_runs(self):
         """`--spectrum "$V"` with V unset ran the whole batch, then failed its last step
         with "ngscale spectrum: no vector given" (exit 2)."""
