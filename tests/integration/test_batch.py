@@ -539,6 +539,16 @@ class Batch(unittest.TestCase):
                 self.assertIn(message, p.stderr)
                 self.assertFalse(os.path.exists(out))
 
+    def test_help_names_every_option_batch_takes(self):
+        """--abs-err, --rel-err, --bits and -q were taken by batch but its part of --help
+        named none of them."""
+        help_text = run([NGSCALE, "--help"]).stdout
+        section = help_text[help_text.index("Options of batch"):help_text.index("Options of spectrum")]
+        for option in ("--output", "--jobs", "--params", "--monte-carlo", "--seed", "--spectrum", "--quiet",
+                       "--codec", "--level", "--abs-err", "--rel-err", "--bits", "--save", "--memory",
+                       "--timeout", "--cache"):
+            self.assertIn(option, section)
+
     def test_an_empty_params_path_says_so(self):
         """`--params "$CSV"` with CSV unset said "ngscale batch: : No such file or directory"."""
         with TempDir() as d:
