@@ -464,7 +464,7 @@ static void *worker_main(void *arg)
     for (;;) {
         size_t i;
         ngs_run_result res;
-        char err[512] = "";
+        char err[sizeof e->last_error] = ""; /* ngspice's whole text, as the job's group has it */
         finished *f;
         int rc;
         double t0;

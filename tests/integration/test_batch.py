@@ -324,6 +324,20 @@ class Batch(unittest.TestCase):
             self.assertIn("batch: 7 jobs (3 complete, 3 failed, 1 timeout), each in /summary", info)
             self.assertRegex(info, r"ngspice rejected the netlist:\n      \S")  # its lines indented
 
+    def test_a_long_error_is_whole_in_the_summary(self):
+        """/summary's message was cut at 511 bytes while the job's group kept ngspice's
+        whole text: the lines that said what happened were lost."""
+        with TempDir() as d:
+            cir, out = os.path.join(d, "long_error.cir"), os.path.join(d, "o.h5")
+            write(cir, "t\nX1 a b sub_%s\n.op\n.end\n" % ("n" * 700))
+            p = run([NGSCALE, "batch", "-q", cir, "-o", out], check=False)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            with h5py.File(out, "r") as f:
+                message = f["summary"][0]["message"].decode()
+                self.assertEqual(message, f["job_00000000"].attrs["message"])
+            self.assertGreater(len(message.encode()), 700)
+            self.assertTrue(message.endswith("Simulation interrupted due to error!"), message[-80:])
+
     def test_a_control_loop_that_ignores_halt_times_out_and_the_batch_goes_on(self):
         """bg_halt stops analyses, not a .control `while` loop: its instance is given up
         (the batch once waited for it forever, Ctrl-C included)."""
