@@ -126,6 +126,16 @@ static int is_error_line(const char *s)
            strncmp(s, "Netlist line no.", 16) == 0; /* numparam's errors: where, then what */
 }
 
+/* Under msg_lock: one more error line of the run; the first 16 are kept for its message. */
+static void append_error_locked(ngs_engine *e, const char *line)
+{
+    if (e->nerror_lines < 16) {
+        size_t len = strlen(e->errors);
+        snprintf(e->errors + len, sizeof e->errors - len, "%s%s", len ? "\n" : "", line);
+    }
+    e->nerror_lines++;
+}
+
 #define CAPTURE_MARK "ngscale-capture: "
 
 static void build_search_dirs(ngs_engine *e);
@@ -167,11 +177,7 @@ static void send_char(ngs_engine *e, const char *text)
         } else if (strncmp(msg, "Netlist line no.", 16) == 0) {
             e->error_follow = 1;
         }
-        if (e->nerror_lines < 16) {
-            size_t len = strlen(e->errors);
-            snprintf(e->errors + len, sizeof e->errors - len, "%s%s", len ? "\n" : "", msg);
-        }
-        e->nerror_lines++;
+        append_error_locked(e, msg);
         if (e->plot_open && !e->plot_finished && !e->plot_errors)
             snprintf(e->plot_error, sizeof e->plot_error, "%s", msg);
         if (e->plot_open && !e->plot_finished) e->plot_errors++;
@@ -328,10 +334,7 @@ void ngs_engine_close_plot(ngs_engine *e)
                      e->dedupe_by_index ? "" : "; with vectors kept (--memory keep) they are read from ngspice");
             pthread_mutex_lock(&e->msg_lock);
             if (!e->plot_errors++) snprintf(e->plot_error, sizeof e->plot_error, "%s", why);
-            if (e->nerror_lines++ < 16) {
-                size_t len = strlen(e->errors);
-                snprintf(e->errors + len, sizeof e->errors - len, "%s%s", len ? "\n" : "", why);
-            }
+            append_error_locked(e, why);
             pthread_mutex_unlock(&e->msg_lock);
         }
     }
@@ -443,7 +446,6 @@ static void send_init_data(ngs_engine *e, pvecinfoall info)
         atomic_store(&e->stop_requested, 1);
         return;
     }
-    e->nkept = k;
     snprintf(e->plot_type, sizeof e->plot_type, "%s", info->type);
     e->row_doubles = plot->row_doubles;
     e->cb_count = n;
