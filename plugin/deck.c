@@ -82,6 +82,12 @@ static int assigns_ci(const char *line, const char *name)
     return 0;
 }
 
+/* A .control command that sets variables or options: set, option, options. */
+static int sets_variables(const char *w)
+{
+    return strcmp(w, "set") == 0 || strncmp(w, "option", 6) == 0;
+}
+
 static void mark_reads(ngs_deck *d, const char *fmt, const char *what)
 {
     if (d->reads_vectors) return;
@@ -104,10 +110,10 @@ static void classify(ngs_deck *d, const char *line, int *in_control)
         if (w[0] == '#') return;
         if (in_list(w, analysis_commands)) d->control_runs = 1;
         if (strcmp(w, "ac") == 0 || strcmp(w, "sp") == 0) d->has_ac = 1;
-        if ((strcmp(w, "set") == 0 || strncmp(w, "option", 6) == 0) && contains_word_ci(line, "savecurrents"))
+        if (sets_variables(w) && contains_word_ci(line, "savecurrents"))
             d->saves_currents = 1;
         if (strcmp(w, "setseed") == 0 ||
-            ((strcmp(w, "set") == 0 || strncmp(w, "option", 6) == 0) &&
+            (sets_variables(w) &&
              (contains_word_ci(line, "rndseed") || contains_word_ci(line, "seed"))))
             d->sets_seed = 1;
         /* the circuit's temperature: later than a `.temp` card, so it wins over one */
@@ -116,7 +122,7 @@ static void classify(ngs_deck *d, const char *line, int *in_control)
             d->sets_temp = 1;
         if (!in_list(w, harmless_commands))
             mark_reads(d, "the .control script uses '%s', which needs ngspice's vectors", w);
-        else if ((strcmp(w, "set") == 0 || strncmp(w, "option", 6) == 0) && contains_word_ci(line, "interp"))
+        else if (sets_variables(w) && contains_word_ci(line, "interp"))
             mark_reads(d, "the .control script sets interp with '%s', which stores interpolated points and "
                           "needs ngspice's vectors", w);
         else if (strstr(line, "$&")) /* echo $&v(out), set x = $&v(out)... */
