@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config ngspice libngspice0-dev libhdf5-dev hdf5-tools
           libzstd-dev zlib1g-dev libhiredis-dev redis-server libfftw3-dev check libssl-dev
-          python3 python3-h5py python3-numpy clang zstd)
+          python3 python3-h5py python3-numpy clang zstd libmimalloc-dev)
 
 install_missing() {
     local missing=()

@@ -145,6 +145,25 @@ class Batch(unittest.TestCase):
                     self.assertIn(vec, f["run"])
                     self.assertTrue(bits_equal(values, f["run"][vec][()]), vec)
 
+    @unittest.skipUnless(os.environ.get("NGSCALE_MIMALLOC"), "ngscale built without mimalloc")
+    def test_the_instances_allocate_with_mimalloc(self):
+        # the private copies are dlopen'ed: their calloc must bind to the command's
+        # mimalloc, not to glibc's, which takes an arena lock per call once the process
+        # has threads (ngspice callocs ~23 times per point)
+        with TempDir() as d:
+            cir = os.path.join(d, "rc.cir")
+            write(cir, "rc\nV1 in 0 PULSE(0 1 0 1n 1n 5u 10u)\nR1 in out 1k\nC1 out 0 1n\n.tran 10n 20u\n.end\n")
+            log = os.path.join(d, "ld")
+            env = dict(os.environ, LD_DEBUG="bindings", LD_DEBUG_OUTPUT=log)
+            run([NGSCALE, "batch", "-q", cir, "-o", os.path.join(d, "o.h5"), "-j", "1"], env=env)
+            text = ""
+            for path in glob.glob(log + ".*"):
+                with open(path, errors="replace") as f:
+                    text += f.read()
+            binds = re.findall(r"binding file \S*libngspice\S* \[\d+\] to (\S+) \[\d+\]: normal symbol `calloc'", text)
+            self.assertTrue(binds, "no calloc binding of a libngspice copy in LD_DEBUG's output")
+            self.assertTrue(all("libmimalloc" in b for b in binds), binds)
+
     def test_xspice_code_models_in_concurrent_instances(self):
         # also with the user's SPICE_SCRIPTS, which ngspice prefers for its spinit:
         # instances loaded the shared .cm files then, and the batch crashed
